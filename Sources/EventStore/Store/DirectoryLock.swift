@@ -1,0 +1,57 @@
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The exclusive writer lock of a data directory: an `flock` on `writer.lock`, released by the
+/// kernel when the holding process ends, however it ends. The file holds the holder's pid so a
+/// refused process can say who holds it.
+final class DirectoryLock: Sendable {
+    private let fd: Mutex<Int32>
+    static let fileName = "writer.lock"
+
+    init(directory: String) throws(EventStoreError) {
+        let path = directory + "/" + Self.fileName
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw EventStoreError(.storage, "cannot open \(path): \(String(cString: strerror(errno)))")
+        }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let reason = errno
+            var buffer = [UInt8](repeating: 0, count: 32)
+            let n = pread(fd, &buffer, buffer.count, 0)
+            close(fd)
+            if reason == EWOULDBLOCK {
+                let holder = String(decoding: buffer.prefix(max(0, n)), as: UTF8.self)
+                    .trimmingCharacters(in: .whitespacesAndNewlines)
+                throw EventStoreError(
+                    .writerLocked,
+                    "data directory \(directory) is held for writing by another process"
+                        + (holder.isEmpty ? "" : " (pid \(holder))")
+                        + "; stop it, or open the directory read-only"
+                )
+            }
+            throw EventStoreError(.storage, "cannot lock \(path): \(String(cString: strerror(reason)))")
+        }
+        let pid = Array("\(getpid())\n".utf8)
+        _ = ftruncate(fd, 0)
+        _ = pwrite(fd, pid, pid.count, 0)
+        self.fd = Mutex(fd)
+    }
+
+    /// Releases the lock; later calls do nothing.
+    func release() {
+        fd.withLock { fd in
+            if fd >= 0 { close(fd) }
+            fd = -1
+        }
+    }
+
+    deinit {
+        release()
+    }
+}

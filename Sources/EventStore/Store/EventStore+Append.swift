@@ -1,0 +1,186 @@
+public import Foundation
+
+/// Events for one stream inside an append, with what the stream must look like first.
+public struct StreamWrite: Sendable {
+    public var stream: String
+    public var expected: ExpectedVersion
+    public var events: [NewEvent]
+
+    public init(stream: String, expected: ExpectedVersion = .any, events: [NewEvent]) {
+        self.stream = stream
+        self.expected = expected
+        self.events = events
+    }
+}
+
+/// Where one appended event landed.
+public struct AppendedEvent: Sendable, Hashable {
+    public var position: UInt64
+    public var stream: String
+    public var streamVersion: UInt64
+    public var id: UUID
+    public var recordedAt: Int64
+    public var hash: EventHash
+
+    init(position: UInt64, stream: String, streamVersion: UInt64, id: UUID, recordedAt: Int64, hash: EventHash) {
+        self.position = position
+        self.stream = stream
+        self.streamVersion = streamVersion
+        self.id = id
+        self.recordedAt = recordedAt
+        self.hash = hash
+    }
+
+    init(_ view: Envelope.View) {
+        self.init(
+            position: view.position, stream: String(decoding: view.streamBytes, as: UTF8.self),
+            streamVersion: view.streamVersion, id: view.id, recordedAt: view.recordedAt, hash: view.hash
+        )
+    }
+}
+
+/// The answer to an append: each event's position, in the order given.
+public struct AppendResult: Sendable, Hashable {
+    public var events: [AppendedEvent]
+    /// True when every event id was already stored: nothing was written and these are the
+    /// positions of the first append.
+    public var deduplicated: Bool
+
+    public var firstPosition: UInt64 { events.first?.position ?? 0 }
+    public var lastPosition: UInt64 { events.last?.position ?? 0 }
+}
+
+/// A validated append, as queued for the writer.
+struct AppendRequest: Sendable {
+    let writes: [StreamWrite]
+    let eventCount: Int
+    let byteCount: Int
+}
+
+extension EventStore {
+    /// Appends `events` to `stream` if it is at the `expected` version; durable when it returns.
+    @discardableResult
+    public func append(
+        to stream: String,
+        expected: ExpectedVersion = .any,
+        _ events: [NewEvent]
+    ) async throws(EventStoreError) -> AppendResult {
+        try await append([StreamWrite(stream: stream, expected: expected, events: events)])
+    }
+
+    /// Appends to one or more streams atomically: every event is written, or none.
+    ///
+    /// Events take consecutive positions in the order given. If every event id is already
+    /// stored, nothing is written and the original positions are returned; if only some are,
+    /// the append fails with `idempotencyConflict`. A stream not at its expected version fails
+    /// this append alone with `wrongExpectedVersion`, even when other appends share its commit.
+    public func append(_ writes: [StreamWrite]) async throws(EventStoreError) -> AppendResult {
+        guard let writer else {
+            throw EventStoreError(.readOnly, "the event store in \(directory) is open read-only")
+        }
+        let request = try Self.validate(writes)
+        do {
+            return try await withUnsafeThrowingContinuation { continuation in
+                writer.submit(.append(request, continuation))
+            }
+        } catch let error as EventStoreError {
+            throw error
+        } catch {
+            throw EventStoreError(.storage, "append failed: \(error)")
+        }
+    }
+
+    /// Checks every rule that needs no stored state, before anything is queued.
+    static func validate(_ writes: [StreamWrite]) throws(EventStoreError) -> AppendRequest {
+        guard !writes.isEmpty else { throw .invalid("streams", "[]", "an append needs at least one stream") }
+        var streams = Set<String>()
+        var ids = Set<UUID>()
+        var events = 0
+        var bytes = 0
+        for write in writes {
+            try validateStreamName(write.stream)
+            guard streams.insert(write.stream).inserted else {
+                throw .invalid("stream", write.stream, "a stream may appear only once in an append")
+            }
+            guard !write.events.isEmpty else {
+                throw .invalid("events", write.stream, "each stream of an append needs at least one event")
+            }
+            for event in write.events {
+                try validateName("type", event.type, maxBytes: maxTypeBytes)
+                for (field, value) in [("actor", event.metadata.actor),
+                                       ("correlationId", event.metadata.correlationId),
+                                       ("causationId", event.metadata.causationId)] {
+                    if let value, value.utf8.count > maxMetadataBytes {
+                        throw .invalid(field, value, "at most \(maxMetadataBytes) bytes of UTF-8")
+                    }
+                }
+                guard event.payload.count <= maxPayloadBytes else {
+                    throw EventStoreError(
+                        .payloadTooLarge,
+                        "payload of event \(event.id.uuidString.lowercased()) is \(event.payload.count) bytes; "
+                            + "the limit is \(maxPayloadBytes) bytes (1 MiB)",
+                        field: "payload", value: "\(event.payload.count) bytes"
+                    )
+                }
+                guard ids.insert(event.id).inserted else {
+                    throw .invalid("id", event.id.uuidString.lowercased(), "event ids must be unique within an append")
+                }
+                events += 1
+                bytes += event.payload.count
+            }
+        }
+        return AppendRequest(writes: writes, eventCount: events, byteCount: bytes)
+    }
+
+    /// A stream name is 1 to 256 bytes of UTF-8 without NUL.
+    public static func validateStreamName(_ name: String) throws(EventStoreError) {
+        try validateName("stream", name, maxBytes: maxStreamNameBytes)
+    }
+
+    private static func validateName(_ field: String, _ value: String, maxBytes: Int) throws(EventStoreError) {
+        let count = value.utf8.count
+        guard count > 0 else { throw .invalid(field, value, "must not be empty") }
+        guard count <= maxBytes else { throw .invalid(field, value, "at most \(maxBytes) bytes of UTF-8, got \(count)") }
+        guard !value.utf8.contains(0) else { throw .invalid(field, value, "must not contain a NUL character") }
+    }
+
+    // MARK: Checkpoints
+
+    /// Stores `position` under `name` (durably); projections resume from it.
+    public func setCheckpoint(_ name: String, to position: UInt64) async throws(EventStoreError) {
+        guard let writer else {
+            throw EventStoreError(.readOnly, "the event store in \(directory) is open read-only")
+        }
+        try Self.validateName("checkpoint", name, maxBytes: 256)
+        do {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+                writer.submit(.checkpoint(name, position, continuation))
+            }
+        } catch let error as EventStoreError {
+            throw error
+        } catch {
+            throw EventStoreError(.storage, "checkpoint failed: \(error)")
+        }
+    }
+
+    /// The position stored under `name`, or nil.
+    public func checkpoint(_ name: String) throws(EventStoreError) -> UInt64? {
+        try read("read checkpoint \(name)") { txn in
+            try Array(name.utf8).withUnsafeBytes { try txn.get(dbs.checkpoints, $0) }.flatMap(Keys.uint64)
+        }
+    }
+
+    /// Every stored checkpoint.
+    public func checkpoints() throws(EventStoreError) -> [String: UInt64] {
+        try read("read checkpoints") { txn in
+            var result: [String: UInt64] = [:]
+            let cursor = try txn.cursor(dbs.checkpoints)
+            var entry = try cursor.first()
+            while let (key, value) = entry {
+                result[String(decoding: key, as: UTF8.self)] = Keys.uint64(value)
+                entry = try cursor.next()
+            }
+            return result
+        }
+    }
+}

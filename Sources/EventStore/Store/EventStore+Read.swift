@@ -1,0 +1,251 @@
+public import Foundation
+
+/// Which way a read goes.
+public enum ReadDirection: Sendable, Hashable {
+    case forward, backward
+}
+
+/// Selects events of the whole log by type and stream name prefix; empty selects all.
+public struct EventFilter: Sendable, Hashable {
+    /// Only events of these types (any type when nil).
+    public var types: Set<String>?
+    /// Only events whose stream name begins with this (any stream when nil).
+    public var streamPrefix: String?
+
+    public static let all = EventFilter()
+
+    public init(types: Set<String>? = nil, streamPrefix: String? = nil) {
+        self.types = types
+        self.streamPrefix = streamPrefix
+    }
+
+    var isAll: Bool { types == nil && streamPrefix == nil }
+
+    /// The filter in byte form, for matching envelopes without decoding them.
+    struct Compiled {
+        let types: [[UInt8]]?
+        let prefix: [UInt8]?
+
+        init(_ filter: EventFilter) {
+            types = filter.types.map { $0.map { Array($0.utf8) } }
+            prefix = filter.streamPrefix.map { Array($0.utf8) }
+        }
+
+        func matches(_ view: Envelope.View) -> Bool {
+            if let prefix {
+                guard prefix.withUnsafeBytes({ view.streamBytes.hasPrefix($0) }) else { return false }
+            }
+            if let types {
+                let type = view.typeBytes
+                guard types.contains(where: { $0.withUnsafeBytes { type.equals($0) } }) else { return false }
+            }
+            return true
+        }
+    }
+}
+
+extension EventStore {
+    /// Events are read in chunks, one read transaction each, so a long scan never pins old pages.
+    static let scanChunk = 8192
+
+    /// Reads one stream from `version` (inclusive): forward from version 1 by default, backward
+    /// from the stream's last version by default.
+    public func readStream(
+        _ stream: String,
+        from version: UInt64? = nil,
+        direction: ReadDirection = .forward,
+        limit: Int = 1000
+    ) throws(EventStoreError) -> [RecordedEvent] {
+        try Self.validateStreamName(stream)
+        guard limit > 0 else { return [] }
+        return try read("read stream \(stream)") { txn in
+            let prefix = Keys.streamPrefix(stream)
+            let cursor = try txn.cursor(dbs.streams)
+            var entry: LMDBCursor.Entry?
+            switch direction {
+            case .forward:
+                entry = try Keys.stream(stream, version: max(1, version ?? 1)).withUnsafeBytes {
+                    try cursor.seek(atLeast: $0)
+                }
+            case .backward:
+                let start = version ?? .max
+                if start == .max {
+                    entry = try Keys.stream(stream, version: .max).withUnsafeBytes { try cursor.seek(atLeast: $0) }
+                    if entry.map({ k, _ in !prefix.withUnsafeBytes { k.hasPrefix($0) } }) ?? true {
+                        entry = entry == nil ? try cursor.last() : try cursor.previous()
+                    }
+                } else {
+                    entry = try Keys.stream(stream, version: start + 1).withUnsafeBytes {
+                        try cursor.seek(atLeast: $0)
+                    }
+                    entry = entry == nil ? try cursor.last() : try cursor.previous()
+                }
+            }
+            var events: [RecordedEvent] = []
+            while let (key, value) = entry, events.count < limit {
+                guard prefix.withUnsafeBytes({ key.hasPrefix($0) }), key.count == prefix.count + 8,
+                      let position = Keys.uint64(value)
+                else { break }
+                guard let view = try envelope(at: position, in: txn) else {
+                    throw EventStoreError(.corrupted, "stream index points at missing position \(position)")
+                }
+                events.append(view.decode())
+                entry = direction == .forward ? try cursor.next() : try cursor.previous()
+            }
+            return events
+        }
+    }
+
+    /// The current version of `stream` (0 when it does not exist).
+    public func streamVersion(_ stream: String) throws(EventStoreError) -> UInt64 {
+        try Self.validateStreamName(stream)
+        return try read("read stream \(stream)") { txn in
+            try Array(stream.utf8).withUnsafeBytes { try txn.get(dbs.streamHeads, $0) }.flatMap(Keys.uint64) ?? 0
+        }
+    }
+
+    /// Reads the whole log from `position` (inclusive): forward from 1 by default, backward from
+    /// the head by default; only events that `filter` selects count towards `limit`.
+    public func readAll(
+        from position: UInt64? = nil,
+        direction: ReadDirection = .forward,
+        filter: EventFilter = .all,
+        limit: Int = 1000
+    ) throws(EventStoreError) -> [RecordedEvent] {
+        var events: [RecordedEvent] = []
+        guard limit > 0 else { return events }
+        let start = position ?? (direction == .forward ? 1 : .max)
+        _ = try scan(from: start, direction: direction, filter: filter) { view in
+            events.append(view.decode())
+            return events.count < limit
+        }
+        return events
+    }
+
+    /// Calls `body` with every event from `position` (inclusive) in log order; `body` returns
+    /// false to stop. The replay path: one copy out of the map per event, read in chunks.
+    public func forEach(
+        from position: UInt64 = 1,
+        filter: EventFilter = .all,
+        _ body: (RecordedEvent) throws -> Bool
+    ) throws {
+        try scan(from: position, direction: .forward, filter: filter) { view in try body(view.decode()) }
+    }
+
+    /// Visits envelopes in order from `position`, calling `body` for those `filter` selects.
+    /// Returns the position after the last one examined (forward) or before it (backward),
+    /// so a caller can resume past events the filter skipped.
+    @discardableResult
+    func scan(
+        from position: UInt64,
+        direction: ReadDirection,
+        filter: EventFilter,
+        maxExamined: Int = .max,
+        _ body: (Envelope.View) throws -> Bool
+    ) throws(EventStoreError) -> UInt64 {
+        let compiled = filter.isAll ? nil : EventFilter.Compiled(filter)
+        var next = position
+        var examined = 0
+        var stopped = false
+        while !stopped && examined < maxExamined {
+            if direction == .forward && next == 0 { next = 1 }
+            if direction == .backward && next == 0 { break }
+            let startOfChunk = next
+            try Self.wrap("read the log") {
+                try env.read { txn in
+                    let cursor = try txn.cursor(dbs.events)
+                    var entry = try Keys.withUInt64(next) { try cursor.seek(atLeast: $0) }
+                    if direction == .backward {
+                        if let (key, _) = entry, Keys.uint64(key) == next {
+                            // exactly there
+                        } else {
+                            entry = entry == nil ? try cursor.last() : try cursor.previous()
+                        }
+                    }
+                    var inChunk = 0
+                    while let (key, value) = entry {
+                        guard let p = Keys.uint64(key) else {
+                            throw EventStoreError(.corrupted, "the events database holds a key that is not a position")
+                        }
+                        let view = try Envelope.View(value)
+                        examined += 1
+                        inChunk += 1
+                        next = direction == .forward ? p + 1 : p - 1
+                        if compiled?.matches(view) ?? true {
+                            if try !body(view) {
+                                stopped = true
+                                return
+                            }
+                        }
+                        if inChunk >= Self.scanChunk || examined >= maxExamined || (direction == .backward && p == 1) {
+                            return
+                        }
+                        entry = direction == .forward ? try cursor.next() : try cursor.previous()
+                    }
+                    stopped = true // end of the log
+                }
+            }
+            if next == startOfChunk { break }
+        }
+        return next
+    }
+
+    /// The event at `position`, or nil.
+    public func event(at position: UInt64) throws(EventStoreError) -> RecordedEvent? {
+        try read("read position \(position)") { txn in try envelope(at: position, in: txn)?.decode() }
+    }
+
+    /// The position of the event with `id`, or nil.
+    public func position(ofEventId id: UUID) throws(EventStoreError) -> UInt64? {
+        try read("look up event \(id)") { txn in
+            try withUnsafeBytes(of: id.uuid) { try txn.get(dbs.eventIds, $0) }.flatMap(Keys.uint64)
+        }
+    }
+
+    /// The head of the log as it was at `timestamp` (UTC ms): the last event recorded at or before
+    /// it; `Head.empty` when the log had no event yet.
+    public func head(asOf timestamp: Int64) throws(EventStoreError) -> Head {
+        try read("find the position at \(timestamp)") { txn in
+            let head = try Head.read(txn, dbs)
+            // recorded-at never decreases, so the positions recorded by `timestamp` are a prefix.
+            var low: UInt64 = 0
+            var high = head.position
+            while low < high {
+                let mid = low + (high - low + 1) / 2
+                guard let view = try envelope(at: mid, in: txn) else {
+                    throw EventStoreError(.corrupted, "position \(mid) is missing from the log")
+                }
+                if view.recordedAt <= timestamp { low = mid } else { high = mid - 1 }
+            }
+            guard low > 0, let view = try envelope(at: low, in: txn) else { return .empty }
+            return Head(position: low, hash: view.hash, recordedAt: view.recordedAt)
+        }
+    }
+
+    // MARK: Statistics
+
+    /// Counts and sizes of the store.
+    public struct Stats: Sendable, Hashable {
+        public var eventCount: UInt64
+        public var streamCount: Int
+        public var head: Head
+        /// Bytes of `data.mdb` on disk.
+        public var fileBytes: Int
+        /// Bytes in pages LMDB has used.
+        public var usedBytes: Int
+        /// The current map size (the file may grow to it).
+        public var mapBytes: Int
+    }
+
+    public func stats() throws(EventStoreError) -> Stats {
+        let (count, streams, head) = try read("read statistics") { txn in
+            (try txn.count(dbs.events), try txn.count(dbs.streamHeads), try Head.read(txn, dbs))
+        }
+        let (info, stat) = try Self.wrap("read statistics") { (try env.info(), try env.stat()) }
+        let fileBytes = (try? FileManager.default.attributesOfItem(atPath: directory + "/data.mdb")[.size] as? Int) ?? 0
+        return Stats(
+            eventCount: UInt64(count), streamCount: streams, head: head, fileBytes: fileBytes,
+            usedBytes: (Int(info.me_last_pgno) + 1) * Int(stat.ms_psize), mapBytes: info.me_mapsize
+        )
+    }
+}

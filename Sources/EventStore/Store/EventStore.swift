@@ -1,0 +1,202 @@
+import Foundation
+
+/// An append-only, hash-chained event log in one LMDB environment.
+///
+/// Open one store per data directory per process. The first process to open a directory for
+/// writing holds it until it closes or exits; others may open it read-only at the same time.
+/// Appends are answered only after their transaction is durably committed; appends waiting at the
+/// same time share one transaction (group commit) on a dedicated writer thread.
+public final class EventStore: Sendable {
+    /// Settings for opening a store.
+    public struct Options: Sendable {
+        /// Open without the writer lock; appends throw `readOnly`.
+        public var readOnly: Bool
+        /// The initial LMDB map size in bytes. Unused map costs nothing but address space.
+        public var mapSize: Int
+        /// The map doubles when full, up to this size; past it appends fail with `mapFull`.
+        public var maxMapSize: Int
+        /// The most events one group commit takes (one append larger than this commits alone).
+        public var maxBatchEvents: Int
+        /// The most payload bytes one group commit takes.
+        public var maxBatchBytes: Int
+        /// How often a read-only store looks for events appended by the writing process.
+        public var pollInterval: Duration
+
+        public init(
+            readOnly: Bool = false,
+            mapSize: Int = 4 << 30,
+            maxMapSize: Int = 1 << 40,
+            maxBatchEvents: Int = 10_000,
+            maxBatchBytes: Int = 64 << 20,
+            pollInterval: Duration = .milliseconds(20)
+        ) {
+            self.readOnly = readOnly
+            self.mapSize = mapSize
+            self.maxMapSize = maxMapSize
+            self.maxBatchEvents = maxBatchEvents
+            self.maxBatchBytes = maxBatchBytes
+            self.pollInterval = pollInterval
+        }
+    }
+
+    /// The largest payload accepted: 1 MiB.
+    public static let maxPayloadBytes = 1 << 20
+    /// The longest stream name, in UTF-8 bytes.
+    public static let maxStreamNameBytes = 256
+    /// The longest event type, in UTF-8 bytes.
+    public static let maxTypeBytes = 256
+    /// The longest metadata value, in UTF-8 bytes.
+    public static let maxMetadataBytes = 1024
+
+    public let directory: String
+    public let options: Options
+    let env: LMDBEnvironment
+    let dbs: Databases
+    let lock: DirectoryLock?
+    let writer: Writer?
+    let notifier = HeadNotifier()
+
+    struct Databases: Sendable {
+        /// position (UInt64 BE) → envelope
+        let events: LMDBDatabase
+        /// stream name, 0, version (UInt64 BE) → position (UInt64 BE)
+        let streams: LMDBDatabase
+        /// stream name → current version (UInt64 BE)
+        let streamHeads: LMDBDatabase
+        /// event id (16 bytes) → position (UInt64 BE)
+        let eventIds: LMDBDatabase
+        /// "head" → ``Head``; "format" → UInt32
+        let meta: LMDBDatabase
+        /// checkpoint name → position (UInt64 BE)
+        let checkpoints: LMDBDatabase
+    }
+
+    /// Opens (and, when writable, creates) the store in `directory`.
+    public init(directory: String, options: Options = Options()) throws(EventStoreError) {
+        self.directory = directory
+        self.options = options
+        let fm = FileManager.default
+        var isDirectory: ObjCBool = false
+        if !fm.fileExists(atPath: directory, isDirectory: &isDirectory) {
+            if options.readOnly {
+                throw EventStoreError(.dataDirectoryMissing, "data directory \(directory) does not exist")
+            }
+            do {
+                try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            } catch {
+                throw EventStoreError(.storage, "cannot create data directory \(directory): \(error)")
+            }
+        } else if !isDirectory.boolValue {
+            throw EventStoreError.invalid("data directory", directory, "must be a directory")
+        }
+        if options.readOnly && !fm.fileExists(atPath: directory + "/data.mdb") {
+            throw EventStoreError(.dataDirectoryMissing, "data directory \(directory) holds no Runlog data")
+        }
+        lock = options.readOnly ? nil : try DirectoryLock(directory: directory)
+        let env: LMDBEnvironment
+        let dbs: Databases
+        do {
+            env = try LMDBEnvironment(path: directory, mapSize: options.mapSize, readOnly: options.readOnly)
+            dbs = Databases(
+                events: try env.openDatabase("events"),
+                streams: try env.openDatabase("streams"),
+                streamHeads: try env.openDatabase("stream_heads"),
+                eventIds: try env.openDatabase("event_ids"),
+                meta: try env.openDatabase("meta"),
+                checkpoints: try env.openDatabase("checkpoints")
+            )
+        } catch let error as LMDBError {
+            throw .storage(error, "cannot open the LMDB environment in \(directory)")
+        } catch {
+            throw EventStoreError(.storage, "cannot open \(directory): \(error)")
+        }
+        self.env = env
+        self.dbs = dbs
+        let head = try Self.wrap("read the log head") { try env.read { txn in try Head.read(txn, dbs) } }
+        notifier.advance(to: head.position)
+        if options.readOnly {
+            writer = nil
+        } else {
+            writer = Writer(env: env, dbs: dbs, head: head, options: options, notifier: notifier)
+        }
+    }
+
+    deinit {
+        close()
+    }
+
+    /// Finishes the appends already queued, stops the writer, releases the directory and ends
+    /// every subscription. Further calls throw `closed`.
+    public func close() {
+        writer?.stop()
+        notifier.close()
+        env.close()
+        lock?.release()
+    }
+
+    // MARK: Head
+
+    /// The last event's position, hash and time, as committed.
+    public struct Head: Sendable, Hashable {
+        public var position: UInt64
+        public var hash: EventHash
+        public var recordedAt: Int64
+
+        public static let empty = Head(position: 0, hash: .zero, recordedAt: 0)
+
+        static let key = Array("head".utf8)
+        static let size = 48
+
+        static func read(_ txn: borrowing LMDBTransaction, _ dbs: Databases) throws -> Head {
+            guard let bytes = try key.withUnsafeBytes({ try txn.get(dbs.meta, $0) }), bytes.count == size else {
+                return .empty
+            }
+            return Head(
+                position: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+                hash: EventHash(UnsafeRawBufferPointer(rebasing: bytes[8..<40])),
+                recordedAt: Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: 40, as: Int64.self))
+            )
+        }
+
+        func write(_ txn: borrowing LMDBTransaction, _ dbs: Databases) throws {
+            var bytes = [UInt8](repeating: 0, count: Head.size)
+            bytes.withUnsafeMutableBytes { out in
+                out.storeBytes(of: position.littleEndian, toByteOffset: 0, as: UInt64.self)
+                hash.write(to: out, at: 8)
+                out.storeBytes(of: recordedAt.littleEndian, toByteOffset: 40, as: Int64.self)
+            }
+            try Head.key.withUnsafeBytes { k in try bytes.withUnsafeBytes { v in try txn.put(dbs.meta, k, v) } }
+        }
+    }
+
+    /// The committed head of the log.
+    public func head() throws(EventStoreError) -> Head {
+        try read("read the log head") { txn in try Head.read(txn, dbs) }
+    }
+
+    // MARK: Helpers
+
+    /// Runs `body` in a read transaction, turning LMDB errors into `EventStoreError`.
+    func read<T>(_ what: String, _ body: (borrowing LMDBTransaction) throws -> T) throws(EventStoreError) -> T {
+        try Self.wrap(what) { try env.read(body) }
+    }
+
+    static func wrap<T>(_ what: String, _ body: () throws -> T) throws(EventStoreError) -> T {
+        do {
+            return try body()
+        } catch let error as EventStoreError {
+            throw error
+        } catch let error as LMDBError {
+            if error == .closed { throw .closedStore }
+            throw .storage(error, "cannot \(what)")
+        } catch {
+            throw EventStoreError(.storage, "cannot \(what): \(error)")
+        }
+    }
+
+    /// Decodes the envelope stored at `position` inside `txn`, or nil when there is none.
+    func envelope(at position: UInt64, in txn: borrowing LMDBTransaction) throws -> Envelope.View? {
+        guard let bytes = try Keys.withUInt64(position, { try txn.get(dbs.events, $0) }) else { return nil }
+        return try Envelope.View(bytes)
+    }
+}

@@ -1,0 +1,309 @@
+import Foundation
+
+/// The single writer of a store: one dedicated OS thread that takes every append waiting in its
+/// queue, applies them in one LMDB write transaction, commits (fsync), and only then answers each
+/// caller. LMDB requires a write transaction to begin and commit on one thread and never span an
+/// `await`; a dedicated thread, not the cooperative pool, guarantees both.
+final class Writer: @unchecked Sendable {
+    // `@unchecked`: `queue`, `running` and `idle` are guarded by `condition`; `head` is touched only
+    // by the writer thread (and by `init` before the thread starts).
+    private let condition = NSCondition()
+    private var queue: [Work] = []
+    private var running = true
+    private var idle = false
+    private let finished = DispatchSemaphore(value: 0)
+
+    private let env: LMDBEnvironment
+    private let dbs: EventStore.Databases
+    private let options: EventStore.Options
+    private let notifier: HeadNotifier
+    private var head: EventStore.Head
+
+    enum Work {
+        case append(AppendRequest, UnsafeContinuation<AppendResult, any Error>)
+        case checkpoint(String, UInt64, UnsafeContinuation<Void, any Error>)
+
+        var eventCount: Int {
+            switch self {
+            case .append(let request, _): request.eventCount
+            case .checkpoint: 0
+            }
+        }
+
+        var byteCount: Int {
+            switch self {
+            case .append(let request, _): request.byteCount
+            case .checkpoint: 0
+            }
+        }
+    }
+
+    init(env: LMDBEnvironment, dbs: EventStore.Databases, head: EventStore.Head,
+         options: EventStore.Options, notifier: HeadNotifier) {
+        self.env = env
+        self.dbs = dbs
+        self.head = head
+        self.options = options
+        self.notifier = notifier
+        let thread = Thread { [self] in self.run() }
+        thread.name = "runlog-writer"
+        thread.qualityOfService = .userInteractive
+        thread.start()
+    }
+
+    /// Queues `work`; the writer answers it after its commit.
+    func submit(_ work: Work) {
+        condition.lock()
+        guard running else {
+            condition.unlock()
+            switch work {
+            case .append(_, let c): c.resume(throwing: EventStoreError.closedStore)
+            case .checkpoint(_, _, let c): c.resume(throwing: EventStoreError.closedStore)
+            }
+            return
+        }
+        queue.append(work)
+        if idle { condition.signal() }
+        condition.unlock()
+    }
+
+    /// Processes what is queued, then ends the thread and waits for it.
+    func stop() {
+        condition.lock()
+        let wasRunning = running
+        running = false
+        condition.signal()
+        condition.unlock()
+        if wasRunning { finished.wait() }
+    }
+
+    private func run() {
+        var batch: [Work] = []
+        while true {
+            condition.lock()
+            while queue.isEmpty && running {
+                idle = true
+                condition.wait()
+                idle = false
+            }
+            if queue.isEmpty {
+                condition.unlock()
+                break
+            }
+            var events = 0
+            var bytes = 0
+            var taken = 0
+            for work in queue {
+                if taken > 0 && (events + work.eventCount > options.maxBatchEvents
+                                 || bytes + work.byteCount > options.maxBatchBytes) {
+                    break
+                }
+                events += work.eventCount
+                bytes += work.byteCount
+                taken += 1
+            }
+            if taken == queue.count {
+                swap(&batch, &queue)
+            } else {
+                batch.append(contentsOf: queue[0..<taken])
+                queue.removeFirst(taken)
+            }
+            condition.unlock()
+            process(batch)
+            batch.removeAll(keepingCapacity: true)
+        }
+        finished.signal()
+    }
+
+    // MARK: One group commit
+
+    private struct BatchState {
+        var head: EventStore.Head
+        let recordedAt: Int64
+        /// Stream versions changed by this batch, written to `stream_heads` once at the end.
+        var streamVersions: [String: UInt64] = [:]
+    }
+
+    private func process(_ batch: [Work]) {
+        var outcomes = [Result<AppendResult?, EventStoreError>](repeating: .success(nil), count: batch.count)
+        var committed = head
+        while true {
+            do {
+                committed = try env.write { txn in
+                    let now = Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
+                    var state = BatchState(head: head, recordedAt: max(now, head.recordedAt))
+                    for (i, work) in batch.enumerated() {
+                        outcomes[i] = try apply(work, txn, &state)
+                    }
+                    for (stream, version) in state.streamVersions {
+                        let key = Array(stream.utf8)
+                        try key.withUnsafeBytes { k in
+                            try Keys.withUInt64(version) { v in try txn.put(dbs.streamHeads, k, v) }
+                        }
+                    }
+                    if state.head != head { try state.head.write(txn, dbs) }
+                    return state.head
+                }
+                break
+            } catch let error as LMDBError where error == .mapFull {
+                if let failure = growMap() {
+                    outcomes = outcomes.map { _ in .failure(failure) }
+                    break
+                }
+                continue
+            } catch {
+                let failure: EventStoreError = (error as? LMDBError).map { .storage($0, "cannot commit") }
+                    ?? EventStoreError(.storage, "cannot commit: \(error)")
+                outcomes = outcomes.map { _ in .failure(failure) }
+                break
+            }
+        }
+        head = committed
+        notifier.advance(to: committed.position)
+        for (work, outcome) in zip(batch, outcomes) {
+            switch (work, outcome) {
+            case (.append(_, let c), .success(let result)): c.resume(returning: result!)
+            case (.append(_, let c), .failure(let error)): c.resume(throwing: error)
+            case (.checkpoint(_, _, let c), .success): c.resume()
+            case (.checkpoint(_, _, let c), .failure(let error)): c.resume(throwing: error)
+            }
+        }
+    }
+
+    /// Doubles the map; returns the error to answer with when it is already at its maximum.
+    private func growMap() -> EventStoreError? {
+        do {
+            let current = try env.info().me_mapsize
+            guard current < options.maxMapSize else {
+                return EventStoreError(
+                    .mapFull,
+                    "the data file is full at its maximum size of \(options.maxMapSize) bytes; "
+                        + "raise the maximum map size or move to a larger volume"
+                )
+            }
+            try env.setMapSize(min(current * 2, options.maxMapSize))
+            return nil
+        } catch {
+            return EventStoreError(.storage, "cannot grow the data file: \(error)")
+        }
+    }
+
+    /// Applies one unit of work. Returns a failure for a rule it breaks (nothing of it written);
+    /// throws only when LMDB fails, which aborts the whole batch.
+    private func apply(
+        _ work: Work,
+        _ txn: borrowing LMDBTransaction,
+        _ state: inout BatchState
+    ) throws -> Result<AppendResult?, EventStoreError> {
+        switch work {
+        case .checkpoint(let name, let position, _):
+            try Array(name.utf8).withUnsafeBytes { k in
+                try Keys.withUInt64(position) { v in try txn.put(dbs.checkpoints, k, v) }
+            }
+            return .success(nil)
+        case .append(let request, _):
+            return try append(request, txn, &state).map { $0 }
+        }
+    }
+
+    private func append(
+        _ request: AppendRequest,
+        _ txn: borrowing LMDBTransaction,
+        _ state: inout BatchState
+    ) throws -> Result<AppendResult, EventStoreError> {
+        // Idempotency: every id already stored → the original answer; some → an error.
+        var stored: [UInt64] = []
+        var firstStoredId: UUID?
+        for write in request.writes {
+            for event in write.events {
+                let position = try withUnsafeBytes(of: event.id.uuid) { try txn.get(dbs.eventIds, $0) }
+                if let position, let p = Keys.uint64(position) {
+                    stored.append(p)
+                    if firstStoredId == nil { firstStoredId = event.id }
+                }
+            }
+        }
+        if stored.count == request.eventCount {
+            var events: [AppendedEvent] = []
+            for position in stored {
+                guard let bytes = try Keys.withUInt64(position, { try txn.get(dbs.events, $0) }) else {
+                    return .failure(EventStoreError(.corrupted, "event id index points at missing position \(position)"))
+                }
+                do {
+                    events.append(AppendedEvent(try Envelope.View(bytes)))
+                } catch {
+                    return .failure(error)
+                }
+            }
+            return .success(AppendResult(events: events, deduplicated: true))
+        }
+        if let firstStoredId {
+            return .failure(EventStoreError(
+                .idempotencyConflict,
+                "event id \(firstStoredId.uuidString.lowercased()) is already stored but \(request.eventCount - stored.count) "
+                    + "of this append's \(request.eventCount) events are not: retry an append whole, with the same ids",
+                field: "id", value: firstStoredId.uuidString.lowercased()
+            ))
+        }
+
+        // Expectations, all checked before anything is written.
+        var versions: [UInt64] = []
+        versions.reserveCapacity(request.writes.count)
+        for write in request.writes {
+            let current = try version(of: write.stream, txn, state)
+            guard write.expected.accepts(current) else {
+                var error = EventStoreError(
+                    .wrongExpectedVersion,
+                    "stream \"\(write.stream)\" is at version \(current)"
+                        + (current == 0 ? " (no stream)" : "") + ", expected \(write.expected)",
+                    field: "expectedVersion", value: "\(write.expected)"
+                )
+                error.conflict = .init(stream: write.stream, expected: write.expected, actual: current)
+                return .failure(error)
+            }
+            versions.append(current)
+        }
+
+        var appended: [AppendedEvent] = []
+        appended.reserveCapacity(request.eventCount)
+        for (write, start) in zip(request.writes, versions) {
+            var version = start
+            let streamBytes = write.stream.utf8.count
+            var streamKey = Keys.stream(write.stream, version: 0)
+            for event in write.events {
+                version += 1
+                let position = state.head.position + 1
+                let size = Envelope.size(stream: streamBytes, event: event)
+                var hash = EventHash.zero
+                try Keys.withUInt64(position) { key in
+                    try txn.putReserved(dbs.events, key, count: size, append: true) { out in
+                        hash = Envelope.encode(
+                            into: out, position: position, stream: write.stream, streamVersion: version,
+                            recordedAt: state.recordedAt, event: event, previousHash: state.head.hash
+                        )
+                    }
+                    streamKey.withUnsafeMutableBytes { k in
+                        k.storeBytes(of: version.bigEndian, toByteOffset: k.count - 8, as: UInt64.self)
+                    }
+                    try streamKey.withUnsafeBytes { k in try txn.put(dbs.streams, k, key) }
+                    try withUnsafeBytes(of: event.id.uuid) { id in try txn.put(dbs.eventIds, id, key) }
+                }
+                state.head = EventStore.Head(position: position, hash: hash, recordedAt: state.recordedAt)
+                appended.append(AppendedEvent(
+                    position: position, stream: write.stream, streamVersion: version, id: event.id,
+                    recordedAt: state.recordedAt, hash: hash
+                ))
+            }
+            state.streamVersions[write.stream] = version
+        }
+        return .success(AppendResult(events: appended, deduplicated: false))
+    }
+
+    private func version(of stream: String, _ txn: borrowing LMDBTransaction, _ state: BatchState) throws -> UInt64 {
+        if let version = state.streamVersions[stream] { return version }
+        var name = stream
+        return try name.withUTF8 { utf8 in
+            try txn.get(dbs.streamHeads, UnsafeRawBufferPointer(utf8)).flatMap(Keys.uint64) ?? 0
+        }
+    }
+}

@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct Runlog: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "runlog",
+        abstract: "Runlog: an event-sourced workflow platform on an append-only, hash-chained log.",
+        subcommands: [LogCommand.self, DevCommand.self]
+    )
+}
