@@ -5,6 +5,6 @@ struct Runlog: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "runlog",
         abstract: "Runlog: an event-sourced workflow platform on an append-only, hash-chained log.",
-        subcommands: [LogCommand.self, DevCommand.self]
+        subcommands: [InitCommand.self, LogCommand.self, DevCommand.self]
     )
 }

@@ -74,6 +74,7 @@ extension EventStore {
     /// stored, nothing is written and the original positions are returned; if only some are,
     /// the append fails with `idempotencyConflict`. A stream not at its expected version fails
     /// this append alone with `wrongExpectedVersion`, even when other appends share its commit.
+    @discardableResult
     public func append(_ writes: [StreamWrite]) async throws(EventStoreError) -> AppendResult {
         guard let writer else {
             throw EventStoreError(.readOnly, "the event store in \(directory) is open read-only")

@@ -169,6 +169,9 @@ public final class EventStore: Sendable {
         }
     }
 
+    /// Counters of the group commits since this store was opened (zero when read-only).
+    public var writerStatistics: WriterStatistics { writer?.stats ?? WriterStatistics() }
+
     /// The committed head of the log.
     public func head() throws(EventStoreError) -> Head {
         try read("read the log head") { txn in try Head.read(txn, dbs) }

@@ -11,6 +11,9 @@ final class Writer: @unchecked Sendable {
     private var queue: [Work] = []
     private var running = true
     private var idle = false
+    /// While true the writer takes no new batch (tests use it to put appends into one commit).
+    private var held = false
+    private var statistics = WriterStatistics()
     private let finished = DispatchSemaphore(value: 0)
 
     private let env: LMDBEnvironment
@@ -67,6 +70,34 @@ final class Writer: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Stops taking batches until `release()`; what is queued meanwhile commits together.
+    func hold() {
+        condition.lock()
+        held = true
+        condition.unlock()
+    }
+
+    func release() {
+        condition.lock()
+        held = false
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Appends and checkpoints waiting for the writer.
+    var queuedCount: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return queue.count
+    }
+
+    /// Counters of the commits made so far.
+    var stats: WriterStatistics {
+        condition.lock()
+        defer { condition.unlock() }
+        return statistics
+    }
+
     /// Processes what is queued, then ends the thread and waits for it.
     func stop() {
         condition.lock()
@@ -81,7 +112,7 @@ final class Writer: @unchecked Sendable {
         var batch: [Work] = []
         while true {
             condition.lock()
-            while queue.isEmpty && running {
+            while (queue.isEmpty || held) && running {
                 idle = true
                 condition.wait()
                 idle = false
@@ -158,7 +189,11 @@ final class Writer: @unchecked Sendable {
                 break
             }
         }
+        let written = committed.position - head.position
         head = committed
+        condition.lock()
+        statistics.record(batch: batch.count, events: written)
+        condition.unlock()
         notifier.advance(to: committed.position)
         for (work, outcome) in zip(batch, outcomes) {
             switch (work, outcome) {
@@ -305,5 +340,26 @@ final class Writer: @unchecked Sendable {
         return try name.withUTF8 { utf8 in
             try txn.get(dbs.streamHeads, UnsafeRawBufferPointer(utf8)).flatMap(Keys.uint64) ?? 0
         }
+    }
+}
+
+/// Counters of the writer's group commits.
+public struct WriterStatistics: Sendable, Hashable {
+    /// Write transactions committed (each one fsync).
+    public var commits: UInt64 = 0
+    /// Appends and checkpoints answered.
+    public var requests: UInt64 = 0
+    /// Events written.
+    public var events: UInt64 = 0
+    /// Commits by number of requests: `[1, 2–4, 5–16, 17–64, 65–256, 257+]`.
+    public var batchSizes: [UInt64] = [0, 0, 0, 0, 0, 0]
+    public static let batchSizeBounds = [1, 4, 16, 64, 256, Int.max]
+
+    mutating func record(batch: Int, events: UInt64) {
+        commits += 1
+        requests += UInt64(batch)
+        self.events += events
+        let bucket = Self.batchSizeBounds.firstIndex { batch <= $0 } ?? batchSizes.count - 1
+        batchSizes[bucket] += 1
     }
 }

@@ -1,0 +1,251 @@
+import Foundation
+import Testing
+@testable import EventStore
+
+@Suite("Append")
+struct AppendTests {
+    @Test("positions are gap-free and streams contiguous under concurrent appenders")
+    func concurrentOrder() async throws {
+        let dir = TemporaryDirectory()
+        let store = try EventStore.open(dir.data)
+        let appenders = 32
+        let perAppender = 40
+        let results = try await withThrowingTaskGroup(of: [AppendResult].self) { group in
+            for a in 0..<appenders {
+                group.addTask {
+                    var mine: [AppendResult] = []
+                    for n in 0..<perAppender {
+                        // Half the appenders share one stream to contend on it.
+                        let stream = a % 2 == 0 ? "shared" : "own-\(a)"
+                        mine.append(try await store.append(to: stream, [event("t", "{\"a\":\(a),\"n\":\(n)}")]))
+                    }
+                    return mine
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        let total = UInt64(appenders * perAppender)
+        let positions = results.flatMap { $0.events.map(\.position) }.sorted()
+        #expect(positions == Array(1...total))
+        #expect(try store.head().position == total)
+
+        let all = try store.readAll(limit: Int(total) + 10)
+        #expect(all.map(\.position) == Array(1...total))
+        // Every stream's versions are 1...n in log order.
+        var lastVersion: [String: UInt64] = [:]
+        for e in all {
+            #expect(e.streamVersion == (lastVersion[e.stream] ?? 0) + 1, "stream \(e.stream) at \(e.position)")
+            lastVersion[e.stream] = e.streamVersion
+        }
+        #expect(lastVersion["shared"] == UInt64(appenders / 2 * perAppender))
+        // Group commit coalesced concurrent appends.
+        #expect(store.writerStatistics.commits < total)
+        // Each appender's events appear in the order it appended them.
+        var lastN: [Int: Int] = [:]
+        for e in all {
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(e.payload)) as? [String: Int])
+            let (a, n) = (try #require(json["a"]), try #require(json["n"]))
+            #expect(n == (lastN[a] ?? -1) + 1)
+            lastN[a] = n
+        }
+        guard case .intact(let count, _) = try store.verify() else {
+            Issue.record("chain does not verify")
+            return
+        }
+        #expect(count == total)
+    }
+
+    @Test("a wrong expected version fails that append alone, inside a shared batch")
+    func conflictFailsAlone() async throws {
+        let dir = TemporaryDirectory()
+        let store = try EventStore.open(dir.data)
+        try await store.append(to: "s", [event()])
+        let writer = try #require(store.writer)
+        writer.hold()
+        async let ok1 = store.append(to: "a", expected: .noStream, [event()])
+        async let bad = attempt { try await store.append(to: "s", expected: .exact(7), [event()]) }
+        async let ok2 = store.append(to: "s", expected: .exact(1), [event()])
+        async let badNoStream = attempt { try await store.append(to: "s", expected: .noStream, [event()]) }
+        // Wait until all four are queued, then let them commit together.
+        while writer.queuedCount < 4 { try await Task.sleep(for: .milliseconds(1)) }
+        let commitsBefore = store.writerStatistics.commits
+        writer.release()
+        let (r1, r3, r2, r4) = try await (ok1, bad, ok2, badNoStream)
+        #expect(store.writerStatistics.commits == commitsBefore + 1)
+        #expect(r1.events.count == 1)
+        #expect(r2.events.first?.streamVersion == 2)
+        for result in [r3, r4] {
+            guard case .failure(let error) = result else {
+                Issue.record("expected a conflict")
+                continue
+            }
+            #expect(error.code == .wrongExpectedVersion)
+            #expect(error.conflict?.stream == "s")
+            #expect(error.message.contains("\"s\""))
+        }
+        if case .failure(let error) = r3 {
+            #expect(error.conflict?.expected == .exact(7))
+        }
+        // Which one ran first decides the actual version it saw; both name the stream's state.
+        #expect(try store.readStream("s").count == 2)
+        #expect(try store.head().position == 3)
+    }
+
+    @Test("expectations: no stream, stream exists, exact")
+    func expectations() async throws {
+        let dir = TemporaryDirectory()
+        let store = try EventStore.open(dir.data)
+        let err = await expectStoreError(.wrongExpectedVersion) {
+            try await store.append(to: "x", expected: .streamExists, [event()])
+        }
+        #expect(err?.conflict == .init(stream: "x", expected: .streamExists, actual: 0))
+        try await store.append(to: "x", expected: .noStream, [event(), event()])
+        try await store.append(to: "x", expected: .exact(2), [event()])
+        try await store.append(to: "x", expected: .streamExists, [event()])
+        let e2 = await expectStoreError(.wrongExpectedVersion) {
+            try await store.append(to: "x", expected: .exact(3), [event()])
+        }
+        #expect(e2?.conflict?.actual == 4)
+        #expect(try store.streamVersion("x") == 4)
+    }
+
+    @Test("re-appending stored ids returns the original positions, also after a reopen")
+    func idempotentAcrossReopen() async throws {
+        let dir = TemporaryDirectory()
+        let ids = [UUID(), UUID(), UUID()]
+        let first: AppendResult
+        do {
+            let store = try EventStore.open(dir.data)
+            try await store.append(to: "before", [event()])
+            first = try await store.append([
+                StreamWrite(stream: "a", expected: .noStream, events: [event("t", "{}", id: ids[0]), event("t", "{}", id: ids[1])]),
+                StreamWrite(stream: "b", events: [event("t", "{}", id: ids[2])]),
+            ])
+            let again = try await store.append([
+                StreamWrite(stream: "a", expected: .noStream, events: [event("t", "{}", id: ids[0]), event("t", "{}", id: ids[1])]),
+                StreamWrite(stream: "b", events: [event("t", "{}", id: ids[2])]),
+            ])
+            #expect(again.deduplicated)
+            #expect(again.events == first.events)
+            store.close()
+        }
+        let store = try EventStore.open(dir.data)
+        let head = try store.head()
+        let retried = try await store.append([
+            StreamWrite(stream: "a", expected: .noStream, events: [event("t", "{}", id: ids[0]), event("t", "{}", id: ids[1])]),
+            StreamWrite(stream: "b", events: [event("t", "{}", id: ids[2])]),
+        ])
+        #expect(retried.deduplicated)
+        #expect(retried.events.map(\.position) == [2, 3, 4])
+        #expect(retried.events == first.events)
+        #expect(try store.head() == head)
+
+        // A partial overlap is an error and writes nothing.
+        let error = await expectStoreError(.idempotencyConflict) {
+            try await store.append(to: "a", [event("t", "{}", id: ids[1]), event()])
+        }
+        #expect(error?.value == ids[1].uuidString.lowercased())
+        #expect(try store.head() == head)
+    }
+
+    @Test("a multi-stream append is atomic: one failed expectation writes nothing")
+    func multiStreamAtomic() async throws {
+        let dir = TemporaryDirectory()
+        let store = try EventStore.open(dir.data)
+        try await store.append(to: "b", [event()])
+        let result = try await store.append([
+            StreamWrite(stream: "a", expected: .noStream, events: [event("a1"), event("a2")]),
+            StreamWrite(stream: "b", expected: .exact(1), events: [event("b2")]),
+        ])
+        #expect(result.events.map(\.position) == [2, 3, 4])
+        #expect(result.events.map(\.stream) == ["a", "a", "b"])
+        #expect(result.events.map(\.streamVersion) == [1, 2, 2])
+
+        await expectStoreError(.wrongExpectedVersion) {
+            try await store.append([
+                StreamWrite(stream: "c", expected: .noStream, events: [event("c1")]),
+                StreamWrite(stream: "b", expected: .exact(1), events: [event("b3")]),
+            ])
+        }
+        #expect(try store.head().position == 4)
+        #expect(try store.readStream("c").isEmpty)
+        #expect(try store.streamVersion("c") == 0)
+    }
+
+    @Test("invalid appends are rejected with the field, value and rule, and write nothing")
+    func validation() async throws {
+        let dir = TemporaryDirectory()
+        let store = try EventStore.open(dir.data)
+        let big = NewEvent(type: "big", payload: [UInt8](repeating: 0x20, count: EventStore.maxPayloadBytes + 1))
+        let tooLarge = await expectStoreError(.payloadTooLarge) { try await store.append(to: "s", [big]) }
+        #expect(tooLarge?.message.contains("1048576") == true)
+        #expect(tooLarge?.field == "payload")
+        // Exactly 1 MiB is fine.
+        let max = NewEvent(type: "max", payload: [UInt8](repeating: 0x20, count: EventStore.maxPayloadBytes))
+        try await store.append(to: "s", [max])
+
+        let longName = String(repeating: "n", count: 257)
+        let e1 = await expectStoreError(.invalidArgument) { try await store.append(to: longName, [event()]) }
+        #expect(e1?.field == "stream")
+        #expect(e1?.message.contains("256") == true)
+        try await store.append(to: String(repeating: "é", count: 128), [event()]) // 256 bytes
+        await expectStoreError(.invalidArgument) { try await store.append(to: "", [event()]) }
+        await expectStoreError(.invalidArgument) { try await store.append(to: "a\u{0}b", [event()]) }
+        await expectStoreError(.invalidArgument) { try await store.append(to: "s", []) }
+        await expectStoreError(.invalidArgument) { try await store.append(to: "s", [event("")]) }
+        let id = UUID()
+        let dup = await expectStoreError(.invalidArgument) {
+            try await store.append(to: "s", [event("t", "{}", id: id), event("t", "{}", id: id)])
+        }
+        #expect(dup?.field == "id")
+        await expectStoreError(.invalidArgument) {
+            try await store.append([StreamWrite(stream: "s", events: [event()]), StreamWrite(stream: "s", events: [event()])])
+        }
+        #expect(try store.head().position == 2)
+    }
+
+    @Test("appends after close fail cleanly")
+    func closed() async throws {
+        let dir = TemporaryDirectory()
+        let store = try EventStore.open(dir.data)
+        try await store.append(to: "s", [event()])
+        store.close()
+        await expectStoreError(.closed) { try await store.append(to: "s", [event()]) }
+        await expectStoreError(.closed) { _ = try store.head() }
+    }
+
+    @Test("envelopes carry metadata, recorded-at never decreases, the chain links")
+    func envelope() async throws {
+        let dir = TemporaryDirectory()
+        let store = try EventStore.open(dir.data)
+        let meta = EventMetadata(actor: "key_1", correlationId: "req-9", causationId: "cmd-3")
+        let id = UUID()
+        try await store.append(to: "s", [NewEvent(id: id, type: "made", json: "{\"x\":1}", metadata: meta)])
+        for _ in 0..<20 { try await store.append(to: "s", [event()]) }
+        let all = try store.readAll()
+        #expect(all[0].metadata == meta)
+        #expect(all[0].id == id)
+        #expect(all[0].payload == Array("{\"x\":1}".utf8))
+        #expect(all[0].previousHash == .zero)
+        for (a, b) in zip(all, all.dropFirst()) {
+            #expect(b.previousHash == a.hash)
+            #expect(b.recordedAt >= a.recordedAt)
+        }
+        let line = all[0].jsonLine()
+        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(parsed["position"] as? Int == 1)
+        #expect((parsed["payload"] as? [String: Int])?["x"] == 1)
+        #expect((parsed["metadata"] as? [String: String])?["actor"] == "key_1")
+        #expect(parsed["hash"] as? String == all[0].hash.hex)
+    }
+}
+
+func attempt(_ body: () async throws -> AppendResult) async -> Result<AppendResult, EventStoreError> {
+    do {
+        return .success(try await body())
+    } catch let error as EventStoreError {
+        return .failure(error)
+    } catch {
+        return .failure(EventStoreError(.storage, "unexpected \(error)"))
+    }
+}

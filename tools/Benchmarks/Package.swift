@@ -1,0 +1,27 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+/// Release-build benchmarks of the event store. Run them with `tools/bench` from the repository root.
+///
+/// A separate package so the root package keeps no benchmark-only targets; it builds the root
+/// package's `EventStore` library from this working tree.
+let package = Package(
+    name: "RunlogBenchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "runlog", path: "../.."),
+    ],
+    targets: [
+        .executableTarget(
+            name: "runlog-bench",
+            dependencies: [
+                .product(name: "EventStore", package: "runlog"),
+            ],
+            swiftSettings: [
+                .enableUpcomingFeature("ExistentialAny"),
+                .enableUpcomingFeature("InternalImportsByDefault"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
