@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .executable(name: "runlog", targets: ["runlog"]),
         .library(name: "EventStore", targets: ["EventStore"]),
+        .library(name: "Workflows", targets: ["Workflows"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -32,10 +33,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "Workflows",
+            dependencies: ["EventStore"],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "runlog",
             dependencies: [
                 "EventStore",
+                "Workflows",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -43,6 +50,11 @@ let package = Package(
         .testTarget(
             name: "EventStoreTests",
             dependencies: ["EventStore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "WorkflowsTests",
+            dependencies: ["Workflows"],
             swiftSettings: swiftSettings
         ),
     ],

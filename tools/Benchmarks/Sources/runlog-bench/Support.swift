@@ -48,23 +48,21 @@ final class TempDirs: Sendable {
         try? FileManager.default.removeItem(atPath: root)
     }
 
-    /// A short name of the file system that holds `root` (fsync is free on tmpfs).
+    /// The type of the file system that holds `root` (fsync is free on tmpfs), from /proc/mounts.
     var fileSystem: String {
-        #if os(Linux)
-        var info = statfs()
-        guard statfs(root, &info) == 0 else { return "unknown" }
-        switch UInt(truncatingIfNeeded: info.f_type) {
-        case 0xEF53: return "ext4"
-        case 0x5846_5342: return "xfs"
-        case 0x9123_683E: return "btrfs"
-        case 0x0102_1994: return "tmpfs"
-        case 0x794C_7630: return "overlayfs"
-        case 0x6573_5546: return "fuse"
-        default: return "type 0x" + String(UInt(truncatingIfNeeded: info.f_type), radix: 16)
+        guard let mounts = try? String(contentsOfFile: "/proc/mounts", encoding: .utf8) else { return "unknown" }
+        let path = URL(fileURLWithPath: root).resolvingSymlinksInPath().path
+        var best = (mountPoint: "", type: "unknown")
+        for line in mounts.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count >= 3 else { continue }
+            let mountPoint = String(fields[1])
+            let inside = mountPoint == "/" || path == mountPoint || path.hasPrefix(mountPoint + "/")
+            if inside && mountPoint.count >= best.mountPoint.count {
+                best = (mountPoint, String(fields[2]))
+            }
         }
-        #else
-        return "unknown"
-        #endif
+        return best.type
     }
 }
 
@@ -138,9 +136,10 @@ func ms(_ value: Double) -> String { fixed(value, 3) + " ms" }
 
 func bytes(_ value: Int) -> String {
     let v = Double(value)
-    if v >= 1 << 30 { return fixed(v / Double(1 << 30), 2) + " GiB" }
-    if v >= 1 << 20 { return fixed(v / Double(1 << 20), 1) + " MiB" }
-    if v >= 1 << 10 { return fixed(v / Double(1 << 10), 1) + " KiB" }
+    let kib = 1024.0
+    if v >= kib * kib * kib { return fixed(v / (kib * kib * kib), 2) + " GiB" }
+    if v >= kib * kib { return fixed(v / (kib * kib), 1) + " MiB" }
+    if v >= kib { return fixed(v / kib, 1) + " KiB" }
     return "\(value) B"
 }
 
@@ -148,10 +147,9 @@ func pad(_ s: String, _ width: Int) -> String {
     s.count >= width ? s : s + String(repeating: " ", count: width - s.count)
 }
 
-/// Prints a line at once (stdout may be a pipe).
+/// Writes a line to standard output at once (unbuffered, so progress shows through a pipe).
 func say(_ line: String = "") {
-    print(line)
-    fflush(stdout)
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
 /// Prints rows as a table with a header rule.
