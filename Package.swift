@@ -53,6 +53,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "RunlogTests",
+            dependencies: ["EventStore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "WorkflowsTests",
             dependencies: ["Workflows"],
             swiftSettings: swiftSettings

@@ -8,7 +8,7 @@ struct ProcessTests {
     @Test("a second writer is refused while a read-only reader is allowed")
     func writerLock() async throws {
         let dir = TemporaryDirectory()
-        let store = try EventStore.open(dir.data)
+        let store = try EventStore(directory: dir.data)
         try await store.append(to: "s", [event("t", "{\"n\":1}")])
 
         // In this process: a second writable open is refused before it touches LMDB.
@@ -51,7 +51,7 @@ struct ProcessTests {
     func tamper() async throws {
         let dir = TemporaryDirectory()
         do {
-            let store = try EventStore.open(dir.data)
+            let store = try EventStore(directory: dir.data)
             for i in 1...50 {
                 let marker = i == 37 ? "TAMPER-ME" : "plain-\(i)"
                 try await store.append(to: "s-\(i % 4)", [event("t", "{\"m\":\"\(marker)\"}")])
