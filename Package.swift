@@ -35,7 +35,10 @@ let package = Package(
         ),
         .target(
             name: "Workflows",
-            dependencies: ["EventStore"],
+            dependencies: [
+                "EventStore",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

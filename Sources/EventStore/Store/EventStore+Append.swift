@@ -138,11 +138,50 @@ extension EventStore {
         try validateName("stream", name, maxBytes: maxStreamNameBytes)
     }
 
-    private static func validateName(_ field: String, _ value: String, maxBytes: Int) throws(EventStoreError) {
+    static func validateName(_ field: String, _ value: String, maxBytes: Int) throws(EventStoreError) {
         let count = value.utf8.count
         guard count > 0 else { throw .invalid(field, value, "must not be empty") }
         guard count <= maxBytes else { throw .invalid(field, value, "at most \(maxBytes) bytes of UTF-8, got \(count)") }
         guard !value.utf8.contains(0) else { throw .invalid(field, value, "must not contain a NUL character") }
+    }
+
+    // MARK: Vault
+
+    /// Stores `value` under `name` in the vault: a small key-value store in the same environment
+    /// but outside the hash chain, for what the log must be able to forget (per-subject
+    /// encryption keys). Durable when it returns.
+    public func putVaultEntry(_ name: String, _ value: [UInt8]) async throws(EventStoreError) {
+        try await vaultWrite(name, value)
+    }
+
+    /// Deletes the vault entry `name` (durable when it returns). LMDB does not zero freed pages:
+    /// the bytes can stay in unused pages of `data.mdb` until they are reused; a compacting copy
+    /// (`mdb_copy -c`) never holds them.
+    public func deleteVaultEntry(_ name: String) async throws(EventStoreError) {
+        try await vaultWrite(name, nil)
+    }
+
+    /// The vault entry `name`, or nil.
+    public func vaultEntry(_ name: String) throws(EventStoreError) -> [UInt8]? {
+        try read("read vault entry") { txn in
+            try Array(name.utf8).withUnsafeBytes { try txn.get(dbs.vault, $0) }.map { [UInt8]($0) }
+        }
+    }
+
+    private func vaultWrite(_ name: String, _ value: [UInt8]?) async throws(EventStoreError) {
+        guard let writer else {
+            throw EventStoreError(.readOnly, "the event store in \(directory) is open read-only")
+        }
+        try Self.validateName("vault entry", name, maxBytes: 256)
+        do {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+                writer.submit(.vault(name, value, continuation))
+            }
+        } catch let error as EventStoreError {
+            throw error
+        } catch {
+            throw EventStoreError(.storage, "vault write failed: \(error)")
+        }
     }
 
     // MARK: Checkpoints

@@ -69,6 +69,8 @@ public final class EventStore: Sendable {
         let meta: LMDBDatabase
         /// checkpoint name → position (UInt64 BE)
         let checkpoints: LMDBDatabase
+        /// name → bytes, outside the hash chain (see `putVaultEntry`)
+        let vault: LMDBDatabase
     }
 
     /// Opens (and, when writable, creates) the store in `directory`.
@@ -103,7 +105,8 @@ public final class EventStore: Sendable {
                 streamHeads: try env.openDatabase("stream_heads"),
                 eventIds: try env.openDatabase("event_ids"),
                 meta: try env.openDatabase("meta"),
-                checkpoints: try env.openDatabase("checkpoints")
+                checkpoints: try env.openDatabase("checkpoints"),
+                vault: try env.openDatabase("vault")
             )
         } catch let error as LMDBError {
             throw .storage(error, "cannot open the LMDB environment in \(directory)")

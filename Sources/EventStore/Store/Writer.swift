@@ -25,11 +25,13 @@ final class Writer: @unchecked Sendable {
     enum Work {
         case append(AppendRequest, UnsafeContinuation<AppendResult, any Error>)
         case checkpoint(String, UInt64, UnsafeContinuation<Void, any Error>)
+        /// Puts (or with nil deletes) a vault entry.
+        case vault(String, [UInt8]?, UnsafeContinuation<Void, any Error>)
 
         var eventCount: Int {
             switch self {
             case .append(let request, _): request.eventCount
-            case .checkpoint: 0
+            case .checkpoint, .vault: 0
             }
         }
 
@@ -37,6 +39,7 @@ final class Writer: @unchecked Sendable {
             switch self {
             case .append(let request, _): request.byteCount
             case .checkpoint: 0
+            case .vault(_, let value, _): value?.count ?? 0
             }
         }
     }
@@ -61,7 +64,7 @@ final class Writer: @unchecked Sendable {
             condition.unlock()
             switch work {
             case .append(_, let c): c.resume(throwing: EventStoreError.closedStore)
-            case .checkpoint(_, _, let c): c.resume(throwing: EventStoreError.closedStore)
+            case .checkpoint(_, _, let c), .vault(_, _, let c): c.resume(throwing: EventStoreError.closedStore)
             }
             return
         }
@@ -199,8 +202,9 @@ final class Writer: @unchecked Sendable {
             switch (work, outcome) {
             case (.append(_, let c), .success(let result)): c.resume(returning: result!)
             case (.append(_, let c), .failure(let error)): c.resume(throwing: error)
-            case (.checkpoint(_, _, let c), .success): c.resume()
-            case (.checkpoint(_, _, let c), .failure(let error)): c.resume(throwing: error)
+            case (.checkpoint(_, _, let c), .success), (.vault(_, _, let c), .success): c.resume()
+            case (.checkpoint(_, _, let c), .failure(let error)), (.vault(_, _, let c), .failure(let error)):
+                c.resume(throwing: error)
             }
         }
     }
@@ -234,6 +238,15 @@ final class Writer: @unchecked Sendable {
         case .checkpoint(let name, let position, _):
             try Array(name.utf8).withUnsafeBytes { k in
                 try Keys.withUInt64(position) { v in try txn.put(dbs.checkpoints, k, v) }
+            }
+            return .success(nil)
+        case .vault(let name, let value, _):
+            try Array(name.utf8).withUnsafeBytes { k in
+                if let value {
+                    try value.withUnsafeBytes { v in try txn.put(dbs.vault, k, v) }
+                } else {
+                    try txn.delete(dbs.vault, k)
+                }
             }
             return .success(nil)
         case .append(let request, _):

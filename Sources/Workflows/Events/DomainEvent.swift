@@ -1,0 +1,366 @@
+public import EventStore
+public import Foundation
+
+/// Every event type of the workflow domain, with its payload. The log stores `type` as the
+/// envelope's event type and the payload as JSON (camelCase keys, exactly as the fields here;
+/// no key conversion, which would also rewrite the keys of user data); `docs/events.md` lists them.
+/// Each type name ends with its payload version (`.v1`); a changed payload gets a new version and
+/// the old decoder stays.
+public enum DomainEvent: Sendable, Hashable {
+    // Workflows: stream `workflow-<id>`
+    case workflowCreated(WorkflowCreated)
+    case draftSaved(DraftSaved)
+    case versionPublished(VersionPublished)
+    case versionDescriptionEdited(VersionDescriptionEdited)
+    case versionActivated(VersionActivated)
+    case workflowDeactivated(WorkflowDeactivated)
+    case rolloutStaged(RolloutStaged)
+    case rolloutPercentageChanged(RolloutPercentageChanged)
+    case rolloutPromoted(RolloutPromoted)
+    case rolloutEnded(RolloutEnded)
+    // Runs: stream `run-<id>`
+    case runCreated(RunCreated)
+    case routeMatched(RouteMatched)
+    case stepStarted(StepStarted)
+    case stepCompleted(StepCompleted)
+    case stepFailed(StepFailed)
+    case runCompleted(RunCompleted)
+    case runFailed(RunFailed)
+    // Objects: stream `object-<type>-<token>`
+    case objectEventRecorded(ObjectEventRecorded)
+    case objectTagged(ObjectTagged)
+    case objectFieldSet(ObjectFieldSet)
+    case objectDecided(ObjectDecided)
+    case objectRedacted(ObjectRedacted)
+    // Lists: stream `list-<id>`
+    case listItemAdded(ListItemChanged)
+    case listItemRemoved(ListItemChanged)
+
+    /// The envelope's event type.
+    public var type: String {
+        switch self {
+        case .workflowCreated: "workflow.created.v1"
+        case .draftSaved: "workflow.draft_saved.v1"
+        case .versionPublished: "workflow.version_published.v1"
+        case .versionDescriptionEdited: "workflow.version_description_edited.v1"
+        case .versionActivated: "workflow.version_activated.v1"
+        case .workflowDeactivated: "workflow.deactivated.v1"
+        case .rolloutStaged: "workflow.rollout_staged.v1"
+        case .rolloutPercentageChanged: "workflow.rollout_percentage_changed.v1"
+        case .rolloutPromoted: "workflow.rollout_promoted.v1"
+        case .rolloutEnded: "workflow.rollout_ended.v1"
+        case .runCreated: "run.created.v1"
+        case .routeMatched: "run.route_matched.v1"
+        case .stepStarted: "run.step_started.v1"
+        case .stepCompleted: "run.step_completed.v1"
+        case .stepFailed: "run.step_failed.v1"
+        case .runCompleted: "run.completed.v1"
+        case .runFailed: "run.failed.v1"
+        case .objectEventRecorded: "object.event_recorded.v1"
+        case .objectTagged: "object.tagged.v1"
+        case .objectFieldSet: "object.field_set.v1"
+        case .objectDecided: "object.decided.v1"
+        case .objectRedacted: "object.redacted.v1"
+        case .listItemAdded: "list.item_added.v1"
+        case .listItemRemoved: "list.item_removed.v1"
+        }
+    }
+
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return e
+    }()
+
+    /// The payload as JSON bytes.
+    public func payload() -> [UInt8] {
+        func encode<T: Encodable>(_ value: T) -> [UInt8] {
+            // Encoding these plain structs cannot fail.
+            Array((try? Self.encoder.encode(value)) ?? Data("{}".utf8))
+        }
+        switch self {
+        case .workflowCreated(let e): return encode(e)
+        case .draftSaved(let e): return encode(e)
+        case .versionPublished(let e): return encode(e)
+        case .versionDescriptionEdited(let e): return encode(e)
+        case .versionActivated(let e): return encode(e)
+        case .workflowDeactivated(let e): return encode(e)
+        case .rolloutStaged(let e): return encode(e)
+        case .rolloutPercentageChanged(let e): return encode(e)
+        case .rolloutPromoted(let e): return encode(e)
+        case .rolloutEnded(let e): return encode(e)
+        case .runCreated(let e): return encode(e)
+        case .routeMatched(let e): return encode(e)
+        case .stepStarted(let e): return encode(e)
+        case .stepCompleted(let e): return encode(e)
+        case .stepFailed(let e): return encode(e)
+        case .runCompleted(let e): return encode(e)
+        case .runFailed(let e): return encode(e)
+        case .objectEventRecorded(let e): return encode(e)
+        case .objectTagged(let e): return encode(e)
+        case .objectFieldSet(let e): return encode(e)
+        case .objectDecided(let e): return encode(e)
+        case .objectRedacted(let e): return encode(e)
+        case .listItemAdded(let e): return encode(e)
+        case .listItemRemoved(let e): return encode(e)
+        }
+    }
+
+    /// Decodes a stored event; nil for event types outside this domain.
+    public static func decode(type: String, payload: [UInt8]) throws -> DomainEvent? {
+        let decoder = JSONDecoder()
+        let data = Data(payload)
+        func d<T: Decodable>(_: T.Type) throws -> T { try decoder.decode(T.self, from: data) }
+        switch type {
+        case "workflow.created.v1": return .workflowCreated(try d(WorkflowCreated.self))
+        case "workflow.draft_saved.v1": return .draftSaved(try d(DraftSaved.self))
+        case "workflow.version_published.v1": return .versionPublished(try d(VersionPublished.self))
+        case "workflow.version_description_edited.v1": return .versionDescriptionEdited(try d(VersionDescriptionEdited.self))
+        case "workflow.version_activated.v1": return .versionActivated(try d(VersionActivated.self))
+        case "workflow.deactivated.v1": return .workflowDeactivated(try d(WorkflowDeactivated.self))
+        case "workflow.rollout_staged.v1": return .rolloutStaged(try d(RolloutStaged.self))
+        case "workflow.rollout_percentage_changed.v1": return .rolloutPercentageChanged(try d(RolloutPercentageChanged.self))
+        case "workflow.rollout_promoted.v1": return .rolloutPromoted(try d(RolloutPromoted.self))
+        case "workflow.rollout_ended.v1": return .rolloutEnded(try d(RolloutEnded.self))
+        case "run.created.v1": return .runCreated(try d(RunCreated.self))
+        case "run.route_matched.v1": return .routeMatched(try d(RouteMatched.self))
+        case "run.step_started.v1": return .stepStarted(try d(StepStarted.self))
+        case "run.step_completed.v1": return .stepCompleted(try d(StepCompleted.self))
+        case "run.step_failed.v1": return .stepFailed(try d(StepFailed.self))
+        case "run.completed.v1": return .runCompleted(try d(RunCompleted.self))
+        case "run.failed.v1": return .runFailed(try d(RunFailed.self))
+        case "object.event_recorded.v1": return .objectEventRecorded(try d(ObjectEventRecorded.self))
+        case "object.tagged.v1": return .objectTagged(try d(ObjectTagged.self))
+        case "object.field_set.v1": return .objectFieldSet(try d(ObjectFieldSet.self))
+        case "object.decided.v1": return .objectDecided(try d(ObjectDecided.self))
+        case "object.redacted.v1": return .objectRedacted(try d(ObjectRedacted.self))
+        case "list.item_added.v1": return .listItemAdded(try d(ListItemChanged.self))
+        case "list.item_removed.v1": return .listItemRemoved(try d(ListItemChanged.self))
+        default: return nil
+        }
+    }
+
+    /// The event to append, with the given id and metadata.
+    public func newEvent(id: UUID = .timeOrdered(), metadata: EventMetadata) -> NewEvent {
+        NewEvent(id: id, type: type, payload: payload(), metadata: metadata)
+    }
+}
+
+// MARK: Workflow events
+
+public struct WorkflowCreated: Codable, Sendable, Hashable {
+    public var workflowId: String
+    public var name: String
+    /// A stable small integer for APIs that address workflows by number.
+    public var number: Int
+}
+
+public struct DraftSaved: Codable, Sendable, Hashable {
+    public var workflowId: String
+    /// 1, 2, … : the `If-Match` value of the next save.
+    public var draftVersion: Int
+    public var definition: JSONValue
+}
+
+public struct VersionPublished: Codable, Sendable, Hashable {
+    public var workflowId: String
+    public var version: Int
+    public var definition: JSONValue
+    public var description: String
+    /// The published version this one copies, for a revert.
+    public var revertedFrom: Int?
+}
+
+public struct VersionDescriptionEdited: Codable, Sendable, Hashable {
+    public var workflowId: String
+    public var version: Int
+    public var description: String
+}
+
+public struct VersionActivated: Codable, Sendable, Hashable {
+    public var workflowId: String
+    public var version: Int
+}
+
+public struct WorkflowDeactivated: Codable, Sendable, Hashable {
+    public var workflowId: String
+}
+
+public struct RolloutStaged: Codable, Sendable, Hashable {
+    public var workflowId: String
+    /// Also the seed of the bucket hash.
+    public var rolloutId: String
+    public var treatmentVersion: Int
+    public var controlVersion: Int
+    /// 0–100 with two decimals.
+    public var percentage: Double
+    /// For API triggers: the parameter used as the sticky key (else the run id).
+    public var stickyField: String?
+}
+
+public struct RolloutPercentageChanged: Codable, Sendable, Hashable {
+    public var workflowId: String
+    public var rolloutId: String
+    public var percentage: Double
+}
+
+public struct RolloutPromoted: Codable, Sendable, Hashable {
+    public var workflowId: String
+    public var rolloutId: String
+    public var version: Int
+}
+
+public struct RolloutEnded: Codable, Sendable, Hashable {
+    public var workflowId: String
+    public var rolloutId: String
+}
+
+// MARK: Run events
+
+/// Which side of a rollout a run took.
+public enum Arm: String, Codable, Sendable, Hashable, CaseIterable {
+    case treatment, control, none
+}
+
+/// Where a run came from.
+public struct RunSource: Codable, Sendable, Hashable {
+    /// `api`, `event`, `action`, `importer` or `workflow`.
+    public var kind: String
+    /// The posted event's id, the importer run, or the parent run.
+    public var reference: String?
+    /// The importer row, for importer-created runs.
+    public var row: Int?
+
+    public init(kind: String, reference: String? = nil, row: Int? = nil) {
+        self.kind = kind
+        self.reference = reference
+        self.row = row
+    }
+}
+
+public enum RunQueue: String, Codable, Sendable, Hashable {
+    case realtime, batch
+}
+
+public struct RunCreated: Codable, Sendable, Hashable {
+    public var runId: String
+    public var workflowId: String
+    public var version: Int
+    public var arm: Arm
+    public var rolloutId: String?
+    public var source: RunSource
+    /// API parameters or action inputs.
+    public var parameters: JSONValue
+    public var objectType: String?
+    public var objectToken: String?
+    /// The posted event's type and data, for event-triggered runs (data is in the object's stream).
+    public var eventType: String?
+    public var queue: RunQueue
+    /// UTC day the run counts against for the quota, `YYYY-MM-DD`.
+    public var quotaDay: String
+}
+
+public struct RouteMatched: Codable, Sendable, Hashable {
+    public var runId: String
+    /// nil when no route matched (the run completes with no steps).
+    public var route: String?
+}
+
+public struct StepStarted: Codable, Sendable, Hashable {
+    public var runId: String
+    public var stepUid: String
+    public var stepType: String
+    public var attempt: Int
+    /// Sent with outbound calls so a retried call is recognised by the receiver.
+    public var idempotencyKey: String?
+}
+
+public struct StepCompleted: Codable, Sendable, Hashable {
+    public var runId: String
+    public var stepUid: String
+    /// What the step produced (an HTTP response, the value set, …).
+    public var output: JSONValue
+}
+
+public struct StepFailed: Codable, Sendable, Hashable {
+    public var runId: String
+    public var stepUid: String
+    public var attempt: Int
+    public var error: String
+    public var willRetry: Bool
+}
+
+public struct RunCompleted: Codable, Sendable, Hashable {
+    public var runId: String
+    /// `approved`, `declined` or nil.
+    public var decision: String?
+}
+
+public struct RunFailed: Codable, Sendable, Hashable {
+    public var runId: String
+    public var stepUid: String?
+    public var reason: String
+}
+
+// MARK: Object and list events
+
+/// Object data in the log: AES-GCM under the object's own key, which is kept outside the hash
+/// chain. Redacting an object destroys the key; the ciphertext (and so the chain) stays.
+public struct SealedData: Codable, Sendable, Hashable {
+    /// Base64 of nonce ‖ ciphertext ‖ tag.
+    public var sealed: String
+}
+
+public struct ObjectEventRecorded: Codable, Sendable, Hashable {
+    public var eventId: String
+    public var objectType: String
+    public var objectToken: String
+    public var eventType: String
+    /// UTC ms when it happened (as posted).
+    public var occurredAt: Int64
+    public var data: SealedData
+}
+
+public struct ObjectTagged: Codable, Sendable, Hashable {
+    public var objectType: String
+    public var objectToken: String
+    public var tags: [String]
+    public var runId: String
+}
+
+public struct ObjectFieldSet: Codable, Sendable, Hashable {
+    public var objectType: String
+    public var objectToken: String
+    public var field: String
+    public var value: SealedData
+    public var runId: String
+}
+
+public struct ObjectDecided: Codable, Sendable, Hashable {
+    public var objectType: String
+    public var objectToken: String
+    /// `approved` or `declined`.
+    public var decision: String
+    public var reason: String?
+    public var runId: String
+}
+
+public struct ObjectRedacted: Codable, Sendable, Hashable {
+    public var objectType: String
+    public var objectToken: String
+    public var runId: String
+}
+
+public struct ListItemChanged: Codable, Sendable, Hashable {
+    public var listId: String
+    public var value: JSONValue
+    public var runId: String?
+}
+
+/// Stream names of the domain.
+public enum Streams {
+    public static func workflow(_ id: String) -> String { "workflow-" + id }
+    public static func run(_ id: String) -> String { "run-" + id }
+    public static func object(_ type: String, _ token: String) -> String { "object-\(type)-\(token)" }
+    public static func list(_ id: String) -> String { "list-" + id }
+}

@@ -1,0 +1,66 @@
+/// One broken rule in an input: which field, the value it had, and the rule.
+public struct FieldIssue: Sendable, Hashable, Codable, CustomStringConvertible {
+    /// A dotted path to the field (`address.zip`, `items[2].sku`).
+    public var field: String
+    /// The offending value as JSON text, or nil when the field is missing.
+    public var value: String?
+    public var rule: String
+
+    public init(field: String, value: String?, rule: String) {
+        self.field = field
+        self.value = value
+        self.rule = rule
+    }
+
+    public var description: String {
+        "\(field)" + (value.map { " = \($0)" } ?? "") + ": \(rule)"
+    }
+}
+
+/// An error of the workflow domain: a code to map to a status, a message for people, and the
+/// field issues when input broke rules.
+public struct WorkflowError: Error, Sendable, Hashable, CustomStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private let name: String
+        private init(_ name: String) { self.name = name }
+        /// Input broke a rule; `issues` says which.
+        public static let invalid = Code("invalid")
+        /// The thing named does not exist.
+        public static let notFound = Code("not_found")
+        /// The state does not allow it (e.g. activating a draft-only workflow).
+        public static let conflict = Code("conflict")
+        /// An expected version (draft `If-Match`) did not match.
+        public static let preconditionFailed = Code("precondition_failed")
+        /// The daily run quota is used up; `resetsAt` says when it resets.
+        public static let quotaExceeded = Code("quota_exceeded")
+        /// Storage failed.
+        public static let storage = Code("storage")
+        public var description: String { name }
+    }
+
+    public var code: Code
+    public var message: String
+    public var issues: [FieldIssue]
+    /// For `quotaExceeded`: when the quota resets (UTC ms).
+    public var resetsAt: Int64?
+
+    public init(_ code: Code, _ message: String, issues: [FieldIssue] = [], resetsAt: Int64? = nil) {
+        self.code = code
+        self.message = message
+        self.issues = issues
+        self.resetsAt = resetsAt
+    }
+
+    public var description: String {
+        issues.isEmpty ? message : message + ": " + issues.map(\.description).joined(separator: "; ")
+    }
+
+    static func invalid(_ issues: [FieldIssue], _ what: String) -> WorkflowError {
+        WorkflowError(.invalid, what, issues: issues)
+    }
+
+    static func invalid(field: String, value: JSONValue?, rule: String) -> WorkflowError {
+        let issue = FieldIssue(field: field, value: value?.jsonText, rule: rule)
+        return WorkflowError(.invalid, "\(field) is invalid", issues: [issue])
+    }
+}

@@ -1,0 +1,300 @@
+public import EventStore
+
+/// The read models of the workflow domain, as one value folded from the log: version history,
+/// rollouts and their arm counts, runs, objects, lists and run counts per day.
+///
+/// `apply` is the only way it changes, so rebuilding from the log gives exactly the live state,
+/// and folding up to a position gives the state as of that position.
+public struct WorkflowsState: Sendable, Equatable {
+    /// The last log position folded in.
+    public var position: UInt64 = 0
+    public var workflows: [String: WorkflowRecord] = [:]
+    /// Workflow id by its number.
+    public var workflowNumbers: [Int: String] = [:]
+    public var runs: [String: RunRecord] = [:]
+    /// Run ids of each workflow, oldest first.
+    public var runsByWorkflow: [String: [String]] = [:]
+    public var objects: [ObjectKey: ObjectRecord] = [:]
+    public var lists: [String: Set<JSONValue>] = [:]
+    /// Runs created per UTC day (`YYYY-MM-DD`), for the quota.
+    public var runsPerDay: [String: Int] = [:]
+
+    public init() {}
+
+    /// Folds one stored event in. Events of other domains only move the position.
+    public mutating func apply(_ envelope: RecordedEvent) throws {
+        if let event = try DomainEvent.decode(type: envelope.type, payload: envelope.payload) {
+            apply(event, at: envelope)
+        }
+        position = envelope.position
+    }
+
+    mutating func apply(_ event: DomainEvent, at envelope: RecordedEvent) {
+        let at = envelope.recordedAt
+        let actor = envelope.metadata.actor
+        switch event {
+        case .workflowCreated(let e):
+            workflows[e.workflowId] = WorkflowRecord(id: e.workflowId, name: e.name, number: e.number,
+                                                     createdAt: at, createdBy: actor)
+            workflowNumbers[e.number] = e.workflowId
+        case .draftSaved(let e):
+            workflows[e.workflowId]?.draft = Draft(version: e.draftVersion, definition: e.definition,
+                                                   savedAt: at, savedBy: actor)
+        case .versionPublished(let e):
+            workflows[e.workflowId]?.versions.append(VersionRecord(
+                version: e.version, definition: e.definition, description: e.description,
+                publishedAt: at, publishedBy: actor, revertedFrom: e.revertedFrom
+            ))
+            let draftVersion = workflows[e.workflowId]?.draft?.version
+            workflows[e.workflowId]?.publishedDraftVersion = draftVersion
+        case .versionDescriptionEdited(let e):
+            workflows[e.workflowId]?.versions[e.version - 1].description = e.description
+            workflows[e.workflowId]?.versions[e.version - 1].descriptionEditedAt = at
+        case .versionActivated(let e):
+            workflows[e.workflowId]?.active = e.version
+            workflows[e.workflowId]?.versions[e.version - 1].activatedAt = at
+        case .workflowDeactivated(let e):
+            workflows[e.workflowId]?.active = nil
+        case .rolloutStaged(let e):
+            workflows[e.workflowId]?.rollout = RolloutRecord(
+                id: e.rolloutId, treatmentVersion: e.treatmentVersion, controlVersion: e.controlVersion,
+                percentage: e.percentage, stickyField: e.stickyField, stagedAt: at, stagedBy: actor
+            )
+        case .rolloutPercentageChanged(let e):
+            workflows[e.workflowId]?.rollout?.percentage = e.percentage
+        case .rolloutPromoted(let e):
+            finishRollout(e.workflowId, status: .promoted, at: at)
+        case .rolloutEnded(let e):
+            finishRollout(e.workflowId, status: .ended, at: at)
+        case .runCreated(let e):
+            runs[e.runId] = RunRecord(created: e, createdAt: at)
+            runsByWorkflow[e.workflowId, default: []].append(e.runId)
+            runsPerDay[e.quotaDay, default: 0] += 1
+            if let rolloutId = e.rolloutId {
+                workflows[e.workflowId]?.countRun(rolloutId: rolloutId, arm: e.arm)
+            }
+        case .routeMatched(let e):
+            runs[e.runId]?.routeDecided = true
+            runs[e.runId]?.route = e.route
+            runs[e.runId]?.status = .running
+        case .stepStarted(let e):
+            runs[e.runId]?.startStep(e, at: at)
+        case .stepCompleted(let e):
+            runs[e.runId]?.finishStep(e.stepUid, status: .completed, output: e.output, error: nil, at: at)
+        case .stepFailed(let e):
+            runs[e.runId]?.finishStep(e.stepUid, status: e.willRetry ? .retrying : .failed, output: nil,
+                                      error: e.error, at: at)
+        case .runCompleted(let e):
+            runs[e.runId]?.status = .completed
+            runs[e.runId]?.decision = e.decision
+            runs[e.runId]?.finishedAt = at
+        case .runFailed(let e):
+            runs[e.runId]?.status = .failed
+            runs[e.runId]?.failure = e.reason
+            runs[e.runId]?.finishedAt = at
+        case .objectEventRecorded(let e):
+            let key = ObjectKey(type: e.objectType, token: e.objectToken)
+            objects[key, default: ObjectRecord(key: key, createdAt: at)].events.append(ObjectEventEntry(
+                eventId: e.eventId, eventType: e.eventType, occurredAt: e.occurredAt, data: e.data, recordedAt: at
+            ))
+        case .objectTagged(let e):
+            let key = ObjectKey(type: e.objectType, token: e.objectToken)
+            for tag in e.tags where !(objects[key]?.tags.contains(tag) ?? true) {
+                objects[key]?.tags.append(tag)
+            }
+        case .objectFieldSet(let e):
+            objects[ObjectKey(type: e.objectType, token: e.objectToken)]?.fields[e.field] = e.value
+        case .objectDecided(let e):
+            objects[ObjectKey(type: e.objectType, token: e.objectToken)]?.decision = e.decision
+        case .objectRedacted(let e):
+            objects[ObjectKey(type: e.objectType, token: e.objectToken)]?.redacted = true
+        case .listItemAdded(let e):
+            lists[e.listId, default: []].insert(e.value)
+        case .listItemRemoved(let e):
+            lists[e.listId]?.remove(e.value)
+        }
+    }
+
+    private mutating func finishRollout(_ workflowId: String, status: RolloutRecord.Status, at: Int64) {
+        guard var rollout = workflows[workflowId]?.rollout else { return }
+        rollout.status = status
+        rollout.finishedAt = at
+        workflows[workflowId]?.pastRollouts.append(rollout)
+        workflows[workflowId]?.rollout = nil
+    }
+
+    /// Folds the whole log (or up to `position`) into a new state.
+    public static func rebuild(from store: EventStore, upTo position: UInt64 = .max) throws -> WorkflowsState {
+        var state = WorkflowsState()
+        try store.forEach(from: 1) { event in
+            guard event.position <= position else { return false }
+            try state.apply(event)
+            return true
+        }
+        return state
+    }
+
+    /// Lists as `$inList` sees them.
+    public var listMembership: StaticLists { StaticLists(lists) }
+}
+
+// MARK: Records
+
+public struct Draft: Sendable, Equatable {
+    public var version: Int
+    public var definition: JSONValue
+    public var savedAt: Int64
+    public var savedBy: String?
+}
+
+public struct VersionRecord: Sendable, Equatable {
+    public var version: Int
+    public var definition: JSONValue
+    public var description: String
+    public var publishedAt: Int64
+    public var publishedBy: String?
+    public var revertedFrom: Int?
+    public var descriptionEditedAt: Int64?
+    /// When it last became active.
+    public var activatedAt: Int64?
+}
+
+public struct RolloutRecord: Sendable, Equatable {
+    public enum Status: String, Sendable, Equatable { case active, promoted, ended }
+    public var id: String
+    public var treatmentVersion: Int
+    public var controlVersion: Int
+    public var percentage: Double
+    public var stickyField: String?
+    public var stagedAt: Int64
+    public var stagedBy: String?
+    public var status: Status = .active
+    public var finishedAt: Int64?
+    /// Runs assigned to each arm.
+    public var treatmentRuns = 0
+    public var controlRuns = 0
+}
+
+public struct WorkflowRecord: Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var number: Int
+    public var createdAt: Int64
+    public var createdBy: String?
+    public var draft: Draft?
+    /// The draft version that the latest published version was made from.
+    public var publishedDraftVersion: Int?
+    /// Published versions; `versions[n - 1]` is version n.
+    public var versions: [VersionRecord] = []
+    public var active: Int?
+    public var rollout: RolloutRecord?
+    public var pastRollouts: [RolloutRecord] = []
+
+    public init(id: String, name: String, number: Int, createdAt: Int64, createdBy: String?) {
+        self.id = id
+        self.name = name
+        self.number = number
+        self.createdAt = createdAt
+        self.createdBy = createdBy
+    }
+
+    public var latestVersion: Int { versions.count }
+
+    /// A version's status in the history: `active`, `treatment`, `control` or `published`.
+    public func status(of version: Int) -> String {
+        if let rollout, rollout.treatmentVersion == version { return "treatment" }
+        if let rollout, rollout.controlVersion == version { return "control" }
+        return active == version ? "active" : "published"
+    }
+
+    mutating func countRun(rolloutId: String, arm: Arm) {
+        func count(_ r: inout RolloutRecord) {
+            if arm == .treatment { r.treatmentRuns += 1 } else if arm == .control { r.controlRuns += 1 }
+        }
+        if rollout?.id == rolloutId {
+            count(&rollout!)
+        } else if let i = pastRollouts.firstIndex(where: { $0.id == rolloutId }) {
+            count(&pastRollouts[i])
+        }
+    }
+}
+
+public struct StepRecord: Sendable, Equatable {
+    public enum Status: String, Sendable, Equatable { case running, retrying, completed, failed }
+    public var uid: String
+    public var type: String
+    public var status: Status
+    public var attempts: Int
+    public var idempotencyKey: String?
+    public var output: JSONValue?
+    public var error: String?
+    public var startedAt: Int64
+    public var finishedAt: Int64?
+}
+
+public struct RunRecord: Sendable, Equatable {
+    public enum Status: String, Sendable, Equatable, CaseIterable { case queued, running, completed, failed }
+    public var created: RunCreated
+    public var createdAt: Int64
+    public var status: Status = .queued
+    public var routeDecided = false
+    public var route: String?
+    public var steps: [StepRecord] = []
+    public var decision: String?
+    public var failure: String?
+    public var finishedAt: Int64?
+
+    public var id: String { created.runId }
+
+    mutating func startStep(_ e: StepStarted, at: Int64) {
+        if let i = steps.firstIndex(where: { $0.uid == e.stepUid }) {
+            steps[i].status = .running
+            steps[i].attempts = e.attempt
+        } else {
+            steps.append(StepRecord(uid: e.stepUid, type: e.stepType, status: .running, attempts: e.attempt,
+                                    idempotencyKey: e.idempotencyKey, startedAt: at))
+        }
+    }
+
+    mutating func finishStep(_ uid: String, status: StepRecord.Status, output: JSONValue?, error: String?, at: Int64) {
+        guard let i = steps.firstIndex(where: { $0.uid == uid }) else { return }
+        steps[i].status = status
+        steps[i].output = output
+        steps[i].error = error
+        steps[i].finishedAt = at
+    }
+}
+
+public struct ObjectKey: Sendable, Hashable, Comparable {
+    public var type: String
+    public var token: String
+    public init(type: String, token: String) {
+        self.type = type
+        self.token = token
+    }
+    public static func < (a: ObjectKey, b: ObjectKey) -> Bool { (a.type, a.token) < (b.type, b.token) }
+}
+
+public struct ObjectEventEntry: Sendable, Equatable {
+    public var eventId: String
+    public var eventType: String
+    public var occurredAt: Int64
+    public var data: SealedData
+    public var recordedAt: Int64
+}
+
+public struct ObjectRecord: Sendable, Equatable {
+    public var key: ObjectKey
+    public var createdAt: Int64
+    public var events: [ObjectEventEntry] = []
+    /// Fields set by steps, sealed like event data.
+    public var fields: [String: SealedData] = [:]
+    public var tags: [String] = []
+    public var decision: String?
+    public var redacted = false
+
+    public init(key: ObjectKey, createdAt: Int64) {
+        self.key = key
+        self.createdAt = createdAt
+    }
+}
