@@ -25,6 +25,9 @@ public struct WorkflowsState: Sendable, Equatable {
     public mutating func apply(_ envelope: RecordedEvent) throws {
         if let event = try DomainEvent.decode(type: envelope.type, payload: envelope.payload) {
             apply(event, at: envelope)
+            if envelope.stream.hasPrefix("workflow-") {
+                workflows[String(envelope.stream.dropFirst(9))]?.streamVersion = envelope.streamVersion
+            }
         }
         position = envelope.position
     }
@@ -181,6 +184,8 @@ public struct WorkflowRecord: Sendable, Equatable {
     public var number: Int
     public var createdAt: Int64
     public var createdBy: String?
+    /// The version of the workflow's stream: the `ETag` of the workflow.
+    public var streamVersion: UInt64 = 0
     public var draft: Draft?
     /// The draft version that the latest published version was made from.
     public var publishedDraftVersion: Int?

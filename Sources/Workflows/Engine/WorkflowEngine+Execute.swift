@@ -1,0 +1,320 @@
+import EventStore
+import Foundation
+
+extension WorkflowEngine {
+    /// The context conditions and steps see for a run: `run`, `parameters` (API) or `inputs`
+    /// (action), `event` (event triggers) and `object` (event and action triggers).
+    func context(for run: RunRecord) -> JSONValue {
+        let c = run.created
+        var context: [String: JSONValue] = [
+            "run": ["id": .string(c.runId), "workflow_id": .string(c.workflowId), "version": .integer(Int64(c.version)),
+                    "arm": .string(c.arm.rawValue)],
+        ]
+        if c.objectType == nil {
+            context["parameters"] = c.parameters
+        } else {
+            context["inputs"] = c.parameters
+        }
+        if let type = c.objectType, let token = c.objectToken {
+            let key = ObjectKey(type: type, token: token)
+            let object = state.objects[key]
+            context["object"] = [
+                "type": .string(type), "token": .string(token), "data": .object(objectFields(key)),
+                "tags": .array((object?.tags ?? []).map(JSONValue.string)),
+                "decision": object?.decision.map(JSONValue.string) ?? .null,
+            ]
+            if let eventType = c.eventType, let entry = object?.events.first(where: { $0.eventId == c.source.reference }) {
+                context["event"] = [
+                    "type": .string(eventType), "occurred_at": .integer(entry.occurredAt),
+                    "data": (try? vault.open(entry.data, for: key)) ?? .null,
+                ]
+            }
+        }
+        return .object(context)
+    }
+
+    /// Events to append for one step of a run, grouped by stream in order.
+    struct PendingWrites {
+        var runEvents: [DomainEvent] = []
+        var other: [(stream: String, event: DomainEvent)] = []
+        var isEmpty: Bool { runEvents.isEmpty && other.isEmpty }
+
+        func writes(runId: String, metadata: EventMetadata) -> [StreamWrite] {
+            var writes: [StreamWrite] = []
+            if !runEvents.isEmpty {
+                writes.append(StreamWrite(stream: Streams.run(runId), events: runEvents.map { $0.newEvent(metadata: metadata) }))
+            }
+            var order: [String] = []
+            var byStream: [String: [NewEvent]] = [:]
+            for (stream, event) in other {
+                if byStream[stream] == nil { order.append(stream) }
+                byStream[stream, default: []].append(event.newEvent(metadata: metadata))
+            }
+            for stream in order { writes.append(StreamWrite(stream: stream, events: byStream[stream]!)) }
+            return writes
+        }
+    }
+
+    /// Executes a run from where its recorded history ends. Steps that only change Runlog's own
+    /// state are decided and appended together; a step with an outside effect (`http_request`,
+    /// `redact`, `run_workflow`) is recorded as started before the effect and completed after,
+    /// so after a crash a completed effect is never repeated, and a started one is retried with
+    /// the same idempotency key.
+    func executeRun(_ runId: String) async {
+        guard let run = state.runs[runId], run.status == .queued || run.status == .running else { return }
+        let c = run.created
+        let metadata = Self.metadata(nil, correlation: runId, causation: runId)
+        var pending = PendingWrites()
+        func flush() async -> Bool {
+            guard !pending.isEmpty else { return true }
+            do {
+                try await append(pending.writes(runId: runId, metadata: metadata))
+                pending = PendingWrites()
+                return true
+            } catch {
+                return false
+            }
+        }
+        let definition: WorkflowDefinition
+        do {
+            definition = try self.definition(c.workflowId, version: c.version)
+        } catch {
+            pending.runEvents.append(.runFailed(RunFailed(runId: runId, stepUid: nil, reason: error.description)))
+            _ = await flush()
+            return
+        }
+        let route: WorkflowDefinition.Route?
+        if run.routeDecided {
+            route = run.route.flatMap { name in definition.routes.first { $0.name == name } }
+        } else {
+            route = definition.route(for: context(for: run), lists: state.listMembership)
+            pending.runEvents.append(.routeMatched(RouteMatched(runId: runId, route: route?.name)))
+        }
+        var decision = run.decision
+        for step in route?.steps ?? [] {
+            if let record = state.runs[runId]?.steps.first(where: { $0.uid == step.uid }), record.status == .completed {
+                if step.type == .approve { decision = "approved" }
+                if step.type == .decline { decision = "declined" }
+                continue
+            }
+            let outcome = await perform(step, run: state.runs[runId] ?? run, pending: &pending, flush: flush)
+            switch outcome {
+            case .completed(let stepDecision):
+                if let stepDecision { decision = stepDecision }
+            case .failed(let reason):
+                pending.runEvents.append(.runFailed(RunFailed(runId: runId, stepUid: step.uid, reason: reason)))
+                _ = await flush()
+                return
+            case .interrupted:
+                return
+            }
+        }
+        pending.runEvents.append(.runCompleted(RunCompleted(runId: runId, decision: decision)))
+        _ = await flush()
+    }
+
+    enum StepOutcome {
+        case completed(decision: String?)
+        case failed(String)
+        /// Storage failed or the engine is stopping; the run resumes later from its history.
+        case interrupted
+    }
+
+    private func perform(
+        _ step: WorkflowDefinition.Step,
+        run: RunRecord,
+        pending: inout PendingWrites,
+        flush: () async -> Bool
+    ) async -> StepOutcome {
+        let runId = run.id
+        let p = step.parameters
+        let started = DomainEvent.stepStarted(StepStarted(runId: runId, stepUid: step.uid, stepType: step.type.rawValue,
+                                                          attempt: 1, idempotencyKey: nil))
+        func complete(_ output: JSONValue) {
+            pending.runEvents.append(.stepCompleted(StepCompleted(runId: runId, stepUid: step.uid, output: output)))
+        }
+        func fail(_ reason: String) -> StepOutcome {
+            pending.runEvents.append(.stepFailed(StepFailed(runId: runId, stepUid: step.uid, attempt: 1,
+                                                            error: reason, willRetry: false)))
+            return .failed("step \(step.uid) (\(step.type.rawValue)) failed: \(reason)")
+        }
+        let objectKey = run.created.objectType.flatMap { type in run.created.objectToken.map { ObjectKey(type: type, token: $0) } }
+        switch step.type {
+        case .approve, .decline:
+            pending.runEvents.append(started)
+            let decision = step.type == .approve ? "approved" : "declined"
+            if let objectKey {
+                pending.other.append((Streams.object(objectKey.type, objectKey.token), .objectDecided(ObjectDecided(
+                    objectType: objectKey.type, objectToken: objectKey.token, decision: decision,
+                    reason: p["reason"]?.stringValue, runId: runId))))
+            }
+            complete(["decision": .string(decision)])
+            return .completed(decision: decision)
+        case .tag:
+            pending.runEvents.append(started)
+            guard let objectKey else { return fail("tag needs an object; this run has none") }
+            let tags = (p["tags"]?.arrayValue ?? []).compactMap(\.stringValue)
+            pending.other.append((Streams.object(objectKey.type, objectKey.token), .objectTagged(ObjectTagged(
+                objectType: objectKey.type, objectToken: objectKey.token, tags: tags, runId: runId))))
+            complete(["tags": .array(tags.map(JSONValue.string))])
+            return .completed(decision: nil)
+        case .addToList, .removeFromList:
+            pending.runEvents.append(started)
+            let list = p["list"]?.stringValue ?? ""
+            let path = p["path"]?.stringValue ?? ""
+            guard let value = value(at: path, in: run) else { return fail("the context has no value at \"\(path)\"") }
+            let change = ListItemChanged(listId: list, value: value, runId: runId)
+            pending.other.append((Streams.list(list), step.type == .addToList ? .listItemAdded(change) : .listItemRemoved(change)))
+            complete(["list": .string(list), "value": value])
+            return .completed(decision: nil)
+        case .setField:
+            pending.runEvents.append(started)
+            guard let objectKey else { return fail("set_field needs an object; this run has none") }
+            let field = p["field"]?.stringValue ?? ""
+            let value: JSONValue
+            if let literal = p["value"] {
+                value = literal
+            } else {
+                let path = p["path"]?.stringValue ?? ""
+                guard let found = self.value(at: path, in: run) else { return fail("the context has no value at \"\(path)\"") }
+                value = found
+            }
+            guard let sealed = try? await vault.seal(value, for: objectKey) else { return .interrupted }
+            pending.other.append((Streams.object(objectKey.type, objectKey.token), .objectFieldSet(ObjectFieldSet(
+                objectType: objectKey.type, objectToken: objectKey.token, field: field, value: sealed, runId: runId))))
+            complete(["field": .string(field)])
+            return .completed(decision: nil)
+        case .redact:
+            guard let objectKey else {
+                pending.runEvents.append(started)
+                return fail("redact needs an object; this run has none")
+            }
+            // Record the intent first: if the process dies after the key is gone, the retry
+            // finds nothing to destroy and completes.
+            pending.runEvents.append(started)
+            guard await flush() else { return .interrupted }
+            do {
+                try await vault.destroyKey(for: objectKey)
+            } catch {
+                return .interrupted
+            }
+            pending.other.append((Streams.object(objectKey.type, objectKey.token), .objectRedacted(ObjectRedacted(
+                objectType: objectKey.type, objectToken: objectKey.token, runId: runId))))
+            complete([:])
+            return .completed(decision: nil)
+        case .runWorkflow:
+            pending.runEvents.append(started)
+            guard await flush() else { return .interrupted }
+            let child = p["workflow_id"]?.stringValue ?? ""
+            // A child already started by an earlier attempt of this step is found by its source.
+            if let existing = state.runs.values.first(where: {
+                $0.created.source.kind == "workflow" && $0.created.source.reference == "\(runId)/\(step.uid)"
+            }) {
+                complete(["run_id": .string(existing.id)])
+                return .completed(decision: nil)
+            }
+            do {
+                let started = try await startRun(workflowId: child, parameters: p["parameters"] ?? [:],
+                                                  source: RunSource(kind: "workflow", reference: "\(runId)/\(step.uid)"),
+                                                  queue: run.created.queue)
+                complete(["run_id": .string(started.id)])
+                return .completed(decision: nil)
+            } catch {
+                return fail(error.description)
+            }
+        case .httpRequest:
+            return await performHTTP(step, run: run, pending: &pending, flush: flush)
+        }
+    }
+
+    /// The first value a dotted path reaches in the run's context.
+    func value(at path: String, in run: RunRecord) -> JSONValue? {
+        let parts = path.split(separator: ".").map(String.init)
+        guard !parts.isEmpty else { return nil }
+        return Evaluator(lists: NoLists()).values(at: parts[...], in: context(for: run)).first
+    }
+
+    /// An outbound call: recorded as started (with its idempotency key) before it is made, its
+    /// response recorded after; a completed call is never made again, on replay or resume.
+    private func performHTTP(
+        _ step: WorkflowDefinition.Step,
+        run: RunRecord,
+        pending: inout PendingWrites,
+        flush: () async -> Bool
+    ) async -> StepOutcome {
+        let runId = run.id
+        let p = step.parameters
+        let key = "\(runId)/\(step.uid)"
+        let retries = Int(p["retries"].flatMap { if case .integer(let n) = $0 { n } else { nil } } ?? Int64(2))
+        let timeout = Int(p["timeout_ms"].flatMap { if case .integer(let n) = $0 { n } else { nil } } ?? Int64(10_000))
+        var body: [UInt8]?
+        if let literal = p["body"] {
+            body = Array(literal.jsonText.utf8)
+        } else if let path = p["body_path"]?.stringValue {
+            body = Array((value(at: path, in: run) ?? .null).jsonText.utf8)
+        }
+        var headers = (p["headers"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
+        headers["Idempotency-Key"] = key
+        if body != nil && headers["Content-Type"] == nil { headers["Content-Type"] = "application/json" }
+        let request = OutboundRequest(url: p["url"]?.stringValue ?? "", method: p["method"]?.stringValue ?? "POST",
+                                      headers: headers, body: body, timeout: .milliseconds(timeout))
+        let previousAttempts = state.runs[runId]?.steps.first { $0.uid == step.uid }?.attempts ?? 0
+        var attempt = previousAttempts
+        while true {
+            attempt += 1
+            pending.runEvents.append(.stepStarted(StepStarted(runId: runId, stepUid: step.uid, stepType: step.type.rawValue,
+                                                              attempt: attempt, idempotencyKey: key)))
+            guard await flush() else { return .interrupted }
+            let result: Result<OutboundResponse, any Error>
+            do {
+                result = .success(try await configuration.http.perform(request))
+            } catch {
+                result = .failure(error)
+            }
+            let error: String
+            switch result {
+            case .success(let response) where (200..<300).contains(response.status):
+                let text = String(decoding: response.body, as: UTF8.self)
+                let bodyValue = (try? JSONValue(parsing: text)) ?? .string(text)
+                pending.runEvents.append(.stepCompleted(StepCompleted(runId: runId, stepUid: step.uid, output: [
+                    "status": .integer(Int64(response.status)), "body": bodyValue,
+                ])))
+                return .completed(decision: nil)
+            case .success(let response):
+                error = "HTTP \(response.status) from \(request.method) \(request.url)"
+            case .failure(let failure):
+                error = "\(request.method) \(request.url) failed: \(failure)"
+            }
+            let willRetry = attempt - previousAttempts <= retries && !Task.isCancelled
+            pending.runEvents.append(.stepFailed(StepFailed(runId: runId, stepUid: step.uid, attempt: attempt,
+                                                            error: error, willRetry: willRetry)))
+            if !willRetry { return .failed("step \(step.uid) (http_request) failed: \(error)") }
+            try? await Task.sleep(for: .milliseconds(min(2_000, 50 << min(attempt, 6))))
+        }
+    }
+}
+
+// MARK: Outbound HTTP
+
+public struct OutboundRequest: Sendable, Hashable {
+    public var url: String
+    public var method: String
+    public var headers: [String: String]
+    public var body: [UInt8]?
+    public var timeout: Duration
+}
+
+public struct OutboundResponse: Sendable, Hashable {
+    public var status: Int
+    public var body: [UInt8]
+
+    public init(status: Int, body: [UInt8]) {
+        self.status = status
+        self.body = body
+    }
+}
+
+/// Makes the outbound calls of `http_request` steps.
+public protocol HTTPPerformer: Sendable {
+    func perform(_ request: OutboundRequest) async throws -> OutboundResponse
+}

@@ -1,0 +1,243 @@
+import EventStore
+import Foundation
+
+/// What posting an object event did.
+public struct PostedEvent: Sendable, Hashable {
+    public var eventId: String
+    /// The runs it started, one per matching active workflow.
+    public var runIds: [String]
+    /// True when this event id had been posted before: nothing new was recorded.
+    public var duplicate: Bool
+}
+
+extension WorkflowEngine {
+    // MARK: Creating runs
+
+    /// Starts a run of an API-triggered workflow. The parameters are validated against the
+    /// chosen version's schema; every bad field is named with its value and rule, and nothing is
+    /// created then.
+    public func startRun(
+        workflowId: String,
+        parameters: JSONValue,
+        source: RunSource = RunSource(kind: "api"),
+        queue: RunQueue = .realtime,
+        actor: String? = nil
+    ) async throws(WorkflowError) -> RunRecord {
+        guard let workflow = state.workflows[workflowId] else { throw Self.workflowNotFound(workflowId) }
+        let runId = Ids.make("run_")
+        let choice = try choose(workflow) { definition in
+            if case .api(_, let sticky?) = definition.trigger, let value = parameters[sticky], value != .null {
+                return value.stringValue ?? value.jsonText
+            }
+            return runId
+        }
+        guard case .api(let schema, _) = choice.definition.trigger else {
+            throw WorkflowError(.conflict, "workflow \(workflowId) version \(choice.version) is triggered by "
+                                + "\(choice.definition.trigger.kind), not the API")
+        }
+        let issues = schema.validate(parameters)
+        guard issues.isEmpty else { throw .invalid(issues, "the parameters do not match the schema of \(workflowId)") }
+        let day = try reserveQuota(1)
+        defer { releaseQuota(1, day: day) }
+        let created = RunCreated(
+            runId: runId, workflowId: workflowId, version: choice.version, arm: choice.arm, rolloutId: choice.rolloutId,
+            source: source, parameters: parameters, objectType: nil, objectToken: nil, eventType: nil,
+            queue: queue, quotaDay: day
+        )
+        try await append([StreamWrite(stream: Streams.run(runId), expected: .noStream,
+                                      events: [DomainEvent.runCreated(created).newEvent(metadata: Self.metadata(actor))])])
+        enqueue(runId, queue)
+        return state.runs[runId]!
+    }
+
+    /// Runs an action workflow on an existing object with `inputs`.
+    public func runAction(
+        workflowId: String,
+        objectToken: String,
+        inputs: JSONValue,
+        source: RunSource = RunSource(kind: "action"),
+        queue: RunQueue = .realtime,
+        actor: String? = nil
+    ) async throws(WorkflowError) -> RunRecord {
+        guard let workflow = state.workflows[workflowId] else { throw Self.workflowNotFound(workflowId) }
+        let choice = try choose(workflow) { _ in objectToken }
+        guard case .action(let objectType, let schema) = choice.definition.trigger else {
+            throw WorkflowError(.conflict, "workflow \(workflowId) version \(choice.version) is triggered by "
+                                + "\(choice.definition.trigger.kind), not an action")
+        }
+        guard state.objects[ObjectKey(type: objectType, token: objectToken)] != nil else {
+            throw WorkflowError(.notFound, "\(objectType) \(objectToken) does not exist")
+        }
+        let issues = schema.validate(inputs)
+        guard issues.isEmpty else { throw .invalid(issues, "the inputs do not match the action of \(workflowId)") }
+        let day = try reserveQuota(1)
+        defer { releaseQuota(1, day: day) }
+        let runId = Ids.make("run_")
+        let created = RunCreated(
+            runId: runId, workflowId: workflowId, version: choice.version, arm: choice.arm, rolloutId: choice.rolloutId,
+            source: source, parameters: inputs, objectType: objectType, objectToken: objectToken, eventType: nil,
+            queue: queue, quotaDay: day
+        )
+        try await append([StreamWrite(stream: Streams.run(runId), expected: .noStream,
+                                      events: [DomainEvent.runCreated(created).newEvent(metadata: Self.metadata(actor))])])
+        enqueue(runId, queue)
+        return state.runs[runId]!
+    }
+
+    /// Records an event about an object (creating the object on its first event) and starts a run
+    /// of every active workflow whose trigger is this event type and whose criteria hold — in one
+    /// atomic append. Posting the same `eventId` again records nothing and answers as before.
+    public func postEvent(
+        objectType: String,
+        objectToken: String,
+        eventType: String,
+        data: JSONValue,
+        occurredAt: Int64? = nil,
+        eventId: String? = nil,
+        queue: RunQueue = .realtime,
+        actor: String? = nil
+    ) async throws(WorkflowError) -> PostedEvent {
+        try Self.validateObjectName("object_type", objectType)
+        try Self.validateObjectName("object_token", objectToken)
+        try Self.validateObjectName("type", eventType)
+        guard case .object = data else { throw .invalid(field: "data", value: data, rule: "must be a JSON object") }
+        let key = ObjectKey(type: objectType, token: objectToken)
+        let eventId = eventId ?? Ids.make("evt_")
+        if state.objects[key]?.events.contains(where: { $0.eventId == eventId }) == true {
+            let runs = state.runs.values.filter { $0.created.source.reference == eventId }.map(\.id).sorted()
+            return PostedEvent(eventId: eventId, runIds: runs, duplicate: true)
+        }
+        if state.objects[key]?.redacted == true {
+            throw WorkflowError(.conflict, "\(objectType) \(objectToken) was redacted; it takes no more events")
+        }
+        let sealed: SealedData
+        do {
+            sealed = try await vault.seal(data, for: key)
+        } catch {
+            throw WorkflowError(.storage, "cannot seal the event data: \(error)")
+        }
+        let occurred = occurredAt ?? configuration.clock()
+        // The context the trigger criteria see: the object with this event's data merged in.
+        var objectData = objectFields(key)
+        if case .object(let new) = data { for (k, v) in new { objectData[k] = v } }
+        var runs: [RunCreated] = []
+        for workflow in state.workflows.values.sorted(by: { $0.number < $1.number }) where workflow.active != nil {
+            guard let choice = try? choose(workflow, stickyKey: { _ in objectToken }),
+                  case .event(let type, let criteria) = choice.definition.trigger, type == eventType else { continue }
+            let context: JSONValue = [
+                "event": ["type": .string(eventType), "data": data, "occurred_at": .integer(occurred)],
+                "object": ["type": .string(objectType), "token": .string(objectToken), "data": .object(objectData),
+                           "tags": .array((state.objects[key]?.tags ?? []).map(JSONValue.string))],
+            ]
+            if let criteria, !criteria.matches(context, lists: state.listMembership) { continue }
+            runs.append(RunCreated(
+                runId: Ids.make("run_"), workflowId: workflow.id, version: choice.version, arm: choice.arm,
+                rolloutId: choice.rolloutId, source: RunSource(kind: "event", reference: eventId), parameters: [:],
+                objectType: objectType, objectToken: objectToken, eventType: eventType, queue: queue, quotaDay: ""
+            ))
+        }
+        let day = try reserveQuota(runs.count)
+        defer { releaseQuota(runs.count, day: day) }
+        let metadata = Self.metadata(actor, correlation: eventId)
+        var writes = [StreamWrite(stream: Streams.object(objectType, objectToken), events: [
+            DomainEvent.objectEventRecorded(ObjectEventRecorded(
+                eventId: eventId, objectType: objectType, objectToken: objectToken, eventType: eventType,
+                occurredAt: occurred, data: sealed
+            )).newEvent(metadata: metadata),
+        ])]
+        for var run in runs {
+            run.quotaDay = day
+            writes.append(StreamWrite(stream: Streams.run(run.runId), expected: .noStream,
+                                      events: [DomainEvent.runCreated(run).newEvent(metadata: metadata)]))
+        }
+        try await append(writes)
+        for run in runs { enqueue(run.runId, queue) }
+        return PostedEvent(eventId: eventId, runIds: runs.map(\.runId), duplicate: false)
+    }
+
+    static func validateObjectName(_ field: String, _ value: String) throws(WorkflowError) {
+        guard !value.isEmpty, value.utf8.count <= 128,
+              value.unicodeScalars.allSatisfy({ $0.properties.isAlphabetic || ("0"..."9").contains($0) || "._:-".unicodeScalars.contains($0) })
+        else {
+            throw .invalid(field: field, value: .string(value),
+                           rule: "must be 1 to 128 letters, digits or . _ : -")
+        }
+    }
+
+    /// Which version a new run of `workflow` uses, and on which arm of a rollout.
+    struct VersionChoice {
+        var version: Int
+        var arm: Arm
+        var rolloutId: String?
+        var definition: WorkflowDefinition
+    }
+
+    func choose(_ workflow: WorkflowRecord,
+                stickyKey: (WorkflowDefinition) -> String) throws(WorkflowError) -> VersionChoice {
+        guard let active = workflow.active else {
+            throw WorkflowError(.conflict, "workflow \(workflow.id) is not active; activate a version first")
+        }
+        guard let rollout = workflow.rollout else {
+            return VersionChoice(version: active, arm: .none, rolloutId: nil,
+                                 definition: try definition(workflow.id, version: active))
+        }
+        // The sticky key comes from the treatment's trigger (the version being rolled out).
+        let treatment = try definition(workflow.id, version: rollout.treatmentVersion)
+        let key = stickyKey(treatment)
+        if RolloutBucket.inTreatment(seed: rollout.id, key: key, percentage: rollout.percentage) {
+            return VersionChoice(version: rollout.treatmentVersion, arm: .treatment, rolloutId: rollout.id, definition: treatment)
+        }
+        return VersionChoice(version: rollout.controlVersion, arm: .control, rolloutId: rollout.id,
+                             definition: try definition(workflow.id, version: rollout.controlVersion))
+    }
+
+    // MARK: Objects
+
+    /// An object's data as steps and conditions see it: every event's data merged in order, then
+    /// the fields steps set. Empty after redaction.
+    func objectFields(_ key: ObjectKey) -> [String: JSONValue] {
+        guard let object = state.objects[key], !object.redacted else { return [:] }
+        var merged: [String: JSONValue] = [:]
+        for event in object.events {
+            if case .object(let data)? = try? vault.open(event.data, for: key) {
+                for (k, v) in data { merged[k] = v }
+            }
+        }
+        for (field, sealed) in object.fields.sorted(by: { $0.key < $1.key }) {
+            if let value = try? vault.open(sealed, for: key) { merged[field] = value }
+        }
+        return merged
+    }
+
+    /// An object with its data opened (nil data after redaction).
+    public func objectView(type: String, token: String) -> ObjectView? {
+        let key = ObjectKey(type: type, token: token)
+        guard let object = state.objects[key] else { return nil }
+        return ObjectView(
+            type: type, token: token, data: object.redacted ? nil : .object(objectFields(key)), tags: object.tags,
+            decision: object.decision, redacted: object.redacted,
+            events: object.events.map { e in
+                ObjectView.Event(eventId: e.eventId, type: e.eventType, occurredAt: e.occurredAt,
+                                 data: object.redacted ? nil : (try? vault.open(e.data, for: key)) ?? nil)
+            }
+        )
+    }
+}
+
+/// An object as readers see it.
+public struct ObjectView: Sendable, Hashable {
+    public struct Event: Sendable, Hashable {
+        public var eventId: String
+        public var type: String
+        public var occurredAt: Int64
+        /// nil once the object is redacted.
+        public var data: JSONValue?
+    }
+    public var type: String
+    public var token: String
+    public var data: JSONValue?
+    public var tags: [String]
+    public var decision: String?
+    public var redacted: Bool
+    public var events: [Event]
+}

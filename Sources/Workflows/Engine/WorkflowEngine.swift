@@ -1,0 +1,352 @@
+public import EventStore
+public import Foundation
+
+/// Settings of a workflow engine.
+public struct EngineConfiguration: Sendable {
+    /// Runs that may be created per UTC day, over every source; nil for no limit.
+    public var dailyRunQuota: Int?
+    /// Workers that only ever take real-time runs, so batch work cannot hold them.
+    public var realtimeWorkers: Int
+    /// Workers that take real-time runs first and batch runs when no real-time run waits.
+    public var sharedWorkers: Int
+    /// The clock, in UTC milliseconds (tests move it to cross quota days).
+    public var clock: @Sendable () -> Int64
+    /// Performs `http_request` steps.
+    public var http: any HTTPPerformer
+
+    public init(
+        dailyRunQuota: Int? = nil,
+        realtimeWorkers: Int = 1,
+        sharedWorkers: Int = 3,
+        clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) },
+        http: any HTTPPerformer = URLSessionHTTPPerformer()
+    ) {
+        self.dailyRunQuota = dailyRunQuota
+        self.realtimeWorkers = realtimeWorkers
+        self.sharedWorkers = sharedWorkers
+        self.clock = clock
+        self.http = http
+    }
+}
+
+/// The workflow engine: decides each command against the live read models, appends the events
+/// it decides (with the stream's expected version, so concurrent commands cannot both win), and
+/// executes runs from a real-time and a batch queue. The read models follow the log through a
+/// subscription; a command returns once its own events are in them (read-your-writes).
+public actor WorkflowEngine {
+    public let store: EventStore
+    public let configuration: EngineConfiguration
+    let vault: ObjectVault
+    var state: WorkflowsState
+    var definitions: [String: WorkflowDefinition] = [:]
+    private var waiters: [(position: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
+    /// Run creations in flight per quota day (not yet in `state`).
+    private var reservedRuns: [String: Int] = [:]
+    private var nextWorkflowNumber: Int
+    /// The next workflow number; numbers are handed out in order on the actor, so two concurrent
+    /// creations never share one.
+    func nextNumber() -> Int {
+        defer { nextWorkflowNumber += 1 }
+        return nextWorkflowNumber
+    }
+    var queues = RunQueues()
+    private var executing: Set<String> = []
+    private var tasks: [Task<Void, Never>] = []
+    private var stopped = false
+
+    /// Builds the read models from the log (a full replay), ready to `start()`.
+    public init(store: EventStore, configuration: EngineConfiguration = EngineConfiguration()) throws {
+        self.store = store
+        self.configuration = configuration
+        self.vault = ObjectVault(store: store)
+        let state = try WorkflowsState.rebuild(from: store)
+        self.state = state
+        self.nextWorkflowNumber = (state.workflowNumbers.keys.max() ?? 0) + 1
+    }
+
+    /// Follows the log and starts the workers; runs left unfinished by a previous process resume.
+    public func start() {
+        guard tasks.isEmpty else { return }
+        let from = state.position + 1
+        let store = self.store
+        tasks.append(Task { [weak self] in
+            do {
+                for try await event in store.subscribe(from: from) {
+                    guard let self else { return }
+                    await self.ingest(event)
+                }
+            } catch {
+                // Cancelled, or the store closed.
+            }
+        })
+        for run in state.runs.values.sorted(by: { $0.createdAt < $1.createdAt })
+        where run.status == .queued || run.status == .running {
+            queues.push(run.id, run.created.queue)
+        }
+        for i in 0..<(configuration.realtimeWorkers + configuration.sharedWorkers) {
+            let realtimeOnly = i < configuration.realtimeWorkers
+            tasks.append(Task { [weak self] in
+                while let self, let runId = await self.nextRun(realtimeOnly: realtimeOnly) {
+                    await self.execute(runId)
+                }
+            })
+        }
+    }
+
+    /// Stops the workers (a run being executed finishes its current step) and the projection.
+    public func shutdown() async {
+        stopped = true
+        queues.close()
+        for task in tasks { task.cancel() }
+        for task in tasks { await task.value }
+        tasks.removeAll()
+        for waiter in waiters { waiter.continuation.resume() }
+        waiters.removeAll()
+    }
+
+    /// A copy of the read models as they are now.
+    public var snapshot: WorkflowsState { state }
+
+    // MARK: Projection
+
+    private func ingest(_ event: RecordedEvent) {
+        guard event.position > state.position else { return }
+        do {
+            try state.apply(event)
+        } catch {
+            // An event of this domain that does not decode cannot come from this engine; skip it
+            // rather than stop every read model (verify reports tampering).
+            state.position = event.position
+        }
+        if !waiters.isEmpty {
+            let ready = waiters.filter { $0.position <= state.position }
+            waiters.removeAll { $0.position <= state.position }
+            for waiter in ready { waiter.continuation.resume() }
+        }
+    }
+
+    /// Waits until the read models include `position`.
+    func caughtUp(to position: UInt64) async {
+        guard state.position < position, !stopped else { return }
+        await withCheckedContinuation { waiters.append((position, $0)) }
+    }
+
+    // MARK: Appending
+
+    /// Appends and waits for the read models to include the events.
+    @discardableResult
+    func append(_ writes: [StreamWrite]) async throws(WorkflowError) -> AppendResult {
+        do {
+            let result = try await store.append(writes)
+            await caughtUp(to: result.lastPosition)
+            return result
+        } catch {
+            if error.code == .wrongExpectedVersion {
+                throw WorkflowError(.conflict, "changed concurrently: \(error.message)")
+            }
+            throw WorkflowError(.storage, error.message)
+        }
+    }
+
+    static func metadata(_ actor: String?, correlation: String? = nil, causation: String? = nil) -> EventMetadata {
+        EventMetadata(actor: actor, correlationId: correlation, causationId: causation)
+    }
+
+    /// Runs `decide` against the workflow's current state and appends its events to the
+    /// workflow's stream at the version it saw; retries when another command got there first.
+    func mutateWorkflow(
+        _ id: String,
+        actor: String?,
+        _ decide: (WorkflowRecord) throws(WorkflowError) -> [DomainEvent]
+    ) async throws(WorkflowError) -> WorkflowRecord {
+        for _ in 0..<5 {
+            guard let workflow = state.workflows[id] else { throw Self.workflowNotFound(id) }
+            let events = try decide(workflow)
+            guard !events.isEmpty else { return workflow }
+            do {
+                let result = try await store.append(to: Streams.workflow(id), expected: .exact(workflow.streamVersion),
+                                                    events.map { $0.newEvent(metadata: Self.metadata(actor)) })
+                await caughtUp(to: result.lastPosition)
+                return state.workflows[id]!
+            } catch where error.code == .wrongExpectedVersion {
+                await caughtUp(to: (try? store.head().position) ?? 0)
+            } catch {
+                throw WorkflowError(.storage, error.message)
+            }
+        }
+        throw WorkflowError(.conflict, "workflow \(id) is being changed by other commands; try again")
+    }
+
+    static func workflowNotFound(_ id: String) -> WorkflowError {
+        WorkflowError(.notFound, "workflow \(id) does not exist")
+    }
+
+    // MARK: Definitions
+
+    /// The compiled definition of a published version (cached).
+    func definition(_ workflowId: String, version: Int) throws(WorkflowError) -> WorkflowDefinition {
+        let key = "\(workflowId)#\(version)"
+        if let cached = definitions[key] { return cached }
+        guard let record = state.workflows[workflowId], version >= 1, version <= record.versions.count else {
+            throw WorkflowError(.notFound, "workflow \(workflowId) has no version \(version)")
+        }
+        let definition = try WorkflowDefinition(json: record.versions[version - 1].definition)
+        definitions[key] = definition
+        return definition
+    }
+
+    // MARK: Quota
+
+    /// The quota day of a time: its UTC date.
+    static func day(of ms: Int64) -> String {
+        JSONTextDate.day(milliseconds: ms)
+    }
+
+    /// Reserves `count` run creations today or throws `quotaExceeded` with the reset time.
+    func reserveQuota(_ count: Int) throws(WorkflowError) -> String {
+        let now = configuration.clock()
+        let day = Self.day(of: now)
+        if let quota = configuration.dailyRunQuota {
+            let used = (state.runsPerDay[day] ?? 0) + (reservedRuns[day] ?? 0)
+            if used + count > quota {
+                let reset = (now / 86_400_000 + 1) * 86_400_000
+                throw WorkflowError(
+                    .quotaExceeded,
+                    "the daily run quota of \(quota) is used up (\(used) runs today); it resets at "
+                        + JSONText.timestamp(milliseconds: reset),
+                    resetsAt: reset
+                )
+            }
+        }
+        reservedRuns[day, default: 0] += count
+        return day
+    }
+
+    func releaseQuota(_ count: Int, day: String) {
+        reservedRuns[day, default: 0] -= count
+        if reservedRuns[day] == 0 { reservedRuns[day] = nil }
+    }
+
+    /// Runs created today, the quota and when it resets.
+    public func quotaStatus() -> QuotaStatus {
+        let now = configuration.clock()
+        let day = Self.day(of: now)
+        return QuotaStatus(day: day, used: state.runsPerDay[day] ?? 0, limit: configuration.dailyRunQuota,
+                           resetsAt: (now / 86_400_000 + 1) * 86_400_000)
+    }
+
+    // MARK: Queues and workers
+
+    func nextRun(realtimeOnly: Bool) async -> String? {
+        while !stopped {
+            if let id = queues.pop(realtimeOnly: realtimeOnly) {
+                if executing.contains(id) { continue }
+                return id
+            }
+            await withCheckedContinuation { queues.addWaiter(realtimeOnly: realtimeOnly, $0) }
+        }
+        return nil
+    }
+
+    func enqueue(_ runId: String, _ queue: RunQueue) {
+        queues.push(runId, queue)
+    }
+
+    /// Executes a run to its end, recording every step; see `WorkflowEngine+Execute.swift`.
+    func execute(_ runId: String) async {
+        guard !executing.contains(runId) else { return }
+        executing.insert(runId)
+        defer { executing.remove(runId) }
+        await executeRun(runId)
+    }
+
+    /// Waits until every queued run has finished (tests and benchmarks).
+    public func waitUntilIdle(timeout: Duration = .seconds(60)) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while queues.count > 0 || !executing.isEmpty {
+            guard ContinuousClock.now < deadline else { return false }
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+        return true
+    }
+}
+
+/// The daily run quota as it stands.
+public struct QuotaStatus: Sendable, Hashable {
+    public var day: String
+    public var used: Int
+    public var limit: Int?
+    public var resetsAt: Int64
+}
+
+/// UTC calendar days of millisecond timestamps.
+enum JSONTextDate {
+    static func day(milliseconds: Int64) -> String {
+        String(JSONText.timestamp(milliseconds: milliseconds).prefix(10))
+    }
+}
+
+/// The real-time and batch queues. Workers take real-time runs first; real-time-only workers
+/// never take batch runs, so a batch backlog cannot delay a real-time run beyond the time a
+/// real-time worker needs to finish the real-time run it is on.
+struct RunQueues {
+    private var realtime: [String] = []
+    private var realtimeHead = 0
+    private var batch: [String] = []
+    private var batchHead = 0
+    private var waiting: [(realtimeOnly: Bool, continuation: CheckedContinuation<Void, Never>)] = []
+    private var closed = false
+
+    var count: Int { realtime.count - realtimeHead + batch.count - batchHead }
+
+    mutating func push(_ id: String, _ queue: RunQueue) {
+        if queue == .realtime { realtime.append(id) } else { batch.append(id) }
+        // Wake one worker that can take it.
+        if let i = waiting.firstIndex(where: { queue == .realtime || !$0.realtimeOnly }) {
+            waiting.remove(at: i).continuation.resume()
+        }
+    }
+
+    mutating func pop(realtimeOnly: Bool) -> String? {
+        if realtimeHead < realtime.count {
+            defer { realtimeHead += 1; compact() }
+            return realtime[realtimeHead]
+        }
+        if !realtimeOnly && batchHead < batch.count {
+            defer { batchHead += 1; compact() }
+            return batch[batchHead]
+        }
+        return nil
+    }
+
+    private mutating func compact() {
+        if realtimeHead > 1024 && realtimeHead * 2 > realtime.count {
+            realtime.removeFirst(realtimeHead)
+            realtimeHead = 0
+        }
+        if batchHead > 1024 && batchHead * 2 > batch.count {
+            batch.removeFirst(batchHead)
+            batchHead = 0
+        }
+    }
+
+    /// Parks a worker until a run it can take is pushed (or the queues close).
+    mutating func addWaiter(realtimeOnly: Bool, _ continuation: CheckedContinuation<Void, Never>) {
+        if closed || pop(peekRealtimeOnly: realtimeOnly) {
+            continuation.resume()
+        } else {
+            waiting.append((realtimeOnly, continuation))
+        }
+    }
+
+    /// Whether a run is waiting that a worker of this kind could take.
+    private func pop(peekRealtimeOnly realtimeOnly: Bool) -> Bool {
+        realtimeHead < realtime.count || (!realtimeOnly && batchHead < batch.count)
+    }
+
+    mutating func close() {
+        closed = true
+        for w in waiting { w.continuation.resume() }
+        waiting.removeAll()
+    }
+}
