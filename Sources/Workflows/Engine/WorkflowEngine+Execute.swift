@@ -33,13 +33,25 @@ extension WorkflowEngine {
         return .object(context)
     }
 
-    /// Events to append for one step of a run, grouped by stream in order.
-    struct PendingWrites {
+    /// Events decided for a run and not yet appended, grouped by stream in order.
+    final class PendingWrites {
+        let runId: String
+        let metadata: EventMetadata
         var runEvents: [DomainEvent] = []
         var other: [(stream: String, event: DomainEvent)] = []
         var isEmpty: Bool { runEvents.isEmpty && other.isEmpty }
 
-        func writes(runId: String, metadata: EventMetadata) -> [StreamWrite] {
+        init(runId: String, metadata: EventMetadata) {
+            self.runId = runId
+            self.metadata = metadata
+        }
+
+        func clear() {
+            runEvents.removeAll()
+            other.removeAll()
+        }
+
+        func writes() -> [StreamWrite] {
             var writes: [StreamWrite] = []
             if !runEvents.isEmpty {
                 writes.append(StreamWrite(stream: Streams.run(runId), events: runEvents.map { $0.newEvent(metadata: metadata) }))
@@ -63,24 +75,13 @@ extension WorkflowEngine {
     func executeRun(_ runId: String) async {
         guard let run = state.runs[runId], run.status == .queued || run.status == .running else { return }
         let c = run.created
-        let metadata = Self.metadata(nil, correlation: runId, causation: runId)
-        var pending = PendingWrites()
-        func flush() async -> Bool {
-            guard !pending.isEmpty else { return true }
-            do {
-                try await append(pending.writes(runId: runId, metadata: metadata))
-                pending = PendingWrites()
-                return true
-            } catch {
-                return false
-            }
-        }
+        let pending = PendingWrites(runId: runId, metadata: Self.metadata(nil, correlation: runId, causation: runId))
         let definition: WorkflowDefinition
         do {
             definition = try self.definition(c.workflowId, version: c.version)
         } catch {
             pending.runEvents.append(.runFailed(RunFailed(runId: runId, stepUid: nil, reason: error.description)))
-            _ = await flush()
+            _ = await flush(pending)
             return
         }
         let route: WorkflowDefinition.Route?
@@ -97,20 +98,32 @@ extension WorkflowEngine {
                 if step.type == .decline { decision = "declined" }
                 continue
             }
-            let outcome = await perform(step, run: state.runs[runId] ?? run, pending: &pending, flush: flush)
+            let outcome = await perform(step, run: state.runs[runId] ?? run, pending: pending)
             switch outcome {
             case .completed(let stepDecision):
                 if let stepDecision { decision = stepDecision }
             case .failed(let reason):
                 pending.runEvents.append(.runFailed(RunFailed(runId: runId, stepUid: step.uid, reason: reason)))
-                _ = await flush()
+                _ = await flush(pending)
                 return
             case .interrupted:
                 return
             }
         }
         pending.runEvents.append(.runCompleted(RunCompleted(runId: runId, decision: decision)))
-        _ = await flush()
+        _ = await flush(pending)
+    }
+
+    /// Appends what is pending; false when storage failed (the run resumes later from its history).
+    func flush(_ pending: PendingWrites) async -> Bool {
+        guard !pending.isEmpty else { return true }
+        do {
+            try await append(pending.writes())
+            pending.clear()
+            return true
+        } catch {
+            return false
+        }
     }
 
     enum StepOutcome {
@@ -123,8 +136,7 @@ extension WorkflowEngine {
     private func perform(
         _ step: WorkflowDefinition.Step,
         run: RunRecord,
-        pending: inout PendingWrites,
-        flush: () async -> Bool
+        pending: PendingWrites
     ) async -> StepOutcome {
         let runId = run.id
         let p = step.parameters
@@ -192,7 +204,7 @@ extension WorkflowEngine {
             // Record the intent first: if the process dies after the key is gone, the retry
             // finds nothing to destroy and completes.
             pending.runEvents.append(started)
-            guard await flush() else { return .interrupted }
+            guard await flush(pending) else { return .interrupted }
             do {
                 try await vault.destroyKey(for: objectKey)
             } catch {
@@ -204,7 +216,7 @@ extension WorkflowEngine {
             return .completed(decision: nil)
         case .runWorkflow:
             pending.runEvents.append(started)
-            guard await flush() else { return .interrupted }
+            guard await flush(pending) else { return .interrupted }
             let child = p["workflow_id"]?.stringValue ?? ""
             // A child already started by an earlier attempt of this step is found by its source.
             if let existing = state.runs.values.first(where: {
@@ -223,7 +235,7 @@ extension WorkflowEngine {
                 return fail(error.description)
             }
         case .httpRequest:
-            return await performHTTP(step, run: run, pending: &pending, flush: flush)
+            return await performHTTP(step, run: run, pending: pending)
         }
     }
 
@@ -239,8 +251,7 @@ extension WorkflowEngine {
     private func performHTTP(
         _ step: WorkflowDefinition.Step,
         run: RunRecord,
-        pending: inout PendingWrites,
-        flush: () async -> Bool
+        pending: PendingWrites
     ) async -> StepOutcome {
         let runId = run.id
         let p = step.parameters
@@ -264,7 +275,7 @@ extension WorkflowEngine {
             attempt += 1
             pending.runEvents.append(.stepStarted(StepStarted(runId: runId, stepUid: step.uid, stepType: step.type.rawValue,
                                                               attempt: attempt, idempotencyKey: key)))
-            guard await flush() else { return .interrupted }
+            guard await flush(pending) else { return .interrupted }
             let result: Result<OutboundResponse, any Error>
             do {
                 result = .success(try await configuration.http.perform(request))

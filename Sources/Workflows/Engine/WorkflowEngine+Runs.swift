@@ -25,8 +25,12 @@ extension WorkflowEngine {
     ) async throws(WorkflowError) -> RunRecord {
         guard let workflow = state.workflows[workflowId] else { throw Self.workflowNotFound(workflowId) }
         let runId = Ids.make("run_")
-        let choice = try choose(workflow) { definition in
-            if case .api(_, let sticky?) = definition.trigger, let value = parameters[sticky], value != .null {
+        // The sticky key: the parameter chosen when the rollout was staged (or in the trigger),
+        // else the run id.
+        let choice = try choose(workflow) { definition, rollout in
+            var field = rollout.stickyField
+            if field == nil, case .api(_, let sticky) = definition.trigger { field = sticky }
+            if let field, let value = parameters[field], value != .null {
                 return value.stringValue ?? value.jsonText
             }
             return runId
@@ -60,7 +64,7 @@ extension WorkflowEngine {
         actor: String? = nil
     ) async throws(WorkflowError) -> RunRecord {
         guard let workflow = state.workflows[workflowId] else { throw Self.workflowNotFound(workflowId) }
-        let choice = try choose(workflow) { _ in objectToken }
+        let choice = try choose(workflow) { _, _ in objectToken }
         guard case .action(let objectType, let schema) = choice.definition.trigger else {
             throw WorkflowError(.conflict, "workflow \(workflowId) version \(choice.version) is triggered by "
                                 + "\(choice.definition.trigger.kind), not an action")
@@ -122,7 +126,7 @@ extension WorkflowEngine {
         if case .object(let new) = data { for (k, v) in new { objectData[k] = v } }
         var runs: [RunCreated] = []
         for workflow in state.workflows.values.sorted(by: { $0.number < $1.number }) where workflow.active != nil {
-            guard let choice = try? choose(workflow, stickyKey: { _ in objectToken }),
+            guard let choice = try? choose(workflow, stickyKey: { _, _ in objectToken }),
                   case .event(let type, let criteria) = choice.definition.trigger, type == eventType else { continue }
             let context: JSONValue = [
                 "event": ["type": .string(eventType), "data": data, "occurred_at": .integer(occurred)],
@@ -173,7 +177,7 @@ extension WorkflowEngine {
     }
 
     func choose(_ workflow: WorkflowRecord,
-                stickyKey: (WorkflowDefinition) -> String) throws(WorkflowError) -> VersionChoice {
+                stickyKey: (WorkflowDefinition, RolloutRecord) -> String) throws(WorkflowError) -> VersionChoice {
         guard let active = workflow.active else {
             throw WorkflowError(.conflict, "workflow \(workflow.id) is not active; activate a version first")
         }
@@ -183,7 +187,7 @@ extension WorkflowEngine {
         }
         // The sticky key comes from the treatment's trigger (the version being rolled out).
         let treatment = try definition(workflow.id, version: rollout.treatmentVersion)
-        let key = stickyKey(treatment)
+        let key = stickyKey(treatment, rollout)
         if RolloutBucket.inTreatment(seed: rollout.id, key: key, percentage: rollout.percentage) {
             return VersionChoice(version: rollout.treatmentVersion, arm: .treatment, rolloutId: rollout.id, definition: treatment)
         }

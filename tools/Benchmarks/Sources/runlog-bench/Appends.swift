@@ -6,11 +6,22 @@ struct AppendRun {
     var elapsed: Duration
     /// Sorted, in milliseconds.
     var latencies: [Double]
+    /// LMDB write transactions (each one fsync) the measured appends took.
+    var commits: Int
 
     var eventsPerSecond: Double { Double(events) / elapsed.seconds }
     var p50: Double { percentile(latencies, 50) }
     var p99: Double { percentile(latencies, 99) }
     var max: Double { latencies.last ?? 0 }
+    var eventsPerCommit: Double { Double(events) / Double(Swift.max(commits, 1)) }
+}
+
+/// The id of the last committed LMDB write transaction in `directory` (one per commit), read
+/// with the store closed: LMDB must not be open twice in one process.
+func lastTransactionId(_ directory: String) throws -> Int {
+    let env = try LMDBEnvironment(path: directory, mapSize: 0, readOnly: true)
+    defer { env.close() }
+    return Int(try env.info().me_last_txnid)
 }
 
 /// One task appending one event per call to its own stream, awaiting each append.
@@ -21,14 +32,18 @@ struct SingleAppender {
     func run(_ temp: TempDirs) async throws -> AppendRun {
         let dir = try temp.make("single")
         defer { temp.remove(dir) }
-        let store = try EventStore(directory: dir)
-        defer { store.close() }
         let stream = Workload.stream("single", 0)
         let clock = ContinuousClock()
 
+        // Warm up, then reopen, so the commits of the measured part can be counted.
+        let warm = try EventStore(directory: dir)
         for i in 0..<warmup {
-            try await store.append(to: stream, [Workload.event(i)])
+            try await warm.append(to: stream, [Workload.event(i)])
         }
+        warm.close()
+        let firstTxn = try lastTransactionId(dir)
+
+        let store = try EventStore(directory: dir)
         var latencies: [Double] = []
         latencies.reserveCapacity(count)
         let start = clock.now
@@ -39,7 +54,9 @@ struct SingleAppender {
             latencies.append((clock.now - t0).milliseconds)
         }
         let elapsed = clock.now - start
-        return AppendRun(events: count, elapsed: elapsed, latencies: latencies.sorted())
+        store.close()
+        let commits = try lastTransactionId(dir) - firstTxn
+        return AppendRun(events: count, elapsed: elapsed, latencies: latencies.sorted(), commits: commits)
     }
 }
 
@@ -55,20 +72,28 @@ struct ConcurrentAppenders {
     func run(_ temp: TempDirs) async throws -> AppendRun {
         let dir = try temp.make("concurrent")
         defer { temp.remove(dir) }
-        let store = try EventStore(directory: dir)
-        defer { store.close() }
         let clock = ContinuousClock()
 
+        // Warm up, then reopen, so the commits of the measured part can be counted.
+        let warm = try EventStore(directory: dir)
         _ = try await Self.appendConcurrently(
-            store, appenders: appenders, perTask: warmupPerTask, deadline: clock.now + .seconds(30)
+            warm, appenders: appenders, perTask: warmupPerTask, deadline: clock.now + .seconds(30)
         )
+        warm.close()
+        let firstTxn = try lastTransactionId(dir)
+
+        let store = try EventStore(directory: dir)
         let perTask = (total + appenders - 1) / appenders
         let start = clock.now
         let latencies = try await Self.appendConcurrently(
             store, appenders: appenders, perTask: perTask, deadline: start + maxDuration
         )
         let elapsed = clock.now - start
-        return AppendRun(events: latencies.count, elapsed: elapsed, latencies: latencies.sorted())
+        store.close()
+        let commits = try lastTransactionId(dir) - firstTxn
+        return AppendRun(
+            events: latencies.count, elapsed: elapsed, latencies: latencies.sorted(), commits: commits
+        )
     }
 
     /// Runs the tasks; returns every append's latency in milliseconds.

@@ -149,7 +149,8 @@ struct Bench {
         for rep in 1...s.repetitions {
             let r = try await single.run(temp)
             singleRuns.append(r)
-            say("  run \(rep): \(rate(r.eventsPerSecond)), p50 \(ms(r.p50)), p99 \(ms(r.p99)), max \(ms(r.max))")
+            say("  run \(rep): \(rate(r.eventsPerSecond)), p50 \(ms(r.p50)), p99 \(ms(r.p99)), max \(ms(r.max))  "
+                + "(\(grouped(Double(r.commits))) commits)")
         }
         let singleRate = median(singleRuns.map(\.eventsPerSecond))
         let singleP50 = median(singleRuns.map(\.p50))
@@ -169,7 +170,10 @@ struct Bench {
             let r = try await concurrent.run(temp)
             concurrentRuns.append(r)
             say("  run \(rep): \(rate(r.eventsPerSecond))  (\(grouped(Double(r.events))) events in "
-                + "\(fixed(r.elapsed.seconds, 3)) s; per-append latency p50 \(ms(r.p50)), p99 \(ms(r.p99)))")
+                + "\(fixed(r.elapsed.seconds, 3)) s, \(grouped(Double(r.commits))) commits of "
+                + "\(fixed(r.eventsPerCommit, 1)) events on average, "
+                + "\(fixed(r.elapsed.milliseconds / Double(max(r.commits, 1)), 3)) ms/commit; "
+                + "latency p50 \(ms(r.p50)), p99 \(ms(r.p99)))")
         }
         let concurrentRate = median(concurrentRuns.map(\.eventsPerSecond))
         let ratio = concurrentRate / baselineRate * 100
@@ -201,8 +205,10 @@ struct Bench {
         let replay = Replay(events: s.replayEvents, passes: s.replayPasses)
         let passes = try await replay.run(temp) { build in
             let perEvent = Double(build.stats.usedBytes) / Double(build.events)
-            say("  built in \(fixed(build.elapsed.seconds, 2)) s (\(rate(build.eventsPerSecond)) at 1,000 per append); "
-                + "data.mdb uses \(bytes(build.stats.usedBytes)) (\(fixed(perEvent, 0)) bytes/event)")
+            say("  built in \(fixed(build.elapsed.seconds, 2)) s: \(rate(build.eventsPerSecond)) at 1,000 events per "
+                + "append (one commit each), \(fixed(build.eventsPerSecond / baselineRate * 100, 1))% of raw LMDB "
+                + "at the same 1,000 per commit; data.mdb uses \(bytes(build.stats.usedBytes)) "
+                + "(\(fixed(perEvent, 0)) bytes/event)")
         } passed: { pass, result in
             say("  pass \(pass): \(rate(result.eventsPerSecond))  (\(grouped(Double(result.events))) events in "
                 + "\(fixed(result.elapsed.seconds, 3)) s)")
@@ -226,6 +232,6 @@ struct Bench {
             ["replay (read + decode)", rate(replayRate), ">= 2,000,000 events/s", status(replayRate >= 2_000_000)],
         ])
         say()
-        say("total wall time: \(fixed((clock.now - began).seconds, 1)) s")
+        say("total wall time: \(fixed((clock.now - began).seconds, 1)) s" + loadAverage() + " at the end")
     }
 }
