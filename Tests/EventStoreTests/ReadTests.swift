@@ -132,3 +132,39 @@ struct ReadTests {
         #expect(count == UInt64(appended))
     }
 }
+
+@Suite("Replay and ids")
+struct ReplayAndIdTests {
+    struct Stop: Error, Equatable {}
+
+    @Test("forEach rethrows the caller's own error unchanged")
+    func forEachRethrows() async throws {
+        let dir = TemporaryDirectory()
+        let store = try EventStore.open(dir.data)
+        for _ in 0..<3 { try await store.append(to: "s", [event()]) }
+        var seen = 0
+        #expect(throws: Stop.self) {
+            try store.forEach { _ in
+                seen += 1
+                if seen == 2 { throw Stop() }
+                return true
+            }
+        }
+        #expect(seen == 2)
+    }
+
+    @Test("time-ordered ids are version 7, unique, and sort by time")
+    func timeOrderedIds() {
+        let earlier = Date(timeIntervalSince1970: 1_700_000_000)
+        let later = Date(timeIntervalSince1970: 1_700_000_001)
+        let ids = (0..<10_000).map { _ in UUID.timeOrdered(now: earlier) }
+        #expect(Set(ids).count == ids.count)
+        for id in ids.prefix(50) {
+            let text = id.uuidString.lowercased()
+            #expect(Array(text)[14] == "7") // version
+            #expect("89ab".contains(Array(text)[19])) // variant
+            #expect(text.hasPrefix("018bcfe5-6800")) // 1,700,000,000,000 ms = 0x018bcfe56800
+        }
+        #expect(UUID.timeOrdered(now: earlier).uuidString < UUID.timeOrdered(now: later).uuidString)
+    }
+}

@@ -123,13 +123,24 @@ extension EventStore {
     }
 
     /// Calls `body` with every event from `position` (inclusive) in log order; `body` returns
-    /// false to stop. The replay path: one copy out of the map per event, read in chunks.
+    /// false to stop. The replay path: one copy out of the map per event, read in chunks. An
+    /// error `body` throws ends the scan and is rethrown as it is; store failures throw
+    /// `EventStoreError`.
     public func forEach(
         from position: UInt64 = 1,
         filter: EventFilter = .all,
         _ body: (RecordedEvent) throws -> Bool
     ) throws {
-        try scan(from: position, direction: .forward, filter: filter) { view in try body(view.decode()) }
+        var bodyError: (any Error)?
+        try scan(from: position, direction: .forward, filter: filter) { view in
+            do {
+                return try body(view.decode())
+            } catch {
+                bodyError = error
+                return false
+            }
+        }
+        if let bodyError { throw bodyError }
     }
 
     /// Visits envelopes in order from `position`, calling `body` for those `filter` selects.

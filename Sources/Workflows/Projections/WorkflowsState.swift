@@ -137,6 +137,13 @@ public struct WorkflowsState: Sendable, Equatable {
         return state
     }
 
+    /// The read models as they were at `timestamp` (UTC ms): the log replayed up to the last event
+    /// recorded by then.
+    public static func rebuild(from store: EventStore, asOf timestamp: Int64) throws -> WorkflowsState {
+        let head = try store.head(asOf: timestamp)
+        return head.position == 0 ? WorkflowsState() : try rebuild(from: store, upTo: head.position)
+    }
+
     /// Lists as `$inList` sees them.
     public var listMembership: StaticLists { StaticLists(lists) }
 }
