@@ -57,7 +57,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RunlogTests",
-            dependencies: ["EventStore"],
+            dependencies: ["EventStore", "Workflows"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
