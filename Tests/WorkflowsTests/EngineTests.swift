@@ -399,3 +399,33 @@ final class HTTPCounter: @unchecked Sendable {
         while process.isRunning { usleep(1_000) }
     }
 }
+
+@Suite("Queues")
+struct QueueTests {
+    @Test("a real-time run does not wait behind a batch backlog")
+    func realtimeBeforeBatch() async throws {
+        let f = try await EngineFixture(configuration: EngineConfiguration(realtimeWorkers: 1, sharedWorkers: 1))
+        let e = f.engine
+        let id = try await f.activeWorkflow("q", apiWorkflow(routes: #"""
+            [{"name": "all", "steps": [{"step_uid": "l", "type": "add_to_list", "parameters": {"list": "seen", "path": "parameters.ip"}},
+                                       {"step_uid": "a", "type": "approve"}]}]
+            """#))
+        let batchCount = 400
+        let batch = try await withThrowingTaskGroup(of: String.self) { group in
+            for i in 0..<batchCount {
+                group.addTask { try await e.startRun(workflowId: id, parameters: ["ip": .string("b\(i)")], queue: .batch).id }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        let realtime = try await e.startRun(workflowId: id, parameters: ["ip": "rt"], queue: .realtime)
+        let done = try await f.finished(realtime.id)
+        #expect(done.status == .completed)
+        let state = await e.snapshot
+        let batchFinished = batch.filter { state.runs[$0]?.status == .completed }.count
+        // The real-time run finished while most of the backlog still waited.
+        #expect(batchFinished < batchCount / 2, "batch finished: \(batchFinished)")
+        #expect(await e.waitUntilIdle())
+        #expect(batch.allSatisfy { state.runs[$0] != nil })
+        await f.close()
+    }
+}
