@@ -4,7 +4,7 @@ import PackageDescription
 /// Release-build benchmarks of the event store. Run them with `tools/bench` from the repository root.
 ///
 /// A separate package so the root package keeps no benchmark-only targets; it builds the root
-/// package's `EventStore` library from this working tree.
+/// package's `EventStore` and `Workflows` libraries from this working tree.
 let package = Package(
     name: "RunlogBenchmarks",
     platforms: [.macOS(.v15)],
@@ -16,6 +16,7 @@ let package = Package(
             name: "runlog-bench",
             dependencies: [
                 .product(name: "EventStore", package: "runlog"),
+                .product(name: "Workflows", package: "runlog"),
             ],
             swiftSettings: [
                 .enableUpcomingFeature("ExistentialAny"),
