@@ -256,6 +256,19 @@ struct EngineTests {
         let counts = try #require(await e.snapshot.workflows[id]?.rollout)
         #expect(counts.treatmentRuns + counts.controlRuns == 200)
         #expect(counts.treatmentRuns == 2 * arms.values.filter { $0 == .treatment }.count)
+        // Runs are listable by arm, version and status, and page on.
+        let state = await e.snapshot
+        let treated = state.runs(of: id, arm: .treatment, limit: 1_000)
+        #expect(treated.count == counts.treatmentRuns)
+        #expect(treated.allSatisfy { $0.created.version == 2 && $0.created.arm == .treatment })
+        #expect(state.runs(of: id, version: 1, limit: 1_000).count == counts.controlRuns)
+        #expect(state.runs(of: id, status: .completed, limit: 1_000).count == 200)
+        #expect(state.runs(of: id, status: .failed).isEmpty)
+        let page1 = state.runs(of: id, limit: 50)
+        let page2 = state.runs(of: id, after: page1.last?.id, limit: 50)
+        #expect(page1.count == 50 && page2.count == 50 && Set(page1.map(\.id)).isDisjoint(with: page2.map(\.id)))
+        #expect(page1.map(\.createdAt) == page1.map(\.createdAt).sorted())
+
         // Raising the percentage keeps every treated key treated.
         _ = try await e.setRolloutPercentage(workflowId: id, percentage: 60)
         for (user, arm) in arms where arm == .treatment {

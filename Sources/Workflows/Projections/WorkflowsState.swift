@@ -144,6 +144,30 @@ public struct WorkflowsState: Sendable, Equatable {
         return head.position == 0 ? WorkflowsState() : try rebuild(from: store, upTo: head.position)
     }
 
+    /// Runs of a workflow, oldest first, filtered by status, arm and version; `after` (a run id)
+    /// pages on from the run after it.
+    public func runs(
+        of workflowId: String,
+        status: RunRecord.Status? = nil,
+        arm: Arm? = nil,
+        version: Int? = nil,
+        after: String? = nil,
+        limit: Int = 100
+    ) -> [RunRecord] {
+        var ids = (runsByWorkflow[workflowId] ?? [])[...]
+        if let after, let index = ids.firstIndex(of: after) { ids = ids[(index + 1)...] }
+        var result: [RunRecord] = []
+        for id in ids {
+            guard let run = runs[id] else { continue }
+            if let status, run.status != status { continue }
+            if let arm, run.created.arm != arm { continue }
+            if let version, run.created.version != version { continue }
+            result.append(run)
+            if result.count == limit { break }
+        }
+        return result
+    }
+
     /// Lists as `$inList` sees them.
     public var listMembership: StaticLists { StaticLists(lists) }
 }

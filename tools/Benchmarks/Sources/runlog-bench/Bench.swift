@@ -18,21 +18,38 @@ struct Bench {
         var concurrentDuration: Duration = .seconds(3)
         var replayEvents = 1_000_000
         var replayPasses = 3
+        /// Figures to run (1...7); 3 and 4 need 1's baseline, so it runs with them.
+        var figures: Set<Int> = Set(1...7)
+        var runs = 5_000
+        var runTasks = 64
+        var objectEvents = 5_000
+        var latencySamples = 300
+        var backlog = 20_000
+        var backlogDuration: Duration = .seconds(10)
+
+        func selected(_ figure: Int) -> Bool { figures.contains(figure) }
 
         static let usage = """
             usage: runlog-bench [--quick] [--events N] [--reps N] [--value-bytes N] [--appenders N]
+                                [--runs N] [--backlog N] [--only LIST]
 
               --quick          small sizes, for a smoke run (figures are not meaningful)
               --events N       events in the replay log (default 1,000,000; 50,000 with --quick)
-              --reps N         repetitions of the baseline and append figures, and replay passes (default 3)
+              --reps N         repetitions of the baseline, append and run figures, and replay and
+                               rebuild passes (default 3)
               --value-bytes N  value size of the raw LMDB baseline (default: the size of this
                                benchmark's stored envelope, so both write the same bytes)
               --appenders N    concurrent appenders of figure 3 (default 64)
+              --runs N         workflow runs per pass of figure 5 (default 5,000; 500 with --quick)
+              --backlog N      batch runs queued in figure 7 (default 20,000; 2,000 with --quick)
+              --only LIST      run only these figures, e.g. 5,6,7 or 1-4 (figures 3 and 4 bring 1)
             """
 
         static func parse(_ arguments: [String]) throws -> Settings {
             var settings = Settings()
             var events: Int?
+            var runs: Int?
+            var backlog: Int?
             var rest = arguments[...]
             func number(_ flag: String) throws -> Int {
                 guard let text = rest.popFirst() else { throw BenchError("\(flag) needs a number\n\(usage)") }
@@ -48,6 +65,11 @@ struct Bench {
                 case "--reps": settings.repetitions = try number(argument)
                 case "--value-bytes": settings.valueBytes = try number(argument)
                 case "--appenders": settings.appenders = try number(argument)
+                case "--runs": runs = try number(argument)
+                case "--backlog": backlog = try number(argument)
+                case "--only":
+                    guard let text = rest.popFirst() else { throw BenchError("--only needs a list\n\(usage)") }
+                    settings.figures = try figureList(text)
                 case "-h", "--help":
                     print(usage)
                     exit(0)
@@ -62,10 +84,31 @@ struct Bench {
                 settings.concurrentTotal = 10_000
                 settings.concurrentDuration = .seconds(1)
                 settings.replayEvents = 50_000
+                settings.runs = 500
+                settings.objectEvents = 500
+                settings.latencySamples = 50
+                settings.backlog = 2_000
+                settings.backlogDuration = .seconds(2)
             }
             if let events { settings.replayEvents = events }
+            if let runs { settings.runs = runs }
+            if let backlog { settings.backlog = backlog }
+            if !settings.figures.isDisjoint(with: [3, 4]) { settings.figures.insert(1) }
             settings.replayPasses = settings.repetitions
             return settings
+        }
+
+        /// `"5,6,7"`, `"1-4"`, `"2,5-7"` → figure numbers.
+        static func figureList(_ text: String) throws -> Set<Int> {
+            var figures: Set<Int> = []
+            for part in text.split(separator: ",") {
+                let bounds = part.split(separator: "-", maxSplits: 1).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+                guard let low = bounds.first ?? nil, let high = bounds.last ?? nil, 1 <= low, low <= high, high <= 7 else {
+                    throw BenchError("--only takes figure numbers 1 to 7 like 5,6,7 or 1-4, got \"\(text)\"\n\(usage)")
+                }
+                figures.formUnion(low...high)
+            }
+            return figures
         }
     }
 
