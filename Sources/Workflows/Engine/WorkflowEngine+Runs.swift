@@ -41,17 +41,22 @@ extension WorkflowEngine {
         }
         let issues = schema.validate(parameters)
         guard issues.isEmpty else { throw .invalid(issues, "the parameters do not match the schema of \(workflowId)") }
-        let day = try reserveQuota(1)
-        defer { releaseQuota(1, day: day) }
-        let created = RunCreated(
+        return try await createRun(RunCreated(
             runId: runId, workflowId: workflowId, version: choice.version, arm: choice.arm, rolloutId: choice.rolloutId,
             source: source, parameters: parameters, objectType: nil, objectToken: nil, eventType: nil,
-            queue: queue, quotaDay: day
-        )
-        try await append([StreamWrite(stream: Streams.run(runId), expected: .noStream,
+            queue: queue, quotaDay: ""
+        ), actor: actor)
+    }
+
+    /// Counts `created` against today's quota, appends it and queues the run.
+    private func createRun(_ created: RunCreated, actor: String?) async throws(WorkflowError) -> RunRecord {
+        var created = created
+        created.quotaDay = try reserveQuota(1)
+        defer { releaseQuota(1, day: created.quotaDay) }
+        try await append([StreamWrite(stream: Streams.run(created.runId), expected: .noStream,
                                       events: [DomainEvent.runCreated(created).newEvent(metadata: Self.metadata(actor))])])
-        enqueue(runId, queue)
-        return state.runs[runId]!
+        enqueue(created.runId, created.queue)
+        return state.runs[created.runId]!
     }
 
     /// Runs an action workflow on an existing object with `inputs`.
@@ -74,18 +79,11 @@ extension WorkflowEngine {
         }
         let issues = schema.validate(inputs)
         guard issues.isEmpty else { throw .invalid(issues, "the inputs do not match the action of \(workflowId)") }
-        let day = try reserveQuota(1)
-        defer { releaseQuota(1, day: day) }
-        let runId = Ids.make("run_")
-        let created = RunCreated(
-            runId: runId, workflowId: workflowId, version: choice.version, arm: choice.arm, rolloutId: choice.rolloutId,
-            source: source, parameters: inputs, objectType: objectType, objectToken: objectToken, eventType: nil,
-            queue: queue, quotaDay: day
-        )
-        try await append([StreamWrite(stream: Streams.run(runId), expected: .noStream,
-                                      events: [DomainEvent.runCreated(created).newEvent(metadata: Self.metadata(actor))])])
-        enqueue(runId, queue)
-        return state.runs[runId]!
+        return try await createRun(RunCreated(
+            runId: Ids.make("run_"), workflowId: workflowId, version: choice.version, arm: choice.arm,
+            rolloutId: choice.rolloutId, source: source, parameters: inputs, objectType: objectType,
+            objectToken: objectToken, eventType: nil, queue: queue, quotaDay: ""
+        ), actor: actor)
     }
 
     /// Records an event about an object (creating the object on its first event) and starts a run
