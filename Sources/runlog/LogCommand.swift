@@ -1,6 +1,7 @@
 import ArgumentParser
 import EventStore
 import Foundation
+import Workflows
 
 struct LogCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -50,6 +51,10 @@ extension LogCommand {
                     throw ValidationError("--id \"\(id)\" is invalid: must be a UUID")
                 }
                 eventId = parsed
+            }
+            if DomainEvent.isDomainType(type) {
+                throw ValidationError("--type \"\(type)\" is invalid: types beginning with workflow., run., object. "
+                                      + "or list. are written only by the workflow engine")
             }
             let bytes = Array(payload.utf8)
             do {

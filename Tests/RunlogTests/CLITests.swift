@@ -106,3 +106,15 @@ struct CLITests {
         #expect(bad.stderr.contains("between 0 and 100"))
     }
 }
+
+@Suite("runlog log append guards")
+struct AppendGuardTests {
+    @Test("the workflow engine's event types cannot be appended by hand")
+    func reservedTypes() async throws {
+        let dir = TemporaryDirectory()
+        let r = try await ChildProcess.run(["log", "append", "--data-dir", dir.data, "--stream", "run-x",
+                                            "--type", "run.created.v1", "--payload", "{}"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("written only by the workflow engine"))
+    }
+}

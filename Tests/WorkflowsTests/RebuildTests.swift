@@ -128,3 +128,28 @@ struct RebuildTests {
         await f.close()
     }
 }
+
+@Suite("Projection robustness")
+struct ProjectionRobustnessTests {
+    @Test("events that do not decode or do not fit are skipped alike live and on rebuild")
+    func foreignEvents() async throws {
+        let f = try await EngineFixture()
+        let id = try await f.activeWorkflow("x", apiWorkflow(routes: #"[{"name": "all", "steps": []}]"#))
+        // Written around the engine, straight into the store.
+        try await f.store.append(to: "workflow-\(id)", [
+            NewEvent(type: "workflow.version_activated.v1", json: #"{"workflowId": "\#(id)", "version": 99}"#),
+        ])
+        let bad = try await f.store.append(to: "run-forged", [NewEvent(type: "run.created.v1", json: "{}")])
+        _ = try await f.engine.startRun(workflowId: id, parameters: ["ip": "1"])
+        #expect(await f.engine.waitUntilIdle())
+        let live = await f.engine.snapshot
+        #expect(live.undecodable == [bad.firstPosition])
+        #expect(live.workflows[id]?.active == 1)
+        #expect(try WorkflowsState.rebuild(from: f.store) == live)
+        // A new engine still starts over this log.
+        await f.engine.shutdown()
+        let again = try WorkflowEngine(store: f.store)
+        #expect(await again.snapshot == live)
+        await f.close()
+    }
+}

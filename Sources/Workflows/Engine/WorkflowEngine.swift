@@ -111,13 +111,7 @@ public actor WorkflowEngine {
 
     private func ingest(_ event: RecordedEvent) {
         guard event.position > state.position else { return }
-        do {
-            try state.apply(event)
-        } catch {
-            // An event of this domain that does not decode cannot come from this engine; skip it
-            // rather than stop every read model (verify reports tampering).
-            state.position = event.position
-        }
+        state.apply(event)
         if !waiters.isEmpty {
             let ready = waiters.filter { $0.position <= state.position }
             waiters.removeAll { $0.position <= state.position }

@@ -106,6 +106,11 @@ public enum DomainEvent: Sendable, Hashable {
         }
     }
 
+    /// Whether `type` names an event of this domain (written only by the workflow engine).
+    public static func isDomainType(_ type: String) -> Bool {
+        ["workflow.", "run.", "object.", "list."].contains { type.hasPrefix($0) }
+    }
+
     /// Decodes a stored event; nil for event types outside this domain.
     public static func decode(type: String, payload: [UInt8]) throws -> DomainEvent? {
         let decoder = JSONDecoder()

@@ -18,12 +18,23 @@ public struct WorkflowsState: Sendable, Equatable {
     public var lists: [String: Set<JSONValue>] = [:]
     /// Runs created per UTC day (`YYYY-MM-DD`), for the quota.
     public var runsPerDay: [String: Int] = [:]
+    /// Positions of events with a domain type whose payload does not decode. The engine never
+    /// writes such events; they are skipped, the same way live and on rebuild, and listed here.
+    public var undecodable: [UInt64] = []
 
     public init() {}
 
-    /// Folds one stored event in. Events of other domains only move the position.
-    public mutating func apply(_ envelope: RecordedEvent) throws {
-        if let event = try DomainEvent.decode(type: envelope.type, payload: envelope.payload) {
+    /// Folds one stored event in. Events of other domains only move the position; events that
+    /// do not fit the state (an unknown workflow, a version that does not exist) change nothing.
+    public mutating func apply(_ envelope: RecordedEvent) {
+        let decoded: DomainEvent?
+        do {
+            decoded = try DomainEvent.decode(type: envelope.type, payload: envelope.payload)
+        } catch {
+            undecodable.append(envelope.position)
+            decoded = nil
+        }
+        if let event = decoded {
             apply(event, at: envelope)
             if envelope.stream.hasPrefix("workflow-") {
                 workflows[String(envelope.stream.dropFirst(9))]?.streamVersion = envelope.streamVersion
@@ -51,9 +62,11 @@ public struct WorkflowsState: Sendable, Equatable {
             let draftVersion = workflows[e.workflowId]?.draft?.version
             workflows[e.workflowId]?.publishedDraftVersion = draftVersion
         case .versionDescriptionEdited(let e):
+            guard hasVersion(e.workflowId, e.version) else { return }
             workflows[e.workflowId]?.versions[e.version - 1].description = e.description
             workflows[e.workflowId]?.versions[e.version - 1].descriptionEditedAt = at
         case .versionActivated(let e):
+            guard hasVersion(e.workflowId, e.version) else { return }
             workflows[e.workflowId]?.active = e.version
             workflows[e.workflowId]?.versions[e.version - 1].activatedAt = at
         case .workflowDeactivated(let e):
@@ -118,6 +131,11 @@ public struct WorkflowsState: Sendable, Equatable {
         }
     }
 
+    private func hasVersion(_ workflowId: String, _ version: Int) -> Bool {
+        guard let count = workflows[workflowId]?.versions.count else { return false }
+        return version >= 1 && version <= count
+    }
+
     private mutating func finishRollout(_ workflowId: String, status: RolloutRecord.Status, at: Int64) {
         guard var rollout = workflows[workflowId]?.rollout else { return }
         rollout.status = status
@@ -131,7 +149,7 @@ public struct WorkflowsState: Sendable, Equatable {
         var state = WorkflowsState()
         try store.forEach(from: 1) { event in
             guard event.position <= position else { return false }
-            try state.apply(event)
+            state.apply(event)
             return true
         }
         return state
