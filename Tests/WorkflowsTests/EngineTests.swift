@@ -45,8 +45,12 @@ struct EngineTests {
         #expect(record.status(of: 3) == "active" && record.status(of: 2) == "published")
         #expect(record.draft?.definition == def1)
 
+        // After shutdown, commands are refused and record nothing.
+        let head = try f.store.head()
         await e.shutdown()
-        _ = try await e.deactivate(workflowId: wf.id)
+        let refused = await expectWorkflowError(.storage) { _ = try await e.deactivate(workflowId: wf.id) }
+        #expect(refused?.message.contains("shut down") == true)
+        #expect(try f.store.head() == head)
         await f.close()
     }
 
@@ -439,6 +443,35 @@ struct QueueTests {
         #expect(batchFinished < batchCount / 2, "batch finished: \(batchFinished)")
         #expect(await e.waitUntilIdle())
         #expect(batch.allSatisfy { state.runs[$0] != nil })
+        await f.close()
+    }
+}
+
+@Suite("Engine lifecycle")
+struct LifecycleTests {
+    @Test("shutdown while runs execute does not hang, and a new engine finishes every run", .timeLimit(.minutes(1)))
+    func shutdownAndResume() async throws {
+        let f = try await EngineFixture()
+        let id = try await f.activeWorkflow("q", apiWorkflow(routes: #"""
+            [{"name": "all", "steps": [{"step_uid": "l", "type": "add_to_list", "parameters": {"list": "seen", "path": "parameters.ip"}},
+                                       {"step_uid": "a", "type": "approve"}]}]
+            """#))
+        let ids = try await withThrowingTaskGroup(of: String.self) { group in
+            for i in 0..<300 {
+                group.addTask { try await f.engine.startRun(workflowId: id, parameters: ["ip": .string("\(i)")], queue: .batch).id }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        await f.engine.shutdown()
+        let unfinished = await f.engine.snapshot.runs.values.filter { $0.status != .completed }.count
+        let resumed = try WorkflowEngine(store: f.store)
+        await resumed.start()
+        #expect(await resumed.waitUntilIdle())
+        let state = await resumed.snapshot
+        #expect(ids.allSatisfy { state.runs[$0]?.status == .completed })
+        #expect(state.lists["seen"]?.count == 300)
+        _ = unfinished
+        await resumed.shutdown()
         await f.close()
     }
 }

@@ -97,11 +97,13 @@ public actor WorkflowEngine {
     public func shutdown() async {
         stopped = true
         queues.close()
+        // Wake commands waiting for the read models first: the cancelled subscription will not
+        // bring the events they wait for, and the workers cannot end while they wait.
+        for waiter in waiters { waiter.continuation.resume() }
+        waiters.removeAll()
         for task in tasks { task.cancel() }
         for task in tasks { await task.value }
         tasks.removeAll()
-        for waiter in waiters { waiter.continuation.resume() }
-        waiters.removeAll()
     }
 
     /// A copy of the read models as they are now.
@@ -130,15 +132,26 @@ public actor WorkflowEngine {
     /// Appends and waits for the read models to include the events.
     @discardableResult
     func append(_ writes: [StreamWrite]) async throws(WorkflowError) -> AppendResult {
+        guard !stopped else { throw Self.shutDown }
+        let result: AppendResult
         do {
-            let result = try await store.append(writes)
-            await caughtUp(to: result.lastPosition)
-            return result
+            result = try await store.append(writes)
         } catch {
             if error.code == .wrongExpectedVersion {
                 throw WorkflowError(.conflict, "changed concurrently: \(error.message)")
             }
             throw WorkflowError(.storage, error.message)
+        }
+        try await caughtUpOrStopping(result.lastPosition)
+        return result
+    }
+
+    /// Waits for the read models to include `position`; throws when the engine stops first.
+    func caughtUpOrStopping(_ position: UInt64) async throws(WorkflowError) {
+        await caughtUp(to: position)
+        if state.position < position {
+            throw WorkflowError(.storage, "the engine is shutting down; the command was recorded at position "
+                                + "\(position) and shows once the engine runs again")
         }
     }
 
@@ -154,22 +167,26 @@ public actor WorkflowEngine {
         _ decide: (WorkflowRecord) throws(WorkflowError) -> [DomainEvent]
     ) async throws(WorkflowError) -> WorkflowRecord {
         for _ in 0..<5 {
+            guard !stopped else { throw Self.shutDown }
             guard let workflow = state.workflows[id] else { throw Self.workflowNotFound(id) }
             let events = try decide(workflow)
             guard !events.isEmpty else { return workflow }
+            let result: AppendResult
             do {
-                let result = try await store.append(to: Streams.workflow(id), expected: .exact(workflow.streamVersion),
-                                                    events.map { $0.newEvent(metadata: Self.metadata(actor)) })
-                await caughtUp(to: result.lastPosition)
-                return state.workflows[id]!
-            } catch where error.code == .wrongExpectedVersion {
-                await caughtUp(to: (try? store.head().position) ?? 0)
+                result = try await store.append(to: Streams.workflow(id), expected: .exact(workflow.streamVersion),
+                                                events.map { $0.newEvent(metadata: Self.metadata(actor)) })
             } catch {
-                throw WorkflowError(.storage, error.message)
+                guard error.code == .wrongExpectedVersion else { throw WorkflowError(.storage, error.message) }
+                await caughtUp(to: (try? store.head().position) ?? 0)
+                continue
             }
+            try await caughtUpOrStopping(result.lastPosition)
+            return state.workflows[id]!
         }
         throw WorkflowError(.conflict, "workflow \(id) is being changed by other commands; try again")
     }
+
+    static let shutDown = WorkflowError(.storage, "the workflow engine is shut down; nothing was recorded")
 
     static func workflowNotFound(_ id: String) -> WorkflowError {
         WorkflowError(.notFound, "workflow \(id) does not exist")

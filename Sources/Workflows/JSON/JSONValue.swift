@@ -68,8 +68,11 @@ public enum JSONValue: Sendable, Hashable {
         case (.array(let a), .array(let b)): a == b
         case (.object(let a), .object(let b)): a == b
         case (.integer(let a), .integer(let b)): a == b
-        case (.integer, .number), (.number, .integer), (.number, .number):
-            lhs.numericValue == rhs.numericValue
+        // Bound one case at a time: a combined pattern here crashes the Swift 6.3.1 optimizer
+        // (CopyPropagation) in release builds.
+        case (.integer(let a), .number(let b)): Double(a) == b
+        case (.number(let a), .integer(let b)): a == Double(b)
+        case (.number(let a), .number(let b)): a == b
         default: false
         }
     }
