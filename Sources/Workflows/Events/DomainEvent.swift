@@ -113,6 +113,7 @@ public enum DomainEvent: Sendable, Hashable {
 
     /// Decodes a stored event; nil for event types outside this domain.
     public static func decode(type: String, payload: [UInt8]) throws -> DomainEvent? {
+        if let event = try fastDecode(type: type, payload: payload) { return event }
         let decoder = JSONDecoder()
         let data = Data(payload)
         func d<T: Decodable>(_: T.Type) throws -> T { try decoder.decode(T.self, from: data) }

@@ -151,18 +151,25 @@ extension JSONValue: Codable {
 extension JSONValue {
     /// Parses a JSON document (any value at the top, not only objects and arrays).
     public init(parsing text: String) throws(JSONParseError) {
-        try self.init(parsing: Data(text.utf8))
+        var text = text
+        self = try text.withUTF8 { Self.parse(UnsafeRawBufferPointer($0)) }.get()
     }
 
     /// Parses UTF-8 JSON bytes.
     public init(parsing data: Data) throws(JSONParseError) {
+        self = try data.withUnsafeBytes { Self.parse($0) }.get()
+    }
+
+    /// Parses UTF-8 JSON bytes.
+    public init(parsing bytes: [UInt8]) throws(JSONParseError) {
+        self = try bytes.withUnsafeBytes { Self.parse($0) }.get()
+    }
+
+    private static func parse(_ bytes: UnsafeRawBufferPointer) -> Result<JSONValue, JSONParseError> {
         do {
-            self = try JSONDecoder().decode(JSONValue.self, from: data)
-        } catch let DecodingError.dataCorrupted(context) {
-            let underlying = (context.underlyingError as? NSError)?.userInfo["NSDebugDescription"] as? String
-            throw JSONParseError(message: underlying ?? context.debugDescription)
+            return .success(try JSONParser.parse(bytes))
         } catch {
-            throw JSONParseError(message: "\(error)")
+            return .failure(error)
         }
     }
 

@@ -1,0 +1,96 @@
+import EventStore
+import Foundation
+import Testing
+@testable import Workflows
+
+@Suite("Event payloads and JSON parsing")
+struct EventCodingTests {
+    static let sealed = SealedData(sealed: "c2VhbGVk")
+    static let params: JSONValue = ["ip": "1.2.3.4", "n": 7, "f": 1.5, "nested": ["a": [1, "x", nil, true]]]
+
+    static let all: [DomainEvent] = [
+        .workflowCreated(WorkflowCreated(workflowId: "wf_1", name: "Screen", number: 3)),
+        .draftSaved(DraftSaved(workflowId: "wf_1", draftVersion: 2, definition: params)),
+        .versionPublished(VersionPublished(workflowId: "wf_1", version: 2, definition: params, description: "d", revertedFrom: nil)),
+        .versionPublished(VersionPublished(workflowId: "wf_1", version: 3, definition: params, description: "r", revertedFrom: 1)),
+        .versionDescriptionEdited(VersionDescriptionEdited(workflowId: "wf_1", version: 1, description: "e")),
+        .versionActivated(VersionActivated(workflowId: "wf_1", version: 2)),
+        .workflowDeactivated(WorkflowDeactivated(workflowId: "wf_1")),
+        .rolloutStaged(RolloutStaged(workflowId: "wf_1", rolloutId: "ro_1", treatmentVersion: 2, controlVersion: 1,
+                                     percentage: 12.34, stickyField: "user")),
+        .rolloutPercentageChanged(RolloutPercentageChanged(workflowId: "wf_1", rolloutId: "ro_1", percentage: 50)),
+        .rolloutPromoted(RolloutPromoted(workflowId: "wf_1", rolloutId: "ro_1", version: 2)),
+        .rolloutEnded(RolloutEnded(workflowId: "wf_1", rolloutId: "ro_1")),
+        .runCreated(RunCreated(runId: "run_1", workflowId: "wf_1", version: 2, arm: .treatment, rolloutId: "ro_1",
+                               source: RunSource(kind: "importer", reference: "imp_1", row: 42), parameters: params,
+                               objectType: nil, objectToken: nil, eventType: nil, queue: .batch, quotaDay: "2026-11-22")),
+        .runCreated(RunCreated(runId: "run_2", workflowId: "wf_1", version: 1, arm: .none, rolloutId: nil,
+                               source: RunSource(kind: "event", reference: "evt_\"quoted\"\n"), parameters: [:],
+                               objectType: "inquiry", objectToken: "inq_é😀", eventType: "inquiry.completed",
+                               queue: .realtime, quotaDay: "2026-11-22")),
+        .routeMatched(RouteMatched(runId: "run_1", route: "high risk")),
+        .routeMatched(RouteMatched(runId: "run_1", route: nil)),
+        .stepStarted(StepStarted(runId: "run_1", stepUid: "s1", stepType: "http_request", attempt: 2, idempotencyKey: "run_1/s1")),
+        .stepStarted(StepStarted(runId: "run_1", stepUid: "s2", stepType: "tag", attempt: 1, idempotencyKey: nil)),
+        .stepCompleted(StepCompleted(runId: "run_1", stepUid: "s1", output: ["status": 200, "body": params])),
+        .stepFailed(StepFailed(runId: "run_1", stepUid: "s1", attempt: 1, error: "HTTP 500", willRetry: true)),
+        .runCompleted(RunCompleted(runId: "run_1", decision: "approved")),
+        .runCompleted(RunCompleted(runId: "run_1", decision: nil)),
+        .runFailed(RunFailed(runId: "run_1", stepUid: "s1", reason: "boom")),
+        .runFailed(RunFailed(runId: "run_1", stepUid: nil, reason: "no version")),
+        .objectEventRecorded(ObjectEventRecorded(eventId: "e1", objectType: "inquiry", objectToken: "inq_1",
+                                                 eventType: "inquiry.completed", occurredAt: 1_795_000_000_123, data: sealed)),
+        .objectTagged(ObjectTagged(objectType: "inquiry", objectToken: "inq_1", tags: ["a", "b"], runId: "run_1")),
+        .objectFieldSet(ObjectFieldSet(objectType: "inquiry", objectToken: "inq_1", field: "risk", value: sealed, runId: "run_1")),
+        .objectDecided(ObjectDecided(objectType: "inquiry", objectToken: "inq_1", decision: "declined", reason: nil, runId: "run_1")),
+        .objectDecided(ObjectDecided(objectType: "inquiry", objectToken: "inq_1", decision: "approved", reason: "ok", runId: "run_1")),
+        .objectRedacted(ObjectRedacted(objectType: "inquiry", objectToken: "inq_1", runId: "run_1")),
+        .listItemAdded(ListItemChanged(listId: "ips", value: "10.0.0.1", runId: "run_1")),
+        .listItemRemoved(ListItemChanged(listId: "ips", value: ["k": 1], runId: nil)),
+    ]
+
+    @Test("every event type round-trips through its payload")
+    func roundTrip() throws {
+        for event in Self.all {
+            let decoded = try DomainEvent.decode(type: event.type, payload: event.payload())
+            #expect(decoded == event, "\(event.type)")
+        }
+        #expect(try DomainEvent.decode(type: "other.thing", payload: Array("{}".utf8)) == nil)
+    }
+
+    @Test("a payload missing a field or of the wrong shape fails to decode with the field named")
+    func badPayloads() {
+        for (type, json, field) in [("run.created.v1", "{}", "source"),
+                                    ("run.step_completed.v1", #"{"runId": "r", "stepUid": "s"}"#, "output"),
+                                    ("object.tagged.v1", #"{"objectType": "a", "objectToken": "b", "tags": [1], "runId": "r"}"#, "tags"),
+                                    ("run.created.v1", "[1]", "not a JSON object"),
+                                    ("list.item_added.v1", "{oops", "JSON")] {
+            do {
+                _ = try DomainEvent.decode(type: type, payload: Array(json.utf8))
+                Issue.record("\(type) \(json) decoded")
+            } catch {
+                #expect("\(error)".contains(field), "\(error)")
+            }
+        }
+    }
+
+    @Test("the JSON parser handles escapes, unicode, numbers and rejects malformed text")
+    func parser() throws {
+        let v = try JSONValue(parsing: #"""
+             {"s": "a\"b\\c\/d\n\u00e9\ud83d\ude00", "i": -9223372036854775808, "big": 18446744073709551616,
+              "f": -1.5e3, "z": 0, "t": true, "n": null, "arr": [ ], "o": { } }
+            """#)
+        #expect(v["s"] == "a\"b\\c/d\né😀")
+        #expect(v["i"] == .integer(.min))
+        #expect(v["big"] == .number(18446744073709551616))
+        #expect(v["f"] == .number(-1500))
+        #expect(v["z"] == .integer(0) && v["t"] == true && v["n"] == .null)
+        #expect(v["arr"] == [] && v["o"] == [:])
+        #expect(try JSONValue(parsing: "\"plain\"") == "plain")
+        for bad in ["", "{", "[1,]", "{\"a\" 1}", "01", "1.", "-", "\"\\x\"", "\"\u{01}\"", "tru", "[1] 2", "\"\\ud800\"", "1e"] {
+            #expect(throws: JSONParseError.self, "\(bad)") { try JSONValue(parsing: bad) }
+        }
+        let deep = String(repeating: "[", count: 200) + String(repeating: "]", count: 200)
+        #expect(throws: JSONParseError.self) { try JSONValue(parsing: deep) }
+    }
+}
