@@ -87,7 +87,7 @@ public actor WorkflowEngine {
             let realtimeOnly = i < configuration.realtimeWorkers
             tasks.append(Task { [weak self] in
                 while let self, let runId = await self.nextRun(realtimeOnly: realtimeOnly) {
-                    await self.execute(runId)
+                    await self.executeClaimed(runId)
                 }
             })
         }
@@ -248,10 +248,13 @@ public actor WorkflowEngine {
 
     // MARK: Queues and workers
 
+    /// Takes the next run for a worker and claims it in the same actor turn, so the engine is
+    /// never seen idle between a run leaving its queue and starting to execute.
     func nextRun(realtimeOnly: Bool) async -> String? {
         while !stopped {
             if let id = queues.pop(realtimeOnly: realtimeOnly) {
                 if executing.contains(id) { continue }
+                executing.insert(id)
                 return id
             }
             await withCheckedContinuation { queues.addWaiter(realtimeOnly: realtimeOnly, $0) }
@@ -267,6 +270,10 @@ public actor WorkflowEngine {
     func execute(_ runId: String) async {
         guard !executing.contains(runId) else { return }
         executing.insert(runId)
+        await executeClaimed(runId)
+    }
+
+    private func executeClaimed(_ runId: String) async {
         defer { executing.remove(runId) }
         await executeRun(runId)
     }

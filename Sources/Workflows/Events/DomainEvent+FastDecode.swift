@@ -93,6 +93,7 @@ extension DomainEvent {
         default:
             return nil
         }
+        if let event = try payload.withUnsafeBytes({ bytes in try readHot(type: type, bytes) }) { return event }
         let f = try Fields(try JSONValue(parsing: payload), type: type)
         switch type {
         case "run.created.v1":
@@ -149,6 +150,82 @@ extension DomainEvent {
             let change = ListItemChanged(listId: try f.string("listId"), value: try f.value("value"),
                                          runId: try f.optionalString("runId"))
             return type == "list.item_added.v1" ? .listItemAdded(change) : .listItemRemoved(change)
+        }
+    }
+}
+
+// MARK: The most frequent types, read member by member
+
+extension DomainEvent {
+    static func required<T>(_ value: T?, _ key: String, _ type: String) throws -> T {
+        guard let value else { throw DecodingFailure(description: "\(type): \(key) must be present") }
+        return value
+    }
+
+    /// Reads the run and list events that make up most of a log without an intermediate
+    /// dictionary; nil for the other types.
+    static func readHot(type: String, _ bytes: UnsafeRawBufferPointer) throws -> DomainEvent? {
+        var r = JSONReader(bytes)
+        switch type {
+        case "run.step_started.v1":
+            var runId: String?, stepUid: String?, stepType: String?, attempt: Int64?, key: String?
+            try r.beginObject()
+            while let k = try r.nextKey() {
+                if k.is("runId") { runId = try r.string() }
+                else if k.is("stepUid") { stepUid = try r.string() }
+                else if k.is("stepType") { stepType = try r.string() }
+                else if k.is("attempt") { attempt = try r.integer() }
+                else if k.is("idempotencyKey") { key = try r.optionalString() }
+                else { _ = try r.value() }
+            }
+            return .stepStarted(StepStarted(
+                runId: try required(runId, "runId", type), stepUid: try required(stepUid, "stepUid", type),
+                stepType: try required(stepType, "stepType", type), attempt: Int(try required(attempt, "attempt", type)),
+                idempotencyKey: key))
+        case "run.step_completed.v1":
+            var runId: String?, stepUid: String?, output: JSONValue?
+            try r.beginObject()
+            while let k = try r.nextKey() {
+                if k.is("runId") { runId = try r.string() }
+                else if k.is("stepUid") { stepUid = try r.string() }
+                else if k.is("output") { output = try r.value() }
+                else { _ = try r.value() }
+            }
+            return .stepCompleted(StepCompleted(runId: try required(runId, "runId", type),
+                                                stepUid: try required(stepUid, "stepUid", type),
+                                                output: try required(output, "output", type)))
+        case "run.route_matched.v1":
+            var runId: String?, route: String?
+            try r.beginObject()
+            while let k = try r.nextKey() {
+                if k.is("runId") { runId = try r.string() }
+                else if k.is("route") { route = try r.optionalString() }
+                else { _ = try r.value() }
+            }
+            return .routeMatched(RouteMatched(runId: try required(runId, "runId", type), route: route))
+        case "run.completed.v1":
+            var runId: String?, decision: String?
+            try r.beginObject()
+            while let k = try r.nextKey() {
+                if k.is("runId") { runId = try r.string() }
+                else if k.is("decision") { decision = try r.optionalString() }
+                else { _ = try r.value() }
+            }
+            return .runCompleted(RunCompleted(runId: try required(runId, "runId", type), decision: decision))
+        case "list.item_added.v1", "list.item_removed.v1":
+            var listId: String?, value: JSONValue?, runId: String?
+            try r.beginObject()
+            while let k = try r.nextKey() {
+                if k.is("listId") { listId = try r.string() }
+                else if k.is("value") { value = try r.value() }
+                else if k.is("runId") { runId = try r.optionalString() }
+                else { _ = try r.value() }
+            }
+            let change = ListItemChanged(listId: try required(listId, "listId", type),
+                                         value: try required(value, "value", type), runId: runId)
+            return type == "list.item_added.v1" ? .listItemAdded(change) : .listItemRemoved(change)
+        default:
+            return nil
         }
     }
 }

@@ -5,21 +5,54 @@ import Workflows
 
 /// A fresh store with a started `WorkflowEngine` on it, in a temp directory.
 final class EngineHarness: Sendable {
+    let temp: TempDirs
     let dir: String
     let store: EventStore
     let engine: WorkflowEngine
+    private let stopped = Counter()
 
     init(_ temp: TempDirs, _ name: String, configuration: EngineConfiguration = EngineConfiguration()) async throws {
+        self.temp = temp
         dir = try temp.make(name)
         store = try EventStore(directory: dir)
         engine = try WorkflowEngine(store: store, configuration: configuration)
         await engine.start()
     }
 
-    /// Stops the engine (queued runs stay queued) and closes the store.
-    func close() async {
+    /// Waits until every queued run has finished, then stops the engine.
+    ///
+    /// Not sooner: `WorkflowEngine.shutdown()` can hang for ever when a worker is waiting for
+    /// the read models to catch up with its append (`caughtUp(to:)`) as the log subscription is
+    /// cancelled, because it resumes those waiters only after awaiting the workers' tasks. A
+    /// watchdog turns a hang into an error anyway.
+    func stopEngine() async throws {
+        guard stopped.increment() == 0 else { return }
+        guard await engine.waitUntilIdle(timeout: .seconds(300)) else {
+            throw BenchError("the engine still had runs queued or executing after 300 s")
+        }
+        let returned = Counter()
+        let (temp, engine, store) = (self.temp, self.engine, self.store)
+        let watchdog = Task.detached {
+            try? await Task.sleep(for: .seconds(30))
+            guard !Task.isCancelled, returned.value == 0 else { return }
+            let position = await engine.snapshot.position
+            let head = (try? store.head().position) ?? 0
+            let idle = await engine.waitUntilIdle(timeout: .milliseconds(100))
+            FileHandle.standardError.write(Data(
+                "runlog-bench: WorkflowEngine.shutdown() has not returned after 30 s (hung): read models at position \(position), log head \(head), idle \(idle); giving up\n".utf8))
+            temp.removeAll()
+            exit(1)
+        }
         await engine.shutdown()
+        returned.increment()
+        watchdog.cancel()
+    }
+
+    /// Stops the engine (after its queues drain), closes the store and deletes its directory.
+    func close() async throws {
+        try await stopEngine()
         store.close()
+        temp.remove(dir)
     }
 }
 
@@ -271,6 +304,8 @@ struct Rebuild {
         /// The event count by type prefix (`run`, `object`, `workflow`, `list`).
         var byDomain: [String: Int]
         var payloadBytes: Int
+        /// Per event type: count, payload bytes and the time `DomainEvent.decode` took.
+        var byType: [String: (count: Int, bytes: Int, decode: Duration)]
     }
 
     /// Workflow edits (drafts, publishes, a rollout), then `objectEvents` object events from
@@ -344,9 +379,15 @@ struct Rebuild {
             return true
         }
         let read = clock.now - t0
+        var byType: [String: (count: Int, bytes: Int, decode: Duration)] = [:]
         t0 = clock.now
         try store.forEach(from: 1) { event in
+            let start = clock.now
             _ = try DomainEvent.decode(type: event.type, payload: event.payload)
+            let took = clock.now - start
+            byType[event.type, default: (0, 0, .zero)].count += 1
+            byType[event.type]!.bytes += event.payload.count
+            byType[event.type]!.decode += took
             return true
         }
         let decode = clock.now - t0
@@ -354,7 +395,7 @@ struct Rebuild {
             byDomain[String(event.type.prefix { $0 != "." }), default: 0] += 1
             return true
         }
-        return Breakdown(read: read, decode: decode, byDomain: byDomain, payloadBytes: payloadBytes)
+        return Breakdown(read: read, decode: decode, byDomain: byDomain, payloadBytes: payloadBytes, byType: byType)
     }
 }
 
@@ -362,7 +403,7 @@ struct Rebuild {
 
 /// With the default configuration (1 real-time-only worker + 3 shared), the latency of real-time
 /// runs started one at a time — each from its `startRun` call to its `run.completed` seen in the
-/// log — when idle, and again while a batch backlog is created and drains.
+/// log — when idle, while a batch backlog is being created (as by an import), and while it drains.
 struct RealtimeLatency {
     var warmup = 20
     var samples: Int
@@ -370,26 +411,36 @@ struct RealtimeLatency {
     var creators = 4
     var creationLimit: Duration
 
-    struct Sample {
-        var latency: Double
-        /// Batch runs created and not yet finished when this sample finished.
-        var pending: Int
+    /// Real-time samples of one phase.
+    struct Phase {
+        /// Sorted ms: `startRun` call → `run.completed` seen by a log subscriber.
+        var latencies: [Double] = []
+        /// Sorted whole ms: `finishedAt − createdAt`.
+        var commit: [Double] = []
+        /// Sorted ms: `startRun` call → its return (run created durably, read models caught up).
+        var start: [Double] = []
+        var pendingAtStart = 0
+        var pendingAtEnd = 0
+        var window: Duration = .zero
+        /// Batch runs finished during the window.
+        var batchFinished = 0
+        /// True when the backlog drained before every sample was taken.
+        var drained = false
+
+        var p50: Double { percentile(latencies, 50) }
+        var p99: Double { percentile(latencies, 99) }
     }
 
     struct Result {
-        /// Sorted ms.
-        var idle: [Double]
-        var idleCommit: [Double]
-        /// Sorted ms of the samples taken with batch runs pending.
-        var loaded: [Double]
-        var loadedCommit: [Double]
-        var pendingAtStart: Int
-        var pendingAtEnd: Int
-        var maxPending: Int
+        var idle: Phase
+        var creating: Phase
+        var draining: Phase
         var batchCreated: Int
-        var batchFinished: Int
-        var window: Duration
-        var discarded: Int
+        var creationTime: Duration
+        var pendingAfterCreation: Int
+        /// Batch runs still pending after the last sample, and how long they took to finish.
+        var rest: Int
+        var restDrainTime: Duration
     }
 
     func run(_ temp: TempDirs) async throws -> Result {
@@ -400,27 +451,72 @@ struct RealtimeLatency {
         let watcher = CompletionWatcher(store: store, from: try store.head().position + 1)
         defer { watcher.stop() }
         var n = 0
+        var realtimeFinished = 0
+        let created = Counter()
+        let stop = Counter()
+        let creationDone = Counter()
+        let backlog = self.backlog
+        /// Batch runs created (or being created) and not yet seen finishing.
+        func pending() -> Int {
+            min(created.value, backlog) - batchFinished()
+        }
+        /// The watcher sees every run finish; real-time runs are one at a time and seen before
+        /// `sample()` returns, so the rest are batch runs.
+        func batchFinished() -> Int {
+            watcher.count - realtimeFinished
+        }
 
-        func sample() async throws -> (id: String, ms: Double) {
+        func sample() async throws -> (id: String, ms: Double, start: Double) {
             let t0 = ContinuousClock.now
             let run = try await engine.startRun(workflowId: workflowId, parameters: Flows.parameters(n), queue: .realtime)
+            let started = (ContinuousClock.now - t0).milliseconds
             n += 1
             guard let seen = await watcher.wait(for: run.id, timeout: .seconds(60)) else {
                 throw BenchError("[7] real-time run \(run.id) did not finish within 60 s")
             }
             guard seen.completed else { throw BenchError("[7] real-time run \(run.id) failed") }
-            return (run.id, (seen.at - t0).milliseconds)
+            realtimeFinished += 1
+            return (run.id, (seen.at - t0).milliseconds, started)
         }
 
+        /// Up to `samples` samples; with `whilePending`, only while batch runs are pending, and
+        /// with `whileCreating` only until the backlog's creation has ended.
+        func measure(whilePending: Bool, whileCreating: Bool = false) async throws -> (Phase, [String]) {
+            var phase = Phase()
+            var ids: [String] = []
+            phase.pendingAtStart = whilePending ? pending() : 0
+            let finishedAtStart = whilePending ? batchFinished() : 0
+            let start = ContinuousClock.now
+            while phase.latencies.count < samples {
+                if whilePending && pending() <= 0 {
+                    phase.drained = true
+                    break
+                }
+                if whileCreating && creationDone.value > 0 { break }
+                let s = try await sample()
+                phase.latencies.append(s.ms)
+                phase.start.append(s.start)
+                ids.append(s.id)
+            }
+            phase.window = ContinuousClock.now - start
+            if whilePending {
+                phase.pendingAtEnd = pending()
+                phase.batchFinished = batchFinished() - finishedAtStart
+            }
+            phase.latencies.sort()
+            phase.start.sort()
+            return (phase, ids)
+        }
+
+        trace("[7] warm-up")
         for _ in 0..<warmup { _ = try await sample() }
-        var idle: [(String, Double)] = []
-        for _ in 0..<samples { idle.append(try await sample()) }
+        trace("[7] idle samples")
+        var (idle, idleIds) = try await measure(whilePending: false)
+        trace("[7] creating the backlog")
 
         // The backlog: `creators` tasks start batch runs until `backlog` exist or time is up.
-        let created = Counter()
-        let stop = Counter()
-        let (backlog, creators, limit) = (self.backlog, self.creators, self.creationLimit)
-        let finishedBefore = watcher.count
+        let (creators, limit) = (self.creators, self.creationLimit)
+        let creationStart = ContinuousClock.now
         let creating = Task {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 let deadline = ContinuousClock.now + limit
@@ -439,56 +535,56 @@ struct RealtimeLatency {
                 }
                 try await group.waitForAll()
             }
+            creationDone.increment()
+            return ContinuousClock.now
         }
-        var realtimeFinished = samples + warmup
-        func pending() -> Int {
-            min(created.value, backlog) - (watcher.count - finishedBefore - (realtimeFinished - samples - warmup))
-        }
-        // Start sampling once a backlog has built up.
-        let buildUp = ContinuousClock.now
-        while pending() < min(1_000, backlog / 10) && ContinuousClock.now - buildUp < .seconds(5) {
+        // Sample while the backlog is being created, once some has built up.
+        while pending() < min(1_000, backlog / 10) && ContinuousClock.now - creationStart < .seconds(5) {
             try await Task.sleep(for: .milliseconds(5))
         }
-        let pendingAtStart = pending()
-        var maxPending = pendingAtStart
-        var loaded: [(String, Double)] = []
-        var discarded = 0
-        let windowStart = ContinuousClock.now
-        while loaded.count < samples {
-            let s = try await sample()
-            realtimeFinished += 1
-            let p = pending()
-            maxPending = max(maxPending, p)
-            if p > 0 {
-                loaded.append(s)
-            } else {
-                discarded += 1
-                break // drained: the rest would be idle samples
-            }
+        trace("[7] samples while creating (pending \(pending()))")
+        var (whileCreating, creatingIds) = try await measure(whilePending: true, whileCreating: true)
+        trace("[7] waiting for the creation to end (pending \(pending()), created \(created.value))")
+        // Then wait for the creation to end, and sample while the backlog drains.
+        let creationEnd: ContinuousClock.Instant
+        do {
+            creationEnd = try await creating.value
+        } catch {
+            stop.increment()
+            throw error
         }
-        let window = ContinuousClock.now - windowStart
-        let pendingAtEnd = pending()
-        let batchFinished = watcher.count - finishedBefore - (realtimeFinished - samples - warmup)
-        stop.increment()
-        _ = await creating.result
+        let pendingAfterCreation = pending()
+        trace("[7] samples while draining (pending \(pendingAfterCreation))")
+        var (whileDraining, drainingIds) = try await measure(whilePending: true)
         let batchCreated = min(created.value, backlog)
 
+        trace("[7] snapshot (pending \(pending()))")
         let snapshot = await engine.snapshot
-        func commitLatencies(_ ids: [(String, Double)]) -> [Double] {
-            ids.compactMap { id, _ in
+        func commitLatencies(_ ids: [String]) -> [Double] {
+            ids.compactMap { id in
                 snapshot.runs[id].flatMap { run in run.finishedAt.map { Double($0 - run.createdAt) } }
             }.sorted()
         }
-        let result = Result(
-            idle: idle.map(\.1).sorted(), idleCommit: commitLatencies(idle),
-            loaded: loaded.map(\.1).sorted(), loadedCommit: commitLatencies(loaded),
-            pendingAtStart: pendingAtStart, pendingAtEnd: pendingAtEnd, maxPending: maxPending,
-            batchCreated: batchCreated, batchFinished: batchFinished, window: window, discarded: discarded
-        )
+        idle.commit = commitLatencies(idleIds)
+        whileCreating.commit = commitLatencies(creatingIds)
+        whileDraining.commit = commitLatencies(drainingIds)
+        // Let the rest of the backlog drain before stopping (see `EngineHarness.stopEngine`).
+        let pendingAtDrain = pending()
+        trace("[7] draining the rest (pending \(pendingAtDrain))")
+        let drainStart = ContinuousClock.now
+        guard await engine.waitUntilIdle(timeout: .seconds(300)) else {
+            throw BenchError("[7] the batch backlog did not drain within 300 s")
+        }
+        let drainTime = ContinuousClock.now - drainStart
         watcher.stop()
-        await h.close()
-        temp.remove(h.dir)
-        return result
+        trace("[7] closing")
+        try await h.close()
+        trace("[7] closed")
+        return Result(
+            idle: idle, creating: whileCreating, draining: whileDraining, batchCreated: batchCreated,
+            creationTime: creationEnd - creationStart, pendingAfterCreation: pendingAfterCreation,
+            rest: pendingAtDrain, restDrainTime: drainTime
+        )
     }
 }
 

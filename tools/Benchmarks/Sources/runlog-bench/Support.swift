@@ -147,6 +147,16 @@ func pad(_ s: String, _ width: Int) -> String {
     s.count >= width ? s : s + String(repeating: " ", count: width - s.count)
 }
 
+/// With RUNLOG_BENCH_TRACE set, writes a timestamped progress line to standard error (to find
+/// where a run hangs).
+func trace(_ line: @autoclosure () -> String) {
+    guard traceEnabled else { return }
+    let t = Date().timeIntervalSince1970
+    FileHandle.standardError.write(Data("trace \(fixed(t.truncatingRemainder(dividingBy: 1000), 3)): \(line())\n".utf8))
+}
+
+let traceEnabled = ProcessInfo.processInfo.environment["RUNLOG_BENCH_TRACE"] != nil
+
 /// Writes a line to standard output at once (unbuffered, so progress shows through a pipe).
 func say(_ line: String = "") {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
