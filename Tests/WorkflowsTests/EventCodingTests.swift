@@ -63,7 +63,7 @@ struct EventCodingTests {
         for (type, json, field) in [("run.created.v1", "{}", "source"),
                                     ("run.step_completed.v1", #"{"runId": "r", "stepUid": "s"}"#, "output"),
                                     ("object.tagged.v1", #"{"objectType": "a", "objectToken": "b", "tags": [1], "runId": "r"}"#, "tags"),
-                                    ("run.created.v1", "[1]", "not a JSON object"),
+                                    ("run.created.v1", "[1]", "expected a JSON object"),
                                     ("list.item_added.v1", "{oops", "JSON")] {
             do {
                 _ = try DomainEvent.decode(type: type, payload: Array(json.utf8))

@@ -224,6 +224,60 @@ extension DomainEvent {
             let change = ListItemChanged(listId: try required(listId, "listId", type),
                                          value: try required(value, "value", type), runId: runId)
             return type == "list.item_added.v1" ? .listItemAdded(change) : .listItemRemoved(change)
+        case "run.created.v1":
+            var runId: String?, workflowId: String?, version: Int64?, arm: String?, rolloutId: String?
+            var source: JSONValue?, parameters: JSONValue?, objectType: String?, objectToken: String?
+            var eventType: String?, queue: String?, quotaDay: String?
+            try r.beginObject()
+            while let k = try r.nextKey() {
+                if k.is("runId") { runId = try r.string() }
+                else if k.is("workflowId") { workflowId = try r.string() }
+                else if k.is("version") { version = try r.integer() }
+                else if k.is("arm") { arm = try r.string() }
+                else if k.is("rolloutId") { rolloutId = try r.optionalString() }
+                else if k.is("source") { source = try r.value() }
+                else if k.is("parameters") { parameters = try r.value() }
+                else if k.is("objectType") { objectType = try r.optionalString() }
+                else if k.is("objectToken") { objectToken = try r.optionalString() }
+                else if k.is("eventType") { eventType = try r.optionalString() }
+                else if k.is("queue") { queue = try r.string() }
+                else if k.is("quotaDay") { quotaDay = try r.string() }
+                else { _ = try r.value() }
+            }
+            let s = try Fields(try required(source, "source", type), type: "\(type) source")
+            guard let armValue = Arm(rawValue: try required(arm, "arm", type)) else {
+                throw DecodingFailure(description: "\(type): arm must be one of the known values")
+            }
+            guard let queueValue = RunQueue(rawValue: try required(queue, "queue", type)) else {
+                throw DecodingFailure(description: "\(type): queue must be one of the known values")
+            }
+            return .runCreated(RunCreated(
+                runId: try required(runId, "runId", type), workflowId: try required(workflowId, "workflowId", type),
+                version: Int(try required(version, "version", type)), arm: armValue, rolloutId: rolloutId,
+                source: RunSource(kind: try s.string("kind"), reference: try s.optionalString("reference"),
+                                  row: try s.optionalInt("row")),
+                parameters: try required(parameters, "parameters", type), objectType: objectType,
+                objectToken: objectToken, eventType: eventType, queue: queueValue,
+                quotaDay: try required(quotaDay, "quotaDay", type)))
+        case "object.event_recorded.v1":
+            var eventId: String?, objectType: String?, objectToken: String?, eventType: String?
+            var occurredAt: Int64?, data: JSONValue?
+            try r.beginObject()
+            while let k = try r.nextKey() {
+                if k.is("eventId") { eventId = try r.string() }
+                else if k.is("objectType") { objectType = try r.string() }
+                else if k.is("objectToken") { objectToken = try r.string() }
+                else if k.is("eventType") { eventType = try r.string() }
+                else if k.is("occurredAt") { occurredAt = try r.integer() }
+                else if k.is("data") { data = try r.value() }
+                else { _ = try r.value() }
+            }
+            let sealed = try Fields(try required(data, "data", type), type: "\(type) data").string("sealed")
+            return .objectEventRecorded(ObjectEventRecorded(
+                eventId: try required(eventId, "eventId", type), objectType: try required(objectType, "objectType", type),
+                objectToken: try required(objectToken, "objectToken", type),
+                eventType: try required(eventType, "eventType", type),
+                occurredAt: try required(occurredAt, "occurredAt", type), data: SealedData(sealed: sealed)))
         default:
             return nil
         }

@@ -152,16 +152,19 @@ enum JSONParser {
         mutating func string() throws(JSONParseError) -> String {
             index += 1 // opening quote
             let start = index
-            // Fast path: no escapes.
+            // Fast path: no escapes; pure ASCII needs no UTF-8 validation.
+            var ascii = true
             while index < bytes.count {
                 let c = bytes[index]
                 if c == UInt8(ascii: "\"") {
                     let slice = UnsafeRawBufferPointer(rebasing: bytes[start..<index])
                     index += 1
+                    if ascii { return String(decoding: slice, as: UTF8.self) }
                     guard let s = String(validating: slice, as: UTF8.self) else { throw error("a string is not valid UTF-8") }
                     return s
                 }
                 if c == UInt8(ascii: "\\") || c < 0x20 { break }
+                ascii = ascii && c < 0x80
                 index += 1
             }
             var out = [UInt8](UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
