@@ -384,7 +384,7 @@ struct Bench {
             say("  where the time goes (one pass each of the same log, subtracted from the median rebuild):")
             say("    read + envelope decode (forEach alone):     \(fixed(breakdown.read.seconds, 3)) s  \(share(breakdown.read.seconds))  "
                 + "(\(rate(events / breakdown.read.seconds)))")
-            say("    DomainEvent.decode (JSONDecoder) on top:    \(fixed(decodeOnly, 3)) s  \(share(decodeOnly))  "
+            say("    DomainEvent.decode (payload JSON) on top:\(fixed(decodeOnly, 3)) s  \(share(decodeOnly))  "
                 + "(\(rate(events / max(decodeOnly, 1e-9))) for the JSON alone)")
             say("    WorkflowsState.apply on top:                \(fixed(applyOnly, 3)) s  \(share(applyOnly))")
             let decodeTotal = breakdown.byType.values.reduce(Duration.zero) { $0 + $1.decode }.seconds

@@ -299,7 +299,7 @@ struct Rebuild {
     struct Breakdown {
         /// `store.forEach` doing nothing: LMDB read + envelope decode + copy out.
         var read: Duration
-        /// … plus `DomainEvent.decode` (JSONDecoder) of every payload.
+        /// … plus `DomainEvent.decode` of every payload.
         var decode: Duration
         /// The event count by type prefix (`run`, `object`, `workflow`, `list`).
         var byDomain: [String: Int]
