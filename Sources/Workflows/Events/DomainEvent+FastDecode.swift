@@ -82,56 +82,27 @@ extension DomainEvent {
         }
     }
 
-    /// Decodes the frequent types from `payload`; nil for types that take the `Codable` path.
+    /// Decodes run, object and list events from `payload`: the most frequent member by member
+    /// (`readHot`), the rest through `Fields`; nil for the workflow events, which take the
+    /// `Codable` path.
     static func fastDecode(type: String, payload: [UInt8]) throws -> DomainEvent? {
+        if let event = try payload.withUnsafeBytes({ bytes in try readHot(type: type, bytes) }) { return event }
         switch type {
-        case "run.created.v1", "run.route_matched.v1", "run.step_started.v1", "run.step_completed.v1",
-             "run.step_failed.v1", "run.completed.v1", "run.failed.v1", "object.event_recorded.v1",
-             "object.tagged.v1", "object.field_set.v1", "object.decided.v1", "object.redacted.v1",
-             "list.item_added.v1", "list.item_removed.v1":
+        case "run.step_failed.v1", "run.failed.v1", "object.tagged.v1", "object.field_set.v1",
+             "object.decided.v1", "object.redacted.v1":
             break
         default:
             return nil
         }
-        if let event = try payload.withUnsafeBytes({ bytes in try readHot(type: type, bytes) }) { return event }
         let f = try Fields(try JSONValue(parsing: payload), type: type)
         switch type {
-        case "run.created.v1":
-            let source = try Fields(try f.value("source"), type: "\(type) source")
-            return .runCreated(RunCreated(
-                runId: try f.string("runId"), workflowId: try f.string("workflowId"), version: try f.int("version"),
-                arm: try f.raw("arm", Arm.self), rolloutId: try f.optionalString("rolloutId"),
-                source: RunSource(kind: try source.string("kind"), reference: try source.optionalString("reference"),
-                                  row: try source.optionalInt("row")),
-                parameters: try f.value("parameters"), objectType: try f.optionalString("objectType"),
-                objectToken: try f.optionalString("objectToken"), eventType: try f.optionalString("eventType"),
-                queue: try f.raw("queue", RunQueue.self), quotaDay: try f.string("quotaDay")
-            ))
-        case "run.route_matched.v1":
-            return .routeMatched(RouteMatched(runId: try f.string("runId"), route: try f.optionalString("route")))
-        case "run.step_started.v1":
-            return .stepStarted(StepStarted(
-                runId: try f.string("runId"), stepUid: try f.string("stepUid"), stepType: try f.string("stepType"),
-                attempt: try f.int("attempt"), idempotencyKey: try f.optionalString("idempotencyKey")
-            ))
-        case "run.step_completed.v1":
-            return .stepCompleted(StepCompleted(runId: try f.string("runId"), stepUid: try f.string("stepUid"),
-                                                output: try f.value("output")))
         case "run.step_failed.v1":
             return .stepFailed(StepFailed(runId: try f.string("runId"), stepUid: try f.string("stepUid"),
                                           attempt: try f.int("attempt"), error: try f.string("error"),
                                           willRetry: try f.bool("willRetry")))
-        case "run.completed.v1":
-            return .runCompleted(RunCompleted(runId: try f.string("runId"), decision: try f.optionalString("decision")))
         case "run.failed.v1":
             return .runFailed(RunFailed(runId: try f.string("runId"), stepUid: try f.optionalString("stepUid"),
                                         reason: try f.string("reason")))
-        case "object.event_recorded.v1":
-            return .objectEventRecorded(ObjectEventRecorded(
-                eventId: try f.string("eventId"), objectType: try f.string("objectType"),
-                objectToken: try f.string("objectToken"), eventType: try f.string("eventType"),
-                occurredAt: try f.int64("occurredAt"), data: try f.sealed("data")
-            ))
         case "object.tagged.v1":
             return .objectTagged(ObjectTagged(objectType: try f.string("objectType"), objectToken: try f.string("objectToken"),
                                               tags: try f.strings("tags"), runId: try f.string("runId")))
@@ -143,13 +114,9 @@ extension DomainEvent {
             return .objectDecided(ObjectDecided(objectType: try f.string("objectType"), objectToken: try f.string("objectToken"),
                                                 decision: try f.string("decision"), reason: try f.optionalString("reason"),
                                                 runId: try f.string("runId")))
-        case "object.redacted.v1":
+        default: // object.redacted.v1
             return .objectRedacted(ObjectRedacted(objectType: try f.string("objectType"),
                                                   objectToken: try f.string("objectToken"), runId: try f.string("runId")))
-        default: // list.item_added.v1, list.item_removed.v1
-            let change = ListItemChanged(listId: try f.string("listId"), value: try f.value("value"),
-                                         runId: try f.optionalString("runId"))
-            return type == "list.item_added.v1" ? .listItemAdded(change) : .listItemRemoved(change)
         }
     }
 }
