@@ -128,6 +128,12 @@ enum Envelope {
         var streamBytes: UnsafeRawBufferPointer { slice(Envelope.headerSize, lengths.stream) }
         var typeBytes: UnsafeRawBufferPointer { slice(Envelope.headerSize + lengths.stream, lengths.type) }
         var canonical: UnsafeRawBufferPointer { slice(0, bytes.count - Envelope.trailerSize) }
+        var payloadBytes: UnsafeRawBufferPointer {
+            slice(bytes.count - Envelope.trailerSize - lengths.payload, lengths.payload)
+        }
+        var actor: String? {
+            lengths.actor.map { String(decoding: slice(Envelope.headerSize + lengths.stream + lengths.type, $0), as: UTF8.self) }
+        }
         var previousHash: EventHash { EventHash(slice(bytes.count - 64, 32)) }
         var hash: EventHash { EventHash(slice(bytes.count - 32, 32)) }
 
@@ -168,12 +174,12 @@ enum Envelope {
 
 extension UnsafeRawBufferPointer {
     /// Byte-wise equality with `other`.
-    func equals(_ other: UnsafeRawBufferPointer) -> Bool {
+    public func equals(_ other: UnsafeRawBufferPointer) -> Bool {
         count == other.count && (count == 0 || memcmp(baseAddress!, other.baseAddress!, count) == 0)
     }
 
     /// Whether these bytes begin with `prefix`.
-    func hasPrefix(_ prefix: UnsafeRawBufferPointer) -> Bool {
+    public func hasPrefix(_ prefix: UnsafeRawBufferPointer) -> Bool {
         count >= prefix.count && (prefix.count == 0 || memcmp(baseAddress!, prefix.baseAddress!, prefix.count) == 0)
     }
 }

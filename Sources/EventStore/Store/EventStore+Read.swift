@@ -122,6 +122,23 @@ extension EventStore {
         return events
     }
 
+    /// Calls `body` with a view of every stored envelope from `position` (inclusive), without
+    /// copying it out of the map: the fastest replay, for projections that decode payloads
+    /// themselves. The view and its buffers are valid only during the call. An error `body`
+    /// throws ends the scan and is rethrown as it is.
+    public func forEachView(from position: UInt64 = 1, _ body: (EventView) throws -> Bool) throws {
+        var bodyError: (any Error)?
+        try scan(from: position, direction: .forward, filter: .all) { view in
+            do {
+                return try body(EventView(view: view))
+            } catch {
+                bodyError = error
+                return false
+            }
+        }
+        if let bodyError { throw bodyError }
+    }
+
     /// Calls `body` with every event from `position` (inclusive) in log order; `body` returns
     /// false to stop. The replay path: one copy out of the map per event, read in chunks. An
     /// error `body` throws ends the scan and is rethrown as it is; store failures throw
@@ -259,4 +276,25 @@ extension EventStore {
             usedBytes: (Int(info.me_last_pgno) + 1) * Int(stat.ms_psize), mapBytes: info.me_mapsize
         )
     }
+}
+
+/// A stored envelope read in place (see `EventStore.forEachView`); valid only during the call
+/// that receives it.
+public struct EventView {
+    let view: Envelope.View
+
+    public var position: UInt64 { view.position }
+    public var streamVersion: UInt64 { view.streamVersion }
+    public var recordedAt: Int64 { view.recordedAt }
+    /// The stream name's UTF-8 bytes.
+    public var streamBytes: UnsafeRawBufferPointer { view.streamBytes }
+    /// The event type's UTF-8 bytes.
+    public var typeBytes: UnsafeRawBufferPointer { view.typeBytes }
+    public var payloadBytes: UnsafeRawBufferPointer { view.payloadBytes }
+    /// The metadata's actor (decoded on each call).
+    public var actor: String? { view.actor }
+    /// The stream name (decoded on each call).
+    public var stream: String { String(decoding: view.streamBytes, as: UTF8.self) }
+    /// The whole event, copied out of the map.
+    public func decode() -> RecordedEvent { view.decode() }
 }

@@ -85,8 +85,8 @@ extension DomainEvent {
     /// Decodes run, object and list events from `payload`: the most frequent member by member
     /// (`readHot`), the rest through `Fields`; nil for the workflow events, which take the
     /// `Codable` path.
-    static func fastDecode(type: String, payload: [UInt8]) throws -> DomainEvent? {
-        if let event = try payload.withUnsafeBytes({ bytes in try readHot(type: type, bytes) }) { return event }
+    static func fastDecode(type: String, payload: UnsafeRawBufferPointer) throws -> DomainEvent? {
+        if let event = try readHot(type: type, payload) { return event }
         switch type {
         case "run.step_failed.v1", "run.failed.v1", "object.tagged.v1", "object.field_set.v1",
              "object.decided.v1", "object.redacted.v1":
@@ -94,7 +94,7 @@ extension DomainEvent {
         default:
             return nil
         }
-        let f = try Fields(try JSONValue(parsing: payload), type: type)
+        let f = try Fields(try JSONParser.parse(payload), type: type)
         switch type {
         case "run.step_failed.v1":
             return .stepFailed(StepFailed(runId: try f.string("runId"), stepUid: try f.string("stepUid"),

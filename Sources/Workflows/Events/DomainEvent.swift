@@ -111,8 +111,33 @@ public enum DomainEvent: Sendable, Hashable {
         ["workflow.", "run.", "object.", "list."].contains { type.hasPrefix($0) }
     }
 
+    /// Every event type of the domain, as stored.
+    static let allTypes = [
+        "workflow.created.v1", "workflow.draft_saved.v1", "workflow.version_published.v1",
+        "workflow.version_description_edited.v1", "workflow.version_activated.v1", "workflow.deactivated.v1",
+        "workflow.rollout_staged.v1", "workflow.rollout_percentage_changed.v1", "workflow.rollout_promoted.v1",
+        "workflow.rollout_ended.v1", "run.created.v1", "run.route_matched.v1", "run.step_started.v1",
+        "run.step_completed.v1", "run.step_failed.v1", "run.completed.v1", "run.failed.v1",
+        "object.event_recorded.v1", "object.tagged.v1", "object.field_set.v1", "object.decided.v1",
+        "object.redacted.v1", "list.item_added.v1", "list.item_removed.v1",
+    ]
+    private static let allTypeBytes = allTypes.map { Array($0.utf8) }
+
+    /// The domain event type whose UTF-8 is `bytes` (without making a String of it), or nil.
+    static func knownType(_ bytes: UnsafeRawBufferPointer) -> String? {
+        for (i, candidate) in allTypeBytes.enumerated() where candidate.count == bytes.count {
+            if candidate.withUnsafeBytes({ bytes.equals($0) }) { return allTypes[i] }
+        }
+        return nil
+    }
+
     /// Decodes a stored event; nil for event types outside this domain.
     public static func decode(type: String, payload: [UInt8]) throws -> DomainEvent? {
+        try payload.withUnsafeBytes { try decode(type: type, payload: $0) }
+    }
+
+    /// Decodes a stored event from bytes in place; nil for event types outside this domain.
+    static func decode(type: String, payload: UnsafeRawBufferPointer) throws -> DomainEvent? {
         if let event = try fastDecode(type: type, payload: payload) { return event }
         let decoder = JSONDecoder()
         let data = Data(payload)

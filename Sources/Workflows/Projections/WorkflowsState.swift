@@ -35,7 +35,7 @@ public struct WorkflowsState: Sendable, Equatable {
             decoded = nil
         }
         if let event = decoded {
-            apply(event, at: envelope)
+            apply(event, at: envelope.recordedAt, actor: envelope.metadata.actor)
             if envelope.stream.hasPrefix("workflow-") {
                 workflows[String(envelope.stream.dropFirst(9))]?.streamVersion = envelope.streamVersion
             }
@@ -43,9 +43,31 @@ public struct WorkflowsState: Sendable, Equatable {
         position = envelope.position
     }
 
-    mutating func apply(_ event: DomainEvent, at envelope: RecordedEvent) {
-        let at = envelope.recordedAt
-        let actor = envelope.metadata.actor
+    /// Folds one stored event in, read in place (the rebuild path): the same as
+    /// `apply(_: RecordedEvent)` without copying the event out of the map first.
+    public mutating func apply(_ view: EventView) {
+        if let type = DomainEvent.knownType(view.typeBytes) {
+            do {
+                if let event = try DomainEvent.decode(type: type, payload: view.payloadBytes) {
+                    apply(event, at: view.recordedAt, actor: view.actor)
+                    if view.streamBytes.hasPrefix(Self.workflowPrefix) {
+                        let stream = view.stream
+                        workflows[String(stream.dropFirst(9))]?.streamVersion = view.streamVersion
+                    }
+                }
+            } catch {
+                undecodable.append(view.position)
+            }
+        }
+        position = view.position
+    }
+
+    /// `workflow-` as bytes (a static string's storage is immutable and lives for the program).
+    private static var workflowPrefix: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: UnsafeRawPointer(("workflow-" as StaticString).utf8Start), count: 9)
+    }
+
+    mutating func apply(_ event: DomainEvent, at: Int64, actor: String?) {
         switch event {
         case .workflowCreated(let e):
             workflows[e.workflowId] = WorkflowRecord(id: e.workflowId, name: e.name, number: e.number,
@@ -147,9 +169,9 @@ public struct WorkflowsState: Sendable, Equatable {
     /// Folds the whole log (or up to `position`) into a new state.
     public static func rebuild(from store: EventStore, upTo position: UInt64 = .max) throws -> WorkflowsState {
         var state = WorkflowsState()
-        try store.forEach(from: 1) { event in
-            guard event.position <= position else { return false }
-            state.apply(event)
+        try store.forEachView(from: 1) { view in
+            guard view.position <= position else { return false }
+            state.apply(view)
             return true
         }
         return state
