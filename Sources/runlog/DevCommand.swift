@@ -1,6 +1,7 @@
 import ArgumentParser
 import EventStore
 import Foundation
+import Workflows
 
 /// Tools for tests and benchmarks; hidden from help.
 struct DevCommand: AsyncParsableCommand {
@@ -8,7 +9,7 @@ struct DevCommand: AsyncParsableCommand {
         commandName: "dev",
         abstract: "Test and benchmark helpers.",
         shouldDisplay: false,
-        subcommands: [AppendLoop.self]
+        subcommands: [AppendLoop.self, Rebuild.self]
     )
 
     /// Appends events from several concurrent appenders and prints each acknowledged position,
@@ -40,6 +41,28 @@ struct DevCommand: AsyncParsableCommand {
                     }
                 }
                 try await group.waitForAll()
+            }
+        }
+    }
+}
+
+extension DevCommand {
+    /// Replays the whole log into the workflow read models and prints how fast (read-only).
+    struct Rebuild: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "rebuild")
+
+        @OptionGroup var store: StoreOptions
+        @Option(help: "Passes to time.") var passes = 3
+
+        func run() async throws {
+            let opened = try store.open(readOnly: true)
+            defer { opened.close() }
+            for pass in 1...max(1, passes) {
+                let start = ContinuousClock.now
+                let state = try WorkflowsState.rebuild(from: opened)
+                let seconds = (ContinuousClock.now - start) / .seconds(1)
+                print("pass \(pass): \(state.position) events in \(String(format: "%.3f", seconds)) s = "
+                      + "\(Int(Double(state.position) / seconds)) events/s")
             }
         }
     }

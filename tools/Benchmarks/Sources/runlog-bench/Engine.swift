@@ -361,6 +361,24 @@ struct Rebuild {
         return Mix(added: Int(try h.store.head().position - headBefore), elapsed: clock.now - start, runsStarted: runsStarted)
     }
 
+    /// Runs `runlog-bench --rebuild-child DIR PASSES` (this executable) and reads its passes.
+    static func inFreshProcess(directory: String, passes: Int) throws -> [Pass] {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        process.arguments = ["--rebuild-child", directory, String(passes)]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw BenchError("[6] the fresh-process rebuild failed") }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { line in
+            let parts = line.split(separator: " ")
+            guard parts.count == 2, let events = Int(parts[0]), let seconds = Double(parts[1]) else { return nil }
+            return Pass(events: events, elapsed: .nanoseconds(Int64(seconds * 1e9)))
+        }
+    }
+
     func rebuild(_ store: EventStore) throws -> (WorkflowsState, Pass) {
         let clock = ContinuousClock()
         let t0 = clock.now
