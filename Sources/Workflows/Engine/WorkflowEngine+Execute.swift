@@ -51,11 +51,10 @@ extension WorkflowEngine {
             other.removeAll()
         }
 
+        /// The object and list events first, the run's own events last: a reader that sees a
+        /// step or the run completed also sees what it did.
         func writes() -> [StreamWrite] {
             var writes: [StreamWrite] = []
-            if !runEvents.isEmpty {
-                writes.append(StreamWrite(stream: Streams.run(runId), events: runEvents.map { $0.newEvent(metadata: metadata) }))
-            }
             var order: [String] = []
             var byStream: [String: [NewEvent]] = [:]
             for (stream, event) in other {
@@ -63,6 +62,9 @@ extension WorkflowEngine {
                 byStream[stream, default: []].append(event.newEvent(metadata: metadata))
             }
             for stream in order { writes.append(StreamWrite(stream: stream, events: byStream[stream]!)) }
+            if !runEvents.isEmpty {
+                writes.append(StreamWrite(stream: Streams.run(runId), events: runEvents.map { $0.newEvent(metadata: metadata) }))
+            }
             return writes
         }
     }

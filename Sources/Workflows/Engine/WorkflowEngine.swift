@@ -71,9 +71,14 @@ public actor WorkflowEngine {
         let store = self.store
         tasks.append(Task { [weak self] in
             do {
-                for try await event in store.subscribe(from: from) {
+                // Everything a page read holds is applied in one actor turn: a page comes from
+                // one read transaction, so readers of the models do not see half of a commit.
+                var events = store.subscribe(from: from).makeAsyncIterator()
+                while let first = try await events.next() {
+                    var batch = [first]
+                    while events.hasBuffered, let next = try await events.next() { batch.append(next) }
                     guard let self else { return }
-                    await self.ingest(event)
+                    await self.ingest(batch)
                 }
             } catch {
                 // Cancelled, or the store closed.
@@ -111,9 +116,10 @@ public actor WorkflowEngine {
 
     // MARK: Projection
 
-    private func ingest(_ event: RecordedEvent) {
-        guard event.position > state.position else { return }
-        state.apply(event)
+    private func ingest(_ batch: [RecordedEvent]) {
+        for event in batch where event.position > state.position {
+            state.apply(event)
+        }
         if !waiters.isEmpty {
             let ready = waiters.filter { $0.position <= state.position }
             waiters.removeAll { $0.position <= state.position }
