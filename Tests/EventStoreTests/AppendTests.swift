@@ -70,11 +70,11 @@ struct AppendTests {
         while writer.queuedCount < 4 { try await Task.sleep(for: .milliseconds(1)) }
         let commitsBefore = store.writerStatistics.commits
         writer.release()
-        let (r1, r3, r2, r4) = try await (ok1, bad, ok2, badNoStream)
+        let (newStream, wrongExact, rightExact, wrongNoStream) = try await (ok1, bad, ok2, badNoStream)
         #expect(store.writerStatistics.commits == commitsBefore + 1)
-        #expect(r1.events.count == 1)
-        #expect(r2.events.first?.streamVersion == 2)
-        for result in [r3, r4] {
+        #expect(newStream.events.count == 1)
+        #expect(rightExact.events.first?.streamVersion == 2)
+        for result in [wrongExact, wrongNoStream] {
             guard case .failure(let error) = result else {
                 Issue.record("expected a conflict")
                 continue
@@ -83,7 +83,7 @@ struct AppendTests {
             #expect(error.conflict?.stream == "s")
             #expect(error.message.contains("\"s\""))
         }
-        if case .failure(let error) = r3 {
+        if case .failure(let error) = wrongExact {
             #expect(error.conflict?.expected == .exact(7))
         }
         // Which one ran first decides the actual version it saw; both name the stream's state.
