@@ -27,6 +27,17 @@ struct StoreOptions: ParsableArguments {
             throw CLIError(error.message)
         }
     }
+
+    /// Opens the store for a writing command; when a server holds it, says to go through the server.
+    func openForWriting() throws -> EventStore {
+        do {
+            return try EventStore(directory: directory)
+        } catch where error.code == .writerLocked {
+            throw CLIError(error.message + "; while a server runs, send the command to it with --server URL --key KEY")
+        } catch {
+            throw CLIError(error.message)
+        }
+    }
 }
 
 /// A failure to report as `error: message` with exit code 1.

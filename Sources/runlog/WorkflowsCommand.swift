@@ -75,13 +75,22 @@ struct WorkflowsCommand: AsyncParsableCommand {
             abstract: "Create a new version with the content of an earlier one (history is kept)."
         )
         @OptionGroup var store: StoreOptions
+        @OptionGroup var server: ServerOptions
         @Argument(help: "The workflow id.") var workflow: String
         @Option(help: "The version to copy.") var to: Int
         @Flag(help: "Make the new version active.") var activate = false
-        @Option(help: "Recorded as the actor of the events.") var actor = "runlog-cli"
+        @Option(help: "Recorded as the actor of the events (without --server; with it, the key's id is).")
+        var actor = "runlog-cli"
 
         func run() async throws {
-            let opened = try store.open(readOnly: false)
+            if let client = try server.client() {
+                let answer = try await client.send(.POST, "/v1/workflows/\(workflow)/revert",
+                                                   body: ["to": .integer(Int64(to)), "activate": .bool(activate)])
+                print("workflow \(workflow): version \(answer["version"]?.numericValue.map { Int($0) } ?? 0) created from "
+                      + "version \(to)" + (activate ? " and activated" : ""))
+                return
+            }
+            let opened = try store.openForWriting()
             defer { opened.close() }
             let engine = try WorkflowEngine(store: opened)
             await engine.start()

@@ -151,36 +151,55 @@ extension EventStore {
     /// but outside the hash chain, for what the log must be able to forget (per-subject
     /// encryption keys). Durable when it returns.
     public func putVaultEntry(_ name: String, _ value: [UInt8]) async throws(EventStoreError) {
-        try await vaultWrite(name, value)
+        try await sideWrite(.vault, name, value)
     }
 
     /// Deletes the vault entry `name` (durable when it returns). LMDB does not zero freed pages:
     /// the bytes can stay in unused pages of `data.mdb` until they are reused; a compacting copy
     /// (`mdb_copy -c`) never holds them.
     public func deleteVaultEntry(_ name: String) async throws(EventStoreError) {
-        try await vaultWrite(name, nil)
+        try await sideWrite(.vault, name, nil)
     }
 
     /// The vault entry `name`, or nil.
     public func vaultEntry(_ name: String) throws(EventStoreError) -> [UInt8]? {
-        try read("read vault entry") { txn in
-            try Array(name.utf8).withUnsafeBytes { try txn.get(dbs.vault, $0) }.map { [UInt8]($0) }
+        try sideEntry(.vault, name)
+    }
+
+    // MARK: Request records
+
+    /// Stores `value` under `name` in the request table: answers kept so that a retried request
+    /// (an HTTP `Idempotency-Key`) gets the first answer again, also after a restart. Outside the
+    /// hash chain, like the vault. Durable when it returns.
+    public func putRequestRecord(_ name: String, _ value: [UInt8]) async throws(EventStoreError) {
+        try await sideWrite(.requests, name, value)
+    }
+
+    /// The request record `name`, or nil.
+    public func requestRecord(_ name: String) throws(EventStoreError) -> [UInt8]? {
+        try sideEntry(.requests, name)
+    }
+
+    private func sideEntry(_ table: SideTable, _ name: String) throws(EventStoreError) -> [UInt8]? {
+        guard let db = dbs.table(table) else { return nil }
+        return try read("read \(table) entry") { txn in
+            try Array(name.utf8).withUnsafeBytes { try txn.get(db, $0) }.map { [UInt8]($0) }
         }
     }
 
-    private func vaultWrite(_ name: String, _ value: [UInt8]?) async throws(EventStoreError) {
+    private func sideWrite(_ table: SideTable, _ name: String, _ value: [UInt8]?) async throws(EventStoreError) {
         guard let writer else {
             throw EventStoreError(.readOnly, "the event store in \(directory) is open read-only")
         }
-        try Self.validateName("vault entry", name, maxBytes: 256)
+        try Self.validateName("\(table) entry", name, maxBytes: 511)
         do {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
-                writer.submit(.vault(name, value, continuation))
+                writer.submit(.side(table, name, value, continuation))
             }
         } catch let error as EventStoreError {
             throw error
         } catch {
-            throw EventStoreError(.storage, "vault write failed: \(error)")
+            throw EventStoreError(.storage, "\(table) write failed: \(error)")
         }
     }
 

@@ -71,6 +71,21 @@ public final class EventStore: Sendable {
         let checkpoints: LMDBDatabase
         /// name → bytes, outside the hash chain (see `putVaultEntry`)
         let vault: LMDBDatabase
+        /// name → bytes, outside the hash chain (see `putRequestRecord`); nil in a read-only open
+        /// of a directory written before the table existed
+        let requests: LMDBDatabase?
+
+        func table(_ table: SideTable) -> LMDBDatabase? {
+            switch table {
+            case .vault: vault
+            case .requests: requests
+            }
+        }
+    }
+
+    /// The key-value tables kept beside the log, outside the hash chain.
+    enum SideTable: Sendable {
+        case vault, requests
     }
 
     /// Opens (and, when writable, creates) the store in `directory`.
@@ -106,7 +121,8 @@ public final class EventStore: Sendable {
                 eventIds: try env.openDatabase("event_ids"),
                 meta: try env.openDatabase("meta"),
                 checkpoints: try env.openDatabase("checkpoints"),
-                vault: try env.openDatabase("vault")
+                vault: try env.openDatabase("vault"),
+                requests: options.readOnly ? try? env.openDatabase("requests") : try env.openDatabase("requests")
             )
         } catch let error as LMDBError {
             throw .storage(error, "cannot open the LMDB environment in \(directory)")

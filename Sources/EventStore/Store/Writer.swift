@@ -25,13 +25,13 @@ final class Writer: @unchecked Sendable {
     enum Work {
         case append(AppendRequest, UnsafeContinuation<AppendResult, any Error>)
         case checkpoint(String, UInt64, UnsafeContinuation<Void, any Error>)
-        /// Puts (or with nil deletes) a vault entry.
-        case vault(String, [UInt8]?, UnsafeContinuation<Void, any Error>)
+        /// Puts (or with nil deletes) an entry of a side table.
+        case side(EventStore.SideTable, String, [UInt8]?, UnsafeContinuation<Void, any Error>)
 
         var eventCount: Int {
             switch self {
             case .append(let request, _): request.eventCount
-            case .checkpoint, .vault: 0
+            case .checkpoint, .side: 0
             }
         }
 
@@ -39,7 +39,7 @@ final class Writer: @unchecked Sendable {
             switch self {
             case .append(let request, _): request.byteCount
             case .checkpoint: 0
-            case .vault(_, let value, _): value?.count ?? 0
+            case .side(_, _, let value, _): value?.count ?? 0
             }
         }
     }
@@ -64,7 +64,7 @@ final class Writer: @unchecked Sendable {
             condition.unlock()
             switch work {
             case .append(_, let c): c.resume(throwing: EventStoreError.closedStore)
-            case .checkpoint(_, _, let c), .vault(_, _, let c): c.resume(throwing: EventStoreError.closedStore)
+            case .checkpoint(_, _, let c), .side(_, _, _, let c): c.resume(throwing: EventStoreError.closedStore)
             }
             return
         }
@@ -202,8 +202,8 @@ final class Writer: @unchecked Sendable {
             switch (work, outcome) {
             case (.append(_, let c), .success(let result)): c.resume(returning: result!)
             case (.append(_, let c), .failure(let error)): c.resume(throwing: error)
-            case (.checkpoint(_, _, let c), .success), (.vault(_, _, let c), .success): c.resume()
-            case (.checkpoint(_, _, let c), .failure(let error)), (.vault(_, _, let c), .failure(let error)):
+            case (.checkpoint(_, _, let c), .success), (.side(_, _, _, let c), .success): c.resume()
+            case (.checkpoint(_, _, let c), .failure(let error)), (.side(_, _, _, let c), .failure(let error)):
                 c.resume(throwing: error)
             }
         }
@@ -240,12 +240,13 @@ final class Writer: @unchecked Sendable {
                 try Keys.withUInt64(position) { v in try txn.put(dbs.checkpoints, k, v) }
             }
             return .success(nil)
-        case .vault(let name, let value, _):
+        case .side(let table, let name, let value, _):
+            guard let db = dbs.table(table) else { return .success(nil) }
             try Array(name.utf8).withUnsafeBytes { k in
                 if let value {
-                    try value.withUnsafeBytes { v in try txn.put(dbs.vault, k, v) }
+                    try value.withUnsafeBytes { v in try txn.put(db, k, v) }
                 } else {
-                    try txn.delete(dbs.vault, k)
+                    try txn.delete(db, k)
                 }
             }
             return .success(nil)

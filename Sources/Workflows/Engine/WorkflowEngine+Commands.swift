@@ -58,12 +58,13 @@ extension WorkflowEngine {
         activate: Bool = false,
         rolloutPercentage: Double? = nil,
         stickyField: String? = nil,
-        actor: String? = nil
+        actor: String? = nil,
+        ifMatch: UInt64? = nil
     ) async throws(WorkflowError) -> VersionRecord {
         if activate && rolloutPercentage != nil {
             throw .invalid(field: "activate", value: .bool(true), rule: "publish either activates or stages a rollout, not both")
         }
-        let record = try await mutateWorkflow(workflowId, actor: actor) { workflow throws(WorkflowError) in
+        let record = try await mutateWorkflow(workflowId, actor: actor, ifMatch: ifMatch) { workflow throws(WorkflowError) in
             guard let draft = workflow.draft else {
                 throw WorkflowError(.conflict, "workflow \(workflowId) has no draft to publish")
             }
@@ -91,8 +92,8 @@ extension WorkflowEngine {
 
     /// Changes the description of a published version (the only thing about it that can change).
     public func editDescription(workflowId: String, version: Int, description: String,
-                                actor: String? = nil) async throws(WorkflowError) -> VersionRecord {
-        let record = try await mutateWorkflow(workflowId, actor: actor) { workflow throws(WorkflowError) in
+                                actor: String? = nil, ifMatch: UInt64? = nil) async throws(WorkflowError) -> VersionRecord {
+        let record = try await mutateWorkflow(workflowId, actor: actor, ifMatch: ifMatch) { workflow throws(WorkflowError) in
             try Self.requireVersion(workflow, version)
             return [.versionDescriptionEdited(VersionDescriptionEdited(workflowId: workflowId, version: version,
                                                                        description: description))]
@@ -101,8 +102,9 @@ extension WorkflowEngine {
     }
 
     /// Makes a published version the one new runs use.
-    public func activate(workflowId: String, version: Int, actor: String? = nil) async throws(WorkflowError) -> WorkflowRecord {
-        try await mutateWorkflow(workflowId, actor: actor) { workflow throws(WorkflowError) in
+    public func activate(workflowId: String, version: Int, actor: String? = nil,
+                         ifMatch: UInt64? = nil) async throws(WorkflowError) -> WorkflowRecord {
+        try await mutateWorkflow(workflowId, actor: actor, ifMatch: ifMatch) { workflow throws(WorkflowError) in
             try Self.requireVersion(workflow, version)
             guard workflow.rollout == nil else { throw Self.rolloutInProgress(workflowId) }
             if workflow.active == version { return [] }
@@ -111,8 +113,9 @@ extension WorkflowEngine {
     }
 
     /// Stops the workflow from starting new runs.
-    public func deactivate(workflowId: String, actor: String? = nil) async throws(WorkflowError) -> WorkflowRecord {
-        try await mutateWorkflow(workflowId, actor: actor) { workflow throws(WorkflowError) in
+    public func deactivate(workflowId: String, actor: String? = nil,
+                           ifMatch: UInt64? = nil) async throws(WorkflowError) -> WorkflowRecord {
+        try await mutateWorkflow(workflowId, actor: actor, ifMatch: ifMatch) { workflow throws(WorkflowError) in
             guard workflow.rollout == nil else { throw Self.rolloutInProgress(workflowId) }
             guard workflow.active != nil else { return [] }
             return [.workflowDeactivated(WorkflowDeactivated(workflowId: workflowId))]
@@ -122,8 +125,8 @@ extension WorkflowEngine {
     /// Creates version N+1 with the content of version `version` (and the draft with it);
     /// history is never rewritten. With `activate`, the new version becomes active.
     public func revert(workflowId: String, to version: Int, activate: Bool = false,
-                       actor: String? = nil) async throws(WorkflowError) -> VersionRecord {
-        let record = try await mutateWorkflow(workflowId, actor: actor) { workflow throws(WorkflowError) in
+                       actor: String? = nil, ifMatch: UInt64? = nil) async throws(WorkflowError) -> VersionRecord {
+        let record = try await mutateWorkflow(workflowId, actor: actor, ifMatch: ifMatch) { workflow throws(WorkflowError) in
             try Self.requireVersion(workflow, version)
             if activate && workflow.rollout != nil { throw Self.rolloutInProgress(workflowId) }
             let source = workflow.versions[version - 1]
@@ -154,8 +157,8 @@ extension WorkflowEngine {
 
     /// Stages a rollout of published `version` against the active version at `percentage`.
     public func stageRollout(workflowId: String, version: Int, percentage: Double, stickyField: String? = nil,
-                             actor: String? = nil) async throws(WorkflowError) -> WorkflowRecord {
-        try await mutateWorkflow(workflowId, actor: actor) { workflow throws(WorkflowError) in
+                             actor: String? = nil, ifMatch: UInt64? = nil) async throws(WorkflowError) -> WorkflowRecord {
+        try await mutateWorkflow(workflowId, actor: actor, ifMatch: ifMatch) { workflow throws(WorkflowError) in
             try Self.requireVersion(workflow, version)
             let definition = try definitionOf(workflow, version)
             return try stageRolloutEvents(workflow, version: version, definition: definition,
@@ -166,9 +169,9 @@ extension WorkflowEngine {
     /// Changes the rollout's percentage: 100 promotes the treatment, 0 ends it keeping the control.
     /// Raising it never moves a key out of treatment.
     public func setRolloutPercentage(workflowId: String, percentage: Double,
-                                     actor: String? = nil) async throws(WorkflowError) -> WorkflowRecord {
+                                     actor: String? = nil, ifMatch: UInt64? = nil) async throws(WorkflowError) -> WorkflowRecord {
         let p = try Self.validPercentage(percentage)
-        return try await mutateWorkflow(workflowId, actor: actor) { workflow throws(WorkflowError) in
+        return try await mutateWorkflow(workflowId, actor: actor, ifMatch: ifMatch) { workflow throws(WorkflowError) in
             guard let rollout = workflow.rollout else {
                 throw WorkflowError(.conflict, "workflow \(workflowId) has no rollout in progress")
             }

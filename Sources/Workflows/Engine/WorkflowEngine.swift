@@ -34,7 +34,7 @@ public struct EngineConfiguration: Sendable {
 /// executes runs from a real-time and a batch queue. The read models follow the log through a
 /// subscription; a command returns once its own events are in them (read-your-writes).
 public actor WorkflowEngine {
-    public let store: EventStore
+    public nonisolated let store: EventStore
     public let configuration: EngineConfiguration
     let vault: ObjectVault
     var state: WorkflowsState
@@ -114,6 +114,12 @@ public actor WorkflowEngine {
     /// A copy of the read models as they are now.
     public var snapshot: WorkflowsState { state }
 
+    /// Runs `body` on the read models as they are now, without copying them: for reads that
+    /// take a few records out (a copy held across the next change would copy every table).
+    public func read<T: Sendable, E: Error>(_ body: (borrowing WorkflowsState) throws(E) -> T) throws(E) -> T {
+        try body(state)
+    }
+
     // MARK: Projection
 
     private func ingest(_ batch: [RecordedEvent]) {
@@ -167,14 +173,22 @@ public actor WorkflowEngine {
 
     /// Runs `decide` against the workflow's current state and appends its events to the
     /// workflow's stream at the version it saw; retries when another command got there first.
+    ///
+    /// With `ifMatch` (an HTTP `If-Match`), the workflow's stream must be at that version, or
+    /// the command fails with `preconditionFailed` and records nothing.
     func mutateWorkflow(
         _ id: String,
         actor: String?,
+        ifMatch: UInt64? = nil,
         _ decide: (WorkflowRecord) throws(WorkflowError) -> [DomainEvent]
     ) async throws(WorkflowError) -> WorkflowRecord {
         for _ in 0..<5 {
             guard !stopped else { throw Self.shutDown }
             guard let workflow = state.workflows[id] else { throw Self.workflowNotFound(id) }
+            if let ifMatch, ifMatch != workflow.streamVersion {
+                throw WorkflowError(.preconditionFailed, "workflow \(id) is at version \(workflow.streamVersion), "
+                                    + "not \(ifMatch); reload it and try again")
+            }
             let events = try decide(workflow)
             guard !events.isEmpty else { return workflow }
             let result: AppendResult

@@ -1,0 +1,128 @@
+public import EventStore
+import Crypto
+import Foundation
+import Synchronization
+import Workflows
+
+/// What a key may do. `auditor` reads (the log included); `service` also sends commands;
+/// `admin` may do everything, key management and reverts included.
+public enum Role: String, Sendable, Hashable, CaseIterable, Codable {
+    case service, auditor, admin
+
+    func allows(_ permission: Permission) -> Bool {
+        switch (self, permission) {
+        case (.admin, _): true
+        case (.service, .read), (.service, .write): true
+        case (.auditor, .read): true
+        default: false
+        }
+    }
+}
+
+/// What a route needs.
+enum Permission: String, Sendable {
+    case read, write, admin
+}
+
+/// An API key as stored: its id, role and the SHA-256 of its secret (never the secret).
+public struct APIKeyRecord: Sendable, Hashable {
+    public var id: String
+    public var role: Role
+    public var name: String
+    /// Hex SHA-256 of the whole key text.
+    public var hash: String
+    public var createdAt: Int64
+    public var createdBy: String?
+    public var revokedAt: Int64?
+}
+
+/// The events of key management, in the stream `apikeys`.
+public enum KeyEvent {
+    public static let stream = "apikeys"
+    public static let createdType = "apikey.created.v1"
+    public static let revokedType = "apikey.revoked.v1"
+    public static let types: Set<String> = [createdType, revokedType]
+
+    /// A new key: the text to hand out once, and the event that records its hash.
+    public static func make(role: Role, name: String) -> (key: String, id: String, event: NewEvent) {
+        var secret = [UInt8](repeating: 0, count: 32)
+        var generator = SystemRandomNumberGenerator()
+        for i in secret.indices { secret[i] = generator.next() }
+        let id = "key_" + UUID.timeOrdered().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        let text = "rlk_" + Data(secret).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+        let payload: JSONValue = ["keyId": .string(id), "role": .string(role.rawValue), "name": .string(name),
+                                  "hash": .string(hash(text))]
+        return (text, id, NewEvent(type: createdType, payload: Array(payload.jsonText.utf8)))
+    }
+
+    public static func revoked(_ id: String) -> NewEvent {
+        NewEvent(type: revokedType, payload: Array(JSONValue.object(["keyId": .string(id)]).jsonText.utf8))
+    }
+
+    /// Hex SHA-256 of a key's text.
+    public static func hash(_ key: String) -> String {
+        SHA256.hash(data: Array(key.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+/// The keys the server knows, kept current from the log. Lookups take a lock, not an actor hop:
+/// every request does one.
+public final class KeyRing: Sendable {
+    private struct Keys {
+        var byHash: [String: APIKeyRecord] = [:]
+        var byId: [String: String] = [:]
+        var position: UInt64 = 0
+    }
+    private let keys = Mutex(Keys())
+
+    public init() {}
+
+    /// Reads every key event of `store`.
+    public convenience init(store: EventStore) throws {
+        self.init()
+        for event in try store.readAll(filter: EventFilter(types: KeyEvent.types), limit: .max) {
+            apply(event)
+        }
+    }
+
+    /// Folds one event in; events of other types are ignored.
+    public func apply(_ event: RecordedEvent) {
+        guard KeyEvent.types.contains(event.type), let payload = try? JSONValue(parsing: event.payload),
+              let id = payload["keyId"]?.stringValue else { return }
+        keys.withLock { keys in
+            guard event.position > keys.position else { return }
+            keys.position = event.position
+            switch event.type {
+            case KeyEvent.createdType:
+                guard let role = payload["role"]?.stringValue.flatMap(Role.init(rawValue:)),
+                      let hash = payload["hash"]?.stringValue else { return }
+                keys.byHash[hash] = APIKeyRecord(id: id, role: role, name: payload["name"]?.stringValue ?? "",
+                                                 hash: hash, createdAt: event.recordedAt,
+                                                 createdBy: event.metadata.actor)
+                keys.byId[id] = hash
+            default:
+                if let hash = keys.byId[id] { keys.byHash[hash]?.revokedAt = event.recordedAt }
+            }
+        }
+    }
+
+    /// The live key whose text is `key`, or nil.
+    public func authenticate(_ key: String) -> APIKeyRecord? {
+        let hash = KeyEvent.hash(key)
+        return keys.withLock { keys in
+            guard let record = keys.byHash[hash], record.revokedAt == nil else { return nil }
+            return record
+        }
+    }
+
+    public func key(id: String) -> APIKeyRecord? {
+        keys.withLock { keys in keys.byId[id].flatMap { keys.byHash[$0] } }
+    }
+
+    /// Every key, oldest first.
+    public var all: [APIKeyRecord] {
+        keys.withLock { Array($0.byHash.values) }.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+    }
+}

@@ -1,0 +1,70 @@
+import EventStore
+import Foundation
+public import Hummingbird
+public import Logging
+import NIOCore
+import ServiceLifecycle
+import Workflows
+
+/// Settings of `runlog serve`.
+public struct ServerConfiguration: Sendable {
+    public var dataDirectory: String
+    public var host: String
+    /// 0 picks a free port (printed when the server is up).
+    public var port: Int
+    /// Requests per minute per API key; nil for no limit.
+    public var rateLimitPerMinute: Int?
+    /// Runs per UTC day over every source; nil for no limit.
+    public var dailyRunQuota: Int?
+
+    public init(dataDirectory: String, host: String = "127.0.0.1", port: Int = 8080,
+                rateLimitPerMinute: Int? = 60_000, dailyRunQuota: Int? = nil) {
+        self.dataDirectory = dataDirectory
+        self.host = host
+        self.port = port
+        self.rateLimitPerMinute = rateLimitPerMinute
+        self.dailyRunQuota = dailyRunQuota
+    }
+}
+
+/// Opens the store in the data directory, rebuilds the read models and builds the server:
+/// the HTTP application, with the engine as a service that starts before it and stops after
+/// it, so commands in flight finish before the store closes. `onRunning` gets the bound port.
+public func buildApplication(
+    _ configuration: ServerConfiguration,
+    logger: Logger,
+    onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+) throws -> some ApplicationProtocol {
+    let store = try EventStore(directory: configuration.dataDirectory)
+    do {
+        let engine = try WorkflowEngine(store: store,
+                                        configuration: EngineConfiguration(dailyRunQuota: configuration.dailyRunQuota))
+        let keys = try KeyRing(store: store)
+        let api = RunlogAPI(engine: engine, keys: keys, rateLimit: configuration.rateLimitPerMinute, logger: logger)
+        var app = Application(
+            router: api.makeRouter(),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "runlog"),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? configuration.port) },
+            logger: logger
+        )
+        app.addServices(EngineService(engine: engine, store: store))
+        return app
+    } catch {
+        store.close()
+        throw error
+    }
+}
+
+/// Starts the engine (projection and run workers) and, on graceful shutdown, after the HTTP
+/// server has finished its requests, stops it and closes the store.
+struct EngineService: Service {
+    let engine: WorkflowEngine
+    let store: EventStore
+
+    func run() async throws {
+        await engine.start()
+        try? await gracefulShutdown()
+        await engine.shutdown()
+        store.close()
+    }
+}

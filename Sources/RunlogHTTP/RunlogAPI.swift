@@ -1,0 +1,139 @@
+import HTTPTypes
+public import EventStore
+import Foundation
+public import Hummingbird
+public import Logging
+import ServiceLifecycle
+public import Workflows
+
+/// The HTTP API: every route, on one engine and store.
+public struct RunlogAPI: Sendable {
+    public typealias Context = RunlogRequestContext
+    public let engine: WorkflowEngine
+    public let store: EventStore
+    public let keys: KeyRing
+    let idempotency: IdempotencyCache
+    let metrics = ServerMetrics()
+    let logger: Logger
+    /// Requests per minute per key; nil for no limit.
+    let rateLimit: Int?
+
+    public init(engine: WorkflowEngine, keys: KeyRing, rateLimit: Int?, logger: Logger) {
+        self.engine = engine
+        self.store = engine.store
+        self.keys = keys
+        self.idempotency = IdempotencyCache(store: engine.store)
+        self.rateLimit = rateLimit
+        self.logger = logger
+    }
+
+    /// The router with every route and the middleware in front of them.
+    public func makeRouter() -> Router<Context> {
+        let router = Router(context: Context.self)
+        router.add(middleware: RequestMiddleware(keys: keys, limiter: rateLimit.map(RateLimiter.init(perMinute:)),
+                                                 metrics: metrics, logger: logger))
+        addSystemRoutes(to: router)
+        addKeyRoutes(to: router)
+        addWorkflowRoutes(to: router)
+        addRunRoutes(to: router)
+        addLogRoutes(to: router)
+        return router
+    }
+
+    /// Runs a command: checks the role, reads and parses the body, and, with an
+    /// `Idempotency-Key`, answers a retry with the first answer instead of running it again.
+    func command(
+        _ request: Request,
+        _ context: Context,
+        _ permission: Permission,
+        allowed: Set<String>?,
+        _ body: @escaping (BodyFields) async throws -> Answer
+    ) async throws -> Answer {
+        try context.require(permission)
+        let bytes = try await request.bodyBytes()
+        let json: JSONValue?
+        if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
+            json = nil
+        } else {
+            do {
+                json = try JSONValue(parsing: bytes)
+            } catch {
+                throw APIError.badRequest("the request body is not valid JSON: \(error.message)", field: "body")
+            }
+        }
+        let run: () async throws -> Answer = {
+            do {
+                return try await body(try BodyFields(json, allowed: allowed))
+            } catch let error as WorkflowError {
+                throw APIError(error)
+            } catch let error as EventStoreError {
+                throw APIError(error)
+            }
+        }
+        guard let key = request.headers[Self.idempotencyKey], let keyId = context.key?.id else { return try await run() }
+        let fingerprint = IdempotencyCache.fingerprint(method: request.method.rawValue,
+                                                       path: request.uri.description, body: bytes)
+        return try await idempotency.run(keyId: keyId, idempotencyKey: key, fingerprint: fingerprint, run)
+    }
+
+    static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
+}
+
+extension RunlogAPI {
+    func addSystemRoutes(to router: Router<Context>) {
+        router.get("/healthz") { _, _ in
+            let head = try store.head().position
+            return Answer(["status": "ok", "head_position": .integer(Int64(head))])
+        }
+        router.get("/metrics") { _, context in
+            try context.require(.read)
+            return Answer(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                          body: metrics.render(store: store))
+        }
+        router.get("/v1/quota") { _, context in
+            try context.require(.read)
+            return Answer(Representation.quota(await engine.quotaStatus()))
+        }
+    }
+
+    func addKeyRoutes(to router: Router<Context>) {
+        router.get("/v1/keys") { _, context in
+            try context.require(.admin)
+            return Answer(["keys": .array(keys.all.map(Representation.key))])
+        }
+        router.post("/v1/keys") { request, context in
+            try await command(request, context, .admin, allowed: ["role", "name"]) { body in
+                let roleText = try body.requiredString("role")
+                guard let role = Role(rawValue: roleText) else {
+                    throw APIError.invalid(field: "role", value: .string(roleText),
+                                           rule: "must be one of service, auditor, admin")
+                }
+                let name = try body.string("name") ?? ""
+                guard name.utf8.count <= 200 else {
+                    throw APIError.invalid(field: "name", value: .string(name), rule: "must be at most 200 bytes")
+                }
+                let made = KeyEvent.make(role: role, name: name)
+                var event = made.event
+                event.metadata = EventMetadata(actor: context.actor)
+                let result = try await store.append(to: KeyEvent.stream, expected: .any, [event])
+                for recorded in try store.readAll(from: result.firstPosition, limit: 1) { keys.apply(recorded) }
+                var json = Representation.key(keys.key(id: made.id)!)
+                json = .object((json.objectValue ?? [:]).merging(["key": .string(made.key)]) { $1 })
+                return Answer(json, status: .created, headers: [.location: "/v1/keys/\(made.id)"])
+            }
+        }
+        router.delete("/v1/keys/{id}") { request, context in
+            try await command(request, context, .admin, allowed: []) { _ in
+                let id = try context.parameters.require("id")
+                guard let key = keys.key(id: id) else { throw APIError.notFound("key \(id) does not exist") }
+                if key.revokedAt == nil {
+                    var event = KeyEvent.revoked(id)
+                    event.metadata = EventMetadata(actor: context.actor)
+                    let result = try await store.append(to: KeyEvent.stream, expected: .any, [event])
+                    for recorded in try store.readAll(from: result.firstPosition, limit: 1) { keys.apply(recorded) }
+                }
+                return Answer(Representation.key(keys.key(id: id)!))
+            }
+        }
+    }
+}

@@ -1,0 +1,55 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import RunlogHTTP
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the HTTP API on the data directory (the one process that writes to it).",
+        discussion: """
+            Stops gracefully on SIGTERM or SIGINT: requests in flight are answered, then the \
+            engine stops and the store closes. Prints `listening on http://HOST:PORT` once ready.
+            """
+    )
+
+    @OptionGroup var store: StoreOptions
+    @Option(help: "The address to listen on.") var host = "127.0.0.1"
+    @Option(help: "The port (0 picks a free one).") var port = 8080
+    @Option(name: .customLong("rate-limit"), help: "Requests per minute per API key (0: no limit).")
+    var rateLimit = 60_000
+    @Option(name: .customLong("daily-run-quota"), help: "Runs that may be created per UTC day (0: no limit).")
+    var dailyRunQuota = 0
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel = "info"
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port \(port) must be from 0 to 65535") }
+        guard rateLimit >= 0 else { throw ValidationError("--rate-limit must be 0 or more") }
+        guard dailyRunQuota >= 0 else { throw ValidationError("--daily-run-quota must be 0 or more") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is unknown") }
+    }
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+            return handler
+        }
+        let logger = Logger(label: "runlog")
+        let configuration = ServerConfiguration(
+            dataDirectory: store.directory, host: host, port: port,
+            rateLimitPerMinute: rateLimit == 0 ? nil : rateLimit, dailyRunQuota: dailyRunQuota == 0 ? nil : dailyRunQuota)
+        let app: any ApplicationProtocol
+        do {
+            let host = self.host
+            app = try buildApplication(configuration, logger: logger) { port in
+                FileHandle.standardOutput.write(Data("listening on http://\(host):\(port)\n".utf8))
+            }
+        } catch {
+            throw CLIError("\(error)")
+        }
+        try await app.runService()
+    }
+}

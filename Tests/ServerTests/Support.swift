@@ -1,0 +1,125 @@
+import EventStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import Testing
+@testable import RunlogHTTP
+import Workflows
+
+/// A server on a fresh data directory: store, engine, keys of each role and the router, driven
+/// through Hummingbird's testing client. `reopen()` simulates a restart on the same directory.
+final class TestServer: @unchecked Sendable {
+    // `@unchecked`: set up once, then only read (reopen runs between requests).
+    let directory: String
+    var store: EventStore
+    var engine: WorkflowEngine
+    var api: RunlogAPI
+    let admin: String
+    let service: String
+    let auditor: String
+    let rateLimit: Int?
+    let quota: Int?
+
+    init(rateLimit: Int? = nil, quota: Int? = nil) async throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("runlog-http-\(UUID().uuidString.prefix(8))").path
+        self.rateLimit = rateLimit
+        self.quota = quota
+        store = try EventStore(directory: directory)
+        var made: [String] = []
+        for role in [Role.admin, .service, .auditor] {
+            let key = KeyEvent.make(role: role, name: "test \(role.rawValue)")
+            _ = try await store.append(to: KeyEvent.stream, [key.event])
+            made.append(key.key)
+        }
+        (admin, service, auditor) = (made[0], made[1], made[2])
+        (engine, api) = try await Self.start(store, rateLimit: rateLimit, quota: quota)
+    }
+
+    private static func start(_ store: EventStore, rateLimit: Int?, quota: Int?) async throws -> (WorkflowEngine, RunlogAPI) {
+        let engine = try WorkflowEngine(store: store, configuration: EngineConfiguration(dailyRunQuota: quota))
+        await engine.start()
+        let api = RunlogAPI(engine: engine, keys: try KeyRing(store: store), rateLimit: rateLimit,
+                            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        return (engine, api)
+    }
+
+    /// Stops everything and opens the directory again, as a restarted server would.
+    func reopen() async throws {
+        await engine.shutdown()
+        store.close()
+        store = try EventStore(directory: directory)
+        (engine, api) = try await Self.start(store, rateLimit: rateLimit, quota: quota)
+    }
+
+    func close() async {
+        await engine.shutdown()
+        store.close()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    var application: some ApplicationProtocol { Application(router: api.makeRouter()) }
+
+    /// Runs `body` with a client of the application.
+    @discardableResult
+    func test<Value: Sendable>(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Value) async throws -> Value {
+        try await application.test(.router, body)
+    }
+}
+
+extension TestClientProtocol {
+    /// Sends a request with `key` (nil: none) and a JSON body, and returns status, headers and JSON.
+    @discardableResult
+    func call(
+        _ method: HTTPRequest.Method,
+        _ uri: String,
+        key: String?,
+        json: JSONValue? = nil,
+        body: String? = nil,
+        headers: HTTPFields = [:]
+    ) async throws -> (status: HTTPResponse.Status, headers: HTTPFields, json: JSONValue) {
+        var fields = headers
+        if let key { fields[.authorization] = "Bearer \(key)" }
+        var buffer: ByteBuffer?
+        if let json {
+            fields[.contentType] = "application/json"
+            buffer = ByteBuffer(string: json.jsonText)
+        } else if let body {
+            buffer = ByteBuffer(string: body)
+        }
+        return try await execute(uri: uri, method: method, headers: fields, body: buffer) { response in
+            let bytes = Array(response.body.readableBytesView)
+            let parsed = bytes.isEmpty ? JSONValue.null : ((try? JSONValue(parsing: bytes)) ?? .string(String(decoding: bytes, as: UTF8.self)))
+            return (response.status, response.headers, parsed)
+        }
+    }
+}
+
+extension JSONValue {
+    var int: Int? { numericValue.map { Int($0) } }
+
+    subscript(index: Int) -> JSONValue? {
+        guard let array = arrayValue, array.indices.contains(index) else { return nil }
+        return array[index]
+    }
+}
+
+/// An API-triggered workflow definition with one required string and an optional integer.
+let apiDefinition = try! JSONValue(parsing: #"""
+    {"trigger": {"kind": "api", "schema": {"fields": [
+        {"name": "email", "type": "string", "required": true},
+        {"name": "amount", "type": "integer"}]}},
+     "routes": [
+        {"name": "big", "condition": {"parameters.amount": {"$gte": 100}}, "steps": [{"step_uid": "s-decline", "type": "decline"}]},
+        {"name": "else", "steps": [{"step_uid": "s-approve", "type": "approve"}]}]}
+    """#)
+
+/// An event-triggered workflow on `inquiry.completed`.
+let eventDefinition = try! JSONValue(parsing: #"""
+    {"trigger": {"kind": "event", "event_type": "inquiry.completed"},
+     "routes": [{"name": "all", "steps": [
+        {"step_uid": "t", "type": "tag", "parameters": {"tags": ["seen"]}},
+        {"step_uid": "l", "type": "add_to_list", "parameters": {"list": "seen-ips", "path": "event.data.ip"}}]}]}
+    """#)
