@@ -1,0 +1,209 @@
+import AsyncHTTPClient
+import EventStore
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Synchronization
+import Testing
+import Workflows
+
+/// A real `runlog serve` child process on a free loopback port.
+struct ServerProcess {
+    let child: ChildProcess
+    let base: String
+
+    static func start(_ directory: String) async throws -> ServerProcess {
+        let child = try ChildProcess(["serve", "--data-dir", directory, "--port", "0", "--rate-limit", "0"])
+        try await child.waitFor(timeout: .seconds(60)) { $0.contains { $0.hasPrefix("listening on http://") } }
+        let line = child.output.first { $0.hasPrefix("listening on ") }!
+        return ServerProcess(child: child, base: String(line.dropFirst("listening on ".count)))
+    }
+
+    /// Makes a key with `runlog keys create` (the server must not be running).
+    static func makeKey(_ directory: String, role: String = "admin") async throws -> String {
+        let made = try await ChildProcess.run(["keys", "create", "--data-dir", directory, "--role", role])
+        guard made.status == 0, let key = made.stdout.first, key.hasPrefix("rlk_") else {
+            throw ChildError("keys create failed: \(made.stderr)")
+        }
+        return key
+    }
+}
+
+/// One JSON request to a server; returns the status and the parsed body.
+func request(_ base: String, _ method: HTTPMethod, _ path: String, key: String, json: JSONValue? = nil,
+             headers: [(String, String)] = []) async throws -> (status: Int, json: JSONValue) {
+    var request = HTTPClientRequest(url: base + path)
+    request.method = method
+    request.headers.add(name: "Authorization", value: "Bearer \(key)")
+    for (name, value) in headers { request.headers.add(name: name, value: value) }
+    if let json {
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(string: json.jsonText))
+    }
+    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+    let body = try await response.body.collect(upTo: 16 << 20)
+    return (Int(response.status.code), (try? JSONValue(parsing: Array(body.readableBytesView))) ?? .null)
+}
+
+/// A switch that load clients poll.
+final class RunningFlag: Sendable {
+    private let on = Mutex(true)
+    var isOn: Bool { on.withLock { $0 } }
+    func stop() { on.withLock { $0 = false } }
+}
+
+@Suite("runlog serve (real processes)", .serialized)
+struct ServerProcessTests {
+    /// Reads the SSE feed until `stop` says so; returns the positions seen, in order.
+    static func readFeed(_ base: String, key: String, lastEventID: UInt64?,
+                         stop: @escaping @Sendable ([UInt64]) -> Bool) async throws -> [UInt64] {
+        var request = HTTPClientRequest(url: base + "/v1/log/stream")
+        request.headers.add(name: "Authorization", value: "Bearer \(key)")
+        if let lastEventID { request.headers.add(name: "Last-Event-ID", value: String(lastEventID)) }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
+        #expect(response.status == .ok)
+        #expect(response.headers.first(name: "Content-Type") == "text/event-stream")
+        var positions: [UInt64] = []
+        var pending = ""
+        for try await chunk in response.body {
+            pending += String(buffer: chunk)
+            while let end = pending.range(of: "\n\n") {
+                let message = pending[..<end.lowerBound]
+                pending = String(pending[end.upperBound...])
+                for line in message.split(separator: "\n") where line.hasPrefix("id: ") {
+                    positions.append(UInt64(line.dropFirst(4))!)
+                }
+            }
+            if stop(positions) { break }
+        }
+        return positions
+    }
+
+    @Test("the SSE feed resumes from Last-Event-ID with no gap and no repeat while commands are appended")
+    func feedResumes() async throws {
+        let dir = TemporaryDirectory()
+        let key = try await ServerProcess.makeKey(dir.data)
+        let server = try await ServerProcess.start(dir.data)
+        defer { server.child.kill() }
+        let base = server.base
+        // Commands keep coming while the feed is read, cut and resumed.
+        let writer = Task {
+            for i in 0..<150 {
+                let created = try await request(base, .POST, "/v1/workflows", key: key, json: ["name": .string("wf \(i)")])
+                #expect(created.status == 201)
+            }
+        }
+        let first = try await Self.readFeed(base, key: key, lastEventID: nil) { $0.count >= 40 }
+        try await writer.value
+        let head = try #require(try await request(base, .GET, "/healthz", key: key).json["head_position"]?.numericValue)
+        let rest = try await Self.readFeed(base, key: key, lastEventID: first.last) { $0.last.map { Double($0) >= head } ?? false }
+        let all = first + rest
+        #expect(all == Array(1...UInt64(head)), "positions must be contiguous: \(all.count) seen, head \(head)")
+    }
+
+    /// Sends commands from `clients` concurrent clients until told to stop; returns the ids of
+    /// the workflows whose creation was acknowledged (201).
+    static func load(_ base: String, key: String, clients: Int, running: RunningFlag) async -> [String] {
+        await withTaskGroup(of: [String].self) { group in
+            for c in 0..<clients {
+                group.addTask {
+                    var acknowledged: [String] = []
+                    var i = 0
+                    while running.isOn {
+                        i += 1
+                        guard let answer = try? await request(base, .POST, "/v1/workflows", key: key,
+                                                              json: ["name": .string("load \(c)-\(i)")]) else { continue }
+                        if answer.status == 201, let id = answer.json["id"]?.stringValue { acknowledged.append(id) }
+                    }
+                    return acknowledged
+                }
+            }
+            return await group.reduce(into: []) { $0 += $1 }
+        }
+    }
+
+    /// Every acknowledged workflow has its creation event in the log, and the chain verifies.
+    static func expectAllRecorded(_ dir: TemporaryDirectory, _ acknowledged: [String]) async throws {
+        let store = try EventStore(directory: dir.data, options: .init(readOnly: true))
+        let state = try WorkflowsState.rebuild(from: store)
+        store.close()
+        let missing = acknowledged.filter { state.workflows[$0] == nil }
+        #expect(missing.isEmpty, "\(missing.count) of \(acknowledged.count) acknowledged workflows are missing")
+        let verify = try await ChildProcess.run(["log", "verify", "--data-dir", dir.data])
+        #expect(verify.status == 0, "\(verify.stdout) \(verify.stderr)")
+    }
+
+    @Test("SIGTERM: the server finishes what is in flight, exits 0, and every acknowledged command is recorded")
+    func gracefulShutdown() async throws {
+        let dir = TemporaryDirectory()
+        let key = try await ServerProcess.makeKey(dir.data)
+        let server = try await ServerProcess.start(dir.data)
+        let running = RunningFlag()
+        let base = server.base
+        let load = Task { await Self.load(base, key: key, clients: 16, running: running) }
+        try await Task.sleep(for: .milliseconds(1500))
+        server.child.kill(SIGTERM)
+        let status = await server.child.wait()
+        running.stop()
+        load.cancel()
+        let acknowledged = await load.value
+        #expect(status == 0, "stderr: \(server.child.errorOutput.suffix(2000))")
+        #expect(acknowledged.count > 10)
+        try await Self.expectAllRecorded(dir, acknowledged)
+    }
+
+    @Test("SIGKILL under load: after a restart every acknowledged command is there and the log verifies")
+    func crashUnderLoad() async throws {
+        let dir = TemporaryDirectory()
+        let key = try await ServerProcess.makeKey(dir.data)
+        var acknowledged: [String] = []
+        for _ in 0..<2 {
+            let server = try await ServerProcess.start(dir.data)
+            let running = RunningFlag()
+            let base = server.base
+            let load = Task { await Self.load(base, key: key, clients: 16, running: running) }
+            try await Task.sleep(for: .milliseconds(1200))
+            server.child.kill(SIGKILL)
+            _ = await server.child.wait()
+            running.stop()
+            // Requests cut by the kill are not acknowledged; don't wait for their timeouts.
+            load.cancel()
+            acknowledged += await load.value
+        }
+        // A restarted server serves every acknowledged workflow.
+        let server = try await ServerProcess.start(dir.data)
+        defer { server.child.kill() }
+        for id in acknowledged.shuffled().prefix(50) {
+            #expect(try await request(server.base, .GET, "/v1/workflows/\(id)", key: key).status == 200)
+        }
+        #expect(acknowledged.count > 10)
+        try await Self.expectAllRecorded(dir, acknowledged)
+    }
+
+    @Test("admin commands: revert refuses the files while the server runs and works through --server")
+    func revertThroughServer() async throws {
+        let dir = TemporaryDirectory()
+        let key = try await ServerProcess.makeKey(dir.data)
+        let server = try await ServerProcess.start(dir.data)
+        defer { server.child.kill() }
+        let base = server.base
+        let id = try #require(try await request(base, .POST, "/v1/workflows", key: key, json: ["name": "r"]).json["id"]?.stringValue)
+        let definition = try JSONValue(parsing: #"""
+            {"trigger": {"kind": "api", "schema": {"fields": []}}, "routes": [{"name": "a", "steps": [{"step_uid": "a", "type": "approve"}]}]}
+            """#)
+        #expect(try await request(base, .PUT, "/v1/workflows/\(id)/draft", key: key, json: definition).status == 200)
+        #expect(try await request(base, .POST, "/v1/workflows/\(id)/versions", key: key, json: ["activate": true]).status == 201)
+        let refused = try await ChildProcess.run(["workflows", "revert", id, "--to", "1", "--data-dir", dir.data])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("--server"))
+        let reverted = try await ChildProcess.run(["workflows", "revert", id, "--to", "1", "--activate",
+                                                   "--server", base, "--key", key])
+        #expect(reverted.status == 0, "\(reverted.stderr)")
+        #expect(reverted.stdout.first?.contains("version 2 created from version 1 and activated") == true)
+        let shown = try await ChildProcess.run(["workflows", "versions", id, "--data-dir", dir.data])
+        #expect(shown.stdout.joined(separator: "\n").contains("Revert to version 1"))
+        let made = try await ChildProcess.run(["keys", "create", "--role", "auditor", "--server", base, "--key", key])
+        #expect(made.status == 0, "\(made.stderr)")
+        #expect(made.stdout.first?.hasPrefix("rlk_") == true)
+    }
+}
