@@ -63,7 +63,7 @@ public enum KeyEvent {
 
     /// Hex SHA-256 of a key's text.
     public static func hash(_ key: String) -> String {
-        SHA256.hash(data: Array(key.utf8)).map { String(format: "%02x", $0) }.joined()
+        hexString(SHA256.hash(data: Array(key.utf8)))
     }
 }
 
@@ -125,4 +125,16 @@ public final class KeyRing: Sendable {
     public var all: [APIKeyRecord] {
         keys.withLock { Array($0.byHash.values) }.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
     }
+}
+
+/// Lower-case hex of `bytes` (`String(format:)` per byte showed up in request profiles).
+func hexString(_ bytes: some Sequence<UInt8>) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var out: [UInt8] = []
+    out.reserveCapacity(64)
+    for byte in bytes {
+        out.append(digits[Int(byte >> 4)])
+        out.append(digits[Int(byte & 0x0F)])
+    }
+    return String(decoding: out, as: UTF8.self)
 }

@@ -38,7 +38,8 @@ public func buildApplication(
     let store = try EventStore(directory: configuration.dataDirectory)
     do {
         let engine = try WorkflowEngine(store: store,
-                                        configuration: EngineConfiguration(dailyRunQuota: configuration.dailyRunQuota))
+                                        configuration: EngineConfiguration(dailyRunQuota: configuration.dailyRunQuota,
+                                                                           http: AsyncHTTPClientPerformer()))
         let keys = try KeyRing(store: store)
         let api = RunlogAPI(engine: engine, keys: keys, rateLimit: configuration.rateLimitPerMinute, logger: logger)
         var app = Application(

@@ -29,7 +29,7 @@ final class IdempotencyCache: Sendable {
         var hasher = SHA256()
         hasher.update(data: Array("\(method) \(path)\n".utf8))
         hasher.update(data: body)
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return hexString(hasher.finalize())
     }
 
     /// Runs `command` once per (API key, idempotency key): a repeat answers what the first did.

@@ -52,9 +52,9 @@ extension LogCommand {
                 }
                 eventId = parsed
             }
-            if DomainEvent.isDomainType(type) {
-                throw ValidationError("--type \"\(type)\" is invalid: types beginning with workflow., run., object. "
-                                      + "or list. are written only by the workflow engine")
+            if DomainEvent.isDomainType(type) || type.hasPrefix("apikey.") {
+                throw ValidationError("--type \"\(type)\" is invalid: types beginning with workflow., run., object., "
+                                      + "list. or apikey. are written only by Runlog itself")
             }
             let bytes = Array(payload.utf8)
             do {

@@ -115,6 +115,6 @@ struct AppendGuardTests {
         let r = try await ChildProcess.run(["log", "append", "--data-dir", dir.data, "--stream", "run-x",
                                             "--type", "run.created.v1", "--payload", "{}"])
         #expect(r.status != 0)
-        #expect(r.stderr.contains("written only by the workflow engine"))
+        #expect(r.stderr.contains("written only by Runlog itself"))
     }
 }

@@ -123,6 +123,9 @@ struct APITests {
             #expect(try await client.call(.post, "/v1/workflows/\(id)/versions/2/activate", key: key).json["active_version"] == 2)
             #expect(try await client.call(.post, "/v1/workflows/\(id)/versions/7/activate", key: key).status == .notFound)
             #expect(try await client.call(.get, "/v1/workflows/\(id)/versions/7", key: key).status == .notFound)
+            let v2 = try await client.call(.get, "/v1/workflows/\(id)/versions/2", key: server.auditor)
+            #expect(v2.json["definition"] == eventDefinition)
+            #expect(v2.json["status"] == "active")
             #expect(try await client.call(.get, "/v1/workflows/\(id)/versions/x", key: key).status == .badRequest)
             #expect(try await client.call(.post, "/v1/workflows/\(id)/deactivate", key: key).json["active_version"] == .null)
             let reverted = try await client.call(.post, "/v1/workflows/\(id)/revert", key: server.admin,
@@ -257,6 +260,27 @@ struct APITests {
             #expect(try await client.call(.get, "/v1/lists", key: key).json["lists"]?[0]?["id"] == "seen-ips")
             #expect(try await client.call(.get, "/v1/lists/seen-ips", key: key).json["values"] == ["10.0.0.1"])
             #expect(try await client.call(.get, "/v1/lists/none", key: key).status == .notFound)
+            // Actions run on an existing object.
+            let action = try JSONValue(parsing: #"""
+                {"trigger": {"kind": "action", "object_type": "inquiry", "inputs": {"fields": [
+                    {"name": "note", "type": "string", "required": true}]}},
+                 "routes": [{"name": "all", "steps": [{"step_uid": "d", "type": "decline"}]}]}
+                """#)
+            let actionId = try await Self.activeWorkflow(client, key, definition: action)
+            let ran = try await client.call(.post, "/v1/workflows/\(actionId)/actions", key: key,
+                                            json: ["object_token": "inq_1", "inputs": ["note": "fraud ring"]])
+            #expect(ran.status == .created, "\(ran.json)")
+            #expect(ran.json["object"]?["token"] == "inq_1")
+            #expect(ran.json["source"]?["kind"] == "action")
+            #expect(try await client.call(.post, "/v1/workflows/\(actionId)/actions", key: key,
+                                          json: ["object_token": "inq_404", "inputs": ["note": "x"]]).status == .notFound)
+            let badInputs = try await client.call(.post, "/v1/workflows/\(actionId)/actions", key: key,
+                                                  json: ["object_token": "inq_1", "inputs": [:]])
+            #expect(badInputs.status == .unprocessableContent)
+            #expect(badInputs.json["error"]?["field"] == "note")
+            #expect(await server.engine.waitUntilIdle())
+            #expect(try await client.call(.get, "/v1/objects/inquiry/inq_1", key: key).json["decision"] == "declined")
+
             let missing = try await client.call(.post, "/v1/events", key: key, json: ["type": "x", "object_type": "inquiry"])
             #expect(missing.status == .unprocessableContent)
             #expect(missing.json["error"]?["field"] == "object_token")

@@ -1,4 +1,5 @@
 public import Foundation
+import EventStore
 
 /// A JSON document: what run contexts, payloads, parameters and conditions are made of.
 ///
@@ -173,11 +174,46 @@ extension JSONValue {
         }
     }
 
-    /// Compact JSON text with object keys sorted, so equal values print alike.
+    /// Compact JSON text with object keys sorted, so equal values print alike. Written by hand
+    /// (it is on the HTTP answer path); the text is what `JSONEncoder` with `.sortedKeys` and
+    /// `.withoutEscapingSlashes` writes, except that control characters other than `\n`, `\r`
+    /// and `\t` are always `\u00XX` escapes. Numbers that are not finite become `null`.
     public var jsonText: String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        guard let data = try? encoder.encode(self) else { return "null" }
-        return String(decoding: data, as: UTF8.self)
+        var out = ""
+        write(to: &out)
+        return out
+    }
+
+    /// Appends the compact JSON text of this value to `out`.
+    public func write(to out: inout String) {
+        switch self {
+        case .null: out += "null"
+        case .bool(let b): out += b ? "true" : "false"
+        case .integer(let i): out += String(i)
+        case .number(let d):
+            guard d.isFinite else {
+                out += "null"
+                return
+            }
+            let text = d.description
+            out += text.hasSuffix(".0") ? String(text.dropLast(2)) : text
+        case .string(let s): JSONText.appendString(s, to: &out)
+        case .array(let items):
+            out += "["
+            for (i, item) in items.enumerated() {
+                if i > 0 { out += "," }
+                item.write(to: &out)
+            }
+            out += "]"
+        case .object(let fields):
+            out += "{"
+            for (i, key) in fields.keys.sorted().enumerated() {
+                if i > 0 { out += "," }
+                JSONText.appendString(key, to: &out)
+                out += ":"
+                fields[key]!.write(to: &out)
+            }
+            out += "}"
+        }
     }
 }

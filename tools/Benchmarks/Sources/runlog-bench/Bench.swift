@@ -20,8 +20,8 @@ struct Bench {
         var concurrentDuration: Duration = .seconds(3)
         var replayEvents = 1_000_000
         var replayPasses = 3
-        /// Figures to run (1...7); 3 and 4 need 1's baseline, so it runs with them.
-        var figures: Set<Int> = Set(1...7)
+        /// Figures to run (1...8); 3 and 4 need 1's baseline, so it runs with them.
+        var figures: Set<Int> = Set(1...8)
         var runs = 5_000
         var runTasks = 64
         var objectEvents = 5_000
@@ -107,8 +107,8 @@ struct Bench {
             var figures: Set<Int> = []
             for part in text.split(separator: ",") {
                 let bounds = part.split(separator: "-", maxSplits: 1).map { Int($0.trimmingCharacters(in: .whitespaces)) }
-                guard let low = bounds.first ?? nil, let high = bounds.last ?? nil, 1 <= low, low <= high, high <= 7 else {
-                    throw BenchError("--only takes figure numbers 1 to 7 like 5,6,7 or 1-4, got \"\(text)\"\n\(usage)")
+                guard let low = bounds.first ?? nil, let high = bounds.last ?? nil, 1 <= low, low <= high, high <= 8 else {
+                    throw BenchError("--only takes figure numbers 1 to 8 like 5,6,7 or 1-4, got \"\(text)\"\n\(usage)")
                 }
                 figures.formUnion(low...high)
             }
@@ -171,7 +171,7 @@ struct Bench {
         let began = clock.now
         let envelope = Workload.envelopeBytes(streamBytes: Workload.stream("appender", 0).utf8.count)
         let valueBytes = s.valueBytes ?? envelope
-        let total = 7
+        let total = 8
         var summary: [[String]] = []
         func status(_ met: Bool) -> String { met ? "met" : "MISSED" }
 
@@ -475,6 +475,26 @@ struct Bench {
                      status(ratio <= 1.5)],
                 ]
             }
+        }
+
+        // 8. Commands over HTTP.
+        if s.selected(8) {
+            say()
+            let load = HTTPLoad(duration: s.quick ? 2 : 10, repetitions: s.quick ? 1 : s.repetitions)
+            say("[8/\(total)] HTTP commands on loopback: runlog serve (release, --log-level warning, no rate limit), "
+                + "wrk -t2 -c\(load.connections) for \(load.duration) s × \(load.repetitions) after a 2 s warm-up;")
+            say("      each request POST /v1/workflows {\"name\"} with a service key: one command, one event; "
+                + "wrk shares the 2 cores with the server")
+            let results = try await load.run(temp)
+            for (i, r) in results.enumerated() {
+                say("  run \(i + 1): \(grouped(r.requestsPerSecond)) commands/s, p50 \(ms(r.p50)), p99 \(ms(r.p99)), "
+                    + "\(r.errors) errors")
+            }
+            let rps = median(results.map(\.requestsPerSecond))
+            summary.append(["[8] HTTP commands, 64 connections, 1 event each", grouped(rps) + " commands/s",
+                            ">= 20,000 commands/s", status(rps >= 20_000)])
+            summary.append(["[8] … latency p50 / p99", "\(ms(median(results.map(\.p50)))) / \(ms(median(results.map(\.p99))))",
+                            "-", "-"])
         }
 
         // Summary.
