@@ -89,11 +89,13 @@ extension RequestMiddleware {
         guard let header = request.headers[.authorization] else {
             throw Self.unauthorized("no API key: send Authorization: Bearer KEY")
         }
-        let parts = header.split(separator: " ", maxSplits: 1)
+        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
         guard parts.count == 2, parts[0].lowercased() == "bearer" else {
             throw Self.unauthorized("the Authorization header must be Bearer KEY")
         }
-        guard let key = keys.authenticate(String(parts[1]).trimmingCharacters(in: .whitespaces)) else {
+        var text = parts[1]
+        while text.last == " " || text.last == "\t" { text.removeLast() }
+        guard let key = keys.authenticate(String(text)) else {
             throw Self.unauthorized("unknown or revoked API key")
         }
         return key

@@ -37,6 +37,12 @@ public enum JSONText {
     /// Appends `value` as a JSON string literal.
     public static func appendString(_ value: String, to out: inout String) {
         out.append("\"")
+        // Most strings need no escape: copy them whole.
+        if !value.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out.append(value)
+            out.append("\"")
+            return
+        }
         for scalar in value.unicodeScalars {
             switch scalar {
             case "\"": out.append("\\\"")

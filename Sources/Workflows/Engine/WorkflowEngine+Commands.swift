@@ -5,7 +5,18 @@ import Foundation
 /// 74 random bits), so ids sort by creation and do not collide at import rates.
 enum Ids {
     static func make(_ prefix: String) -> String {
-        prefix + UUID.timeOrdered().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        let digits: StaticString = "0123456789abcdef"
+        var text = [UInt8](prefix.utf8)
+        text.reserveCapacity(text.count + 32)
+        withUnsafeBytes(of: UUID.timeOrdered().uuid) { bytes in
+            digits.withUTF8Buffer { hex in
+                for byte in bytes {
+                    text.append(hex[Int(byte >> 4)])
+                    text.append(hex[Int(byte & 0x0F)])
+                }
+            }
+        }
+        return String(decoding: text, as: UTF8.self)
     }
 }
 
@@ -14,7 +25,8 @@ extension WorkflowEngine {
 
     /// Creates a workflow with no draft and no version yet.
     public func createWorkflow(name: String, actor: String? = nil) async throws(WorkflowError) -> WorkflowRecord {
-        let trimmed = name.trimmingCharacters(in: .whitespacesAndNewlines)
+        let trimmed = name.first?.isWhitespace == false && name.last?.isWhitespace == false
+            ? name : name.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !trimmed.isEmpty, trimmed.utf8.count <= 200 else {
             throw .invalid(field: "name", value: .string(name), rule: "must be 1 to 200 bytes, not only spaces")
         }
