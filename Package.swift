@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "runlog", targets: ["runlog"]),
         .library(name: "EventStore", targets: ["EventStore"]),
         .library(name: "Workflows", targets: ["Workflows"]),
+        .library(name: "Importers", targets: ["Importers"]),
         .library(name: "RunlogHTTP", targets: ["RunlogHTTP"]),
     ],
     dependencies: [
@@ -51,10 +52,20 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "Importers",
+            dependencies: [
+                "EventStore",
+                "Workflows",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "RunlogHTTP",
             dependencies: [
                 "EventStore",
                 "Workflows",
+                "Importers",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -109,6 +120,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ImportersTests",
+            dependencies: ["EventStore", "Workflows", "Importers"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

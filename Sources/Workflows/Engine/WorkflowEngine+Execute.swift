@@ -23,7 +23,11 @@ extension WorkflowEngine {
                 "tags": .array((object?.tags ?? []).map(JSONValue.string)),
                 "decision": object?.decision.map(JSONValue.string) ?? .null,
             ]
-            if let eventType = c.eventType, let entry = object?.events.first(where: { $0.eventId == c.source.reference }) {
+            // The triggering event: the one posted (event runs), or for importer-created runs of an
+            // event-triggered workflow the object's latest event of the trigger's type.
+            let entry = object?.events.first { $0.eventId == c.source.reference }
+                ?? (c.source.kind == "importer" ? object?.events.last { $0.eventType == c.eventType } : nil)
+            if let eventType = c.eventType, let entry {
                 context["event"] = [
                     "type": .string(eventType), "occurred_at": .integer(entry.occurredAt),
                     "data": (try? vault.open(entry.data, for: key)) ?? .null,

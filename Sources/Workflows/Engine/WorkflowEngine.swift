@@ -41,7 +41,7 @@ public actor WorkflowEngine {
     var definitions: [String: WorkflowDefinition] = [:]
     private var waiters: [(position: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
     /// Run creations in flight per quota day (not yet in `state`).
-    private var reservedRuns: [String: Int] = [:]
+    var reservedRuns: [String: Int] = [:]
     private var nextWorkflowNumber: Int
     /// The next workflow number; numbers are handed out in order on the actor, so two concurrent
     /// creations never share one.

@@ -1,0 +1,279 @@
+import EventStore
+import Foundation
+import Workflows
+
+extension ImporterService {
+    /// What happened to one row.
+    enum Outcome {
+        case run(ImportedRun)
+        case errored(ErroredRow)
+        case skipped
+    }
+
+    /// The rows of one batch, in order, with their outcomes.
+    struct Batch {
+        var rows: [(row: Int, outcome: Outcome)] = []
+        var header: [String]?
+        var runs: Int { rows.reduce(0) { if case .run = $1.outcome { $0 + 1 } else { $0 } } }
+    }
+
+    /// How each row becomes a run for the pinned version's trigger.
+    struct Plan {
+        var dataHeader: [String]
+        var header: [String]
+        var mapper: RowMapper?
+        var tokenIndex: Int?
+        var objectType: String?
+        var eventType: String?
+        var query: ImporterQuery
+    }
+
+    enum Stop: Error {
+        case cancelled
+        case failed(String)
+        case quota(String)
+    }
+
+    /// Reads the data source and records every row's outcome, batch by batch.
+    func execute(_ runId: String) async {
+        guard let run = state.runs[runId], let importer = state.importers[run.importerId],
+              let source = state.dataSources[importer.dataSourceId] else {
+            try? await finish(runId, .failed, reason: "the importer or its data source no longer exists", rowsLeft: nil,
+                              actor: nil)
+            return
+        }
+        let actor = run.startedBy
+        do {
+            try await checkPin(importer, pinned: run.version)
+            let definition = try await engine.publishedDefinition(run.workflowId, version: run.version)
+            var cursor = Cursor(importer: importer, definition: definition, run: run)
+            for object in try await objects(of: source) {
+                var parser = CSVParser()
+                cursor.objectName = object.name
+                cursor.objectHeader = nil
+                for try await chunk in object.chunks {
+                    if isCancelled(runId) { throw Stop.cancelled }
+                    var records: [CSVParser.Record] = []
+                    chunk.withUnsafeBytes { raw in parser.parse(raw) { records.append($0) } }
+                    for record in records { try await handle(record, &cursor) }
+                }
+                var records: [CSVParser.Record] = []
+                parser.finish { records.append($0) }
+                for record in records { try await handle(record, &cursor) }
+            }
+            if cursor.firstHeader == nil { throw Stop.failed("the data source has no rows, not even a header") }
+            try await flush(&cursor.batch, runId: runId, actor: actor)
+            try await finish(runId, .completed, reason: nil, rowsLeft: nil, actor: actor)
+        } catch Stop.cancelled {
+            // Cancelled (the canceller records it) or shutting down (the run resumes on start).
+        } catch Stop.quota(let message) {
+            let left = await rowsLeft(runId)
+            try? await finish(runId, .stopped, reason: message, rowsLeft: left, actor: actor)
+        } catch Stop.failed(let message) {
+            try? await finish(runId, .failed, reason: message, rowsLeft: nil, actor: actor)
+        } catch let error as WorkflowError {
+            try? await finish(runId, .failed, reason: error.description, rowsLeft: nil, actor: actor)
+        } catch {
+            try? await finish(runId, .failed, reason: "\(error)", rowsLeft: nil, actor: actor)
+        }
+    }
+
+    /// Where a run is in its data source.
+    struct Cursor {
+        let importer: ImporterRecord
+        let definition: WorkflowDefinition
+        let run: ImportRunRecord
+        let only: Set<Int>?
+        var plan: Plan?
+        var batch = Batch()
+        var row = 0
+        var firstHeader: [String]?
+        var objectHeader: [String]?
+        var objectName = ""
+
+        init(importer: ImporterRecord, definition: WorkflowDefinition, run: ImportRunRecord) {
+            self.importer = importer
+            self.definition = definition
+            self.run = run
+            self.only = run.onlyRows.map(Set.init)
+        }
+    }
+
+    /// One record: the header of its object, or a row to record (flushing full batches).
+    func handle(_ record: CSVParser.Record, _ cursor: inout Cursor) async throws {
+        guard cursor.objectHeader != nil else {
+            guard case .fields(let fields, _) = record else {
+                throw Stop.failed("the header row of \(cursor.objectName) is not valid CSV")
+            }
+            cursor.objectHeader = fields
+            if let first = cursor.firstHeader, first != fields {
+                throw Stop.failed("\(cursor.objectName) has other columns than the first object: "
+                                  + fields.joined(separator: ", "))
+            }
+            if cursor.firstHeader == nil {
+                cursor.firstHeader = fields
+                cursor.plan = try Self.plan(cursor.importer, definition: cursor.definition, header: fields)
+                if cursor.run.header.isEmpty { cursor.batch.header = fields }
+            }
+            return
+        }
+        cursor.row += 1
+        let row = cursor.row
+        guard row > cursor.run.lastRow, cursor.only?.contains(row) ?? true, let plan = cursor.plan else { return }
+        cursor.batch.rows.append((row, await outcome(of: record, row: row, plan: plan, run: cursor.run)))
+        if cursor.batch.rows.count >= batchSize {
+            try await flush(&cursor.batch, runId: cursor.run.id, actor: cursor.run.startedBy)
+        }
+    }
+
+    static func plan(_ importer: ImporterRecord, definition: WorkflowDefinition, header: [String]) throws -> Plan {
+        let full = importer.query.header(header)
+        var plan = Plan(dataHeader: header, header: full, query: importer.query)
+        func index(_ column: String) throws -> Int {
+            guard let i = full.firstIndex(of: column) else {
+                throw Stop.failed("column \(column) of the mapping is not in the data (columns: \(full.joined(separator: ", ")))")
+            }
+            return i
+        }
+        do {
+            switch definition.trigger {
+            case .api(let schema, _):
+                plan.mapper = try RowMapper(mapping: importer.mapping, schema: schema, header: full)
+            case .action(let objectType, let inputs):
+                plan.mapper = try RowMapper(mapping: importer.mapping, schema: inputs, header: full)
+                plan.tokenIndex = try index(importer.mapping.tokenColumn ?? "")
+                plan.objectType = objectType
+            case .event(let eventType, _):
+                plan.tokenIndex = try index(importer.mapping.tokenColumn ?? "")
+                plan.objectType = importer.mapping.objectType
+                plan.eventType = eventType
+            }
+        } catch let error as RowMapperError {
+            throw Stop.failed(error.description)
+        }
+        return plan
+    }
+
+    /// Filters, maps and validates one record.
+    func outcome(of record: CSVParser.Record, row: Int, plan: Plan, run: ImportRunRecord) async -> Outcome {
+        switch record {
+        case .malformed(let line, let column, let message):
+            return .errored(ErroredRow(row: row, line: line, field: "", value: "",
+                                       error: "not valid CSV at line \(line), column \(column): \(message)", cells: []))
+        case .fields(let fields, let line):
+            guard fields.count == plan.dataHeader.count else {
+                return .errored(ErroredRow(row: row, line: line, field: "", value: "",
+                                           error: "the row has \(fields.count) fields; the header has \(plan.dataHeader.count)",
+                                           cells: fields))
+            }
+            let (cells, keep) = plan.query.apply(fields, header: plan.header)
+            guard keep else { return .skipped }
+            func error(_ field: String, _ value: String, _ message: String) -> Outcome {
+                .errored(ErroredRow(row: row, line: line, field: field, value: value, error: message, cells: fields))
+            }
+            var parameters: JSONValue = [:]
+            if let mapper = plan.mapper {
+                switch mapper.parameters(cells) {
+                case .success(let value):
+                    parameters = value
+                case .failure(let broken):
+                    let first = broken.issues[0]
+                    return error(first.field, first.value, broken.issues.map(\.error).joined(separator: "; "))
+                }
+            }
+            guard let tokenIndex = plan.tokenIndex, let objectType = plan.objectType else {
+                return .run(ImportedRun(parameters: parameters, row: row))
+            }
+            let column = plan.header[tokenIndex]
+            let token = cells[tokenIndex]
+            guard !token.isEmpty else { return error(column, token, "the object token is empty") }
+            if let eventType = plan.eventType {
+                if let problem = await engine.eventTriggerProblem(workflowId: run.workflowId, version: run.version,
+                                                                  objectType: objectType, token: token,
+                                                                  maxAge: Self.maxEventAge) {
+                    return error(column, token, problem)
+                }
+                return .run(ImportedRun(parameters: [:], objectType: objectType, objectToken: token, eventType: eventType,
+                                        row: row))
+            }
+            guard await engine.objectExists(type: objectType, token: token) else {
+                return error(column, token, "\(objectType) \(token) does not exist")
+            }
+            return .run(ImportedRun(parameters: parameters, objectType: objectType, objectToken: token, row: row))
+        }
+    }
+
+    /// Records the batch: its runs and the checkpoint in one append. When the quota has room for
+    /// only some of the runs, records the rows up to the last run that fits and stops.
+    func flush(_ batch: inout Batch, runId: String, actor: String?) async throws {
+        guard !batch.rows.isEmpty || batch.header != nil else { return }
+        if isCancelled(runId) { throw Stop.cancelled }
+        guard let run = state.runs[runId] else { throw Stop.failed("importer run \(runId) is gone") }
+        var rows = batch.rows[...]
+        var quotaMessage: String?
+        if !run.dryRun {
+            let room = await engine.quotaRoom()
+            if batch.runs > room {
+                // Keep the rows before the first run that does not fit.
+                var runs = 0
+                let cut = rows.firstIndex { if case .run = $0.outcome { runs += 1; return runs > room } else { return false } }
+                rows = rows[..<(cut ?? rows.endIndex)]
+                let status = await engine.quotaStatus()
+                quotaMessage = "the daily run quota of \(status.limit ?? 0) is used up; it resets at "
+                    + JSONText.timestamp(milliseconds: status.resetsAt) + "; resume the importer run then"
+            }
+        }
+        var runs: [ImportedRun] = []
+        var errors: [JSONValue] = []
+        var skipped = 0
+        for (_, outcome) in rows {
+            switch outcome {
+            case .run(let r): runs.append(r)
+            case .errored(let e): errors.append(e.json)
+            case .skipped: skipped += 1
+            }
+        }
+        var progress: [String: JSONValue] = [
+            "importerRunId": .string(runId), "lastRow": .integer(Int64(rows.last?.row ?? run.lastRow)),
+            "read": .integer(Int64(rows.count)), "created": .integer(Int64(runs.count)),
+            "skipped": .integer(Int64(skipped)), "errored": .integer(Int64(errors.count)), "errors": .array(errors),
+        ]
+        if let header = batch.header { progress["header"] = .array(header.map(JSONValue.string)) }
+        let checkpoint = StreamWrite(stream: Streams.importRun(runId), expected: .exact(run.streamVersion), events: [
+            ImporterEvent.event(ImporterEvent.rowsProcessed, .object(progress), actor: actor),
+        ])
+        if run.dryRun || runs.isEmpty {
+            try await append([checkpoint])
+        } else {
+            _ = try await engine.createImportedRuns(workflowId: run.workflowId, version: run.version, importerRunId: runId,
+                                                    runs, extra: [checkpoint], actor: actor)
+            catchUp()
+        }
+        batch = Batch()
+        if let quotaMessage { throw Stop.quota(quotaMessage) }
+    }
+
+    /// Rows after the checkpoint of a stopped run, counted by reading the rest of the source.
+    func rowsLeft(_ runId: String) async -> Int? {
+        guard let run = state.runs[runId], let importer = state.importers[run.importerId],
+              let source = state.dataSources[importer.dataSourceId],
+              let objects = try? await objects(of: source) else { return nil }
+        var rows = 0
+        for object in objects {
+            var parser = CSVParser()
+            var records = 0
+            do {
+                for try await chunk in object.chunks {
+                    chunk.withUnsafeBytes { raw in parser.parse(raw) { _ in records += 1 } }
+                }
+            } catch {
+                return nil
+            }
+            parser.finish { _ in records += 1 }
+            rows += max(0, records - 1)
+        }
+        let only = run.onlyRows.map { Set($0) }
+        if let only { return only.filter { $0 > run.lastRow }.count }
+        return max(0, rows - run.lastRow)
+    }
+}

@@ -1,0 +1,435 @@
+import Crypto
+public import EventStore
+import Foundation
+public import Workflows
+
+/// Reads the objects of an S3 data source. The importer service is given one per data source.
+public protocol S3ObjectSource: Sendable {
+    /// The keys to read, in order: the one key, or every key under the prefix.
+    func keys() async throws -> [String]
+    /// One object's bytes, streamed.
+    func chunks(of key: String) -> AsyncThrowingStream<[UInt8], any Error>
+}
+
+/// Importers (seed 000): data sources, importers pinned to a workflow version, and importer runs
+/// that read, filter, map and validate every row and create one run per valid row on the batch
+/// queue. Every batch of runs is appended together with the importer run's checkpoint, so after
+/// a crash a run resumes after its last recorded row: each valid row gets exactly one run.
+public actor ImporterService {
+    public nonisolated let engine: WorkflowEngine
+    public nonisolated let store: EventStore
+    /// Where uploaded CSV files are kept (inside the data directory).
+    public nonisolated let uploads: String
+    /// Rows per append (runs and checkpoint together).
+    let batchSize: Int
+    let s3: @Sendable (S3Settings, S3Secret) -> any S3ObjectSource
+    var state: ImportersState
+    private var scanFrom: UInt64
+    private var tasks: [String: Task<Void, Never>] = [:]
+    private var cancelRequested: Set<String> = []
+    private var stopped = false
+
+    /// Events of trigger objects older than this cannot be imported (seed 000's FAQ).
+    static let maxEventAge: Int64 = 92 * 86_400_000
+
+    public init(
+        engine: WorkflowEngine,
+        uploads: String,
+        batchSize: Int = 1_000,
+        s3: @escaping @Sendable (S3Settings, S3Secret) -> any S3ObjectSource = { _, _ in UnavailableS3() }
+    ) throws {
+        self.engine = engine
+        self.store = engine.store
+        self.uploads = uploads
+        self.batchSize = batchSize
+        self.s3 = s3
+        let state = try ImportersState.rebuild(from: engine.store)
+        self.state = state
+        self.scanFrom = state.position + 1
+        try FileManager.default.createDirectory(atPath: uploads, withIntermediateDirectories: true)
+    }
+
+    /// Resumes the importer runs a previous process left running.
+    public func start() {
+        for run in state.runs.values.sorted(by: { $0.startedAt < $1.startedAt }) where run.status == .running {
+            launch(run.id)
+        }
+    }
+
+    /// Stops the importer runs at their next batch (their checkpoints stay; they resume on start).
+    public func shutdown() async {
+        stopped = true
+        let running = tasks.values
+        for task in running { task.cancel() }
+        for task in running { await task.value }
+        tasks.removeAll()
+    }
+
+    /// Waits until no importer run is executing.
+    public func waitUntilIdle() async {
+        while !tasks.isEmpty {
+            let running = Array(tasks.values)
+            for task in running { await task.value }
+        }
+    }
+
+    public var snapshot: ImportersState { state }
+
+    // MARK: Appending
+
+    /// Appends and folds the new importer events into the state.
+    func append(_ writes: [StreamWrite]) async throws(WorkflowError) {
+        do {
+            _ = try await store.append(writes)
+        } catch {
+            if error.code == .wrongExpectedVersion {
+                throw WorkflowError(.conflict, "changed concurrently: \(error.message)")
+            }
+            throw WorkflowError(.storage, error.message)
+        }
+        catchUp()
+    }
+
+    /// Folds in the importer events appended since the last look (by this service or, through
+    /// the engine, in the same append as runs).
+    func catchUp() {
+        guard let events = try? store.readAll(from: scanFrom, filter: EventFilter(types: ImportersState.types),
+                                              limit: .max) else { return }
+        for event in events { state.apply(event) }
+        if let head = try? store.head().position { scanFrom = head + 1 }
+    }
+
+    static func makeId(_ prefix: String) -> String {
+        prefix + UUID.timeOrdered().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+    }
+
+    // MARK: Data sources
+
+    /// Stores an uploaded CSV file (streamed to disk, never held whole) and records it. The
+    /// header row must be valid CSV.
+    public func createCSVDataSource<Chunks: AsyncSequence>(
+        name: String, chunks: Chunks, actor: String?
+    ) async throws -> DataSourceRecord where Chunks.Element == [UInt8] {
+        try Self.validName(name)
+        let id = Self.makeId("ds_")
+        let file = id + ".csv"
+        let path = uploads + "/" + file
+        let partial = path + ".partial"
+        _ = FileManager.default.createFile(atPath: partial, contents: nil)
+        guard let handle = FileHandle(forWritingAtPath: partial) else {
+            throw WorkflowError(.storage, "cannot create \(partial)")
+        }
+        var hasher = SHA256()
+        var bytes = 0
+        var parser = CSVParser()
+        var header: CSVParser.Record?
+        do {
+            for try await chunk in chunks {
+                try handle.write(contentsOf: chunk)
+                hasher.update(data: chunk)
+                bytes += chunk.count
+                if header == nil {
+                    chunk.withUnsafeBytes { raw in parser.parse(raw) { record in if header == nil { header = record } } }
+                }
+            }
+            if header == nil { parser.finish { record in if header == nil { header = record } } }
+            try handle.synchronize()
+            try handle.close()
+        } catch {
+            try? handle.close()
+            try? FileManager.default.removeItem(atPath: partial)
+            throw error
+        }
+        let columns: [String]
+        switch header {
+        case .fields(let fields, _)?:
+            columns = fields
+        case .malformed(let line, let column, let message)?:
+            try? FileManager.default.removeItem(atPath: partial)
+            throw WorkflowError(.invalid, "the header row is not valid CSV: line \(line), column \(column): \(message)",
+                                issues: [FieldIssue(field: "header", value: nil, rule: message)])
+        case nil:
+            try? FileManager.default.removeItem(atPath: partial)
+            throw WorkflowError(.invalid, "the file is empty: a CSV data source needs a header row",
+                                issues: [FieldIssue(field: "file", value: nil, rule: "must have a header row")])
+        }
+        if let duplicate = Dictionary(grouping: columns, by: { $0 }).first(where: { $0.value.count > 1 })?.key {
+            try? FileManager.default.removeItem(atPath: partial)
+            throw WorkflowError(.invalid, "the header names column \(duplicate) twice",
+                                issues: [FieldIssue(field: "header", value: JSONValue.string(duplicate).jsonText,
+                                                    rule: "column names must be unique")])
+        }
+        try FileManager.default.moveItem(atPath: partial, toPath: path)
+        let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        let payload: JSONValue = [
+            "dataSourceId": .string(id), "name": .string(name), "kind": "csv", "file": .string(file),
+            "bytes": .integer(Int64(bytes)), "sha256": .string(digest), "header": .array(columns.map(JSONValue.string)),
+        ]
+        try await append([StreamWrite(stream: Streams.dataSource(id), expected: .noStream,
+                                      events: [ImporterEvent.event(ImporterEvent.dataSourceCreated, payload, actor: actor)])])
+        return state.dataSources[id]!
+    }
+
+    /// Records an S3 data source. The credentials go to the vault (outside the hash chain), never
+    /// to the log.
+    public func createS3DataSource(name: String, settings: S3Settings, secret: S3Secret,
+                                   actor: String?) async throws -> DataSourceRecord {
+        try Self.validName(name)
+        guard (settings.key == nil) != (settings.prefix == nil) else {
+            throw WorkflowError(.invalid, "an S3 data source reads one key or every key under a prefix",
+                                issues: [FieldIssue(field: "s3.key", value: nil, rule: "give exactly one of key and prefix")])
+        }
+        let id = Self.makeId("ds_")
+        do {
+            try await store.putVaultEntry("datasource/\(id)", Array(secret.json.jsonText.utf8))
+        } catch {
+            throw WorkflowError(.storage, error.message)
+        }
+        let payload: JSONValue = ["dataSourceId": .string(id), "name": .string(name), "kind": "s3", "s3": settings.json]
+        try await append([StreamWrite(stream: Streams.dataSource(id), expected: .noStream,
+                                      events: [ImporterEvent.event(ImporterEvent.dataSourceCreated, payload, actor: actor)])])
+        return state.dataSources[id]!
+    }
+
+    static func validName(_ name: String) throws(WorkflowError) {
+        guard !name.trimmingCharacters(in: .whitespaces).isEmpty, name.utf8.count <= 200 else {
+            throw WorkflowError(.invalid, "name must be 1 to 200 bytes, not only spaces",
+                                issues: [FieldIssue(field: "name", value: JSONValue.string(name).jsonText,
+                                                    rule: "must be 1 to 200 bytes, not only spaces")])
+        }
+    }
+
+    // MARK: Importers
+
+    /// Saves an importer (a new one without `id`), pinned to the workflow's latest published
+    /// version. Only active workflows can be chosen; the mapping must fit the version's trigger.
+    public func saveImporter(
+        id: String?, name: String, dataSourceId: String, workflowId: String,
+        mapping: ImporterMapping, query: ImporterQuery, actor: String?
+    ) async throws(WorkflowError) -> ImporterRecord {
+        try Self.validName(name)
+        let existing = try id.map { id throws(WorkflowError) -> ImporterRecord in
+            guard let record = state.importers[id] else { throw WorkflowError(.notFound, "importer \(id) does not exist") }
+            return record
+        }
+        guard let source = state.dataSources[dataSourceId] else {
+            throw WorkflowError(.notFound, "data source \(dataSourceId) does not exist")
+        }
+        guard let workflow = await engine.read({ $0.workflows[workflowId] }) else {
+            throw WorkflowError(.notFound, "workflow \(workflowId) does not exist")
+        }
+        guard workflow.active != nil, workflow.latestVersion > 0 else {
+            throw WorkflowError(.conflict, "workflow \(workflowId) is not active; only active workflows can be imported into")
+        }
+        let version = workflow.latestVersion
+        let definition = try await engine.publishedDefinition(workflowId, version: version)
+        var issues = mapping.problems(for: definition.trigger)
+        if let header = source.header {
+            let columns = Set(query.header(header))
+            for column in mapping.columns.keys.sorted() where !columns.contains(column) {
+                issues.append(FieldIssue(field: "mapping.columns.\(column)", value: JSONValue.string(column).jsonText,
+                                         rule: "is not a column of the data source (columns: \(query.header(header).joined(separator: ", ")))"))
+            }
+            if let token = mapping.tokenColumn, !columns.contains(token) {
+                issues.append(FieldIssue(field: "mapping.token_column", value: JSONValue.string(token).jsonText,
+                                         rule: "is not a column of the data source"))
+            }
+        }
+        guard issues.isEmpty else {
+            throw WorkflowError(.invalid, "the mapping does not fit version \(version) of \(workflowId)", issues: issues)
+        }
+        let importerId = existing?.id ?? Self.makeId("imp_")
+        let payload: JSONValue = [
+            "importerId": .string(importerId), "name": .string(name), "dataSourceId": .string(dataSourceId),
+            "workflowId": .string(workflowId), "version": .integer(Int64(version)), "mapping": mapping.json,
+            "query": query.json, "revision": .integer(Int64((existing?.revision ?? 0) + 1)),
+        ]
+        try await append([StreamWrite(stream: Streams.importer(importerId), expected: .any,
+                                      events: [ImporterEvent.event(ImporterEvent.importerSaved, payload, actor: actor)])])
+        return state.importers[importerId]!
+    }
+
+    // MARK: Importer runs
+
+    /// "Activate & Run": starts an importer run (or a dry run, which validates every row and
+    /// reports what would be created, creating nothing). Fails at once when a newer version of
+    /// the workflow was published since the importer was saved.
+    public func startRun(importerId: String, dryRun: Bool = false, onlyRows: [Int]? = nil, rerunOf: String? = nil,
+                         actor: String?) async throws(WorkflowError) -> ImportRunRecord {
+        guard !stopped else { throw WorkflowError(.storage, "the importer service is shut down") }
+        guard let importer = state.importers[importerId] else {
+            throw WorkflowError(.notFound, "importer \(importerId) does not exist")
+        }
+        try await checkPin(importer)
+        let runId = Self.makeId("irun_")
+        var payload: [String: JSONValue] = [
+            "importerRunId": .string(runId), "importerId": .string(importerId), "workflowId": .string(importer.workflowId),
+            "version": .integer(Int64(importer.version)), "dryRun": .bool(dryRun),
+        ]
+        if let onlyRows { payload["onlyRows"] = .array(onlyRows.map { .integer(Int64($0)) }) }
+        if let rerunOf { payload["rerunOf"] = .string(rerunOf) }
+        try await append([StreamWrite(stream: Streams.importRun(runId), expected: .noStream,
+                                      events: [ImporterEvent.event(ImporterEvent.runStarted, .object(payload), actor: actor)])])
+        launch(runId)
+        return state.runs[runId]!
+    }
+
+    /// Re-runs a finished importer run on only its errored rows (after the data was fixed, or
+    /// the workflow changed).
+    public func rerunErrored(_ runId: String, actor: String?) async throws(WorkflowError) -> ImportRunRecord {
+        let run = try requireRun(runId)
+        guard run.status != .running else { throw WorkflowError(.conflict, "importer run \(runId) is still running") }
+        let rows = Array(Set(run.errors.map(\.row))).sorted()
+        guard !rows.isEmpty else { throw WorkflowError(.conflict, "importer run \(runId) has no errored rows") }
+        return try await startRun(importerId: run.importerId, onlyRows: rows, rerunOf: runId, actor: actor)
+    }
+
+    /// Cancels a running importer run at its next batch; rows already recorded keep their runs.
+    public func cancel(_ runId: String, actor: String?) async throws(WorkflowError) -> ImportRunRecord {
+        let run = try requireRun(runId)
+        guard run.status == .running else {
+            throw WorkflowError(.conflict, "importer run \(runId) is \(run.status.rawValue), not running")
+        }
+        cancelRequested.insert(runId)
+        if let task = tasks[runId] { await task.value }
+        if state.runs[runId]?.status == .running {
+            try await finish(runId, .cancelled, reason: "cancelled", rowsLeft: nil, actor: actor)
+        }
+        cancelRequested.remove(runId)
+        return state.runs[runId]!
+    }
+
+    /// Resumes an importer run stopped by the quota (or failed by a transient error) from its
+    /// checkpoint.
+    public func resume(_ runId: String, actor: String?) async throws(WorkflowError) -> ImportRunRecord {
+        let run = try requireRun(runId)
+        guard run.status == .stopped || run.status == .failed else {
+            throw WorkflowError(.conflict, "importer run \(runId) is \(run.status.rawValue); only stopped or failed runs resume")
+        }
+        guard let importer = state.importers[run.importerId] else {
+            throw WorkflowError(.notFound, "importer \(run.importerId) does not exist")
+        }
+        try await checkPin(importer, pinned: run.version)
+        try await append([StreamWrite(stream: Streams.importRun(runId), expected: .exact(run.streamVersion), events: [
+            ImporterEvent.event(ImporterEvent.runResumed, ["importerRunId": .string(runId)], actor: actor),
+        ])])
+        launch(runId)
+        return state.runs[runId]!
+    }
+
+    func requireRun(_ runId: String) throws(WorkflowError) -> ImportRunRecord {
+        guard let run = state.runs[runId] else { throw WorkflowError(.notFound, "importer run \(runId) does not exist") }
+        return run
+    }
+
+    /// The seed's FAQ: a version published after the importer was saved makes a run fail until
+    /// the importer is saved again.
+    func checkPin(_ importer: ImporterRecord, pinned: Int? = nil) async throws(WorkflowError) {
+        let version = pinned ?? importer.version
+        guard let workflow = await engine.read({ $0.workflows[importer.workflowId] }) else {
+            throw WorkflowError(.notFound, "workflow \(importer.workflowId) does not exist")
+        }
+        guard workflow.latestVersion == version else {
+            throw WorkflowError(.conflict, "importer \(importer.id) is pinned to version \(version) of \(importer.workflowId), "
+                                + "but version \(workflow.latestVersion) was published since; save the importer again "
+                                + "to use the latest version")
+        }
+        guard workflow.active != nil else {
+            throw WorkflowError(.conflict, "workflow \(importer.workflowId) is not active")
+        }
+    }
+
+    func finish(_ runId: String, _ status: ImportRunRecord.Status, reason: String?, rowsLeft: Int?,
+                actor: String?) async throws(WorkflowError) {
+        guard let run = state.runs[runId] else { return }
+        var payload: [String: JSONValue] = ["importerRunId": .string(runId), "status": .string(status.rawValue)]
+        if let reason { payload["reason"] = .string(reason) }
+        if let rowsLeft { payload["rowsLeft"] = .integer(Int64(rowsLeft)) }
+        try await append([StreamWrite(stream: Streams.importRun(runId), expected: .exact(run.streamVersion), events: [
+            ImporterEvent.event(ImporterEvent.runFinished, .object(payload), actor: actor),
+        ])])
+    }
+
+    private func launch(_ runId: String) {
+        guard tasks[runId] == nil, !stopped else { return }
+        tasks[runId] = Task { [weak self] in
+            guard let self else { return }
+            await self.execute(runId)
+            await self.ended(runId)
+        }
+    }
+
+    private func ended(_ runId: String) {
+        tasks[runId] = nil
+    }
+
+    func isCancelled(_ runId: String) -> Bool { cancelRequested.contains(runId) || stopped }
+
+    // MARK: Reads
+
+    /// The bytes of an S3 or CSV data source, as chunks, one object after another.
+    func objects(of source: DataSourceRecord) async throws -> [(name: String, chunks: AsyncThrowingStream<[UInt8], any Error>)] {
+        switch source.kind {
+        case .csv:
+            guard let file = source.file else { throw WorkflowError(.storage, "data source \(source.id) has no file") }
+            let chunks = FileChunks(path: uploads + "/" + file)
+            let stream = AsyncThrowingStream<[UInt8], any Error> { continuation in
+                let task = Task {
+                    do {
+                        for try await chunk in chunks { continuation.yield(chunk) }
+                        continuation.finish()
+                    } catch {
+                        continuation.finish(throwing: error)
+                    }
+                }
+                continuation.onTermination = { _ in task.cancel() }
+            }
+            return [(file, stream)]
+        case .s3:
+            guard let settings = source.s3 else { throw WorkflowError(.storage, "data source \(source.id) has no S3 settings") }
+            guard let bytes = try store.vaultEntry("datasource/\(source.id)"), let json = try? JSONValue(parsing: bytes),
+                  let secret = S3Secret(json: json) else {
+                throw WorkflowError(.storage, "the credentials of data source \(source.id) are missing from the vault")
+            }
+            let reader = s3(settings, secret)
+            return try await reader.keys().map { key in (key, reader.chunks(of: key)) }
+        }
+    }
+}
+
+/// S3 credentials as kept in the vault.
+public struct S3Secret: Sendable, Hashable, CustomStringConvertible {
+    public var accessKeyId: String
+    public var secretAccessKey: String
+    public var sessionToken: String?
+
+    public init(accessKeyId: String, secretAccessKey: String, sessionToken: String? = nil) {
+        self.accessKeyId = accessKeyId
+        self.secretAccessKey = secretAccessKey
+        self.sessionToken = sessionToken
+    }
+
+    init?(json: JSONValue) {
+        guard let id = json["accessKeyId"]?.stringValue, let secret = json["secretAccessKey"]?.stringValue else { return nil }
+        self.init(accessKeyId: id, secretAccessKey: secret, sessionToken: json["sessionToken"]?.stringValue)
+    }
+
+    var json: JSONValue {
+        var o: [String: JSONValue] = ["accessKeyId": .string(accessKeyId), "secretAccessKey": .string(secretAccessKey)]
+        if let sessionToken { o["sessionToken"] = .string(sessionToken) }
+        return .object(o)
+    }
+
+    public var description: String { "S3Secret(accessKeyId: \(accessKeyId), secretAccessKey: ***)" }
+}
+
+/// The S3 reader of a build without an S3 client.
+public struct UnavailableS3: S3ObjectSource {
+    public init() {}
+    public func keys() async throws -> [String] {
+        throw WorkflowError(.storage, "this build has no S3 client")
+    }
+    public func chunks(of key: String) -> AsyncThrowingStream<[UInt8], any Error> {
+        AsyncThrowingStream { $0.finish(throwing: WorkflowError(.storage, "this build has no S3 client")) }
+    }
+}
