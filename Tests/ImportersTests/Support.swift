@@ -1,0 +1,103 @@
+import EventStore
+import Foundation
+import Synchronization
+import Testing
+@testable import Importers
+import Workflows
+
+/// A clock tests can move (to cross quota days, or to make events old).
+final class TestClock: Sendable {
+    private let now = Mutex(Int64(1_790_000_000_000))
+    var value: Int64 { now.withLock { $0 } }
+    func advance(days: Int) { now.withLock { $0 += Int64(days) * 86_400_000 } }
+}
+
+/// A store, an engine and an importer service on a fresh data directory.
+final class ImportFixture: @unchecked Sendable {
+    let path: String
+    var store: EventStore
+    var engine: WorkflowEngine
+    var service: ImporterService
+    let clock = TestClock()
+    let quota: Int?
+    let batchSize: Int
+
+    init(quota: Int? = nil, batchSize: Int = 1_000) async throws {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("runlog-imp-\(UUID().uuidString.prefix(8))").path
+        self.quota = quota
+        self.batchSize = batchSize
+        store = try EventStore(directory: path, options: .init(mapSize: 512 << 20))
+        (engine, service) = try await Self.start(store, quota: quota, clock: clock, batchSize: batchSize, path: path)
+    }
+
+    static func start(_ store: EventStore, quota: Int?, clock: TestClock, batchSize: Int,
+                      path: String) async throws -> (WorkflowEngine, ImporterService) {
+        let engine = try WorkflowEngine(store: store, configuration: EngineConfiguration(
+            dailyRunQuota: quota, clock: { clock.value }))
+        await engine.start()
+        let service = try ImporterService(engine: engine, uploads: path + "/uploads", batchSize: batchSize)
+        await service.start()
+        return (engine, service)
+    }
+
+    /// Stops the service and engine without finishing anything, then starts them again.
+    func restart() async throws {
+        await service.shutdown()
+        await engine.shutdown()
+        store.close()
+        store = try EventStore(directory: path, options: .init(mapSize: 512 << 20))
+        (engine, service) = try await Self.start(store, quota: quota, clock: clock, batchSize: batchSize, path: path)
+    }
+
+    func close() async {
+        await service.shutdown()
+        await engine.shutdown()
+        store.close()
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    func activeWorkflow(_ definition: String) async throws -> String {
+        let wf = try await engine.createWorkflow(name: "wf", actor: "test")
+        _ = try await engine.saveDraft(workflowId: wf.id, definition: try JSONValue(parsing: definition),
+                                       expectedDraftVersion: nil, actor: "test")
+        _ = try await engine.publish(workflowId: wf.id, description: "v", activate: true, actor: "test")
+        return wf.id
+    }
+
+    func upload(_ csv: String, name: String = "file.csv") async throws -> DataSourceRecord {
+        let bytes = Array(csv.utf8)
+        // Uneven chunks, as a network upload would bring.
+        let chunks = stride(from: 0, to: bytes.count, by: 7_001).map { Array(bytes[$0..<min(bytes.count, $0 + 7_001)]) }
+        return try await service.createCSVDataSource(name: name, chunks: ChunkList(chunks), actor: "test")
+    }
+
+    /// Starts a run and waits for it to stop running.
+    func run(_ importerId: String, dryRun: Bool = false) async throws -> ImportRunRecord {
+        let started = try await service.startRun(importerId: importerId, dryRun: dryRun, actor: "test")
+        return try await finished(started.id)
+    }
+
+    func finished(_ runId: String) async throws -> ImportRunRecord {
+        await service.waitUntilIdle()
+        return try #require(await service.snapshot.runs[runId])
+    }
+}
+
+/// An async sequence over chunks already in memory.
+struct ChunkList: AsyncSequence, Sendable {
+    typealias Element = [UInt8]
+    let chunks: [[UInt8]]
+    init(_ chunks: [[UInt8]]) { self.chunks = chunks }
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var rest: ArraySlice<[UInt8]>
+        mutating func next() async -> [UInt8]? { rest.popFirst() }
+    }
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(rest: chunks[...]) }
+}
+
+let apiWorkflow = #"""
+    {"trigger": {"kind": "api", "schema": {"fields": [
+        {"name": "ip", "type": "string", "required": true},
+        {"name": "score", "type": "integer"}]}},
+     "routes": [{"name": "all", "steps": [{"step_uid": "l", "type": "add_to_list", "parameters": {"list": "ips", "path": "parameters.ip"}}]}]}
+    """#
