@@ -113,6 +113,7 @@ let package = Package(
             dependencies: [
                 "EventStore",
                 "Workflows",
+                "Importers",
                 "RunlogHTTP",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -5,6 +5,7 @@ public import Logging
 import NIOCore
 import ServiceLifecycle
 import Workflows
+import Importers
 
 /// Settings of `runlog serve`.
 public struct ServerConfiguration: Sendable {
@@ -41,14 +42,16 @@ public func buildApplication(
                                         configuration: EngineConfiguration(dailyRunQuota: configuration.dailyRunQuota,
                                                                            http: AsyncHTTPClientPerformer()))
         let keys = try KeyRing(store: store)
-        let api = RunlogAPI(engine: engine, keys: keys, rateLimit: configuration.rateLimitPerMinute, logger: logger)
+        let importers = try ImporterService(engine: engine, uploads: configuration.dataDirectory + "/uploads")
+        let api = RunlogAPI(engine: engine, keys: keys, importers: importers, rateLimit: configuration.rateLimitPerMinute,
+                            logger: logger)
         var app = Application(
             router: api.makeRouter(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "runlog"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? configuration.port) },
             logger: logger
         )
-        app.addServices(EngineService(engine: engine, store: store))
+        app.addServices(EngineService(engine: engine, importers: importers, store: store))
         return app
     } catch {
         store.close()
@@ -60,11 +63,15 @@ public func buildApplication(
 /// server has finished its requests, stops it and closes the store.
 struct EngineService: Service {
     let engine: WorkflowEngine
+    let importers: ImporterService
     let store: EventStore
 
     func run() async throws {
         await engine.start()
+        await importers.start()
         try? await gracefulShutdown()
+        // Importer runs stop at a batch boundary and resume from their checkpoints next start.
+        await importers.shutdown()
         await engine.shutdown()
         store.close()
     }

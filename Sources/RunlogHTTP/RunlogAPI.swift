@@ -5,6 +5,7 @@ public import Hummingbird
 public import Logging
 import ServiceLifecycle
 public import Workflows
+public import Importers
 
 /// The HTTP API: every route, on one engine and store.
 public struct RunlogAPI: Sendable {
@@ -12,16 +13,18 @@ public struct RunlogAPI: Sendable {
     public let engine: WorkflowEngine
     public let store: EventStore
     public let keys: KeyRing
+    public let importers: ImporterService?
     let idempotency: IdempotencyCache
     let metrics = ServerMetrics()
     let logger: Logger
     /// Requests per minute per key; nil for no limit.
     let rateLimit: Int?
 
-    public init(engine: WorkflowEngine, keys: KeyRing, rateLimit: Int?, logger: Logger) {
+    public init(engine: WorkflowEngine, keys: KeyRing, importers: ImporterService? = nil, rateLimit: Int?, logger: Logger) {
         self.engine = engine
         self.store = engine.store
         self.keys = keys
+        self.importers = importers
         self.idempotency = IdempotencyCache(store: engine.store)
         self.rateLimit = rateLimit
         self.logger = logger
@@ -37,6 +40,7 @@ public struct RunlogAPI: Sendable {
         addWorkflowRoutes(to: router)
         addRunRoutes(to: router)
         addLogRoutes(to: router)
+        if let importers { addImporterRoutes(to: router, importers) }
         return router
     }
 

@@ -6,6 +6,7 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import Testing
+import Importers
 @testable import RunlogHTTP
 import Workflows
 
@@ -16,6 +17,7 @@ final class TestServer: @unchecked Sendable {
     let directory: String
     var store: EventStore
     var engine: WorkflowEngine
+    var importers: ImporterService
     var api: RunlogAPI
     let admin: String
     let service: String
@@ -35,26 +37,31 @@ final class TestServer: @unchecked Sendable {
             made.append(key.key)
         }
         (admin, service, auditor) = (made[0], made[1], made[2])
-        (engine, api) = try await Self.start(store, rateLimit: rateLimit, quota: quota)
+        (engine, importers, api) = try await Self.start(store, directory: directory, rateLimit: rateLimit, quota: quota)
     }
 
-    private static func start(_ store: EventStore, rateLimit: Int?, quota: Int?) async throws -> (WorkflowEngine, RunlogAPI) {
+    private static func start(_ store: EventStore, directory: String, rateLimit: Int?,
+                              quota: Int?) async throws -> (WorkflowEngine, ImporterService, RunlogAPI) {
         let engine = try WorkflowEngine(store: store, configuration: EngineConfiguration(dailyRunQuota: quota))
         await engine.start()
-        let api = RunlogAPI(engine: engine, keys: try KeyRing(store: store), rateLimit: rateLimit,
+        let importers = try ImporterService(engine: engine, uploads: directory + "/uploads")
+        await importers.start()
+        let api = RunlogAPI(engine: engine, keys: try KeyRing(store: store), importers: importers, rateLimit: rateLimit,
                             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
-        return (engine, api)
+        return (engine, importers, api)
     }
 
     /// Stops everything and opens the directory again, as a restarted server would.
     func reopen() async throws {
+        await importers.shutdown()
         await engine.shutdown()
         store.close()
         store = try EventStore(directory: directory)
-        (engine, api) = try await Self.start(store, rateLimit: rateLimit, quota: quota)
+        (engine, importers, api) = try await Self.start(store, directory: directory, rateLimit: rateLimit, quota: quota)
     }
 
     func close() async {
+        await importers.shutdown()
         await engine.shutdown()
         store.close()
         try? FileManager.default.removeItem(atPath: directory)
