@@ -10,8 +10,10 @@ struct JSONTextTests {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let values: [JSONValue] = [
             .null, true, false, 0, -42, .integer(.max), .integer(.min),
-            100.0, 1.5, 0.1, -0.0, 1e21, 1e-7, 123456789.123, 5e-324, 1.7976931348623157e308, 0.30000000000000004,
-            "", "plain", "quote \" backslash \\ slash / newline \n tab \t cr \r nul \u{0} unit \u{1f} é 漢 🎉 \u{2028}",
+            100.0, 1.5, 0.1, -0.0, 1e21, 1e-7, 123456789.123, 0.30000000000000004,
+            .number(.leastNonzeroMagnitude), .number(.greatestFiniteMagnitude),
+            "", "plain",
+            "quote \" backslash \\ slash / newline \n tab \t cr \r nul \u{0} unit \u{1f} é 漢 🎉 \u{2028}",
             [], [1, "a", nil, [true]],
             ["b": 1, "a": ["z": [], "y": ["nested": "x"]], "A": 2, "_": 3, "é": 4, "aa": 5],
         ]
