@@ -83,6 +83,7 @@ let package = Package(
             dependencies: [
                 "EventStore",
                 "Workflows",
+                "Importers",
                 "RunlogHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -6,7 +6,7 @@ struct Runlog: AsyncParsableCommand {
         commandName: "runlog",
         abstract: "Runlog: an event-sourced workflow platform on an append-only, hash-chained log.",
         subcommands: [
-            InitCommand.self, ServeCommand.self, KeysCommand.self, LogCommand.self, WorkflowsCommand.self,
+            InitCommand.self, ServeCommand.self, KeysCommand.self, ImportCommand.self, LogCommand.self, WorkflowsCommand.self,
             RunsCommand.self, ConditionCommand.self, RolloutCommand.self, DevCommand.self,
         ]
     )

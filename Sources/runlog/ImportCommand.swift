@@ -1,0 +1,216 @@
+import ArgumentParser
+import AsyncHTTPClient
+import EventStore
+import Foundation
+import Importers
+import NIOCore
+import Workflows
+
+struct ImportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract: "Import a CSV file: one workflow run per row (an importer and an importer run).",
+        discussion: """
+            Maps columns onto the workflow's parameters (--map column=param, a dotted path for a \
+            nested object field), or gives the token column of event-triggered and action \
+            workflows (--token-column, with --object-type for event-triggered ones). With \
+            --server the file is uploaded to a running server; without, the import runs here on \
+            --data-dir (the created runs execute when the server next starts). Shows a progress \
+            bar on a terminal and a plain summary otherwise. Exit status 1 when rows errored.
+            """
+    )
+
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var server: ServerOptions
+    @Argument(help: "The CSV file (RFC 4180, UTF-8, a header row).") var file: String
+    @Option(help: "The destination workflow (it must be active).") var workflow: String
+    @Option(help: "column=parameter, repeated.") var map: [String] = []
+    @Option(name: .customLong("token-column"), help: "The column of object tokens (event-triggered and action workflows).")
+    var tokenColumn: String?
+    @Option(name: .customLong("object-type"), help: "The type of the objects (event-triggered workflows).")
+    var objectType: String?
+    @Option(name: .customLong("where"), help: "A condition rows must satisfy (the query box), as JSON.")
+    var condition: String?
+    @Option(help: "The importer's name (default: the file's name).") var name: String?
+    @Flag(name: .customLong("dry-run"), help: "Validate every row and report what would be created; create nothing.")
+    var dryRun = false
+
+    func validate() throws {
+        for pair in map where pair.split(separator: "=", maxSplits: 1).count != 2 {
+            throw ValidationError("--map \(pair) must be column=parameter")
+        }
+        guard FileManager.default.isReadableFile(atPath: file) else { throw ValidationError("cannot read \(file)") }
+    }
+
+    var mapping: JSONValue {
+        var columns: [String: JSONValue] = [:]
+        for pair in map {
+            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            columns[parts[0]] = .string(parts[1])
+        }
+        var o: [String: JSONValue] = ["columns": .object(columns)]
+        if let tokenColumn { o["token_column"] = .string(tokenColumn) }
+        if let objectType { o["object_type"] = .string(objectType) }
+        return .object(o)
+    }
+
+    func query() throws -> JSONValue {
+        guard let condition else { return [:] }
+        do {
+            return ["condition": try JSONValue(parsing: condition)]
+        } catch {
+            throw CLIError("--where is not JSON: \(error)")
+        }
+    }
+
+    var importerName: String { name ?? URL(fileURLWithPath: file).lastPathComponent }
+
+    func run() async throws {
+        let progress = ImportProgress(terminal: isatty(STDERR_FILENO) != 0)
+        let final: JSONValue
+        if let client = try server.client() {
+            final = try await runRemote(client, progress)
+        } else {
+            final = try await runLocal(progress)
+        }
+        progress.summary(final)
+        if (final["progress"]?["rows_errored"]?.numericValue ?? 0) > 0 || final["status"] != "completed" {
+            throw ExitCode(1)
+        }
+    }
+
+    // MARK: Through a server
+
+    func runRemote(_ client: APIClient, _ progress: ImportProgress) async throws -> JSONValue {
+        let size = (try FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
+        let name = importerName.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? "import"
+        var request = HTTPClientRequest(url: client.base + "/v1/data-sources/csv?name=" + name)
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: "Bearer \(client.key)")
+        request.headers.add(name: "Content-Type", value: "text/csv")
+        let chunks = FileByteBuffers(path: file)
+        request.body = .stream(chunks, length: .known(Int64(size)))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(3600))
+        let body = try await response.body.collect(upTo: 16 << 20)
+        let source = (try? JSONValue(parsing: Array(body.readableBytesView))) ?? .null
+        guard response.status.code == 201, let sourceId = source["id"]?.stringValue else {
+            throw CLIError("upload failed (\(response.status.code)): \(source["error"]?["message"]?.stringValue ?? "")")
+        }
+        let importer = try await client.send(.POST, "/v1/importers", body: [
+            "name": .string(importerName), "data_source_id": .string(sourceId), "workflow_id": .string(workflow),
+            "mapping": mapping, "query": try query(),
+        ])
+        guard let importerId = importer["id"]?.stringValue else { throw CLIError("no importer id in \(importer.jsonText)") }
+        let started = try await client.send(.POST, "/v1/importers/\(importerId)/runs", body: ["dry_run": .bool(dryRun)])
+        guard let runId = started["id"]?.stringValue else { throw CLIError("no run id in \(started.jsonText)") }
+        while true {
+            let run = try await client.send(.GET, "/v1/import-runs/\(runId)")
+            progress.update(run)
+            if run["status"] != "running" { return run }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
+    // MARK: In this process
+
+    func runLocal(_ progress: ImportProgress) async throws -> JSONValue {
+        let opened = try store.openForWriting()
+        let engine = try WorkflowEngine(store: opened)
+        await engine.start()
+        let service = try ImporterService(engine: engine, uploads: store.directory + "/uploads")
+        do {
+            let source = try await service.createCSVDataSource(name: importerName, chunks: FileChunkArrays(path: file),
+                                                               actor: "runlog-cli")
+            let importer = try await service.saveImporter(
+                id: nil, name: importerName, dataSourceId: source.id, workflowId: workflow,
+                mapping: try ImporterMapping(json: mapping), query: try ImporterQuery(json: try query()), actor: "runlog-cli")
+            let started = try await service.startRun(importerId: importer.id, dryRun: dryRun, actor: "runlog-cli")
+            var record = started
+            while record.status == .running {
+                try await Task.sleep(for: .milliseconds(200))
+                record = await service.snapshot.runs[started.id] ?? record
+                progress.update(Self.json(record))
+            }
+            await service.shutdown()
+            await engine.shutdown()
+            opened.close()
+            return Self.json(record)
+        } catch {
+            await service.shutdown()
+            await engine.shutdown()
+            opened.close()
+            if let error = error as? WorkflowError { throw CLIError(error.description) }
+            throw error
+        }
+    }
+
+    static func json(_ r: ImportRunRecord) -> JSONValue {
+        ["id": .string(r.id), "status": .string(r.status.rawValue), "reason": r.reason.map(JSONValue.string) ?? .null,
+         "dry_run": .bool(r.dryRun),
+         "progress": ["rows_read": .integer(Int64(r.rowsRead)), "runs_created": .integer(Int64(r.runsCreated)),
+                      "rows_skipped": .integer(Int64(r.rowsSkipped)), "rows_errored": .integer(Int64(r.rowsErrored))],
+         "errors_by_reason": .array(r.errorsByReason.map { ["error": .string($0.error), "rows": .integer(Int64($0.count))] })]
+    }
+}
+
+/// Progress on standard error: a bar redrawn in place on a terminal; nothing until the summary
+/// otherwise.
+final class ImportProgress: @unchecked Sendable {
+    // `@unchecked`: used from the command's one task only.
+    let terminal: Bool
+    let started = ContinuousClock.now
+
+    init(terminal: Bool) { self.terminal = terminal }
+
+    func update(_ run: JSONValue) {
+        guard terminal else { return }
+        let read = Int(run["progress"]?["rows_read"]?.numericValue ?? 0)
+        let errors = Int(run["progress"]?["rows_errored"]?.numericValue ?? 0)
+        let elapsed = max(0.001, Double((ContinuousClock.now - started).components.seconds)
+                            + Double((ContinuousClock.now - started).components.attoseconds) / 1e18)
+        let spinner = ["|", "/", "-", "\\"][Int(elapsed * 5) % 4]
+        let line = "\r\(spinner) \(read) rows read · \(Int(Double(read) / elapsed)) rows/s · \(errors) errored   "
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    func summary(_ run: JSONValue) {
+        if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+        let p = run["progress"] ?? [:]
+        func n(_ key: String) -> Int { Int(p[key]?.numericValue ?? 0) }
+        let verb = run["dry_run"] == true ? "would create" : "created"
+        print("importer run \(run["id"]?.stringValue ?? "?"): \(run["status"]?.stringValue ?? "?")"
+              + (run["reason"]?.stringValue.map { " (\($0))" } ?? ""))
+        print("rows read \(n("rows_read")), runs \(verb) \(n("runs_created")), skipped \(n("rows_skipped")), "
+              + "errored \(n("rows_errored"))")
+        for reason in run["errors_by_reason"]?.arrayValue ?? [] {
+            print("  \(Int(reason["rows"]?.numericValue ?? 0)) × \(reason["error"]?.stringValue ?? "")")
+        }
+    }
+}
+
+/// A file as chunks of bytes (for the in-process import).
+struct FileChunkArrays: AsyncSequence, Sendable {
+    typealias Element = [UInt8]
+    let path: String
+    struct AsyncIterator: AsyncIteratorProtocol {
+        let handle: FileHandle?
+        mutating func next() async throws -> [UInt8]? {
+            guard let handle, let data = try handle.read(upToCount: 256 * 1024), !data.isEmpty else { return nil }
+            return [UInt8](data)
+        }
+    }
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(handle: FileHandle(forReadingAtPath: path)) }
+}
+
+/// A file as ByteBuffers (for the streamed upload).
+struct FileByteBuffers: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    let path: String
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var inner: FileChunkArrays.AsyncIterator
+        mutating func next() async throws -> ByteBuffer? {
+            try await inner.next().map { ByteBuffer(bytes: $0) }
+        }
+    }
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(inner: FileChunkArrays(path: path).makeAsyncIterator()) }
+}
