@@ -61,6 +61,7 @@ struct EventCodingTests {
     @Test("a payload missing a field or of the wrong shape fails to decode with the field named")
     func badPayloads() {
         for (type, json, field) in [("run.created.v1", "{}", "source"),
+                                    ("run.created.v1", #"{"source": {"reference": "x"}}"#, "source.kind"),
                                     ("run.step_completed.v1", #"{"runId": "r", "stepUid": "s"}"#, "output"),
                                     ("object.tagged.v1", #"{"objectType": "a", "objectToken": "b", "tags": [1], "runId": "r"}"#, "tags"),
                                     ("run.created.v1", "[1]", "expected a JSON object"),

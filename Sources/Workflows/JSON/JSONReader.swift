@@ -2,8 +2,11 @@ import Foundation
 
 /// A pull reader over one JSON object: members are read one by one, keys compared as bytes and
 /// values read straight into the caller's fields, so decoding an event builds no dictionary.
+/// A member that is itself an object can be read the same way (`beginObject` on its value).
 struct JSONReader {
     var state: JSONParser.State
+    /// Objects entered and not yet left.
+    private var depth = 0
 
     init(_ bytes: UnsafeRawBufferPointer) {
         state = JSONParser.State(bytes: bytes)
@@ -11,16 +14,18 @@ struct JSONReader {
 
     private var bytes: UnsafeRawBufferPointer { state.bytes }
 
-    /// Enters the top-level object.
+    /// Enters the top-level object, or the object that is the value of the member just read.
     mutating func beginObject() throws(JSONParseError) {
         state.skipWhitespace()
         guard state.index < bytes.count, bytes[state.index] == UInt8(ascii: "{") else {
             throw state.error("expected a JSON object")
         }
         state.index += 1
+        depth += 1
     }
 
-    /// The next member's key (valid until the next call), or nil after the last member.
+    /// The next member's key (valid until the next call), or nil after the last member of the
+    /// innermost object entered, which is then left.
     mutating func nextKey() throws(JSONParseError) -> UnsafeRawBufferPointer? {
         state.skipWhitespace()
         guard state.index < bytes.count else { throw state.error("unterminated object") }
@@ -29,8 +34,11 @@ struct JSONReader {
             state.skipWhitespace()
         } else if bytes[state.index] == UInt8(ascii: "}") {
             state.index += 1
-            state.skipWhitespace()
-            guard state.index == bytes.count else { throw state.error("unexpected text after the document") }
+            depth -= 1
+            if depth == 0 {
+                state.skipWhitespace()
+                guard state.index == bytes.count else { throw state.error("unexpected text after the document") }
+            }
             return nil
         }
         guard state.index < bytes.count, bytes[state.index] == UInt8(ascii: "\"") else {
@@ -74,8 +82,17 @@ struct JSONReader {
     }
 
     mutating func integer() throws(JSONParseError) -> Int64 {
+        guard state.index < bytes.count else { throw state.error("expected an integer") }
         guard case .integer(let i) = try state.number() else { throw state.error("expected an integer") }
         return i
+    }
+
+    mutating func optionalInteger() throws(JSONParseError) -> Int64? {
+        if state.index < bytes.count, bytes[state.index] == UInt8(ascii: "n") {
+            _ = try state.literal("null", .null)
+            return nil
+        }
+        return try integer()
     }
 
     mutating func bool() throws(JSONParseError) -> Bool {

@@ -46,14 +46,13 @@ public struct WorkflowsState: Sendable, Equatable {
     /// Folds one stored event in, read in place (the rebuild path): the same as
     /// `apply(_: RecordedEvent)` without copying the event out of the map first.
     public mutating func apply(_ view: EventView) {
-        if let type = DomainEvent.knownType(view.typeBytes) {
+        if let kind = DomainEvent.Kind(view.typeBytes) {
             do {
-                if let event = try DomainEvent.decode(type: type, payload: view.payloadBytes) {
-                    apply(event, at: view.recordedAt, actor: view.actor)
-                    if view.streamBytes.hasPrefix(Self.workflowPrefix) {
-                        let stream = view.stream
-                        workflows[String(stream.dropFirst(9))]?.streamVersion = view.streamVersion
-                    }
+                let event = try DomainEvent.decode(kind, payload: view.payloadBytes)
+                apply(event, at: view.recordedAt, actor: view.actor)
+                if view.streamBytes.hasPrefix(Self.workflowPrefix) {
+                    let stream = view.stream
+                    workflows[String(stream.dropFirst(9))]?.streamVersion = view.streamVersion
                 }
             } catch {
                 undecodable.append(view.position)
@@ -112,45 +111,66 @@ public struct WorkflowsState: Sendable, Equatable {
                 workflows[e.workflowId]?.countRun(rolloutId: rolloutId, arm: e.arm)
             }
         case .routeMatched(let e):
-            runs[e.runId]?.routeDecided = true
-            runs[e.runId]?.route = e.route
-            runs[e.runId]?.status = .running
+            updateRun(e.runId) { run in
+                run.routeDecided = true
+                run.route = e.route
+                run.status = .running
+            }
         case .stepStarted(let e):
-            runs[e.runId]?.startStep(e, at: at)
+            updateRun(e.runId) { $0.startStep(e, at: at) }
         case .stepCompleted(let e):
-            runs[e.runId]?.finishStep(e.stepUid, status: .completed, output: e.output, error: nil, at: at)
+            updateRun(e.runId) { $0.finishStep(e.stepUid, status: .completed, output: e.output, error: nil, at: at) }
         case .stepFailed(let e):
-            runs[e.runId]?.finishStep(e.stepUid, status: e.willRetry ? .retrying : .failed, output: nil,
-                                      error: e.error, at: at)
+            updateRun(e.runId) {
+                $0.finishStep(e.stepUid, status: e.willRetry ? .retrying : .failed, output: nil, error: e.error, at: at)
+            }
         case .runCompleted(let e):
-            runs[e.runId]?.status = .completed
-            runs[e.runId]?.decision = e.decision
-            runs[e.runId]?.finishedAt = at
+            updateRun(e.runId) { run in
+                run.status = .completed
+                run.decision = e.decision
+                run.finishedAt = at
+            }
         case .runFailed(let e):
-            runs[e.runId]?.status = .failed
-            runs[e.runId]?.failure = e.reason
-            runs[e.runId]?.finishedAt = at
+            updateRun(e.runId) { run in
+                run.status = .failed
+                run.failure = e.reason
+                run.finishedAt = at
+            }
         case .objectEventRecorded(let e):
             let key = ObjectKey(type: e.objectType, token: e.objectToken)
             objects[key, default: ObjectRecord(key: key, createdAt: at)].events.append(ObjectEventEntry(
                 eventId: e.eventId, eventType: e.eventType, occurredAt: e.occurredAt, data: e.data, recordedAt: at
             ))
         case .objectTagged(let e):
-            let key = ObjectKey(type: e.objectType, token: e.objectToken)
-            for tag in e.tags where !(objects[key]?.tags.contains(tag) ?? true) {
-                objects[key]?.tags.append(tag)
+            updateObject(e.objectType, e.objectToken) { object in
+                for tag in e.tags where !object.tags.contains(tag) {
+                    object.tags.append(tag)
+                }
             }
         case .objectFieldSet(let e):
-            objects[ObjectKey(type: e.objectType, token: e.objectToken)]?.fields[e.field] = e.value
+            updateObject(e.objectType, e.objectToken) { $0.fields[e.field] = e.value }
         case .objectDecided(let e):
-            objects[ObjectKey(type: e.objectType, token: e.objectToken)]?.decision = e.decision
+            updateObject(e.objectType, e.objectToken) { $0.decision = e.decision }
         case .objectRedacted(let e):
-            objects[ObjectKey(type: e.objectType, token: e.objectToken)]?.redacted = true
+            updateObject(e.objectType, e.objectToken) { $0.redacted = true }
         case .listItemAdded(let e):
             lists[e.listId, default: []].insert(e.value)
         case .listItemRemoved(let e):
             lists[e.listId]?.remove(e.value)
         }
+    }
+
+    /// Changes the run `id` in place, if there is one. One lookup, and the record stays where it
+    /// is: each `runs[id]?.field = …` hashes the id again and moves the record out and back.
+    private mutating func updateRun(_ id: String, _ change: (inout RunRecord) -> Void) {
+        guard let i = runs.index(forKey: id) else { return }
+        change(&runs.values[i])
+    }
+
+    /// Changes an object in place, if there is one (see `updateRun`).
+    private mutating func updateObject(_ type: String, _ token: String, _ change: (inout ObjectRecord) -> Void) {
+        guard let i = objects.index(forKey: ObjectKey(type: type, token: token)) else { return }
+        change(&objects.values[i])
     }
 
     private func hasVersion(_ workflowId: String, _ version: Int) -> Bool {
