@@ -160,12 +160,15 @@ public enum DomainEvent: Sendable, Hashable {
     /// Decodes a stored event; nil for event types outside this domain.
     public static func decode(type: String, payload: [UInt8]) throws -> DomainEvent? {
         guard let kind = Kind(rawValue: type) else { return nil }
-        return try payload.withUnsafeBytes { try decode(kind, payload: $0) }
+        var runId = ""
+        return try payload.withUnsafeBytes { try decode(kind, payload: $0, runId: &runId) }
     }
 
-    /// Decodes a stored event from bytes in place.
-    static func decode(_ kind: Kind, payload: UnsafeRawBufferPointer) throws -> DomainEvent {
-        if let event = try fastDecode(kind, payload: payload) { return event }
+    /// Decodes a stored event from bytes in place. `runId` is the run id of the event decoded
+    /// before: when this one names the same run, its `runId` is that string, not a new one (a
+    /// replay decodes each run's events one after another); a new run id replaces it.
+    static func decode(_ kind: Kind, payload: UnsafeRawBufferPointer, runId: inout String) throws -> DomainEvent {
+        if let event = try fastDecode(kind, payload: payload, runId: &runId) { return event }
         let decoder = JSONDecoder()
         let data = Data(payload)
         func d<T: Decodable>(_: T.Type) throws -> T { try decoder.decode(T.self, from: data) }

@@ -81,6 +81,20 @@ struct JSONReader {
         return try string()
     }
 
+    /// A string, as `recent` itself when it is the same one (see `JSONParser.State.string(reusing:)`).
+    mutating func string(reusing recent: inout String) throws(JSONParseError) -> String {
+        guard state.index < bytes.count, bytes[state.index] == UInt8(ascii: "\"") else { throw state.error("expected a string") }
+        return try state.string(reusing: &recent)
+    }
+
+    mutating func optionalString(reusing recent: inout String) throws(JSONParseError) -> String? {
+        if state.index < bytes.count, bytes[state.index] == UInt8(ascii: "n") {
+            _ = try state.literal("null", .null)
+            return nil
+        }
+        return try string(reusing: &recent)
+    }
+
     mutating func integer() throws(JSONParseError) -> Int64 {
         guard state.index < bytes.count else { throw state.error("expected an integer") }
         guard case .integer(let i) = try state.number() else { throw state.error("expected an integer") }

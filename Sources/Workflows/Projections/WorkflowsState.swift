@@ -46,10 +46,27 @@ public struct WorkflowsState: Sendable, Equatable {
     /// Folds one stored event in, read in place (the rebuild path): the same as
     /// `apply(_: RecordedEvent)` without copying the event out of the map first.
     public mutating func apply(_ view: EventView) {
+        var memory = ReplayMemory()
+        apply(view, memory: &memory)
+    }
+
+    /// What a replay carries from one event to the next. A run's events are appended together,
+    /// so most events of a log name the run of the event before: its id is decoded into one
+    /// string, reused while the next payload holds the same bytes, and looked up in `runs` once,
+    /// the index reused while the id is that same string.
+    struct ReplayMemory {
+        /// The run id decoded last.
+        var runId = ""
+        /// The run looked up last and where it is in `runs` (nil: not there). Only valid while
+        /// `runs` gains no key, so `apply` forgets it when a run is created.
+        var lookedUp: (id: String, index: Dictionary<String, RunRecord>.Index?)?
+    }
+
+    mutating func apply(_ view: EventView, memory: inout ReplayMemory) {
         if let kind = DomainEvent.Kind(view.typeBytes) {
             do {
-                let event = try DomainEvent.decode(kind, payload: view.payloadBytes)
-                apply(event, at: view.recordedAt, actor: view.actor)
+                let event = try DomainEvent.decode(kind, payload: view.payloadBytes, runId: &memory.runId)
+                apply(event, at: view.recordedAt, actor: view.actor, memory: &memory)
                 if view.streamBytes.hasPrefix(Self.workflowPrefix) {
                     let stream = view.stream
                     workflows[String(stream.dropFirst(9))]?.streamVersion = view.streamVersion
@@ -67,6 +84,11 @@ public struct WorkflowsState: Sendable, Equatable {
     }
 
     mutating func apply(_ event: DomainEvent, at: Int64, actor: String?) {
+        var memory = ReplayMemory()
+        apply(event, at: at, actor: actor, memory: &memory)
+    }
+
+    mutating func apply(_ event: DomainEvent, at: Int64, actor: String?, memory: inout ReplayMemory) {
         switch event {
         case .workflowCreated(let e):
             workflows[e.workflowId] = WorkflowRecord(id: e.workflowId, name: e.name, number: e.number,
@@ -105,33 +127,34 @@ public struct WorkflowsState: Sendable, Equatable {
             finishRollout(e.workflowId, status: .ended, at: at)
         case .runCreated(let e):
             runs[e.runId] = RunRecord(created: e, createdAt: at)
+            memory.lookedUp = nil
             runsByWorkflow[e.workflowId, default: []].append(e.runId)
             runsPerDay[e.quotaDay, default: 0] += 1
             if let rolloutId = e.rolloutId {
                 workflows[e.workflowId]?.countRun(rolloutId: rolloutId, arm: e.arm)
             }
         case .routeMatched(let e):
-            updateRun(e.runId) { run in
+            updateRun(e.runId, &memory) { run in
                 run.routeDecided = true
                 run.route = e.route
                 run.status = .running
             }
         case .stepStarted(let e):
-            updateRun(e.runId) { $0.startStep(e, at: at) }
+            updateRun(e.runId, &memory) { $0.startStep(e, at: at) }
         case .stepCompleted(let e):
-            updateRun(e.runId) { $0.finishStep(e.stepUid, status: .completed, output: e.output, error: nil, at: at) }
+            updateRun(e.runId, &memory) { $0.finishStep(e.stepUid, status: .completed, output: e.output, error: nil, at: at) }
         case .stepFailed(let e):
-            updateRun(e.runId) {
+            updateRun(e.runId, &memory) {
                 $0.finishStep(e.stepUid, status: e.willRetry ? .retrying : .failed, output: nil, error: e.error, at: at)
             }
         case .runCompleted(let e):
-            updateRun(e.runId) { run in
+            updateRun(e.runId, &memory) { run in
                 run.status = .completed
                 run.decision = e.decision
                 run.finishedAt = at
             }
         case .runFailed(let e):
-            updateRun(e.runId) { run in
+            updateRun(e.runId, &memory) { run in
                 run.status = .failed
                 run.failure = e.reason
                 run.finishedAt = at
@@ -160,11 +183,19 @@ public struct WorkflowsState: Sendable, Equatable {
         }
     }
 
-    /// Changes the run `id` in place, if there is one. One lookup, and the record stays where it
-    /// is: each `runs[id]?.field = …` hashes the id again and moves the record out and back.
-    private mutating func updateRun(_ id: String, _ change: (inout RunRecord) -> Void) {
-        guard let i = runs.index(forKey: id) else { return }
-        change(&runs.values[i])
+    /// Changes the run `id` in place, if there is one. At most one lookup (none when `memory`
+    /// holds the run), and the record stays where it is: each `runs[id]?.field = …` hashes the
+    /// id again and moves the record out and back.
+    private mutating func updateRun(_ id: String, _ memory: inout ReplayMemory, _ change: (inout RunRecord) -> Void) {
+        let index: Dictionary<String, RunRecord>.Index?
+        if let last = memory.lookedUp, last.id == id {
+            index = last.index
+        } else {
+            index = runs.index(forKey: id)
+            memory.lookedUp = (id, index)
+        }
+        guard let index else { return }
+        change(&runs.values[index])
     }
 
     /// Changes an object in place, if there is one (see `updateRun`).
@@ -189,9 +220,10 @@ public struct WorkflowsState: Sendable, Equatable {
     /// Folds the whole log (or up to `position`) into a new state.
     public static func rebuild(from store: EventStore, upTo position: UInt64 = .max) throws -> WorkflowsState {
         var state = WorkflowsState()
+        var memory = ReplayMemory()
         try store.forEachView(from: 1) { view in
             guard view.position <= position else { return false }
-            state.apply(view)
+            state.apply(view, memory: &memory)
             return true
         }
         return state
