@@ -75,6 +75,31 @@ struct EventCodingTests {
         }
     }
 
+    @Test("ids reused from the payload before (as a replay does) decode exactly as fresh ones")
+    func repeatedIds() throws {
+        var ids = DomainEvent.RepeatedIds()
+        for json in [#"{"runId": "run_1", "route": "a"}"#,
+                     #"{"route": "b", "runId": "run_1"}"#,
+                     #"{"runId": "run_\u0031", "route": "c"}"#,
+                     #"{"runId": "run_12", "route": "d"}"#,
+                     #"{"runId": "run_1", "route": "e"}"#,
+                     #"{"runId": "a\\b", "route": "f"}"#,
+                     #"{"runId": "a\\b", "route": "g"}"#,
+                     #"{"runId": "a\b", "route": "h"}"#,
+                     #"{"runId": "", "route": "i"}"#,
+                     #"{"runId": "", "route": "j"}"#] {
+            let bytes = Array(json.utf8)
+            let reusing = try bytes.withUnsafeBytes { try DomainEvent.decode(.routeMatched, payload: $0, ids: &ids) }
+            let fresh = try DomainEvent.decode(type: "run.route_matched.v1", payload: bytes)
+            #expect(reusing == fresh, "\(json)")
+        }
+        let truncated = Array(#"{"runId": "run_1"#.utf8)
+        _ = try Array(#"{"runId": "run_1"}"#.utf8).withUnsafeBytes { try DomainEvent.decode(.routeMatched, payload: $0, ids: &ids) }
+        #expect(throws: JSONParseError.self) {
+            try truncated.withUnsafeBytes { try DomainEvent.decode(.routeMatched, payload: $0, ids: &ids) }
+        }
+    }
+
     @Test("the JSON parser handles escapes, unicode, numbers and rejects malformed text")
     func parser() throws {
         let v = try JSONValue(parsing: #"""

@@ -85,8 +85,8 @@ extension DomainEvent {
     /// Decodes run, object and list events from `payload`: the most frequent member by member
     /// (`readHot`), the rest through `Fields`; nil for the workflow events, which take the
     /// `Codable` path.
-    static func fastDecode(_ kind: Kind, payload: UnsafeRawBufferPointer, runId: inout String) throws -> DomainEvent? {
-        if let event = try readHot(kind, payload, runId: &runId) { return event }
+    static func fastDecode(_ kind: Kind, payload: UnsafeRawBufferPointer, ids: inout RepeatedIds) throws -> DomainEvent? {
+        if let event = try readHot(kind, payload, ids: &ids) { return event }
         switch kind {
         case .stepFailed, .runFailed, .objectTagged, .objectFieldSet, .objectDecided, .objectRedacted:
             break
@@ -129,16 +129,15 @@ extension DomainEvent {
     }
 
     /// Reads the run and list events that make up most of a log without an intermediate
-    /// dictionary; nil for the other types. A run id with the same bytes as `lastRunId` is that
-    /// string (no new one); a new run id becomes `lastRunId`.
-    static func readHot(_ kind: Kind, _ bytes: UnsafeRawBufferPointer, runId lastRunId: inout String) throws -> DomainEvent? {
+    /// dictionary; nil for the other types. Run and workflow ids are read through `ids`.
+    static func readHot(_ kind: Kind, _ bytes: UnsafeRawBufferPointer, ids: inout RepeatedIds) throws -> DomainEvent? {
         var r = JSONReader(bytes)
         switch kind {
         case .stepStarted:
             var runId: String?, stepUid: String?, stepType: String?, attempt: Int64?, key: String?
             try r.beginObject()
             while let k = try r.nextKey() {
-                if k.is("runId") { runId = try r.string(reusing: &lastRunId) }
+                if k.is("runId") { runId = try r.string(reusing: &ids.runId) }
                 else if k.is("stepUid") { stepUid = try r.string() }
                 else if k.is("stepType") { stepType = try r.string() }
                 else if k.is("attempt") { attempt = try r.integer() }
@@ -153,7 +152,7 @@ extension DomainEvent {
             var runId: String?, stepUid: String?, output: JSONValue?
             try r.beginObject()
             while let k = try r.nextKey() {
-                if k.is("runId") { runId = try r.string(reusing: &lastRunId) }
+                if k.is("runId") { runId = try r.string(reusing: &ids.runId) }
                 else if k.is("stepUid") { stepUid = try r.string() }
                 else if k.is("output") { output = try r.value() }
                 else { _ = try r.value() }
@@ -165,7 +164,7 @@ extension DomainEvent {
             var runId: String?, route: String?
             try r.beginObject()
             while let k = try r.nextKey() {
-                if k.is("runId") { runId = try r.string(reusing: &lastRunId) }
+                if k.is("runId") { runId = try r.string(reusing: &ids.runId) }
                 else if k.is("route") { route = try r.optionalString() }
                 else { _ = try r.value() }
             }
@@ -174,7 +173,7 @@ extension DomainEvent {
             var runId: String?, decision: String?
             try r.beginObject()
             while let k = try r.nextKey() {
-                if k.is("runId") { runId = try r.string(reusing: &lastRunId) }
+                if k.is("runId") { runId = try r.string(reusing: &ids.runId) }
                 else if k.is("decision") { decision = try r.optionalString() }
                 else { _ = try r.value() }
             }
@@ -185,7 +184,7 @@ extension DomainEvent {
             while let k = try r.nextKey() {
                 if k.is("listId") { listId = try r.string() }
                 else if k.is("value") { value = try r.value() }
-                else if k.is("runId") { runId = try r.optionalString(reusing: &lastRunId) }
+                else if k.is("runId") { runId = try r.optionalString(reusing: &ids.runId) }
                 else { _ = try r.value() }
             }
             let change = ListItemChanged(listId: try required(listId, "listId", kind),
@@ -197,8 +196,8 @@ extension DomainEvent {
             var eventType: String?, queue: String?, quotaDay: String?
             try r.beginObject()
             while let k = try r.nextKey() {
-                if k.is("runId") { runId = try r.string(reusing: &lastRunId) }
-                else if k.is("workflowId") { workflowId = try r.string() }
+                if k.is("runId") { runId = try r.string(reusing: &ids.runId) }
+                else if k.is("workflowId") { workflowId = try r.string(reusing: &ids.workflowId) }
                 else if k.is("version") { version = try r.integer() }
                 else if k.is("arm") { arm = try r.string() }
                 else if k.is("rolloutId") { rolloutId = try r.optionalString() }

@@ -19,7 +19,9 @@ public enum DomainEvent: Sendable, Hashable {
     case rolloutPromoted(RolloutPromoted)
     case rolloutEnded(RolloutEnded)
     // Runs: stream `run-<id>`
-    case runCreated(RunCreated)
+    /// Boxed: by far the largest payload, it would make every event as large (a replay moves
+    /// each decoded event several times).
+    indirect case runCreated(RunCreated)
     case routeMatched(RouteMatched)
     case stepStarted(StepStarted)
     case stepCompleted(StepCompleted)
@@ -160,15 +162,22 @@ public enum DomainEvent: Sendable, Hashable {
     /// Decodes a stored event; nil for event types outside this domain.
     public static func decode(type: String, payload: [UInt8]) throws -> DomainEvent? {
         guard let kind = Kind(rawValue: type) else { return nil }
-        var runId = ""
-        return try payload.withUnsafeBytes { try decode(kind, payload: $0, runId: &runId) }
+        var ids = RepeatedIds()
+        return try payload.withUnsafeBytes { try decode(kind, payload: $0, ids: &ids) }
     }
 
-    /// Decodes a stored event from bytes in place. `runId` is the run id of the event decoded
-    /// before: when this one names the same run, its `runId` is that string, not a new one (a
-    /// replay decodes each run's events one after another); a new run id replaces it.
-    static func decode(_ kind: Kind, payload: UnsafeRawBufferPointer, runId: inout String) throws -> DomainEvent {
-        if let event = try fastDecode(kind, payload: payload, runId: &runId) { return event }
+    /// Ids that consecutive payloads of a log repeat: a run's events are appended together and
+    /// runs of one workflow are created in batches. A replay keeps them from one event to the
+    /// next so that a repeated id is read as the same String instead of a new one.
+    struct RepeatedIds {
+        var runId = RepeatedString()
+        var workflowId = RepeatedString()
+    }
+
+    /// Decodes a stored event from bytes in place, reusing the strings of `ids` (and keeping
+    /// new ones there).
+    static func decode(_ kind: Kind, payload: UnsafeRawBufferPointer, ids: inout RepeatedIds) throws -> DomainEvent {
+        if let event = try fastDecode(kind, payload: payload, ids: &ids) { return event }
         let decoder = JSONDecoder()
         let data = Data(payload)
         func d<T: Decodable>(_: T.Type) throws -> T { try decoder.decode(T.self, from: data) }

@@ -214,28 +214,6 @@ enum JSONParser {
             }
         }
 
-        /// The string here: `recent` itself when the text is exactly its UTF-8 (no new String is
-        /// made), else a new string, which becomes `recent`. For ids that repeat from one payload to
-        /// the next.
-        mutating func string(reusing recent: inout String) throws(JSONParseError) -> String {
-            let start = index + 1
-            var end = start
-            while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 {
-                end += 1
-            }
-            if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
-                let text = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
-                let same = recent.utf8.count == text.count
-                    && recent.utf8.withContiguousStorageIfAvailable({ text.elementsEqual($0) }) == true
-                if same {
-                    index = end + 1
-                    return recent
-                }
-            }
-            recent = try string()
-            return recent
-        }
-
         mutating func hex4() throws(JSONParseError) -> UInt32 {
             guard index + 4 <= bytes.count else { throw error("short \\u escape") }
             var v: UInt32 = 0

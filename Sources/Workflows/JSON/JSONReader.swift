@@ -81,13 +81,22 @@ struct JSONReader {
         return try string()
     }
 
-    /// A string, as `recent` itself when it is the same one (see `JSONParser.State.string(reusing:)`).
-    mutating func string(reusing recent: inout String) throws(JSONParseError) -> String {
+    /// A string: `recent.value` itself when the text is the same (no new String is made), else a
+    /// new string, which becomes `recent`.
+    mutating func string(reusing recent: inout RepeatedString) throws(JSONParseError) -> String {
         guard state.index < bytes.count, bytes[state.index] == UInt8(ascii: "\"") else { throw state.error("expected a string") }
-        return try state.string(reusing: &recent)
+        let start = state.index
+        if let end = recent.end(in: bytes, from: start + 1) {
+            state.index = end + 1
+            return recent.value
+        }
+        let s = try state.string()
+        // Text without escapes holds no quote, backslash or control character.
+        recent = RepeatedString(s, plain: state.index - start - 2 == s.utf8.count)
+        return s
     }
 
-    mutating func optionalString(reusing recent: inout String) throws(JSONParseError) -> String? {
+    mutating func optionalString(reusing recent: inout RepeatedString) throws(JSONParseError) -> String? {
         if state.index < bytes.count, bytes[state.index] == UInt8(ascii: "n") {
             _ = try state.literal("null", .null)
             return nil
@@ -116,6 +125,36 @@ struct JSONReader {
 
     mutating func value() throws(JSONParseError) -> JSONValue {
         try state.value(depth: 1)
+    }
+}
+
+/// A string that payloads repeat, such as a run's id in each of the run's events: text with the
+/// same bytes is recognised with one comparison and read as this same String.
+struct RepeatedString {
+    private(set) var value: String
+    /// Whether `value` holds no quote, backslash or control character: then JSON text of the same
+    /// bytes followed by a quote is exactly `value`.
+    private let plain: Bool
+
+    init() {
+        value = ""
+        plain = true
+    }
+
+    /// `value` as read from JSON text; `plain` when that text had no escapes.
+    fileprivate init(_ value: String, plain: Bool) {
+        self.value = value
+        self.plain = plain
+    }
+
+    /// Where the closing quote is when the string text starting at `start` is `value`, else nil.
+    func end(in bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        let count = value.utf8.count
+        guard plain, start + count < bytes.count, bytes[start + count] == UInt8(ascii: "\"") else { return nil }
+        let same = value.utf8.withContiguousStorageIfAvailable {
+            count == 0 || memcmp(bytes.baseAddress! + start, $0.baseAddress!, count) == 0
+        }
+        return same == true ? start + count : nil
     }
 }
 

@@ -55,8 +55,8 @@ public struct WorkflowsState: Sendable, Equatable {
     /// string, reused while the next payload holds the same bytes, and looked up in `runs` once,
     /// the index reused while the id is that same string.
     struct ReplayMemory {
-        /// The run id decoded last.
-        var runId = ""
+        /// The run and workflow ids decoded last.
+        var ids = DomainEvent.RepeatedIds()
         /// The run looked up last and where it is in `runs` (nil: not there). Only valid while
         /// `runs` gains no key, so `apply` forgets it when a run is created.
         var lookedUp: (id: String, index: Dictionary<String, RunRecord>.Index?)?
@@ -65,7 +65,7 @@ public struct WorkflowsState: Sendable, Equatable {
     mutating func apply(_ view: EventView, memory: inout ReplayMemory) {
         if let kind = DomainEvent.Kind(view.typeBytes) {
             do {
-                let event = try DomainEvent.decode(kind, payload: view.payloadBytes, runId: &memory.runId)
+                let event = try DomainEvent.decode(kind, payload: view.payloadBytes, ids: &memory.ids)
                 apply(event, at: view.recordedAt, actor: view.actor, memory: &memory)
                 if view.streamBytes.hasPrefix(Self.workflowPrefix) {
                     let stream = view.stream
