@@ -220,6 +220,9 @@ public struct WorkflowsState: Sendable, Equatable {
     /// Folds the whole log (or up to `position`) into a new state.
     public static func rebuild(from store: EventStore, upTo position: UInt64 = .max) throws -> WorkflowsState {
         var state = WorkflowsState()
+        // Each run has a stream, `run-<id>`. Room for them all from the start spares `runs`
+        // growing step by step, which rehashes every run id each time.
+        state.runs.reserveCapacity(Int(min(UInt64(try store.streamCount(prefix: "run-")), position)))
         var memory = ReplayMemory()
         try store.forEachView(from: 1) { view in
             guard view.position <= position else { return false }
