@@ -52,8 +52,8 @@ public struct WorkflowsState: Sendable, Equatable {
 
     /// What a replay carries from one event to the next. A run's events are appended together,
     /// so most events of a log name the run of the event before: its id is decoded into one
-    /// string, reused while the next payload holds the same bytes, and looked up in `runs` once,
-    /// the index reused while the id is that same string.
+    /// string, reused while the next payloads hold the same bytes, and looked up in `runs` once,
+    /// the index reused while the next events name the same run.
     struct ReplayMemory {
         /// The run and workflow ids decoded last.
         var ids = DomainEvent.RepeatedIds()
