@@ -1,126 +1,13 @@
-/// Decoding of the frequent event types (runs, objects, lists) straight from parsed JSON,
-/// without `JSONDecoder`: they are nearly every event a projection rebuild reads. The rare
-/// workflow events keep the `Codable` path. A test round-trips every event type through both.
+/// Decoding of the run, object and list events straight from the payload's bytes, member by
+/// member, without `JSONDecoder`: they are nearly every event a projection rebuild reads. The
+/// rare workflow events keep the `Codable` path. A test round-trips every event type.
 extension DomainEvent {
     struct DecodingFailure: Error, CustomStringConvertible {
         let description: String
     }
-
-    /// The members of a payload object, read with the payload's event type in errors.
-    struct Fields {
-        let members: [String: JSONValue]
-        let type: String
-
-        init(_ value: JSONValue, type: String) throws {
-            guard case .object(let members) = value else {
-                throw DecodingFailure(description: "\(type): the payload is not a JSON object")
-            }
-            self.members = members
-            self.type = type
-        }
-
-        func fail(_ key: String, _ expected: String) -> DecodingFailure {
-            DecodingFailure(description: "\(type): \(key) must be \(expected)")
-        }
-
-        func value(_ key: String) throws -> JSONValue {
-            guard let v = members[key] else { throw fail(key, "present") }
-            return v
-        }
-
-        func string(_ key: String) throws -> String {
-            guard case .string(let s)? = members[key] else { throw fail(key, "a string") }
-            return s
-        }
-
-        func optionalString(_ key: String) throws -> String? {
-            switch members[key] {
-            case nil, .null?: return nil
-            case .string(let s)?: return s
-            default: throw fail(key, "a string or absent")
-            }
-        }
-
-        func int(_ key: String) throws -> Int {
-            guard case .integer(let i)? = members[key], let n = Int(exactly: i) else { throw fail(key, "an integer") }
-            return n
-        }
-
-        func optionalInt(_ key: String) throws -> Int? {
-            switch members[key] {
-            case nil, .null?: return nil
-            case .integer(let i)?: return Int(i)
-            default: throw fail(key, "an integer or absent")
-            }
-        }
-
-        func int64(_ key: String) throws -> Int64 {
-            guard case .integer(let i)? = members[key] else { throw fail(key, "an integer") }
-            return i
-        }
-
-        func bool(_ key: String) throws -> Bool {
-            guard case .bool(let b)? = members[key] else { throw fail(key, "true or false") }
-            return b
-        }
-
-        func strings(_ key: String) throws -> [String] {
-            guard case .array(let items)? = members[key] else { throw fail(key, "an array of strings") }
-            return try items.map { item in
-                guard case .string(let s) = item else { throw fail(key, "an array of strings") }
-                return s
-            }
-        }
-
-        func sealed(_ key: String) throws -> SealedData {
-            SealedData(sealed: try Fields(try value(key), type: "\(type) \(key)").string("sealed"))
-        }
-
-        func raw<T: RawRepresentable>(_ key: String, _: T.Type) throws -> T where T.RawValue == String {
-            guard let value = T(rawValue: try string(key)) else { throw fail(key, "one of the known values") }
-            return value
-        }
-    }
-
-    /// Decodes run, object and list events from `payload`: the most frequent member by member
-    /// (`readHot`), the rest through `Fields`; nil for the workflow events, which take the
-    /// `Codable` path.
-    static func fastDecode(_ kind: Kind, payload: UnsafeRawBufferPointer, ids: inout RepeatedIds) throws -> DomainEvent? {
-        if let event = try readHot(kind, payload, ids: &ids) { return event }
-        switch kind {
-        case .stepFailed, .runFailed, .objectTagged, .objectFieldSet, .objectDecided, .objectRedacted:
-            break
-        default:
-            return nil
-        }
-        let f = try Fields(try JSONParser.parse(payload), type: kind.rawValue)
-        switch kind {
-        case .stepFailed:
-            return .stepFailed(StepFailed(runId: try f.string("runId"), stepUid: try f.string("stepUid"),
-                                          attempt: try f.int("attempt"), error: try f.string("error"),
-                                          willRetry: try f.bool("willRetry")))
-        case .runFailed:
-            return .runFailed(RunFailed(runId: try f.string("runId"), stepUid: try f.optionalString("stepUid"),
-                                        reason: try f.string("reason")))
-        case .objectTagged:
-            return .objectTagged(ObjectTagged(objectType: try f.string("objectType"), objectToken: try f.string("objectToken"),
-                                              tags: try f.strings("tags"), runId: try f.string("runId")))
-        case .objectFieldSet:
-            return .objectFieldSet(ObjectFieldSet(objectType: try f.string("objectType"), objectToken: try f.string("objectToken"),
-                                                  field: try f.string("field"), value: try f.sealed("value"),
-                                                  runId: try f.string("runId")))
-        case .objectDecided:
-            return .objectDecided(ObjectDecided(objectType: try f.string("objectType"), objectToken: try f.string("objectToken"),
-                                                decision: try f.string("decision"), reason: try f.optionalString("reason"),
-                                                runId: try f.string("runId")))
-        default: // object.redacted.v1
-            return .objectRedacted(ObjectRedacted(objectType: try f.string("objectType"),
-                                                  objectToken: try f.string("objectToken"), runId: try f.string("runId")))
-        }
-    }
 }
 
-// MARK: The most frequent types, read member by member
+// MARK: Run, object and list events, read member by member
 
 extension DomainEvent {
     static func required<T>(_ value: T?, _ key: @autoclosure () -> String, _ kind: Kind) throws -> T {
@@ -128,9 +15,9 @@ extension DomainEvent {
         return value
     }
 
-    /// Reads the run and list events that make up most of a log without an intermediate
-    /// dictionary; nil for the other types. Run and workflow ids are read through `ids`.
-    static func readHot(_ kind: Kind, _ bytes: UnsafeRawBufferPointer, ids: inout RepeatedIds) throws -> DomainEvent? {
+    /// Reads run, object and list events without an intermediate dictionary; nil for the
+    /// workflow events. Run and workflow ids are read through `ids`.
+    static func fastDecode(_ kind: Kind, payload bytes: UnsafeRawBufferPointer, ids: inout RepeatedIds) throws -> DomainEvent? {
         var r = JSONReader(bytes)
         switch kind {
         case .stepStarted:
@@ -242,8 +129,79 @@ extension DomainEvent {
                 objectToken: try required(objectToken, "objectToken", kind),
                 eventType: try required(eventType, "eventType", kind),
                 occurredAt: try required(occurredAt, "occurredAt", kind), data: try required(data, "data", kind)))
+        case .stepFailed:
+            var runId: String?, stepUid: String?, attempt: Int64?, error: String?, willRetry: Bool?
+            try r.beginObject()
+            while let k = try r.nextKey() {
+                if k.is("runId") { runId = try r.string(reusing: &ids.runId) }
+                else if k.is("stepUid") { stepUid = try r.string() }
+                else if k.is("attempt") { attempt = try r.integer() }
+                else if k.is("error") { error = try r.string() }
+                else if k.is("willRetry") { willRetry = try r.bool() }
+                else { _ = try r.value() }
+            }
+            return .stepFailed(StepFailed(
+                runId: try required(runId, "runId", kind), stepUid: try required(stepUid, "stepUid", kind),
+                attempt: Int(try required(attempt, "attempt", kind)), error: try required(error, "error", kind),
+                willRetry: try required(willRetry, "willRetry", kind)))
+        case .runFailed:
+            var runId: String?, stepUid: String?, reason: String?
+            try r.beginObject()
+            while let k = try r.nextKey() {
+                if k.is("runId") { runId = try r.string(reusing: &ids.runId) }
+                else if k.is("stepUid") { stepUid = try r.optionalString() }
+                else if k.is("reason") { reason = try r.string() }
+                else { _ = try r.value() }
+            }
+            return .runFailed(RunFailed(runId: try required(runId, "runId", kind), stepUid: stepUid,
+                                        reason: try required(reason, "reason", kind)))
+        case .objectTagged, .objectFieldSet, .objectDecided, .objectRedacted:
+            var objectType: String?, objectToken: String?, runId: String?, tags: [String]?, field: String?
+            var value: SealedData?, decision: String?, reason: String?
+            try r.beginObject()
+            while let k = try r.nextKey() {
+                if k.is("objectType") { objectType = try r.string() }
+                else if k.is("objectToken") { objectToken = try r.string() }
+                else if k.is("runId") { runId = try r.string(reusing: &ids.runId) }
+                else if kind == .objectTagged && k.is("tags") { tags = try readStrings(&r, "tags", kind) }
+                else if kind == .objectFieldSet && k.is("field") { field = try r.string() }
+                else if kind == .objectFieldSet && k.is("value") { value = try readSealed(&r, "value", kind) }
+                else if kind == .objectDecided && k.is("decision") { decision = try r.string() }
+                else if kind == .objectDecided && k.is("reason") { reason = try r.optionalString() }
+                else { _ = try r.value() }
+            }
+            let type = try required(objectType, "objectType", kind)
+            let token = try required(objectToken, "objectToken", kind)
+            switch kind {
+            case .objectTagged:
+                let tags = try required(tags, "tags", kind)
+                return .objectTagged(ObjectTagged(objectType: type, objectToken: token, tags: tags,
+                                                  runId: try required(runId, "runId", kind)))
+            case .objectFieldSet:
+                let field = try required(field, "field", kind)
+                let value = try required(value, "value", kind)
+                return .objectFieldSet(ObjectFieldSet(objectType: type, objectToken: token, field: field, value: value,
+                                                      runId: try required(runId, "runId", kind)))
+            case .objectDecided:
+                let decision = try required(decision, "decision", kind)
+                return .objectDecided(ObjectDecided(objectType: type, objectToken: token, decision: decision,
+                                                    reason: reason, runId: try required(runId, "runId", kind)))
+            default:
+                return .objectRedacted(ObjectRedacted(objectType: type, objectToken: token,
+                                                      runId: try required(runId, "runId", kind)))
+            }
         default:
             return nil
+        }
+    }
+
+    /// Reads an array of strings, the value of the member `key` just read.
+    static func readStrings(_ r: inout JSONReader, _ key: String, _ kind: Kind) throws -> [String] {
+        func failure() -> DecodingFailure { DecodingFailure(description: "\(kind.rawValue): \(key) must be an array of strings") }
+        guard case .array(let items) = try r.value() else { throw failure() }
+        return try items.map { item in
+            guard case .string(let s) = item else { throw failure() }
+            return s
         }
     }
 
