@@ -116,6 +116,26 @@ struct EventCodingTests {
         for bad in ["", "{", "[1,]", "{\"a\" 1}", "01", "1.", "-", "\"\\x\"", "\"\u{01}\"", "tru", "[1] 2", "\"\\ud800\"", "1e"] {
             #expect(throws: JSONParseError.self, "\(bad)") { try JSONValue(parsing: bad) }
         }
+        // A quote, backslash, control or non-ASCII character at every position of strings up to
+        // 19 bytes long, as values and as keys the member reader skips.
+        for length in 1..<20 {
+            for at in 0..<length {
+                for (char, escaped) in [("\"", #"\""#), ("\\", #"\\"#), ("\n", #"\n"#), ("é", "é"), ("😀", #"\ud83d\ude00"#)] {
+                    var text = Array(repeating: "a", count: length), json = text
+                    text[at] = char
+                    json[at] = escaped
+                    #expect(try JSONValue(parsing: "\"\(json.joined())\"") == .string(text.joined()))
+                    // The member reader skips such a key and reads the next member.
+                    let payload = Array(#"{"\#(json.joined())": 1, "runId": "r\#(json.joined())"}"#.utf8)
+                    var ids = DomainEvent.RepeatedIds()
+                    let event = try payload.withUnsafeBytes { try DomainEvent.decode(.routeMatched, payload: $0, ids: &ids) }
+                    #expect(event == .routeMatched(RouteMatched(runId: "r" + text.joined(), route: nil)))
+                }
+                var raw = Array(repeating: "a", count: length)
+                raw[at] = "\u{01}"
+                #expect(throws: JSONParseError.self) { try JSONValue(parsing: "\"\(raw.joined())\"") }
+            }
+        }
         let deep = String(repeating: "[", count: 200) + String(repeating: "]", count: 200)
         #expect(throws: JSONParseError.self) { try JSONValue(parsing: deep) }
     }
