@@ -67,7 +67,8 @@ public struct WorkflowsState: Sendable, Equatable {
             do {
                 let event = try DomainEvent.decode(kind, payload: view.payloadBytes, ids: &memory.ids)
                 apply(event, at: view.recordedAt, actor: view.actor, memory: &memory)
-                if view.streamBytes.hasPrefix(Self.workflowPrefix) {
+                // The first byte spares most events the comparison.
+                if view.streamBytes.first == UInt8(ascii: "w"), view.streamBytes.hasPrefix(Self.workflowPrefix) {
                     let stream = view.stream
                     workflows[String(stream.dropFirst(9))]?.streamVersion = view.streamVersion
                 }
