@@ -5,11 +5,7 @@ extension DomainEvent {
     struct DecodingFailure: Error, CustomStringConvertible {
         let description: String
     }
-}
 
-// MARK: Run, object and list events, read member by member
-
-extension DomainEvent {
     static func required<T>(_ value: T?, _ key: @autoclosure () -> String, _ kind: Kind) throws -> T {
         guard let value else { throw DecodingFailure(description: "\(kind.rawValue): \(key()) must be present") }
         return value
