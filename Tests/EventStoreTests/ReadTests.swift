@@ -68,6 +68,18 @@ struct ReadTests {
         #expect(seen == 30)
     }
 
+    @Test("streams counted by name prefix")
+    func streamCounts() async throws {
+        let (dir, store) = try await seeded()
+        _ = dir
+        try await store.append(to: "orders", [event()])
+        #expect(try store.streamCount(prefix: "order-") == 2)
+        #expect(try store.streamCount(prefix: "order") == 3)
+        #expect(try store.streamCount(prefix: "user-1") == 1)
+        #expect(try store.streamCount(prefix: "") == 4)
+        #expect(try store.streamCount(prefix: "zzz") == 0)
+    }
+
     @Test("the position and hash as of a timestamp")
     func asOf() async throws {
         let dir = TemporaryDirectory()

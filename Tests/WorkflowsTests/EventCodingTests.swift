@@ -61,6 +61,7 @@ struct EventCodingTests {
     @Test("a payload missing a field or of the wrong shape fails to decode with the field named")
     func badPayloads() {
         for (type, json, field) in [("run.created.v1", "{}", "source"),
+                                    ("run.created.v1", #"{"source": {"reference": "x"}}"#, "source.kind"),
                                     ("run.step_completed.v1", #"{"runId": "r", "stepUid": "s"}"#, "output"),
                                     ("object.tagged.v1", #"{"objectType": "a", "objectToken": "b", "tags": [1], "runId": "r"}"#, "tags"),
                                     ("run.created.v1", "[1]", "expected a JSON object"),
@@ -71,6 +72,31 @@ struct EventCodingTests {
             } catch {
                 #expect("\(error)".contains(field), "\(error)")
             }
+        }
+    }
+
+    @Test("ids reused from the payload before (as a replay does) decode exactly as fresh ones")
+    func repeatedIds() throws {
+        var ids = DomainEvent.RepeatedIds()
+        for json in [#"{"runId": "run_1", "route": "a"}"#,
+                     #"{"route": "b", "runId": "run_1"}"#,
+                     #"{"runId": "run_\u0031", "route": "c"}"#,
+                     #"{"runId": "run_12", "route": "d"}"#,
+                     #"{"runId": "run_1", "route": "e"}"#,
+                     #"{"runId": "a\\b", "route": "f"}"#,
+                     #"{"runId": "a\\b", "route": "g"}"#,
+                     #"{"runId": "a\b", "route": "h"}"#,
+                     #"{"runId": "", "route": "i"}"#,
+                     #"{"runId": "", "route": "j"}"#] {
+            let bytes = Array(json.utf8)
+            let reusing = try bytes.withUnsafeBytes { try DomainEvent.decode(.routeMatched, payload: $0, ids: &ids) }
+            let fresh = try DomainEvent.decode(type: "run.route_matched.v1", payload: bytes)
+            #expect(reusing == fresh, "\(json)")
+        }
+        let truncated = Array(#"{"runId": "run_1"#.utf8)
+        _ = try Array(#"{"runId": "run_1"}"#.utf8).withUnsafeBytes { try DomainEvent.decode(.routeMatched, payload: $0, ids: &ids) }
+        #expect(throws: JSONParseError.self) {
+            try truncated.withUnsafeBytes { try DomainEvent.decode(.routeMatched, payload: $0, ids: &ids) }
         }
     }
 
@@ -89,6 +115,26 @@ struct EventCodingTests {
         #expect(try JSONValue(parsing: "\"plain\"") == "plain")
         for bad in ["", "{", "[1,]", "{\"a\" 1}", "01", "1.", "-", "\"\\x\"", "\"\u{01}\"", "tru", "[1] 2", "\"\\ud800\"", "1e"] {
             #expect(throws: JSONParseError.self, "\(bad)") { try JSONValue(parsing: bad) }
+        }
+        // A quote, backslash, control or non-ASCII character at every position of strings up to
+        // 19 bytes long, as values and as keys the member reader skips.
+        for length in 1..<20 {
+            for at in 0..<length {
+                for (char, escaped) in [("\"", #"\""#), ("\\", #"\\"#), ("\n", #"\n"#), ("é", "é"), ("😀", #"\ud83d\ude00"#)] {
+                    var text = Array(repeating: "a", count: length), json = text
+                    text[at] = char
+                    json[at] = escaped
+                    #expect(try JSONValue(parsing: "\"\(json.joined())\"") == .string(text.joined()))
+                    // The member reader skips such a key and reads the next member.
+                    let payload = Array(#"{"\#(json.joined())": 1, "runId": "r\#(json.joined())"}"#.utf8)
+                    var ids = DomainEvent.RepeatedIds()
+                    let event = try payload.withUnsafeBytes { try DomainEvent.decode(.routeMatched, payload: $0, ids: &ids) }
+                    #expect(event == .routeMatched(RouteMatched(runId: "r" + text.joined(), route: nil)))
+                }
+                var raw = Array(repeating: "a", count: length)
+                raw[at] = "\u{01}"
+                #expect(throws: JSONParseError.self) { try JSONValue(parsing: "\"\(raw.joined())\"") }
+            }
         }
         let deep = String(repeating: "[", count: 200) + String(repeating: "]", count: 200)
         #expect(throws: JSONParseError.self) { try JSONValue(parsing: deep) }

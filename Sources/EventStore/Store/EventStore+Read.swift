@@ -104,6 +104,25 @@ extension EventStore {
         }
     }
 
+    /// How many streams have a name that begins with `prefix` (a scan of the stream index over
+    /// those names only).
+    public func streamCount(prefix: String) throws(EventStoreError) -> Int {
+        try read("count streams \(prefix)…") { txn in
+            let prefix = Array(prefix.utf8)
+            let cursor = try txn.cursor(dbs.streamHeads)
+            var count = 0
+            try prefix.withUnsafeBytes { prefix in
+                // LMDB takes no empty key; every name begins with the empty prefix.
+                var entry = prefix.isEmpty ? try cursor.first() : try cursor.seek(atLeast: prefix)
+                while let (key, _) = entry, key.hasPrefix(prefix) {
+                    count += 1
+                    entry = try cursor.next()
+                }
+            }
+            return count
+        }
+    }
+
     /// Reads the whole log from `position` (inclusive): forward from 1 by default, backward from
     /// the head by default; only events that `filter` selects count towards `limit`.
     public func readAll(

@@ -19,7 +19,9 @@ public enum DomainEvent: Sendable, Hashable {
     case rolloutPromoted(RolloutPromoted)
     case rolloutEnded(RolloutEnded)
     // Runs: stream `run-<id>`
-    case runCreated(RunCreated)
+    /// Boxed: by far the largest payload, it would make every event as large (a replay moves
+    /// each decoded event several times).
+    indirect case runCreated(RunCreated)
     case routeMatched(RouteMatched)
     case stepStarted(StepStarted)
     case stepCompleted(StepCompleted)
@@ -111,63 +113,99 @@ public enum DomainEvent: Sendable, Hashable {
         ["workflow.", "run.", "object.", "list."].contains { type.hasPrefix($0) }
     }
 
-    /// Every event type of the domain, as stored.
-    static let allTypes = [
-        "workflow.created.v1", "workflow.draft_saved.v1", "workflow.version_published.v1",
-        "workflow.version_description_edited.v1", "workflow.version_activated.v1", "workflow.deactivated.v1",
-        "workflow.rollout_staged.v1", "workflow.rollout_percentage_changed.v1", "workflow.rollout_promoted.v1",
-        "workflow.rollout_ended.v1", "run.created.v1", "run.route_matched.v1", "run.step_started.v1",
-        "run.step_completed.v1", "run.step_failed.v1", "run.completed.v1", "run.failed.v1",
-        "object.event_recorded.v1", "object.tagged.v1", "object.field_set.v1", "object.decided.v1",
-        "object.redacted.v1", "list.item_added.v1", "list.item_removed.v1",
-    ]
-    private static let allTypeBytes = allTypes.map { Array($0.utf8) }
+    /// Every event type of the domain, as stored. Decoding switches over these rather than over
+    /// type strings, which a `switch` compares one case after another.
+    enum Kind: String, CaseIterable {
+        case workflowCreated = "workflow.created.v1"
+        case draftSaved = "workflow.draft_saved.v1"
+        case versionPublished = "workflow.version_published.v1"
+        case versionDescriptionEdited = "workflow.version_description_edited.v1"
+        case versionActivated = "workflow.version_activated.v1"
+        case workflowDeactivated = "workflow.deactivated.v1"
+        case rolloutStaged = "workflow.rollout_staged.v1"
+        case rolloutPercentageChanged = "workflow.rollout_percentage_changed.v1"
+        case rolloutPromoted = "workflow.rollout_promoted.v1"
+        case rolloutEnded = "workflow.rollout_ended.v1"
+        case runCreated = "run.created.v1"
+        case routeMatched = "run.route_matched.v1"
+        case stepStarted = "run.step_started.v1"
+        case stepCompleted = "run.step_completed.v1"
+        case stepFailed = "run.step_failed.v1"
+        case runCompleted = "run.completed.v1"
+        case runFailed = "run.failed.v1"
+        case objectEventRecorded = "object.event_recorded.v1"
+        case objectTagged = "object.tagged.v1"
+        case objectFieldSet = "object.field_set.v1"
+        case objectDecided = "object.decided.v1"
+        case objectRedacted = "object.redacted.v1"
+        case listItemAdded = "list.item_added.v1"
+        case listItemRemoved = "list.item_removed.v1"
 
-    /// The domain event type whose UTF-8 is `bytes` (without making a String of it), or nil.
-    static func knownType(_ bytes: UnsafeRawBufferPointer) -> String? {
-        for (i, candidate) in allTypeBytes.enumerated() where candidate.count == bytes.count {
-            if candidate.withUnsafeBytes({ bytes.equals($0) }) { return allTypes[i] }
+        /// Each kind with its type's UTF-8; the workflow events, the rarest, last.
+        private static let byBytes: [(Kind, [UInt8])] =
+            (allCases.filter { !$0.isWorkflowEvent } + allCases.filter(\.isWorkflowEvent)).map { ($0, Array($0.rawValue.utf8)) }
+
+        var isWorkflowEvent: Bool { rawValue.hasPrefix("workflow.") }
+
+        /// The kind whose type's UTF-8 is `bytes` (without making a String of it), or nil.
+        init?(_ bytes: UnsafeRawBufferPointer) {
+            for (kind, candidate) in Self.byBytes where candidate.count == bytes.count {
+                if candidate.withUnsafeBytes({ bytes.equals($0) }) {
+                    self = kind
+                    return
+                }
+            }
+            return nil
         }
-        return nil
     }
 
     /// Decodes a stored event; nil for event types outside this domain.
     public static func decode(type: String, payload: [UInt8]) throws -> DomainEvent? {
-        try payload.withUnsafeBytes { try decode(type: type, payload: $0) }
+        guard let kind = Kind(rawValue: type) else { return nil }
+        var ids = RepeatedIds()
+        return try payload.withUnsafeBytes { try decode(kind, payload: $0, ids: &ids) }
     }
 
-    /// Decodes a stored event from bytes in place; nil for event types outside this domain.
-    static func decode(type: String, payload: UnsafeRawBufferPointer) throws -> DomainEvent? {
-        if let event = try fastDecode(type: type, payload: payload) { return event }
+    /// Ids that consecutive payloads of a log repeat: a run's events are appended together and
+    /// runs of one workflow are created in batches. A replay keeps them from one event to the
+    /// next so that a repeated id is read as the same String instead of a new one.
+    struct RepeatedIds {
+        var runId = RepeatedString()
+        var workflowId = RepeatedString()
+    }
+
+    /// Decodes a stored event from bytes in place, reusing the strings of `ids` (and keeping
+    /// new ones there).
+    static func decode(_ kind: Kind, payload: UnsafeRawBufferPointer, ids: inout RepeatedIds) throws -> DomainEvent {
+        if let event = try fastDecode(kind, payload: payload, ids: &ids) { return event }
         let decoder = JSONDecoder()
         let data = Data(payload)
         func d<T: Decodable>(_: T.Type) throws -> T { try decoder.decode(T.self, from: data) }
-        switch type {
-        case "workflow.created.v1": return .workflowCreated(try d(WorkflowCreated.self))
-        case "workflow.draft_saved.v1": return .draftSaved(try d(DraftSaved.self))
-        case "workflow.version_published.v1": return .versionPublished(try d(VersionPublished.self))
-        case "workflow.version_description_edited.v1": return .versionDescriptionEdited(try d(VersionDescriptionEdited.self))
-        case "workflow.version_activated.v1": return .versionActivated(try d(VersionActivated.self))
-        case "workflow.deactivated.v1": return .workflowDeactivated(try d(WorkflowDeactivated.self))
-        case "workflow.rollout_staged.v1": return .rolloutStaged(try d(RolloutStaged.self))
-        case "workflow.rollout_percentage_changed.v1": return .rolloutPercentageChanged(try d(RolloutPercentageChanged.self))
-        case "workflow.rollout_promoted.v1": return .rolloutPromoted(try d(RolloutPromoted.self))
-        case "workflow.rollout_ended.v1": return .rolloutEnded(try d(RolloutEnded.self))
-        case "run.created.v1": return .runCreated(try d(RunCreated.self))
-        case "run.route_matched.v1": return .routeMatched(try d(RouteMatched.self))
-        case "run.step_started.v1": return .stepStarted(try d(StepStarted.self))
-        case "run.step_completed.v1": return .stepCompleted(try d(StepCompleted.self))
-        case "run.step_failed.v1": return .stepFailed(try d(StepFailed.self))
-        case "run.completed.v1": return .runCompleted(try d(RunCompleted.self))
-        case "run.failed.v1": return .runFailed(try d(RunFailed.self))
-        case "object.event_recorded.v1": return .objectEventRecorded(try d(ObjectEventRecorded.self))
-        case "object.tagged.v1": return .objectTagged(try d(ObjectTagged.self))
-        case "object.field_set.v1": return .objectFieldSet(try d(ObjectFieldSet.self))
-        case "object.decided.v1": return .objectDecided(try d(ObjectDecided.self))
-        case "object.redacted.v1": return .objectRedacted(try d(ObjectRedacted.self))
-        case "list.item_added.v1": return .listItemAdded(try d(ListItemChanged.self))
-        case "list.item_removed.v1": return .listItemRemoved(try d(ListItemChanged.self))
-        default: return nil
+        switch kind {
+        case .workflowCreated: return .workflowCreated(try d(WorkflowCreated.self))
+        case .draftSaved: return .draftSaved(try d(DraftSaved.self))
+        case .versionPublished: return .versionPublished(try d(VersionPublished.self))
+        case .versionDescriptionEdited: return .versionDescriptionEdited(try d(VersionDescriptionEdited.self))
+        case .versionActivated: return .versionActivated(try d(VersionActivated.self))
+        case .workflowDeactivated: return .workflowDeactivated(try d(WorkflowDeactivated.self))
+        case .rolloutStaged: return .rolloutStaged(try d(RolloutStaged.self))
+        case .rolloutPercentageChanged: return .rolloutPercentageChanged(try d(RolloutPercentageChanged.self))
+        case .rolloutPromoted: return .rolloutPromoted(try d(RolloutPromoted.self))
+        case .rolloutEnded: return .rolloutEnded(try d(RolloutEnded.self))
+        case .runCreated: return .runCreated(try d(RunCreated.self))
+        case .routeMatched: return .routeMatched(try d(RouteMatched.self))
+        case .stepStarted: return .stepStarted(try d(StepStarted.self))
+        case .stepCompleted: return .stepCompleted(try d(StepCompleted.self))
+        case .stepFailed: return .stepFailed(try d(StepFailed.self))
+        case .runCompleted: return .runCompleted(try d(RunCompleted.self))
+        case .runFailed: return .runFailed(try d(RunFailed.self))
+        case .objectEventRecorded: return .objectEventRecorded(try d(ObjectEventRecorded.self))
+        case .objectTagged: return .objectTagged(try d(ObjectTagged.self))
+        case .objectFieldSet: return .objectFieldSet(try d(ObjectFieldSet.self))
+        case .objectDecided: return .objectDecided(try d(ObjectDecided.self))
+        case .objectRedacted: return .objectRedacted(try d(ObjectRedacted.self))
+        case .listItemAdded: return .listItemAdded(try d(ListItemChanged.self))
+        case .listItemRemoved: return .listItemRemoved(try d(ListItemChanged.self))
         }
     }
 

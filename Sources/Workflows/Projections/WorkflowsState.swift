@@ -46,14 +46,31 @@ public struct WorkflowsState: Sendable, Equatable {
     /// Folds one stored event in, read in place (the rebuild path): the same as
     /// `apply(_: RecordedEvent)` without copying the event out of the map first.
     public mutating func apply(_ view: EventView) {
-        if let type = DomainEvent.knownType(view.typeBytes) {
+        var memory = ReplayMemory()
+        apply(view, memory: &memory)
+    }
+
+    /// What a replay carries from one event to the next. A run's events are appended together,
+    /// so most events of a log name the run of the event before: its id is decoded into one
+    /// string, reused while the next payloads hold the same bytes, and looked up in `runs` once,
+    /// the index reused while the next events name the same run.
+    struct ReplayMemory {
+        /// The run and workflow ids decoded last.
+        var ids = DomainEvent.RepeatedIds()
+        /// The run looked up last and where it is in `runs` (nil: not there). Only valid while
+        /// `runs` gains no key, so `apply` forgets it when a run is created.
+        var lookedUp: (id: String, index: Dictionary<String, RunRecord>.Index?)?
+    }
+
+    mutating func apply(_ view: EventView, memory: inout ReplayMemory) {
+        if let kind = DomainEvent.Kind(view.typeBytes) {
             do {
-                if let event = try DomainEvent.decode(type: type, payload: view.payloadBytes) {
-                    apply(event, at: view.recordedAt, actor: view.actor)
-                    if view.streamBytes.hasPrefix(Self.workflowPrefix) {
-                        let stream = view.stream
-                        workflows[String(stream.dropFirst(9))]?.streamVersion = view.streamVersion
-                    }
+                let event = try DomainEvent.decode(kind, payload: view.payloadBytes, ids: &memory.ids)
+                apply(event, at: view.recordedAt, actor: view.actor, memory: &memory)
+                // The first byte spares most events the comparison.
+                if view.streamBytes.first == UInt8(ascii: "w"), view.streamBytes.hasPrefix(Self.workflowPrefix) {
+                    let stream = view.stream
+                    workflows[String(stream.dropFirst(9))]?.streamVersion = view.streamVersion
                 }
             } catch {
                 undecodable.append(view.position)
@@ -68,6 +85,11 @@ public struct WorkflowsState: Sendable, Equatable {
     }
 
     mutating func apply(_ event: DomainEvent, at: Int64, actor: String?) {
+        var memory = ReplayMemory()
+        apply(event, at: at, actor: actor, memory: &memory)
+    }
+
+    mutating func apply(_ event: DomainEvent, at: Int64, actor: String?, memory: inout ReplayMemory) {
         switch event {
         case .workflowCreated(let e):
             workflows[e.workflowId] = WorkflowRecord(id: e.workflowId, name: e.name, number: e.number,
@@ -106,51 +128,81 @@ public struct WorkflowsState: Sendable, Equatable {
             finishRollout(e.workflowId, status: .ended, at: at)
         case .runCreated(let e):
             runs[e.runId] = RunRecord(created: e, createdAt: at)
+            memory.lookedUp = nil
             runsByWorkflow[e.workflowId, default: []].append(e.runId)
             runsPerDay[e.quotaDay, default: 0] += 1
             if let rolloutId = e.rolloutId {
                 workflows[e.workflowId]?.countRun(rolloutId: rolloutId, arm: e.arm)
             }
         case .routeMatched(let e):
-            runs[e.runId]?.routeDecided = true
-            runs[e.runId]?.route = e.route
-            runs[e.runId]?.status = .running
+            updateRun(e.runId, &memory) { run in
+                run.routeDecided = true
+                run.route = e.route
+                run.status = .running
+            }
         case .stepStarted(let e):
-            runs[e.runId]?.startStep(e, at: at)
+            updateRun(e.runId, &memory) { $0.startStep(e, at: at) }
         case .stepCompleted(let e):
-            runs[e.runId]?.finishStep(e.stepUid, status: .completed, output: e.output, error: nil, at: at)
+            updateRun(e.runId, &memory) { $0.finishStep(e.stepUid, status: .completed, output: e.output, error: nil, at: at) }
         case .stepFailed(let e):
-            runs[e.runId]?.finishStep(e.stepUid, status: e.willRetry ? .retrying : .failed, output: nil,
-                                      error: e.error, at: at)
+            updateRun(e.runId, &memory) {
+                $0.finishStep(e.stepUid, status: e.willRetry ? .retrying : .failed, output: nil, error: e.error, at: at)
+            }
         case .runCompleted(let e):
-            runs[e.runId]?.status = .completed
-            runs[e.runId]?.decision = e.decision
-            runs[e.runId]?.finishedAt = at
+            updateRun(e.runId, &memory) { run in
+                run.status = .completed
+                run.decision = e.decision
+                run.finishedAt = at
+            }
         case .runFailed(let e):
-            runs[e.runId]?.status = .failed
-            runs[e.runId]?.failure = e.reason
-            runs[e.runId]?.finishedAt = at
+            updateRun(e.runId, &memory) { run in
+                run.status = .failed
+                run.failure = e.reason
+                run.finishedAt = at
+            }
         case .objectEventRecorded(let e):
             let key = ObjectKey(type: e.objectType, token: e.objectToken)
             objects[key, default: ObjectRecord(key: key, createdAt: at)].events.append(ObjectEventEntry(
                 eventId: e.eventId, eventType: e.eventType, occurredAt: e.occurredAt, data: e.data, recordedAt: at
             ))
         case .objectTagged(let e):
-            let key = ObjectKey(type: e.objectType, token: e.objectToken)
-            for tag in e.tags where !(objects[key]?.tags.contains(tag) ?? true) {
-                objects[key]?.tags.append(tag)
+            updateObject(e.objectType, e.objectToken) { object in
+                for tag in e.tags where !object.tags.contains(tag) {
+                    object.tags.append(tag)
+                }
             }
         case .objectFieldSet(let e):
-            objects[ObjectKey(type: e.objectType, token: e.objectToken)]?.fields[e.field] = e.value
+            updateObject(e.objectType, e.objectToken) { $0.fields[e.field] = e.value }
         case .objectDecided(let e):
-            objects[ObjectKey(type: e.objectType, token: e.objectToken)]?.decision = e.decision
+            updateObject(e.objectType, e.objectToken) { $0.decision = e.decision }
         case .objectRedacted(let e):
-            objects[ObjectKey(type: e.objectType, token: e.objectToken)]?.redacted = true
+            updateObject(e.objectType, e.objectToken) { $0.redacted = true }
         case .listItemAdded(let e):
             lists[e.listId, default: []].insert(e.value)
         case .listItemRemoved(let e):
             lists[e.listId]?.remove(e.value)
         }
+    }
+
+    /// Changes the run `id` in place, if there is one. At most one lookup (none when `memory`
+    /// holds the run), and the record stays where it is: each `runs[id]?.field = …` hashes the
+    /// id again and moves the record out and back.
+    private mutating func updateRun(_ id: String, _ memory: inout ReplayMemory, _ change: (inout RunRecord) -> Void) {
+        let index: Dictionary<String, RunRecord>.Index?
+        if let last = memory.lookedUp, last.id == id {
+            index = last.index
+        } else {
+            index = runs.index(forKey: id)
+            memory.lookedUp = (id, index)
+        }
+        guard let index else { return }
+        change(&runs.values[index])
+    }
+
+    /// Changes an object in place, if there is one (see `updateRun`).
+    private mutating func updateObject(_ type: String, _ token: String, _ change: (inout ObjectRecord) -> Void) {
+        guard let i = objects.index(forKey: ObjectKey(type: type, token: token)) else { return }
+        change(&objects.values[i])
     }
 
     private func hasVersion(_ workflowId: String, _ version: Int) -> Bool {
@@ -169,9 +221,13 @@ public struct WorkflowsState: Sendable, Equatable {
     /// Folds the whole log (or up to `position`) into a new state.
     public static func rebuild(from store: EventStore, upTo position: UInt64 = .max) throws -> WorkflowsState {
         var state = WorkflowsState()
+        // Each run has a stream, `run-<id>`. Room for them all from the start spares `runs`
+        // growing step by step, which rehashes every run id each time.
+        state.runs.reserveCapacity(Int(min(UInt64(try store.streamCount(prefix: "run-")), position)))
+        var memory = ReplayMemory()
         try store.forEachView(from: 1) { view in
             guard view.position <= position else { return false }
-            state.apply(view)
+            state.apply(view, memory: &memory)
             return true
         }
         return state
