@@ -177,7 +177,7 @@ final class ImportProgress: @unchecked Sendable {
         if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
         let p = run["progress"] ?? [:]
         func n(_ key: String) -> Int { Int(p[key]?.numericValue ?? 0) }
-        let verb = run["dry_run"] == true ? "would create" : "created"
+        let verb = run["dry_run"] == true ? "to create (dry run)" : "created"
         print("importer run \(run["id"]?.stringValue ?? "?"): \(run["status"]?.stringValue ?? "?")"
               + (run["reason"]?.stringValue.map { " (\($0))" } ?? ""))
         print("rows read \(n("rows_read")), runs \(verb) \(n("runs_created")), skipped \(n("rows_skipped")), "

@@ -207,3 +207,120 @@ struct ServerProcessTests {
         #expect(made.stdout.first?.hasPrefix("rlk_") == true)
     }
 }
+
+@Suite("importers (real processes)", .serialized)
+struct ImporterProcessTests {
+    static let definition = try! JSONValue(parsing: #"""
+        {"trigger": {"kind": "api", "schema": {"fields": [{"name": "ip", "type": "string", "required": true}]}},
+         "routes": [{"name": "a", "steps": [{"step_uid": "a", "type": "approve"}]}]}
+        """#)
+
+    static func activeWorkflow(_ base: String, _ key: String) async throws -> String {
+        let id = try #require(try await request(base, .POST, "/v1/workflows", key: key, json: ["name": "imp"]).json["id"]?.stringValue)
+        #expect(try await request(base, .PUT, "/v1/workflows/\(id)/draft", key: key, json: definition).status == 200)
+        #expect(try await request(base, .POST, "/v1/workflows/\(id)/versions", key: key, json: ["activate": true]).status == 201)
+        return id
+    }
+
+    static func csv(rows: Int) -> String {
+        var text = "ip\n"
+        for i in 1...rows { text += "10.\(i / 65536).\((i / 256) % 256).\(i % 256)\n" }
+        return text
+    }
+
+    /// The rows of the runs an importer run created, from the log.
+    static func importedRows(_ dir: TemporaryDirectory, _ runId: String) throws -> [Int] {
+        let store = try EventStore(directory: dir.data, options: .init(readOnly: true))
+        defer { store.close() }
+        let state = try WorkflowsState.rebuild(from: store)
+        return state.runs.values.filter { $0.created.source.reference == runId }.compactMap(\.created.source.row)
+    }
+
+    @Test("SIGKILL in the middle of an importer run: on restart it resumes, and every row has exactly one run")
+    func crashAndResume() async throws {
+        let dir = TemporaryDirectory()
+        let key = try await ServerProcess.makeKey(dir.data)
+        var server = try await ServerProcess.start(dir.data)
+        let rows = 40_000
+        let wf = try await Self.activeWorkflow(server.base, key)
+        let source = try await uploadCSV(server.base, key, Self.csv(rows: rows))
+        let importer = try await request(server.base, .POST, "/v1/importers", key: key, json: [
+            "name": "crash", "data_source_id": .string(source), "workflow_id": .string(wf), "mapping": ["columns": ["ip": "ip"]],
+        ])
+        let importerId = try #require(importer.json["id"]?.stringValue)
+        let started = try await request(server.base, .POST, "/v1/importers/\(importerId)/runs", key: key)
+        let runId = try #require(started.json["id"]?.stringValue)
+        var created = 0.0
+        while created < 2_000 {
+            let run = try await request(server.base, .GET, "/v1/import-runs/\(runId)", key: key).json
+            created = run["progress"]?["runs_created"]?.numericValue ?? 0
+            #expect(run["status"] == "running", "the run must still be running when the server is killed")
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        server.child.kill(SIGKILL)
+        _ = await server.child.wait()
+        let before = try Self.importedRows(dir, runId)
+        #expect(before.count < rows)
+        server = try await ServerProcess.start(dir.data)
+        defer { server.child.kill() }
+        var status: JSONValue = .null
+        let deadline = ContinuousClock.now + .seconds(240)
+        while status["status"] != "completed" && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+            status = try await request(server.base, .GET, "/v1/import-runs/\(runId)", key: key).json
+        }
+        #expect(status["status"] == "completed")
+        #expect(status["progress"]?["runs_created"]?.numericValue == Double(rows))
+        server.child.kill(SIGTERM)
+        _ = await server.child.wait()
+        let after = try Self.importedRows(dir, runId)
+        #expect(after.count == rows, "every row exactly once: \(after.count) runs for \(rows) rows")
+        #expect(Set(after) == Set(1...rows))
+        let verify = try await ChildProcess.run(["log", "verify", "--data-dir", dir.data])
+        #expect(verify.status == 0)
+    }
+
+    @Test("runlog import: in process and through --server, with a plain summary when not on a terminal")
+    func importCommand() async throws {
+        let dir = TemporaryDirectory()
+        let key = try await ServerProcess.makeKey(dir.data)
+        let file = dir.path + "/ips.csv"
+        try (Self.csv(rows: 50) + "not-ip,extra\n").write(toFile: file, atomically: true, encoding: .utf8)
+        var server = try await ServerProcess.start(dir.data)
+        let wf = try await Self.activeWorkflow(server.base, key)
+        let remote = try await ChildProcess.run(["import", file, "--workflow", wf, "--map", "ip=ip",
+                                                 "--server", server.base, "--key", key])
+        #expect(remote.status == 1, "one row errored: \(remote.stderr)")
+        #expect(remote.stdout.contains("rows read 51, runs created 50, skipped 0, errored 1"), "\(remote.stdout)")
+        #expect(remote.stdout.contains("  1 × the row has 2 fields; the header has 1"))
+        let dry = try await ChildProcess.run(["import", file, "--workflow", wf, "--map", "ip=ip", "--dry-run",
+                                              "--where", #"{"ip": {"$regex": "^10\\.0\\.0\\.[1-9]$"}}"#,
+                                              "--server", server.base, "--key", key])
+        #expect(dry.stdout.contains("rows read 51, runs to create (dry run) 9, skipped 41, errored 1"),
+                "\(dry.stdout) \(dry.stderr)")
+        server.child.kill(SIGTERM)
+        _ = await server.child.wait()
+        let local = try await ChildProcess.run(["import", file, "--workflow", wf, "--map", "ip=ip", "--data-dir", dir.data])
+        #expect(local.stdout.joined(separator: "\n").contains("runs created 50"), "\(local.stdout) \(local.stderr)")
+        let bad = try await ChildProcess.run(["import", file, "--workflow", wf, "--map", "nope=ip", "--data-dir", dir.data])
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("mapping.columns.nope"))
+        server = try await ServerProcess.start(dir.data)
+        defer { server.child.kill() }
+        let runs = try await request(server.base, .GET, "/v1/workflows/\(wf)/runs?limit=1000", key: key)
+        #expect(runs.json["runs"]?.arrayValue?.count == 100)
+    }
+}
+
+/// Uploads CSV text as a data source; returns its id.
+func uploadCSV(_ base: String, _ key: String, _ text: String) async throws -> String {
+    var request = HTTPClientRequest(url: base + "/v1/data-sources/csv?name=upload")
+    request.method = .POST
+    request.headers.add(name: "Authorization", value: "Bearer \(key)")
+    request.body = .bytes(ByteBuffer(string: text))
+    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+    let body = try await response.body.collect(upTo: 1 << 20)
+    let json = try JSONValue(parsing: Array(body.readableBytesView))
+    guard response.status.code == 201, let id = json["id"]?.stringValue else { throw ChildError("upload failed: \(json)") }
+    return id
+}
