@@ -17,6 +17,7 @@ let package = Package(
             dependencies: [
                 .product(name: "EventStore", package: "runlog"),
                 .product(name: "Workflows", package: "runlog"),
+                .product(name: "Importers", package: "runlog"),
             ],
             swiftSettings: [
                 .enableUpcomingFeature("ExistentialAny"),

@@ -20,8 +20,9 @@ struct Bench {
         var concurrentDuration: Duration = .seconds(3)
         var replayEvents = 1_000_000
         var replayPasses = 3
-        /// Figures to run (1...8); 3 and 4 need 1's baseline, so it runs with them.
-        var figures: Set<Int> = Set(1...8)
+        /// Figures to run (1...9); 3 and 4 need 1's baseline, so it runs with them.
+        var figures: Set<Int> = Set(1...9)
+        var importRows = 1_000_000
         var runs = 5_000
         var runTasks = 64
         var objectEvents = 5_000
@@ -44,6 +45,7 @@ struct Bench {
               --appenders N    concurrent appenders of figure 3 (default 64)
               --runs N         workflow runs per pass of figure 5 (default 5,000; 500 with --quick)
               --backlog N      batch runs queued in figure 7 (default 20,000; 2,000 with --quick)
+              --import-rows N  rows of the CSV of figure 9 (default 1,000,000; 50,000 with --quick)
               --only LIST      run only these figures, e.g. 5,6,7 or 1-4 (figures 3 and 4 bring 1)
 
             RUNLOG_BENCH_TRACE=1 in the environment prints progress lines to standard error.
@@ -54,6 +56,7 @@ struct Bench {
             var events: Int?
             var runs: Int?
             var backlog: Int?
+            var importRows: Int?
             var rest = arguments[...]
             func number(_ flag: String) throws -> Int {
                 guard let text = rest.popFirst() else { throw BenchError("\(flag) needs a number\n\(usage)") }
@@ -71,6 +74,7 @@ struct Bench {
                 case "--appenders": settings.appenders = try number(argument)
                 case "--runs": runs = try number(argument)
                 case "--backlog": backlog = try number(argument)
+                case "--import-rows": importRows = try number(argument)
                 case "--only":
                     guard let text = rest.popFirst() else { throw BenchError("--only needs a list\n\(usage)") }
                     settings.figures = try figureList(text)
@@ -93,7 +97,9 @@ struct Bench {
                 settings.latencySamples = 50
                 settings.backlog = 2_000
                 settings.backlogDuration = .seconds(2)
+                settings.importRows = 50_000
             }
+            if let importRows { settings.importRows = importRows }
             if let events { settings.replayEvents = events }
             if let runs { settings.runs = runs }
             if let backlog { settings.backlog = backlog }
@@ -107,8 +113,8 @@ struct Bench {
             var figures: Set<Int> = []
             for part in text.split(separator: ",") {
                 let bounds = part.split(separator: "-", maxSplits: 1).map { Int($0.trimmingCharacters(in: .whitespaces)) }
-                guard let low = bounds.first ?? nil, let high = bounds.last ?? nil, 1 <= low, low <= high, high <= 8 else {
-                    throw BenchError("--only takes figure numbers 1 to 8 like 5,6,7 or 1-4, got \"\(text)\"\n\(usage)")
+                guard let low = bounds.first ?? nil, let high = bounds.last ?? nil, 1 <= low, low <= high, high <= 9 else {
+                    throw BenchError("--only takes figure numbers 1 to 9 like 5,6,7 or 1-4, got \"\(text)\"\n\(usage)")
                 }
                 figures.formUnion(low...high)
             }
@@ -171,7 +177,7 @@ struct Bench {
         let began = clock.now
         let envelope = Workload.envelopeBytes(streamBytes: Workload.stream("appender", 0).utf8.count)
         let valueBytes = s.valueBytes ?? envelope
-        let total = 8
+        let total = 9
         var summary: [[String]] = []
         func status(_ met: Bool) -> String { met ? "met" : "MISSED" }
 
@@ -495,6 +501,39 @@ struct Bench {
                             ">= 20,000 commands/s", status(rps >= 20_000)])
             summary.append(["[8] … latency p50 / p99", "\(ms(median(results.map(\.p50)))) / \(ms(median(results.map(\.p99))))",
                             "-", "-"])
+        }
+
+        // 9. Import.
+        if s.selected(9) {
+            say()
+            let bench = ImportBenchmark(rows: s.importRows, samples: s.quick ? 50 : 200)
+            say("[9/\(total)] import: a \(grouped(Double(bench.rows)))-row CSV (one IP per row) into the API workflow of [5] "
+                + "through an importer (1,000 rows per append with its checkpoint, runs on the batch queue);")
+            say("      real-time runs of another workflow timed one at a time (startRun → run.completed), "
+                + "\(bench.samples) idle, then up to \(bench.samples) while the importer run creates runs")
+            let r = try await bench.run(temp)
+            let rowsPerSecond = Double(r.rows) / r.importTime.seconds
+            say("  upload (streamed to disk, header read): \(grouped(Double(r.fileBytes))) bytes in "
+                + "\(fixed(r.uploadTime.seconds, 2)) s")
+            say("  importer run: \(grouped(Double(r.rows))) rows → \(grouped(Double(r.rows))) runs created in "
+                + "\(fixed(r.importTime.seconds, 2)) s = \(grouped(rowsPerSecond)) rows/s")
+            say("  then executing the imported runs: \(fixed(r.drainTime.seconds, 1)) s = "
+                + "\(grouped(Double(r.rows) / r.drainTime.seconds)) runs/s")
+            say("  peak RSS: \(grouped(Double(r.peakRSSBefore))) kB before the import, "
+                + "\(grouped(Double(r.peakRSSAfterImport))) kB after it (the engine's read models keep every run)")
+            let idleP99 = percentile(r.idle, 99)
+            let duringP99 = r.during.isEmpty ? 0 : percentile(r.during, 99)
+            say("  real-time runs idle: p50 \(ms(percentile(r.idle, 50))), p99 \(ms(idleP99)); during the import "
+                + "(\(r.during.count) samples): p50 \(ms(r.during.isEmpty ? 0 : percentile(r.during, 50))), p99 \(ms(duringP99))")
+            summary.append(["[9] import, API workflow, \(grouped(Double(r.rows))) rows", grouped(rowsPerSecond) + " rows/s",
+                            ">= 100,000 rows/s", status(rowsPerSecond >= 100_000)])
+            summary.append(["[9] … peak RSS after / before the import",
+                            "\(grouped(Double(r.peakRSSAfterImport))) / \(grouped(Double(r.peakRSSBefore))) kB", "flat", "-"])
+            if !r.during.isEmpty {
+                let ratio = duringP99 / idleP99
+                summary.append(["[9] … real-time p99 during the import / idle (\(r.during.count) samples)",
+                                "\(fixed(ratio, 2))×", "<= 1.5×", status(ratio <= 1.5)])
+            }
         }
 
         // Summary.

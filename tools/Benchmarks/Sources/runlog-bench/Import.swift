@@ -1,0 +1,124 @@
+import EventStore
+import Foundation
+import Importers
+import Workflows
+
+/// Figure 9: a CSV of `rows` rows into the API-triggered workflow of [5] through an importer,
+/// and real-time run latency idle and while the import runs.
+struct ImportBenchmark {
+    var rows: Int
+    var samples: Int
+
+    struct Result {
+        var rows: Int
+        var fileBytes: Int
+        var uploadTime: Duration
+        /// Importer run start → completed: every row read, mapped, validated, and its run
+        /// created durably (with the checkpoint) on the batch queue.
+        var importTime: Duration
+        /// Import completed → every created run executed.
+        var drainTime: Duration
+        var peakRSSBefore: Int
+        var peakRSSAfterImport: Int
+        var idle: [Double]
+        var during: [Double]
+    }
+
+    /// Peak resident set size of this process (kB).
+    static func peakRSS() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in text.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? 0
+        }
+        return 0
+    }
+
+    func run(_ temp: TempDirs) async throws -> Result {
+        let h = try await EngineHarness(temp, "import")
+        let engine = h.engine
+        let store = h.store
+        let workflowId = try await Flows.activate(engine, name: "import", Flows.api)
+        let realtimeId = try await Flows.activate(engine, name: "realtime", Flows.api)
+        let service = try ImporterService(engine: engine, uploads: h.dir + "/uploads")
+        await service.start()
+
+        // The file: one IP address per row.
+        let file = h.dir + "/rows.csv"
+        _ = FileManager.default.createFile(atPath: file, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: file))
+        var text = "ip\n"
+        for i in 0..<rows {
+            text += "10.\((i >> 16) & 255).\((i >> 8) & 255).\(i & 255)\n"
+            if text.utf8.count > 1 << 20 {
+                try handle.write(contentsOf: Array(text.utf8))
+                text = ""
+            }
+        }
+        try handle.write(contentsOf: Array(text.utf8))
+        try handle.close()
+        let fileBytes = (try FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
+
+        let watcher = CompletionWatcher(store: store, from: try store.head().position + 1)
+        defer { watcher.stop() }
+        var n = 0
+        func sample() async throws -> Double {
+            let t0 = ContinuousClock.now
+            let run = try await engine.startRun(workflowId: realtimeId, parameters: Flows.parameters(n), queue: .realtime)
+            n += 1
+            guard let seen = await watcher.wait(for: run.id, timeout: .seconds(60)) else {
+                throw BenchError("[9] real-time run \(run.id) did not finish within 60 s")
+            }
+            return (seen.at - t0).milliseconds
+        }
+        for _ in 0..<20 { _ = try await sample() }
+        var idle: [Double] = []
+        for _ in 0..<samples { idle.append(try await sample()) }
+
+        let peakBefore = Self.peakRSS()
+        let uploadStart = ContinuousClock.now
+        let source = try await service.createCSVDataSource(name: "rows", chunks: FileChunkSequence(path: file), actor: "bench")
+        let uploadTime = ContinuousClock.now - uploadStart
+        let importer = try await service.saveImporter(
+            id: nil, name: "bench", dataSourceId: source.id, workflowId: workflowId,
+            mapping: ImporterMapping(columns: ["ip": "ip"]), query: ImporterQuery(), actor: "bench")
+        let start = ContinuousClock.now
+        let started = try await service.startRun(importerId: importer.id, actor: "bench")
+        // Real-time samples while the import creates runs (and its runs wait on the batch queue).
+        var during: [Double] = []
+        while during.count < samples, await service.snapshot.runs[started.id]?.status == .running {
+            during.append(try await sample())
+        }
+        await service.waitUntilIdle()
+        let importTime = ContinuousClock.now - start
+        let peakAfter = Self.peakRSS()
+        guard let record = await service.snapshot.runs[started.id], record.status == .completed,
+              record.runsCreated == rows else {
+            throw BenchError("[9] the import did not complete: \(String(describing: await service.snapshot.runs[started.id]))")
+        }
+        let drainStart = ContinuousClock.now
+        guard await engine.waitUntilIdle(timeout: .seconds(3_600)) else {
+            throw BenchError("[9] the imported runs did not finish within an hour")
+        }
+        let drainTime = ContinuousClock.now - drainStart
+        watcher.stop()
+        await service.shutdown()
+        try await h.close()
+        return Result(rows: rows, fileBytes: fileBytes, uploadTime: uploadTime, importTime: importTime,
+                      drainTime: drainTime, peakRSSBefore: peakBefore, peakRSSAfterImport: peakAfter,
+                      idle: idle.sorted(), during: during.sorted())
+    }
+}
+
+/// A file as chunks.
+struct FileChunkSequence: AsyncSequence, Sendable {
+    typealias Element = [UInt8]
+    let path: String
+    struct AsyncIterator: AsyncIteratorProtocol {
+        let handle: FileHandle?
+        mutating func next() async throws -> [UInt8]? {
+            guard let handle, let data = try handle.read(upToCount: 256 * 1024), !data.isEmpty else { return nil }
+            return [UInt8](data)
+        }
+    }
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(handle: FileHandle(forReadingAtPath: path)) }
+}
