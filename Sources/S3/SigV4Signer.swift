@@ -116,10 +116,11 @@ public struct SigV4Signer: Sendable {
 
     /// The query encoded (a `/` too) and sorted by name, then value: `a=1&b=x%2Fy`; the same string is sent.
     public static func canonicalQuery(_ items: [(name: String, value: String)]) -> String {
-        items.map { (uriEncode($0.name, keepSlash: false), uriEncode($0.value, keepSlash: false)) }
-            .sorted { $0.0 == $1.0 ? $0.1 < $1.1 : $0.0 < $1.0 }
-            .map { "\($0.0)=\($0.1)" }
-            .joined(separator: "&")
+        let encoded: [(name: String, value: String)] = items.map { item in
+            (uriEncode(item.name, keepSlash: false), uriEncode(item.value, keepSlash: false))
+        }
+        let sorted = encoded.sorted { a, b in a.name == b.name ? a.value < b.value : a.name < b.name }
+        return sorted.map { item in item.name + "=" + item.value }.joined(separator: "&")
     }
 
     /// The header block (`name:value\n` each, names lower-cased and sorted, values trimmed with inner runs of spaces
