@@ -197,7 +197,13 @@ public final class S3Client: Sendable {
         request.method = method
         for (name, value) in signed.headers { request.headers.add(name: name, value: value) }
         if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
-        let response = try await httpClient.execute(request, timeout: timeout)
+        let response: HTTPClientResponse
+        do {
+            response = try await httpClient.execute(request, timeout: timeout)
+        } catch {
+            throw S3Error(status: nil, code: .requestFailed, message: "no answer from \(endpoint): \(error)",
+                          operation: operation.name, bucket: operation.bucket, key: operation.key, cause: error)
+        }
         guard (200..<300).contains(response.status.code) else {
             let answer = try await response.body.collect(upTo: 1 << 20)
             throw Self.error(status: response.status, body: Array(answer.readableBytesView), operation)

@@ -2,7 +2,7 @@
 ///
 /// S3 answers a failed request with an HTTP status and an XML body naming an error code
 /// (`<Error><Code>NoSuchKey</Code><Message>…</Message></Error>`); both are kept.
-public struct S3Error: Error, Sendable, Hashable {
+public struct S3Error: Error, Sendable {
     /// An S3 error code, such as `NoSuchKey`. Codes are open-ended strings, so this is not an enum.
     public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
         /// The code as S3 spells it.
@@ -29,6 +29,9 @@ public struct S3Error: Error, Sendable, Hashable {
         public static let invalidResponse = Code("InvalidResponse")
         /// The client's own code for an endpoint URL it cannot use.
         public static let invalidEndpoint = Code("InvalidEndpoint")
+        /// The client's own code for a request that got no answer (connection refused, timeout, TLS failure);
+        /// the transport's error is the ``S3Error/cause``.
+        public static let requestFailed = Code("RequestFailed")
     }
 
     /// The HTTP status of the answer; `nil` when the error was found before any request was sent.
@@ -45,10 +48,12 @@ public struct S3Error: Error, Sendable, Hashable {
     public var key: String?
     /// S3's request id, for support cases.
     public var requestId: String?
+    /// The underlying error, for ``Code/requestFailed``.
+    public var cause: (any Error)?
 
     /// An error from its parts.
     public init(status: Int?, code: Code, message: String, operation: String, bucket: String? = nil,
-                key: String? = nil, requestId: String? = nil) {
+                key: String? = nil, requestId: String? = nil, cause: (any Error)? = nil) {
         self.status = status
         self.code = code
         self.message = message
@@ -56,6 +61,7 @@ public struct S3Error: Error, Sendable, Hashable {
         self.bucket = bucket
         self.key = key
         self.requestId = requestId
+        self.cause = cause
     }
 }
 

@@ -9,21 +9,24 @@ import Testing
 ///
 /// moto checks no signature unless `INITIAL_NO_AUTH_ACTION_COUNT` is set: then the first N API calls go
 /// unauthenticated and every later one must carry a valid signature from an IAM access key it knows
-/// (`SignatureDoesNotMatch` otherwise). The three free calls make an IAM user, give it an inline policy allowing
-/// `s3:*`, and make its access key; everything after that, creating buckets included, is signed with that key.
+/// (`SignatureDoesNotMatch` otherwise). The five free calls make an IAM user, give it an inline policy allowing
+/// `s3:*`, and make its access key, then make a second user with a key and no policy at all; everything after that,
+/// creating buckets included, is signed with one of those keys.
 final class MotoServer: @unchecked Sendable {
     // `@unchecked`: `Process` is not `Sendable`; it is only asked whether it runs, killed and waited for.
-    static let freeCalls = 3
+    static let freeCalls = 5
 
     let endpoint: String
     /// The IAM access key made at start-up, allowed `s3:*`.
     let credentials: S3Credentials
+    /// An access key of a user with no policy: valid signatures, no permission.
+    let unprivileged: S3Credentials
     private let child: Process
     private let output: StartupOutput
 
-    private init(endpoint: String, credentials: S3Credentials, child: Process, output: StartupOutput) {
+    private init(endpoint: String, keys: (S3Credentials, S3Credentials), child: Process, output: StartupOutput) {
         self.endpoint = endpoint
-        self.credentials = credentials
+        (credentials, unprivileged) = keys
         self.child = child
         self.output = output
     }
@@ -57,8 +60,8 @@ final class MotoServer: @unchecked Sendable {
         do {
             let endpoint = try await output.waitForEndpoint(process)
             try await waitUntilAnswering(endpoint)
-            let credentials = try await makeAccessKey(endpoint)
-            return MotoServer(endpoint: endpoint, credentials: credentials, child: process, output: output)
+            let keys = try await makeAccessKeys(endpoint)
+            return MotoServer(endpoint: endpoint, keys: keys, child: process, output: output)
         } catch {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
@@ -108,14 +111,21 @@ final class MotoServer: @unchecked Sendable {
         }
     }
 
-    /// Makes the IAM user `runlog-importer`, its policy and its access key with the free calls. moto routes a request
-    /// to IAM by the service named in its signature's scope, so these are signed too, with a key moto does not check.
-    private static func makeAccessKey(_ endpoint: String) async throws -> S3Credentials {
+    /// Makes the IAM user `runlog-importer`, its policy and its access key, and the user `runlog-nobody` and its key,
+    /// with the free calls. moto routes a request to IAM by the service named in its signature's scope, so these are
+    /// signed too, with a key moto does not check.
+    private static func makeAccessKeys(_ endpoint: String) async throws -> (S3Credentials, S3Credentials) {
         let user = "runlog-importer"
         let policy = #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#
         _ = try await iam(endpoint, ["Action": "CreateUser", "UserName": user])
         _ = try await iam(endpoint, ["Action": "PutUserPolicy", "UserName": user, "PolicyName": "s3-all",
                                      "PolicyDocument": policy])
+        let allowed = try await accessKey(endpoint, user)
+        _ = try await iam(endpoint, ["Action": "CreateUser", "UserName": "runlog-nobody"])
+        return (allowed, try await accessKey(endpoint, "runlog-nobody"))
+    }
+
+    private static func accessKey(_ endpoint: String, _ user: String) async throws -> S3Credentials {
         let answer = try await iam(endpoint, ["Action": "CreateAccessKey", "UserName": user])
         guard let id = element("AccessKeyId", in: answer), let secret = element("SecretAccessKey", in: answer) else {
             throw MotoError("CreateAccessKey answered without a key: \(answer)")

@@ -122,6 +122,28 @@ struct S3ClientTests {
         }
     }
 
+    @Test("a key whose user has no policy is AccessDenied; a server that does not answer is RequestFailed")
+    func deniedAndUnreachable() async throws {
+        try await Self.withMoto { moto, client in
+            try await client.putObject(bucket: Self.bucket, key: "rows-1.csv", body: Array("a\n".utf8))
+            let nobody = try moto.client(moto.unprivileged)
+            let denied = try await #require(throws: S3Error.self) {
+                _ = try await nobody.getObject(bucket: Self.bucket, key: "rows-1.csv")
+            }
+            #expect(denied.code == .accessDenied)
+            #expect(denied.status == 403)
+        }
+        // Port 1 on loopback: nothing listens there, so the connection is refused.
+        let unreachable = try S3Client(credentials: S3Credentials(accessKeyId: "AKID", secretAccessKey: "s"),
+                                       endpoint: "http://127.0.0.1:1", timeout: .seconds(5))
+        let error = try await #require(throws: S3Error.self) {
+            _ = try await unreachable.getObject(bucket: Self.bucket, key: "rows-1.csv")
+        }
+        #expect(error.code == .requestFailed)
+        #expect(error.status == nil && error.cause != nil)
+        #expect("\(error)".contains("s3://runlog-imports/rows-1.csv"))
+    }
+
     @Test("keys in folders and with spaces are written, read and listed")
     func folderKeys() async throws {
         try await Self.withMoto { moto, client in
