@@ -96,6 +96,12 @@ public final class S3Client: Sendable {
             let page = try await listObjectsPage(bucket: bucket, prefix: prefix, continuationToken: token,
                                                  maxKeys: pageSize)
             objects += page.objects
+            if let next = page.nextContinuationToken, next == token {
+                // A server that hands back the token it was given would be followed forever.
+                throw S3Error(status: nil, code: .invalidResponse,
+                              message: "the listing repeated its continuation token \(next)",
+                              operation: "ListObjectsV2", bucket: bucket, key: prefix)
+            }
             token = page.nextContinuationToken
         } while token != nil
         return objects
@@ -108,7 +114,7 @@ public final class S3Client: Sendable {
         if !prefix.isEmpty { query.append(("prefix", prefix)) }
         if let continuationToken { query.append(("continuation-token", continuationToken)) }
         if let maxKeys { query.append(("max-keys", String(maxKeys))) }
-        let operation = Operation(name: "ListObjectsV2", bucket: bucket, key: prefix)
+        let operation = Operation(name: "ListObjectsV2", bucket: bucket, key: prefix, keyInPath: false)
         let response = try await send(operation, method: .GET, query: query)
         let body = try await collect(response.body, operation, status: response.status)
         guard let page = ListPage(xml: body) else {
@@ -162,13 +168,13 @@ public final class S3Client: Sendable {
 
     // MARK: - Requests
 
-    /// What a request is about, for its signature's path and its errors.
+    /// What a request is about, for its path and its errors.
     struct Operation {
         var name: String
         var bucket: String
+        /// The object's key, or a listing's prefix (which goes in the query, not the path).
         var key: String?
-        /// `key` only when it is part of the path (a listing's prefix goes in the query).
-        var pathKey: String? { name == "ListObjectsV2" ? nil : key }
+        var keyInPath = true
     }
 
     /// Signs and sends one request; returns the answer when its status is 2xx, and throws ``S3Error`` otherwise.
@@ -182,7 +188,7 @@ public final class S3Client: Sendable {
         } else {
             host = operation.bucket + "." + host
         }
-        if let key = operation.pathKey { path += "/" + key }
+        if operation.keyInPath, let key = operation.key { path += "/" + key }
         if path.isEmpty { path = "/" }
 
         let payloadHash = body.map { SigV4Signer.sha256Hex($0) } ?? SigV4Signer.emptyPayloadSHA256
