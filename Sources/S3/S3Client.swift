@@ -181,25 +181,13 @@ public final class S3Client: Sendable {
     func send(_ operation: Operation, method: HTTPMethod, query: [(name: String, value: String)] = [],
               headers extra: [(name: String, value: String)] = [], body: [UInt8]? = nil) async throws
         -> HTTPClientResponse {
-        var host = base.hostHeader
-        var path = base.path
-        if pathStyle {
-            path += "/" + operation.bucket
-        } else {
-            host = operation.bucket + "." + host
-        }
-        if operation.keyInPath, let key = operation.key { path += "/" + key }
-        if path.isEmpty { path = "/" }
-
+        let target = target(operation, query: query)
         let payloadHash = body.map { SigV4Signer.sha256Hex($0) } ?? SigV4Signer.emptyPayloadSHA256
-        let signed = signer.sign(SigV4Signer.Request(method: method.rawValue, path: path, query: query,
-                                                     headers: [("host", host)] + extra, payloadHash: payloadHash),
+        let signed = signer.sign(SigV4Signer.Request(method: method.rawValue, path: target.path, query: query,
+                                                     headers: [("host", target.host)] + extra,
+                                                     payloadHash: payloadHash),
                                  date: Date())
-        let canonicalQuery = SigV4Signer.canonicalQuery(query)
-        var url = "\(base.scheme)://\(host)\(SigV4Signer.canonicalURI(path))"
-        if !canonicalQuery.isEmpty { url += "?" + canonicalQuery }
-
-        var request = HTTPClientRequest(url: url)
+        var request = HTTPClientRequest(url: target.url)
         request.method = method
         for (name, value) in signed.headers { request.headers.add(name: name, value: value) }
         if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
@@ -215,6 +203,25 @@ public final class S3Client: Sendable {
             throw Self.error(status: response.status, body: Array(answer.readableBytesView), operation)
         }
         return response
+    }
+
+    /// Where a request goes: the `Host` header, the unencoded path that is signed, and the URL, whose path and query
+    /// are the canonical (signed) forms, so that what is signed is what is sent.
+    func target(_ operation: Operation, query: [(name: String, value: String)])
+        -> (host: String, path: String, url: String) {
+        var host = base.hostHeader
+        var path = base.path
+        if pathStyle {
+            path += "/" + operation.bucket
+        } else {
+            host = operation.bucket + "." + host
+        }
+        if operation.keyInPath, let key = operation.key { path += "/" + key }
+        if path.isEmpty { path = "/" }
+        let canonicalQuery = SigV4Signer.canonicalQuery(query)
+        var url = "\(base.scheme)://\(host)\(SigV4Signer.canonicalURI(path))"
+        if !canonicalQuery.isEmpty { url += "?" + canonicalQuery }
+        return (host, path, url)
     }
 
     /// The body of a successful answer, whole (listing pages and the empty answers of writes).

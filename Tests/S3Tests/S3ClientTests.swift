@@ -1,6 +1,6 @@
 import Foundation
 import NIOCore
-import S3
+@testable import S3
 import Testing
 
 /// The client against a real S3-compatible server (moto) on loopback that checks every signature.
@@ -174,6 +174,28 @@ struct S3ClientTests {
         try await client.createBucket("runlog-eu")
         try await client.putObject(bucket: "runlog-eu", key: "a.csv", body: Array("x\n".utf8))
         #expect(try await client.listObjects(bucket: "runlog-eu").map(\.key) == ["a.csv"])
+    }
+
+    @Test("AWS is addressed virtual-host style, other endpoints path style; the URL carries the signed encoding")
+    func addressing() throws {
+        let credentials = S3Credentials(accessKeyId: "AKID", secretAccessKey: "secret")
+        let aws = try S3Client(credentials: credentials, region: "eu-central-1")
+        let object = aws.target(.init(name: "GetObject", bucket: "imports", key: "dir/a b+c.csv"), query: [])
+        #expect(object.host == "imports.s3.eu-central-1.amazonaws.com")
+        #expect(object.path == "/dir/a b+c.csv")
+        #expect(object.url == "https://imports.s3.eu-central-1.amazonaws.com/dir/a%20b%2Bc.csv")
+
+        let local = try S3Client(credentials: credentials, endpoint: "http://127.0.0.1:9000")
+        let listing = local.target(.init(name: "ListObjectsV2", bucket: "imports", key: "dir/", keyInPath: false),
+                                   query: [("prefix", "dir/"), ("list-type", "2")])
+        #expect(listing.host == "127.0.0.1:9000")
+        #expect(listing.path == "/imports")
+        #expect(listing.url == "http://127.0.0.1:9000/imports?list-type=2&prefix=dir%2F")
+
+        let virtual = try S3Client(credentials: credentials, endpoint: "https://minio.example:443", pathStyle: false)
+        let target = virtual.target(.init(name: "GetObject", bucket: "b", key: "k"), query: [])
+        #expect(target.host == "b.minio.example")
+        #expect(target.url == "https://b.minio.example/k")
     }
 
     @Test("an endpoint that is not an http(s) URL without a path is refused up front")
