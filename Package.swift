@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "Workflows", targets: ["Workflows"]),
         .library(name: "Importers", targets: ["Importers"]),
         .library(name: "RunlogHTTP", targets: ["RunlogHTTP"]),
+        .library(name: "S3", targets: ["S3"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -78,6 +79,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "S3",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "runlog",
             dependencies: [
@@ -106,6 +117,15 @@ let package = Package(
                 "Workflows",
                 "RunlogHTTP",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "S3Tests",
+            dependencies: [
+                "S3",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
