@@ -57,6 +57,7 @@ let package = Package(
             dependencies: [
                 "EventStore",
                 "Workflows",
+                "S3",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
@@ -124,6 +125,9 @@ let package = Package(
             name: "S3Tests",
             dependencies: [
                 "S3",
+                "EventStore",
+                "Workflows",
+                "Importers",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],

@@ -36,7 +36,7 @@ public actor ImporterService {
         engine: WorkflowEngine,
         uploads: String,
         batchSize: Int = 1_000,
-        s3: @escaping @Sendable (S3Settings, S3Secret) -> any S3ObjectSource = { _, _ in UnavailableS3() }
+        s3: @escaping @Sendable (S3Settings, S3Secret) -> any S3ObjectSource = { S3ClientSource(settings: $0, secret: $1) }
     ) throws {
         self.engine = engine
         self.store = engine.store
