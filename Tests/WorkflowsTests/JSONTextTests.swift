@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import Workflows
+@testable import Workflows
 
 @Suite("JSON text")
 struct JSONTextTests {
@@ -24,5 +24,41 @@ struct JSONTextTests {
         }
         #expect(JSONValue.number(.nan).jsonText == "null")
         #expect(JSONValue.number(.infinity).jsonText == "null")
+    }
+}
+
+@Suite("Event payloads")
+struct EventPayloadTests {
+    @Test("the hand-written payloads are byte for byte what JSONEncoder writes")
+    func fastPayloadsMatchEncoder() throws {
+        let parameters: JSONValue = ["ip": "10.0.0.1", "nested": ["b": 1.5, "a": [true, nil, "x\"y"]], "n": 3]
+        let events: [DomainEvent] = [
+            .workflowCreated(WorkflowCreated(workflowId: "wf_1", name: "Screening \"A\"", number: 7)),
+            .runCreated(RunCreated(runId: "run_1", workflowId: "wf_1", version: 2, arm: .treatment, rolloutId: "ro_1",
+                                   source: RunSource(kind: "importer", reference: "irun_1", row: 42), parameters: parameters,
+                                   objectType: "case", objectToken: "case_1", eventType: "case.opened", queue: .batch,
+                                   quotaDay: "2026-11-23")),
+            .runCreated(RunCreated(runId: "run_2", workflowId: "wf_1", version: 1, arm: .none, rolloutId: nil,
+                                   source: RunSource(kind: "api"), parameters: [:], objectType: nil, objectToken: nil,
+                                   eventType: nil, queue: .realtime, quotaDay: "2026-11-23")),
+            .routeMatched(RouteMatched(runId: "run_1", route: "all")),
+            .routeMatched(RouteMatched(runId: "run_1", route: nil)),
+            .stepStarted(StepStarted(runId: "run_1", stepUid: "s", stepType: "http_request", attempt: 2,
+                                     idempotencyKey: "run_1/s")),
+            .stepStarted(StepStarted(runId: "run_1", stepUid: "s", stepType: "tag", attempt: 1, idempotencyKey: nil)),
+            .stepCompleted(StepCompleted(runId: "run_1", stepUid: "s", output: ["status": 200, "body": parameters])),
+            .stepFailed(StepFailed(runId: "run_1", stepUid: "s", attempt: 3, error: "HTTP 500", willRetry: false)),
+            .runCompleted(RunCompleted(runId: "run_1", decision: "approved")),
+            .runCompleted(RunCompleted(runId: "run_1", decision: nil)),
+            .runFailed(RunFailed(runId: "run_1", stepUid: nil, reason: "no")),
+            .objectTagged(ObjectTagged(objectType: "case", objectToken: "c", tags: ["a", "b"], runId: "run_1")),
+            .objectDecided(ObjectDecided(objectType: "case", objectToken: "c", decision: "declined", reason: nil, runId: "r")),
+            .listItemAdded(ListItemChanged(listId: "ips", value: "10.0.0.1", runId: "run_1")),
+            .listItemRemoved(ListItemChanged(listId: "ips", value: 12.25, runId: nil)),
+        ]
+        for event in events {
+            let fast = try #require(event.fastPayload())
+            #expect(String(decoding: fast, as: UTF8.self) == String(decoding: event.encodedPayload(), as: UTF8.self))
+        }
     }
 }

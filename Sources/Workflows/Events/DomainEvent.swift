@@ -76,6 +76,11 @@ public enum DomainEvent: Sendable, Hashable {
 
     /// The payload as JSON bytes.
     public func payload() -> [UInt8] {
+        fastPayload() ?? encodedPayload()
+    }
+
+    /// The payload as `JSONEncoder` writes it.
+    func encodedPayload() -> [UInt8] {
         func encode<T: Encodable>(_ value: T) -> [UInt8] {
             // Encoding these plain structs cannot fail.
             Array((try? Self.encoder.encode(value)) ?? Data("{}".utf8))
