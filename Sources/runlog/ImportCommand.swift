@@ -119,7 +119,7 @@ struct ImportCommand: AsyncParsableCommand {
         await engine.start()
         let service = try ImporterService(engine: engine, uploads: store.directory + "/uploads")
         do {
-            let source = try await service.createCSVDataSource(name: importerName, chunks: FileChunkArrays(path: file),
+            let source = try await service.createCSVDataSource(name: importerName, chunks: FileChunks(path: file),
                                                                actor: "runlog-cli")
             let importer = try await service.saveImporter(
                 id: nil, name: importerName, dataSourceId: source.id, workflowId: workflow,
@@ -188,29 +188,15 @@ final class ImportProgress: @unchecked Sendable {
     }
 }
 
-/// A file as chunks of bytes (for the in-process import).
-struct FileChunkArrays: AsyncSequence, Sendable {
-    typealias Element = [UInt8]
-    let path: String
-    struct AsyncIterator: AsyncIteratorProtocol {
-        let handle: FileHandle?
-        mutating func next() async throws -> [UInt8]? {
-            guard let handle, let data = try handle.read(upToCount: 256 * 1024), !data.isEmpty else { return nil }
-            return [UInt8](data)
-        }
-    }
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(handle: FileHandle(forReadingAtPath: path)) }
-}
-
 /// A file as ByteBuffers (for the streamed upload).
 struct FileByteBuffers: AsyncSequence, Sendable {
     typealias Element = ByteBuffer
     let path: String
     struct AsyncIterator: AsyncIteratorProtocol {
-        var inner: FileChunkArrays.AsyncIterator
+        var inner: FileChunks.AsyncIterator
         mutating func next() async throws -> ByteBuffer? {
             try await inner.next().map { ByteBuffer(bytes: $0) }
         }
     }
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(inner: FileChunkArrays(path: path).makeAsyncIterator()) }
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(inner: FileChunks(path: path).makeAsyncIterator()) }
 }

@@ -2,18 +2,22 @@ import Foundation
 
 /// A file read in chunks, as an async sequence of byte arrays (so CSV files and S3 objects are
 /// read the same way). Never holds more than one chunk.
-struct FileChunks: AsyncSequence, Sendable {
-    typealias Element = [UInt8]
+public struct FileChunks: AsyncSequence, Sendable {
+    public typealias Element = [UInt8]
     let path: String
     var chunkSize = 256 * 1024
 
-    struct AsyncIterator: AsyncIteratorProtocol {
+    public init(path: String) {
+        self.path = path
+    }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
         let handle: FileHandle?
         let chunkSize: Int
         let openError: (any Error)?
         var done = false
 
-        mutating func next() async throws -> [UInt8]? {
+        public mutating func next() async throws -> [UInt8]? {
             if let openError { throw openError }
             guard !done, let handle else { return nil }
             guard let data = try handle.read(upToCount: chunkSize), !data.isEmpty else {
@@ -25,7 +29,7 @@ struct FileChunks: AsyncSequence, Sendable {
         }
     }
 
-    func makeAsyncIterator() -> AsyncIterator {
+    public func makeAsyncIterator() -> AsyncIterator {
         do {
             return AsyncIterator(handle: try FileHandle(forReadingFrom: URL(fileURLWithPath: path)), chunkSize: chunkSize,
                                  openError: nil)

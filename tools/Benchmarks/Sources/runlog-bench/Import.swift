@@ -76,7 +76,7 @@ struct ImportBenchmark {
 
         let peakBefore = Self.peakRSS()
         let uploadStart = ContinuousClock.now
-        let source = try await service.createCSVDataSource(name: "rows", chunks: FileChunkSequence(path: file), actor: "bench")
+        let source = try await service.createCSVDataSource(name: "rows", chunks: FileChunks(path: file), actor: "bench")
         let uploadTime = ContinuousClock.now - uploadStart
         let importer = try await service.saveImporter(
             id: nil, name: "bench", dataSourceId: source.id, workflowId: workflowId,
@@ -107,18 +107,4 @@ struct ImportBenchmark {
                       drainTime: drainTime, peakRSSBefore: peakBefore, peakRSSAfterImport: peakAfter,
                       idle: idle.sorted(), during: during.sorted())
     }
-}
-
-/// A file as chunks.
-struct FileChunkSequence: AsyncSequence, Sendable {
-    typealias Element = [UInt8]
-    let path: String
-    struct AsyncIterator: AsyncIteratorProtocol {
-        let handle: FileHandle?
-        mutating func next() async throws -> [UInt8]? {
-            guard let handle, let data = try handle.read(upToCount: 256 * 1024), !data.isEmpty else { return nil }
-            return [UInt8](data)
-        }
-    }
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(handle: FileHandle(forReadingAtPath: path)) }
 }
