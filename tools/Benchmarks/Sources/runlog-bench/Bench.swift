@@ -48,7 +48,8 @@ struct Bench {
               --import-rows N  rows of the CSV of figure 9 (default 1,000,000; 50,000 with --quick)
               --only LIST      run only these figures, e.g. 5,6,7 or 1-4 (figures 3 and 4 bring 1)
 
-            RUNLOG_BENCH_TRACE=1 in the environment prints progress lines to standard error.
+            RUNLOG_BENCH_TRACE=1 in the environment prints progress lines to standard error;
+            RUNLOG_BENCH_IMPORT_BATCH=N sets the rows per append of figure 9 (default: the importer's, 200).
             """
 
         static func parse(_ arguments: [String]) throws -> Settings {
@@ -508,7 +509,7 @@ struct Bench {
             say()
             let bench = ImportBenchmark(rows: s.importRows, samples: s.quick ? 50 : 200)
             say("[9/\(total)] import: a \(grouped(Double(bench.rows)))-row CSV (one IP per row) into the API workflow of [5] "
-                + "through an importer (1,000 rows per append with its checkpoint, runs on the batch queue);")
+                + "through an importer (\(bench.batchSize) rows per append with its checkpoint, runs on the batch queue);")
             say("      real-time runs of another workflow timed one at a time (startRun → run.completed), "
                 + "\(bench.samples) idle, then up to \(bench.samples) while the importer run creates runs")
             let r = try await bench.run(temp)

@@ -8,6 +8,8 @@ import Workflows
 struct ImportBenchmark {
     var rows: Int
     var samples: Int
+    /// Rows per append; the importer's default unless $RUNLOG_BENCH_IMPORT_BATCH says otherwise.
+    var batchSize = Int(ProcessInfo.processInfo.environment["RUNLOG_BENCH_IMPORT_BATCH"] ?? "") ?? 200
 
     struct Result {
         var rows: Int
@@ -39,7 +41,7 @@ struct ImportBenchmark {
         let store = h.store
         let workflowId = try await Flows.activate(engine, name: "import", Flows.api)
         let realtimeId = try await Flows.activate(engine, name: "realtime", Flows.api)
-        let service = try ImporterService(engine: engine, uploads: h.dir + "/uploads")
+        let service = try ImporterService(engine: engine, uploads: h.dir + "/uploads", batchSize: batchSize)
         await service.start()
 
         // The file: one IP address per row.
