@@ -101,6 +101,16 @@ struct ImporterAPITests {
                 "credentials": ["access_key_id": "a", "secret_access_key": "s"],
             ])
             #expect(both.status == .unprocessableContent)
+            let head = try server.store.head().position
+            for (s3, field) in [(["bucket": "", "key": "k"] as JSONValue, "s3.bucket"),
+                                (["bucket": "b", "key": "k", "endpoint": "ftp://x/y"], "s3.endpoint")] {
+                let refused = try await client.call(.post, "/v1/data-sources", key: server.service, json: [
+                    "name": "x", "kind": "s3", "s3": s3, "credentials": ["access_key_id": "a", "secret_access_key": "s"],
+                ])
+                #expect(refused.status == .unprocessableContent)
+                #expect(refused.json["error"]?["field"] == .string(field))
+            }
+            #expect(try server.store.head().position == head)
         }
     }
 

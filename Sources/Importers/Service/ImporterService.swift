@@ -1,4 +1,5 @@
 import Crypto
+import S3
 public import EventStore
 import Foundation
 public import Workflows
@@ -180,6 +181,22 @@ public actor ImporterService {
         guard (settings.key == nil) != (settings.prefix == nil) else {
             throw WorkflowError(.invalid, "an S3 data source reads one key or every key under a prefix",
                                 issues: [FieldIssue(field: "s3.key", value: nil, rule: "give exactly one of key and prefix")])
+        }
+        func refuse(_ field: String, _ value: String, _ rule: String) -> WorkflowError {
+            WorkflowError(.invalid, "\(field) \(rule)",
+                          issues: [FieldIssue(field: field, value: JSONValue.string(value).jsonText, rule: rule)])
+        }
+        for (field, value) in [("s3.bucket", settings.bucket), ("s3.region", settings.region),
+                               ("s3.key", settings.key ?? "-"), ("credentials.access_key_id", secret.accessKeyId),
+                               ("credentials.secret_access_key", secret.secretAccessKey)] where value.isEmpty {
+            throw refuse(field, value, "must not be empty")
+        }
+        // An endpoint the client cannot use is refused now, not when an importer runs.
+        do {
+            _ = try S3Client(credentials: S3Credentials(accessKeyId: secret.accessKeyId, secretAccessKey: "-"),
+                             region: settings.region, endpoint: settings.endpoint)
+        } catch {
+            throw refuse("s3.endpoint", settings.endpoint ?? "", "must be an http or https URL with a host and no path")
         }
         let id = Self.makeId("ds_")
         do {
