@@ -15,6 +15,11 @@ extension WorkflowEngine {
         } else {
             context["inputs"] = c.parameters
         }
+        if case .object(let extra)? = c.context {
+            for (name, value) in extra where context[name] == nil && !Self.engineContextKeys.contains(name) {
+                context[name] = value
+            }
+        }
         if let type = c.objectType, let token = c.objectToken {
             let key = ObjectKey(type: type, token: token)
             let object = state.objects[key]
@@ -35,6 +40,23 @@ extension WorkflowEngine {
             }
         }
         return .object(context)
+    }
+
+    /// The context keys the engine sets; a run's extra context cannot replace them.
+    public static let engineContextKeys: Set<String> = ["run", "parameters", "inputs", "object", "event"]
+
+    /// The step as this run executes it: the run's overrides for the step (`parameters` laid over
+    /// the step's own key by key, `account`) applied.
+    static func effective(_ step: WorkflowDefinition.Step, in run: RunRecord) -> WorkflowDefinition.Step {
+        guard case .object(let overrides)? = run.created.stepOverrides?[step.uid] else { return step }
+        var step = step
+        var parameters = step.parameters.objectValue ?? [:]
+        if case .object(let given)? = overrides["parameters"] {
+            for (name, value) in given { parameters[name] = value }
+        }
+        if case .string(let account)? = overrides["account"] { parameters["account"] = .string(account) }
+        step.parameters = .object(parameters)
+        return step
     }
 
     /// Events decided for a run and not yet appended, grouped by stream in order.
@@ -145,6 +167,7 @@ extension WorkflowEngine {
         pending: PendingWrites
     ) async -> StepOutcome {
         let runId = run.id
+        let step = Self.effective(step, in: run)
         let p = step.parameters
         let started = DomainEvent.stepStarted(StepStarted(runId: runId, stepUid: step.uid, stepType: step.type.rawValue,
                                                           attempt: 1, idempotencyKey: nil))

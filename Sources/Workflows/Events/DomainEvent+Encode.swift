@@ -20,6 +20,7 @@ extension DomainEvent {
                 "arm": .string(e.arm.rawValue), "rolloutId": optional(e.rolloutId), "source": .object(source),
                 "parameters": e.parameters, "objectType": optional(e.objectType), "objectToken": optional(e.objectToken),
                 "eventType": optional(e.eventType), "queue": .string(e.queue.rawValue), "quotaDay": .string(e.quotaDay),
+                "context": e.context, "stepOverrides": e.stepOverrides,
             ])
         case .routeMatched(let e):
             return object(["runId": .string(e.runId), "route": optional(e.route)])

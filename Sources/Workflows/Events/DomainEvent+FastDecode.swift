@@ -76,7 +76,7 @@ extension DomainEvent {
         case .runCreated:
             var runId: String?, workflowId: String?, version: Int64?, arm: String?, rolloutId: String?
             var source: RunSource?, parameters: JSONValue?, objectType: String?, objectToken: String?
-            var eventType: String?, queue: String?, quotaDay: String?
+            var eventType: String?, queue: String?, quotaDay: String?, context: JSONValue?, stepOverrides: JSONValue?
             try r.beginObject()
             while let k = try r.nextKey() {
                 if k.is("runId") { runId = try r.string(reusing: &ids.runId) }
@@ -91,6 +91,8 @@ extension DomainEvent {
                 else if k.is("eventType") { eventType = try r.optionalString() }
                 else if k.is("queue") { queue = try r.string() }
                 else if k.is("quotaDay") { quotaDay = try r.string() }
+                else if k.is("context") { context = try r.value().nonNull }
+                else if k.is("stepOverrides") { stepOverrides = try r.value().nonNull }
                 else { _ = try r.value() }
             }
             let sourceValue = try required(source, "source", kind)
@@ -106,7 +108,7 @@ extension DomainEvent {
                 source: sourceValue,
                 parameters: try required(parameters, "parameters", kind), objectType: objectType,
                 objectToken: objectToken, eventType: eventType, queue: queueValue,
-                quotaDay: try required(quotaDay, "quotaDay", kind)))
+                quotaDay: try required(quotaDay, "quotaDay", kind), context: context, stepOverrides: stepOverrides))
         case .objectEventRecorded:
             var eventId: String?, objectType: String?, objectToken: String?, eventType: String?
             var occurredAt: Int64?, data: SealedData?

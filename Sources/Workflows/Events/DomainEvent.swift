@@ -332,6 +332,13 @@ public struct RunCreated: Codable, Sendable, Hashable {
     public var queue: RunQueue
     /// UTC day the run counts against for the quota, `YYYY-MM-DD`.
     public var quotaDay: String
+    /// Extra top-level keys of the run's context (an object), e.g. `apicontent` and `custom_data`
+    /// of a batch task; never one of the keys the engine sets (`run`, `parameters`, `inputs`,
+    /// `object`, `event`).
+    public var context: JSONValue? = nil
+    /// Per-step changes for this run, by step uid: `{"s1": {"parameters": {…}, "account": "acc_…"}}`.
+    /// `parameters` are laid over the step's own (key by key); `account` sets the step's account.
+    public var stepOverrides: JSONValue? = nil
 }
 
 public struct RouteMatched: Codable, Sendable, Hashable {

@@ -38,6 +38,11 @@ public enum JSONValue: Sendable, Hashable {
         return nil
     }
 
+    /// This value, or nil when it is `null`.
+    public var nonNull: JSONValue? {
+        self == .null ? nil : self
+    }
+
     public var boolValue: Bool? {
         if case .bool(let b) = self { return b }
         return nil
