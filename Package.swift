@@ -63,11 +63,20 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "Profiles",
+            dependencies: [
+                "EventStore",
+                "Workflows",
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "RunlogHTTP",
             dependencies: [
                 "EventStore",
                 "Workflows",
                 "Importers",
+                "Profiles",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -139,6 +148,7 @@ let package = Package(
                 "EventStore",
                 "Workflows",
                 "Importers",
+                "Profiles",
                 "RunlogHTTP",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -6,6 +6,7 @@ import NIOCore
 import ServiceLifecycle
 import Workflows
 import Importers
+import Profiles
 
 /// Settings of `runlog serve`.
 public struct ServerConfiguration: Sendable {
@@ -17,14 +18,17 @@ public struct ServerConfiguration: Sendable {
     public var rateLimitPerMinute: Int?
     /// Runs per UTC day over every source; nil for no limit.
     public var dailyRunQuota: Int?
+    /// Profiles one batch import-and-start task may carry.
+    public var maxBatchProfiles: Int
 
     public init(dataDirectory: String, host: String = "127.0.0.1", port: Int = 8080,
-                rateLimitPerMinute: Int? = 60_000, dailyRunQuota: Int? = nil) {
+                rateLimitPerMinute: Int? = 60_000, dailyRunQuota: Int? = nil, maxBatchProfiles: Int = 10_000) {
         self.dataDirectory = dataDirectory
         self.host = host
         self.port = port
         self.rateLimitPerMinute = rateLimitPerMinute
         self.dailyRunQuota = dailyRunQuota
+        self.maxBatchProfiles = maxBatchProfiles
     }
 }
 
@@ -43,8 +47,9 @@ public func buildApplication(
                                                                            http: AsyncHTTPClientPerformer()))
         let keys = try KeyRing(store: store)
         let importers = try ImporterService(engine: engine, uploads: configuration.dataDirectory + "/uploads")
-        let api = RunlogAPI(engine: engine, keys: keys, importers: importers, rateLimit: configuration.rateLimitPerMinute,
-                            logger: logger)
+        let tasks = BatchTasks(engine: engine, maxProfiles: configuration.maxBatchProfiles)
+        let api = RunlogAPI(engine: engine, keys: keys, importers: importers, tasks: tasks,
+                            rateLimit: configuration.rateLimitPerMinute, logger: logger)
         var app = Application(
             router: api.makeRouter(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "runlog"),

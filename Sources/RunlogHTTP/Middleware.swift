@@ -5,6 +5,7 @@ import Hummingbird
 import Logging
 import Synchronization
 import Workflows
+import Profiles
 
 /// In front of every route: authenticates `Authorization: Bearer KEY` (all routes but the open
 /// ones) and applies the per-key rate limit; turns every error into the one JSON error shape;
@@ -21,18 +22,22 @@ struct RequestMiddleware: RouterMiddleware {
         let start = ContinuousClock.now
         var context = context
         var response: Response
+        // The batch task API (seed 003) carries its token in the body and answers in its own shape.
+        let batchAPI = request.uri.path.hasPrefix(RunlogAPI.batchAPIPrefix)
         do {
             var limits = HTTPFields()
-            if !Self.openPaths.contains(request.uri.path) {
+            if !Self.openPaths.contains(request.uri.path) && !batchAPI {
                 context.key = try authenticate(request)
                 limits = try rateLimit(context.key!)
             }
             response = try await next(request, context)
             response.headers.append(contentsOf: limits)
+        } catch let error as TaskAPIError {
+            response = (try? error.answer.response(from: request, context: context)) ?? Response(status: .internalServerError)
         } catch {
             let apiError = Self.apiError(error, request: request, logger: logger)
-            response = (try? apiError.response(from: request, context: context))
-                ?? Response(status: .internalServerError)
+            let answer = batchAPI ? TaskAPIError(apiError).answer : Answer(apiError)
+            response = (try? answer.response(from: request, context: context)) ?? Response(status: .internalServerError)
         }
         let elapsed = ContinuousClock.now - start
         let route = context.endpointPath ?? "unmatched"

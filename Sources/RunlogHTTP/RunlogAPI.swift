@@ -6,6 +6,7 @@ public import Logging
 import ServiceLifecycle
 public import Workflows
 public import Importers
+public import Profiles
 
 /// The HTTP API: every route, on one engine and store.
 public struct RunlogAPI: Sendable {
@@ -14,33 +15,36 @@ public struct RunlogAPI: Sendable {
     public let store: EventStore
     public let keys: KeyRing
     public let importers: ImporterService?
+    public let tasks: BatchTasks?
     let idempotency: IdempotencyCache
     let metrics = ServerMetrics()
     let logger: Logger
     /// Requests per minute per key; nil for no limit.
-    let rateLimit: Int?
+    let limiter: RateLimiter?
 
-    public init(engine: WorkflowEngine, keys: KeyRing, importers: ImporterService? = nil, rateLimit: Int?, logger: Logger) {
+    public init(engine: WorkflowEngine, keys: KeyRing, importers: ImporterService? = nil, tasks: BatchTasks? = nil,
+                rateLimit: Int?, logger: Logger) {
         self.engine = engine
         self.store = engine.store
         self.keys = keys
         self.importers = importers
+        self.tasks = tasks
         self.idempotency = IdempotencyCache(store: engine.store)
-        self.rateLimit = rateLimit
+        self.limiter = rateLimit.map(RateLimiter.init(perMinute:))
         self.logger = logger
     }
 
     /// The router with every route and the middleware in front of them.
     public func makeRouter() -> Router<Context> {
         let router = Router(context: Context.self)
-        router.add(middleware: RequestMiddleware(keys: keys, limiter: rateLimit.map(RateLimiter.init(perMinute:)),
-                                                 metrics: metrics, logger: logger))
+        router.add(middleware: RequestMiddleware(keys: keys, limiter: limiter, metrics: metrics, logger: logger))
         addSystemRoutes(to: router)
         addKeyRoutes(to: router)
         addWorkflowRoutes(to: router)
         addRunRoutes(to: router)
         addLogRoutes(to: router)
         if let importers { addImporterRoutes(to: router, importers) }
+        if let tasks { addBatchTaskRoutes(to: router, tasks) }
         return router
     }
 

@@ -21,6 +21,9 @@ struct ServeCommand: AsyncParsableCommand {
     var rateLimit = 60_000
     @Option(name: .customLong("daily-run-quota"), help: "Runs that may be created per UTC day (0: no limit).")
     var dailyRunQuota = 0
+    @Option(name: .customLong("max-batch-profiles"),
+            help: "Profiles one import_and_start_batch_task request may carry.")
+    var maxBatchProfiles = 10_000
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
@@ -28,6 +31,7 @@ struct ServeCommand: AsyncParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("--port \(port) must be from 0 to 65535") }
         guard rateLimit >= 0 else { throw ValidationError("--rate-limit must be 0 or more") }
         guard dailyRunQuota >= 0 else { throw ValidationError("--daily-run-quota must be 0 or more") }
+        guard maxBatchProfiles >= 1 else { throw ValidationError("--max-batch-profiles must be 1 or more") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is unknown") }
     }
 
@@ -40,7 +44,8 @@ struct ServeCommand: AsyncParsableCommand {
         let logger = Logger(label: "runlog")
         let configuration = ServerConfiguration(
             dataDirectory: store.directory, host: host, port: port,
-            rateLimitPerMinute: rateLimit == 0 ? nil : rateLimit, dailyRunQuota: dailyRunQuota == 0 ? nil : dailyRunQuota)
+            rateLimitPerMinute: rateLimit == 0 ? nil : rateLimit, dailyRunQuota: dailyRunQuota == 0 ? nil : dailyRunQuota,
+            maxBatchProfiles: maxBatchProfiles)
         let app: any ApplicationProtocol
         do {
             let host = self.host

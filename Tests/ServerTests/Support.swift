@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import Testing
 import Importers
+import Profiles
 @testable import RunlogHTTP
 import Workflows
 
@@ -40,13 +41,17 @@ final class TestServer: @unchecked Sendable {
         (engine, importers, api) = try await Self.start(store, directory: directory, rateLimit: rateLimit, quota: quota)
     }
 
+    /// Profiles one batch task may carry (small, so the limit is cheap to reach in tests).
+    static let maxBatchProfiles = 50
+
     private static func start(_ store: EventStore, directory: String, rateLimit: Int?,
                               quota: Int?) async throws -> (WorkflowEngine, ImporterService, RunlogAPI) {
         let engine = try WorkflowEngine(store: store, configuration: EngineConfiguration(dailyRunQuota: quota))
         await engine.start()
         let importers = try ImporterService(engine: engine, uploads: directory + "/uploads")
         await importers.start()
-        let api = RunlogAPI(engine: engine, keys: try KeyRing(store: store), importers: importers, rateLimit: rateLimit,
+        let api = RunlogAPI(engine: engine, keys: try KeyRing(store: store), importers: importers,
+                            tasks: BatchTasks(engine: engine, maxProfiles: maxBatchProfiles), rateLimit: rateLimit,
                             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         return (engine, importers, api)
     }

@@ -122,22 +122,8 @@ extension WorkflowEngine {
         // The context the trigger criteria see: the object with this event's data merged in.
         var objectData = objectFields(key)
         if case .object(let new) = data { for (k, v) in new { objectData[k] = v } }
-        var runs: [RunCreated] = []
-        for workflow in state.workflows.values.sorted(by: { $0.number < $1.number }) where workflow.active != nil {
-            guard let choice = try? choose(workflow, stickyKey: { _, _ in objectToken }),
-                  case .event(let type, let criteria) = choice.definition.trigger, type == eventType else { continue }
-            let context: JSONValue = [
-                "event": ["type": .string(eventType), "data": data, "occurred_at": .integer(occurred)],
-                "object": ["type": .string(objectType), "token": .string(objectToken), "data": .object(objectData),
-                           "tags": .array((state.objects[key]?.tags ?? []).map(JSONValue.string))],
-            ]
-            if let criteria, !criteria.matches(context, lists: state.listMembership) { continue }
-            runs.append(RunCreated(
-                runId: Ids.make("run_"), workflowId: workflow.id, version: choice.version, arm: choice.arm,
-                rolloutId: choice.rolloutId, source: RunSource(kind: "event", reference: eventId), parameters: [:],
-                objectType: objectType, objectToken: objectToken, eventType: eventType, queue: queue, quotaDay: ""
-            ))
-        }
+        let runs = triggeredRuns(key, eventType: eventType, data: data, objectData: objectData, occurredAt: occurred,
+                                 eventId: eventId, queue: queue)
         let day = try reserveQuota(runs.count)
         defer { releaseQuota(runs.count, day: day) }
         let metadata = Self.metadata(actor, correlation: eventId)
@@ -155,6 +141,31 @@ extension WorkflowEngine {
         try await append(writes)
         for run in runs { enqueue(run.runId, queue) }
         return PostedEvent(eventId: eventId, runIds: runs.map(\.runId), duplicate: false)
+    }
+
+    /// The runs an object event starts: one per active workflow triggered by `eventType` whose
+    /// criteria hold, with the object's data as `objectData` (this event's data merged in).
+    func triggeredRuns(
+        _ key: ObjectKey, eventType: String, data: JSONValue, objectData: [String: JSONValue], occurredAt: Int64,
+        eventId: String, queue: RunQueue
+    ) -> [RunCreated] {
+        var runs: [RunCreated] = []
+        for workflow in state.workflows.values.sorted(by: { $0.number < $1.number }) where workflow.active != nil {
+            guard let choice = try? choose(workflow, stickyKey: { _, _ in key.token }),
+                  case .event(let type, let criteria) = choice.definition.trigger, type == eventType else { continue }
+            let context: JSONValue = [
+                "event": ["type": .string(eventType), "data": data, "occurred_at": .integer(occurredAt)],
+                "object": ["type": .string(key.type), "token": .string(key.token), "data": .object(objectData),
+                           "tags": .array((state.objects[key]?.tags ?? []).map(JSONValue.string))],
+            ]
+            if let criteria, !criteria.matches(context, lists: state.listMembership) { continue }
+            runs.append(RunCreated(
+                runId: Ids.make("run_"), workflowId: workflow.id, version: choice.version, arm: choice.arm,
+                rolloutId: choice.rolloutId, source: RunSource(kind: "event", reference: eventId), parameters: [:],
+                objectType: key.type, objectToken: key.token, eventType: eventType, queue: queue, quotaDay: ""
+            ))
+        }
+        return runs
     }
 
     static func validateObjectName(_ field: String, _ value: String) throws(WorkflowError) {

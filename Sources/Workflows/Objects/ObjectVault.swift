@@ -22,7 +22,11 @@ public struct ObjectVault: Sendable {
 
     /// Seals `value` (as JSON) under the object's key.
     public func seal(_ value: JSONValue, for object: ObjectKey) async throws -> SealedData {
-        let key = try await key(for: object)
+        try seal(value, with: try await key(for: object))
+    }
+
+    /// Seals `value` (as JSON) under `key`, an object's key from `key(for:)`.
+    func seal(_ value: JSONValue, with key: SymmetricKey) throws -> SealedData {
         let box = try AES.GCM.seal(Data(value.jsonText.utf8), using: key)
         return SealedData(sealed: box.combined!.base64EncodedString())
     }

@@ -162,9 +162,12 @@ public struct WorkflowsState: Sendable, Equatable {
             }
         case .objectEventRecorded(let e):
             let key = ObjectKey(type: e.objectType, token: e.objectToken)
-            objects[key, default: ObjectRecord(key: key, createdAt: at)].events.append(ObjectEventEntry(
+            if objects[key] == nil { objects[key] = ObjectRecord(key: key, createdAt: at) }
+            let i = objects.index(forKey: key)!
+            objects.values[i].events.append(ObjectEventEntry(
                 eventId: e.eventId, eventType: e.eventType, occurredAt: e.occurredAt, data: e.data, recordedAt: at
             ))
+            objects.values[i].revision += 1
         case .objectTagged(let e):
             updateObject(e.objectType, e.objectToken) { object in
                 for tag in e.tags where !object.tags.contains(tag) {
@@ -203,6 +206,7 @@ public struct WorkflowsState: Sendable, Equatable {
     private mutating func updateObject(_ type: String, _ token: String, _ change: (inout ObjectRecord) -> Void) {
         guard let i = objects.index(forKey: ObjectKey(type: type, token: token)) else { return }
         change(&objects.values[i])
+        objects.values[i].revision += 1
     }
 
     private func hasVersion(_ workflowId: String, _ version: Int) -> Bool {
@@ -424,6 +428,9 @@ public struct ObjectRecord: Sendable, Equatable {
     public var tags: [String] = []
     public var decision: String?
     public var redacted = false
+    /// Counts the events that changed the object: a reader that saw revision N has seen it all
+    /// when the revision is still N.
+    public var revision = 0
 
     public init(key: ObjectKey, createdAt: Int64) {
         self.key = key
