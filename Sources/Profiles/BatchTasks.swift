@@ -155,6 +155,8 @@ public actor BatchTasks {
             return TaskAPIError(429, error.message)
         case .notFound:
             return TaskAPIError(404, error.message)
+        case .conflict:
+            return TaskAPIError(409, error.message)
         case .storage:
             return TaskAPIError(500, "the task could not be recorded; nothing was changed", debug: error.message)
         default:
