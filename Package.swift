@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "EventStore", targets: ["EventStore"]),
         .library(name: "Workflows", targets: ["Workflows"]),
         .library(name: "Importers", targets: ["Importers"]),
+        .library(name: "Profiles", targets: ["Profiles"]),
         .library(name: "RunlogHTTP", targets: ["RunlogHTTP"]),
         .library(name: "S3", targets: ["S3"]),
     ],

@@ -18,6 +18,7 @@ let package = Package(
                 .product(name: "EventStore", package: "runlog"),
                 .product(name: "Workflows", package: "runlog"),
                 .product(name: "Importers", package: "runlog"),
+                .product(name: "Profiles", package: "runlog"),
             ],
             swiftSettings: [
                 .enableUpcomingFeature("ExistentialAny"),

@@ -20,8 +20,9 @@ struct Bench {
         var concurrentDuration: Duration = .seconds(3)
         var replayEvents = 1_000_000
         var replayPasses = 3
-        /// Figures to run (1...9); 3 and 4 need 1's baseline, so it runs with them.
-        var figures: Set<Int> = Set(1...9)
+        /// Figures to run (1...10); 3 and 4 need 1's baseline, so it runs with them.
+        var figures: Set<Int> = Set(1...10)
+        var taskProfiles = 10_000
         var importRows = 1_000_000
         var runs = 5_000
         var runTasks = 64
@@ -34,7 +35,7 @@ struct Bench {
 
         static let usage = """
             usage: runlog-bench [--quick] [--events N] [--reps N] [--value-bytes N] [--appenders N]
-                                [--runs N] [--backlog N] [--only LIST]
+                                [--runs N] [--backlog N] [--import-rows N] [--task-profiles N] [--only LIST]
 
               --quick          small sizes, for a smoke run (figures are not meaningful)
               --events N       events in the replay log (default 1,000,000; 50,000 with --quick)
@@ -46,6 +47,7 @@ struct Bench {
               --runs N         workflow runs per pass of figure 5 (default 5,000; 500 with --quick)
               --backlog N      batch runs queued in figure 7 (default 20,000; 2,000 with --quick)
               --import-rows N  rows of the CSV of figure 9 (default 1,000,000; 50,000 with --quick)
+              --task-profiles N  profiles in the batch task of figure 10 (default 10,000; 1,000 with --quick)
               --only LIST      run only these figures, e.g. 5,6,7 or 1-4 (figures 3 and 4 bring 1)
 
             RUNLOG_BENCH_TRACE=1 in the environment prints progress lines to standard error;
@@ -58,6 +60,7 @@ struct Bench {
             var runs: Int?
             var backlog: Int?
             var importRows: Int?
+            var taskProfiles: Int?
             var rest = arguments[...]
             func number(_ flag: String) throws -> Int {
                 guard let text = rest.popFirst() else { throw BenchError("\(flag) needs a number\n\(usage)") }
@@ -76,6 +79,7 @@ struct Bench {
                 case "--runs": runs = try number(argument)
                 case "--backlog": backlog = try number(argument)
                 case "--import-rows": importRows = try number(argument)
+                case "--task-profiles": taskProfiles = try number(argument)
                 case "--only":
                     guard let text = rest.popFirst() else { throw BenchError("--only needs a list\n\(usage)") }
                     settings.figures = try figureList(text)
@@ -99,8 +103,10 @@ struct Bench {
                 settings.backlog = 2_000
                 settings.backlogDuration = .seconds(2)
                 settings.importRows = 50_000
+                settings.taskProfiles = 1_000
             }
             if let importRows { settings.importRows = importRows }
+            if let taskProfiles { settings.taskProfiles = taskProfiles }
             if let events { settings.replayEvents = events }
             if let runs { settings.runs = runs }
             if let backlog { settings.backlog = backlog }
@@ -114,8 +120,8 @@ struct Bench {
             var figures: Set<Int> = []
             for part in text.split(separator: ",") {
                 let bounds = part.split(separator: "-", maxSplits: 1).map { Int($0.trimmingCharacters(in: .whitespaces)) }
-                guard let low = bounds.first ?? nil, let high = bounds.last ?? nil, 1 <= low, low <= high, high <= 9 else {
-                    throw BenchError("--only takes figure numbers 1 to 9 like 5,6,7 or 1-4, got \"\(text)\"\n\(usage)")
+                guard let low = bounds.first ?? nil, let high = bounds.last ?? nil, 1 <= low, low <= high, high <= 10 else {
+                    throw BenchError("--only takes figure numbers 1 to 10 like 5,6,7 or 1-4, got \"\(text)\"\n\(usage)")
                 }
                 figures.formUnion(low...high)
             }
@@ -178,7 +184,7 @@ struct Bench {
         let began = clock.now
         let envelope = Workload.envelopeBytes(streamBytes: Workload.stream("appender", 0).utf8.count)
         let valueBytes = s.valueBytes ?? envelope
-        let total = 9
+        let total = 10
         var summary: [[String]] = []
         func status(_ met: Bool) -> String { met ? "met" : "MISSED" }
 
@@ -535,6 +541,24 @@ struct Bench {
                 summary.append(["[9] … real-time p99 during the import / idle (\(r.during.count) samples)",
                                 "\(fixed(ratio, 2))×", "<= 1.5×", status(ratio <= 1.5)])
             }
+        }
+
+        if s.selected(10) {
+            say()
+            let bench = BatchTaskBenchmark(profiles: s.taskProfiles)
+            say("[10/\(total)] batch task: one import_and_start_batch_task of \(grouped(Double(bench.profiles))) new profiles "
+                + "(matching email) into an action workflow on profiles (set_field + tag), then the same request again "
+                + "(every profile found and updated); in process, no HTTP")
+            let r = try await bench.run(temp)
+            for (name, pass) in [("insert", r.insert), ("update", r.update)] {
+                say("  \(name): accepted in \(fixed(pass.accept.seconds, 3)) s = "
+                    + "\(grouped(Double(bench.profiles) / pass.accept.seconds)) profiles/s; every run ended "
+                    + "\(fixed(pass.drain.seconds, 2)) s later = \(grouped(Double(bench.profiles) / pass.drain.seconds)) runs/s")
+            }
+            summary.append(["[10] batch task, \(grouped(Double(bench.profiles))) new profiles accepted",
+                            grouped(Double(bench.profiles) / r.insert.accept.seconds) + " profiles/s", "-", "-"])
+            summary.append(["[10] … the same profiles updated",
+                            grouped(Double(bench.profiles) / r.update.accept.seconds) + " profiles/s", "-", "-"])
         }
 
         // Summary.
