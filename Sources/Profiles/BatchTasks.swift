@@ -12,6 +12,14 @@ public actor BatchTasks {
     /// Data objects a request may carry.
     public nonisolated let maxProfiles: Int
     private var index = ProfileIndex()
+    /// Tasks read from the log, by id: `tasks/status` is polled, and a task never changes.
+    private var recorded: [String: RecordedTask] = [:]
+    private struct RecordedTask {
+        var profileIds: [JSONValue]
+        var runIds: [String]
+        /// Set once every run ended: the answer cannot change any more.
+        var finalAnswer: JSONValue?
+    }
     private var busy = false
     private var waiting: [CheckedContinuation<Void, Never>] = []
 
@@ -121,32 +129,41 @@ public actor BatchTasks {
     /// is queued or running, else `completed`), `data.progress` (0–100, the share of its runs
     /// that ended) and `data.result.result`, one `{"profile_id"}` per profile it started.
     public func status(_ taskId: String) async throws(TaskAPIError) -> JSONValue {
-        let accepted: JSONValue
-        do {
-            guard let event = try engine.store.readStream(Self.stream(taskId), limit: 1).first,
-                  event.type == Self.acceptedEvent else { throw TaskAPIError(404, "") }
-            accepted = try JSONValue(parsing: event.payload)
-        } catch {
-            throw TaskAPIError(404, "task_id = \(JSONValue.string(taskId).jsonText): no task has this id")
+        var task: RecordedTask
+        if let known = recorded[taskId] {
+            if let answer = known.finalAnswer { return answer }
+            task = known
+        } else {
+            do {
+                guard let event = try engine.store.readStream(Self.stream(taskId), limit: 1).first,
+                      event.type == Self.acceptedEvent else { throw TaskAPIError(404, "") }
+                let accepted = try JSONValue(parsing: event.payload)
+                task = RecordedTask(profileIds: accepted["profileIds"]?.arrayValue ?? [],
+                                    runIds: (accepted["runIds"]?.arrayValue ?? []).compactMap(\.stringValue))
+            } catch {
+                throw TaskAPIError(404, "task_id = \(JSONValue.string(taskId).jsonText): no task has this id")
+            }
         }
-        let profileIds = accepted["profileIds"]?.arrayValue ?? []
-        let runIds = (accepted["runIds"]?.arrayValue ?? []).compactMap(\.stringValue)
-        let statuses = await engine.runStatuses(runIds)
+        let statuses = await engine.runStatuses(task.runIds)
         let ended = statuses.filter { $0 == .completed || $0 == .failed }.count
-        let total = runIds.count
+        let total = task.runIds.count
         let progress = total == 0 ? 100 : ended * 100 / total
-        return [
+        let answer: JSONValue = [
             "data": [
                 "status": .string(ended == total ? "completed" : "processing"),
                 "progress": .integer(Int64(progress)),
                 "result": [
                     "error": 0, "error_text": "",
-                    "result": .array(profileIds.map { ["profile_id": $0] }),
+                    "result": .array(task.profileIds.map { ["profile_id": $0] }),
                 ],
             ],
             "error": 0,
             "error_text": "Successful operation",
         ]
+        if ended == total { task.finalAnswer = answer }
+        if recorded.count >= 1024 { recorded.removeAll(keepingCapacity: true) }
+        recorded[taskId] = task
+        return answer
     }
 
     static func taskError(_ error: WorkflowError) -> TaskAPIError {

@@ -194,6 +194,7 @@ extension WorkflowEngine {
 
     /// The status of each run (nil for an unknown id).
     public func runStatuses(_ ids: [String]) -> [RunRecord.Status?] {
-        ids.map { state.runs[$0]?.status }
+        // By index: `runs[id]?.status` would copy each whole record out first.
+        ids.map { id in state.runs.index(forKey: id).map { state.runs.values[$0].status } }
     }
 }

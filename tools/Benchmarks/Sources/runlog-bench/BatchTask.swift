@@ -45,7 +45,7 @@ struct BatchTaskBenchmark {
             while true {
                 let status = try await tasks.status(taskId)
                 if status["data"]?["status"] == "completed" { break }
-                try await Task.sleep(for: .milliseconds(5))
+                try await Task.sleep(for: .milliseconds(50))
             }
             return Pass(accept: accepted - start, drain: clock.now - accepted)
         }
