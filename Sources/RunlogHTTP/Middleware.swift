@@ -23,7 +23,11 @@ struct RequestMiddleware: RouterMiddleware {
         var response: Response
         do {
             var limits = HTTPFields()
-            if !Self.openPaths.contains(request.uri.path) {
+            if request.uri.path.hasPrefix("/v3/") {
+                // The launch API (seed 001): `x-api-key` and a project (LaunchAuth.swift).
+                (context.key, context.projectId) = try authenticateLaunch(request)
+                limits = try rateLimit(context.key!)
+            } else if !Self.openPaths.contains(request.uri.path) {
                 context.key = try authenticate(request)
                 limits = try rateLimit(context.key!)
             }

@@ -14,17 +14,21 @@ public struct RunlogAPI: Sendable {
     public let store: EventStore
     public let keys: KeyRing
     public let importers: ImporterService?
+    /// Integration accounts of the launch API (`/v3/` routes are served when set).
+    public let accounts: AccountBook?
     let idempotency: IdempotencyCache
     let metrics = ServerMetrics()
     let logger: Logger
     /// Requests per minute per key; nil for no limit.
     let rateLimit: Int?
 
-    public init(engine: WorkflowEngine, keys: KeyRing, importers: ImporterService? = nil, rateLimit: Int?, logger: Logger) {
+    public init(engine: WorkflowEngine, keys: KeyRing, importers: ImporterService? = nil, accounts: AccountBook? = nil,
+                rateLimit: Int?, logger: Logger) {
         self.engine = engine
         self.store = engine.store
         self.keys = keys
         self.importers = importers
+        self.accounts = accounts
         self.idempotency = IdempotencyCache(store: engine.store)
         self.rateLimit = rateLimit
         self.logger = logger
@@ -41,6 +45,7 @@ public struct RunlogAPI: Sendable {
         addRunRoutes(to: router)
         addLogRoutes(to: router)
         if let importers { addImporterRoutes(to: router, importers) }
+        if let accounts { addLaunchRoutes(to: router, accounts: accounts) }
         return router
     }
 
