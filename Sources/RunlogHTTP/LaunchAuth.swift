@@ -9,7 +9,7 @@ extension RequestMiddleware {
     static let apiKeyHeader = HTTPField.Name("x-api-key")!
     static let projectHeader = HTTPField.Name("x-project-id")!
 
-    func authenticateLaunch(_ request: Request) throws -> (APIKeyRecord, String) {
+    func authenticateLaunch(_ request: Request) throws -> APIKeyRecord {
         var text: Substring
         if let header = request.headers[.authorization] {
             let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
@@ -24,6 +24,11 @@ extension RequestMiddleware {
         }
         while text.last == " " || text.last == "\t" { text.removeLast() }
         guard let key = keys.authenticate(String(text)) else { throw Self.launchUnauthorized("unknown or revoked API key") }
+        return key
+    }
+
+    /// The `x-project-id` header: 1–128 letters, digits or `. _ : -`.
+    static func launchProject(_ request: Request) throws -> String {
         guard let project = request.headers[Self.projectHeader] else {
             throw APIError.badRequest("the x-project-id header is required: the project the request acts in",
                                       field: "x-project-id")
@@ -34,7 +39,7 @@ extension RequestMiddleware {
             throw APIError.badRequest("the x-project-id header must be 1 to 128 letters, digits or . _ : -",
                                       field: "x-project-id", value: project)
         }
-        return (key, project)
+        return project
     }
 
     static func launchUnauthorized(_ message: String) -> APIError {

@@ -25,7 +25,8 @@ struct RequestMiddleware: RouterMiddleware {
             var limits = HTTPFields()
             if request.uri.path.hasPrefix("/v3/") {
                 // The launch API (seed 001): `x-api-key` and a project (LaunchAuth.swift).
-                (context.key, context.projectId) = try authenticateLaunch(request)
+                context.key = try authenticateLaunch(request)
+                context.projectId = try Self.launchProject(request)
                 limits = try rateLimit(context.key!)
             } else if !Self.openPaths.contains(request.uri.path) {
                 context.key = try authenticate(request)
