@@ -318,6 +318,35 @@ struct LaunchAPITests {
         }
     }
 
+    @Test("a job counts against the daily run quota: without room for every input, 429 and nothing created")
+    func quota() async throws {
+        let server = try await TestServer(quota: 2)
+        defer { Task { await server.close() } }
+        try await server.test { client in
+            let workflow = try await APITests.activeWorkflow(client, server.service, definition: Self.definition)
+            let path = "/v3/workflows/\(workflow)/schedule"
+            let head = try server.store.head().position
+            let three = try await client.launch(.post, path, key: server.service,
+                                                json: ["inputs": [["first_name": "a"], ["first_name": "b"], ["first_name": "c"]]])
+            #expect(three.status == .tooManyRequests)
+            #expect(three.json["error"]?["code"] == "quota_exceeded")
+            #expect(three.headers[.retryAfter] != nil)
+            #expect(three.json["error"]?["message"]?.stringValue?.contains("resets at") == true)
+            #expect(try server.store.head().position == head)
+            let two = try await client.launch(.post, path, key: server.service,
+                                              json: ["inputs": [["first_name": "a"], ["first_name": "b"]]],
+                                              idempotencyKey: "once")
+            #expect(two.status == .created)
+            // A retry with the same Idempotency-Key answers the same job and creates nothing.
+            let again = try await client.launch(.post, path, key: server.service,
+                                                json: ["inputs": [["first_name": "a"], ["first_name": "b"]]],
+                                                idempotencyKey: "once")
+            #expect(again.status == .created)
+            #expect(again.json == two.json)
+            #expect(again.headers[HTTPField.Name("Idempotent-Replayed")!] == "true")
+        }
+    }
+
     @Test("pause holds a job's queued runs, resume runs them, stop cancels them")
     func pauseResumeStop() async throws {
         let gate = Gate()
@@ -695,9 +724,11 @@ extension TestClientProtocol {
         key: String?,
         project: String? = LaunchAPITests.project,
         json: JSONValue? = nil,
-        body: String? = nil
+        body: String? = nil,
+        idempotencyKey: String? = nil
     ) async throws -> (status: HTTPResponse.Status, headers: HTTPFields, json: JSONValue) {
         var headers: HTTPFields = [:]
+        if let idempotencyKey { headers[HTTPField.Name("Idempotency-Key")!] = idempotencyKey }
         if let key { headers[.authorization] = "x-api-key \(key)" }
         if let project { headers[HTTPField.Name("x-project-id")!] = project }
         return try await call(method, uri, key: nil, json: json, body: body, headers: headers)
