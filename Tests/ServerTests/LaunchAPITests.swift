@@ -402,6 +402,37 @@ struct LaunchAPITests {
         }
     }
 
+    @Test("a paused job stays paused across a restart; resumed, it finishes")
+    func pausedAcrossRestart() async throws {
+        let gate = Gate()
+        let server = try await TestServer(options: .init(sharedWorkers: 3, http: gate))
+        defer { Task { await server.close() } }
+        let job = try await server.test { client in
+            let workflow = try await APITests.activeWorkflow(client, server.service,
+                                                             definition: Self.httpDefinition("http://gate.test/call"))
+            let inputs = JSONValue.array((0..<5).map { ["first_name": .string("n\($0)")] })
+            let answer = try await client.launch(.post, "/v3/workflows/\(workflow)/schedule", key: server.service,
+                                                 json: ["inputs": inputs])
+            let job = try #require(answer.json["job_uid"]?.stringValue)
+            try await gate.waitForCalls(3)
+            #expect(try await client.launch(.post, "/v3/jobs/\(job)/pause", key: server.service).status == .ok)
+            gate.open()
+            #expect(try await Self.job(client, server, job)["counts"]?["queued"] == 2)
+            return job
+        }
+        try await server.reopen()
+        try await server.test { client in
+            let held = try await Self.job(client, server, job)
+            #expect(held["status"] == "Paused")
+            #expect(held["counts"]?["queued"] == 2)
+            #expect(gate.calls == 3)
+            _ = try await client.launch(.post, "/v3/jobs/\(job)/resume", key: server.service)
+            let done = try await Self.job(client, server, job)
+            #expect(done["status"] == "Finished")
+            #expect(done["counts"]?["completed"] == 5)
+        }
+    }
+
     @Test("a job whose runs a stopped server left unfinished is Shutdown until they are taken again")
     func shutdownStatus() async throws {
         // No shared workers: batch runs stay queued.
