@@ -20,15 +20,20 @@ public struct ServerConfiguration: Sendable {
     public var dailyRunQuota: Int?
     /// Profiles one batch import-and-start task may carry.
     public var maxBatchProfiles: Int
+    /// The key of the account secrets (32 bytes, base64 or hex). When nil: `RUNLOG_SECRET_KEY`
+    /// from the environment, else `<data directory>/secret.key` (created on first start, mode 0600).
+    public var secretKey: String?
 
     public init(dataDirectory: String, host: String = "127.0.0.1", port: Int = 8080,
-                rateLimitPerMinute: Int? = 60_000, dailyRunQuota: Int? = nil, maxBatchProfiles: Int = 10_000) {
+                rateLimitPerMinute: Int? = 60_000, dailyRunQuota: Int? = nil, maxBatchProfiles: Int = 10_000,
+                secretKey: String? = nil) {
         self.dataDirectory = dataDirectory
         self.host = host
         self.port = port
         self.rateLimitPerMinute = rateLimitPerMinute
         self.dailyRunQuota = dailyRunQuota
         self.maxBatchProfiles = maxBatchProfiles
+        self.secretKey = secretKey
     }
 }
 
@@ -42,13 +47,18 @@ public func buildApplication(
 ) throws -> some ApplicationProtocol {
     let store = try EventStore(directory: configuration.dataDirectory)
     do {
+        let box = try SecretBox.load(
+            environmentValue: configuration.secretKey ?? ProcessInfo.processInfo.environment[SecretBox.environmentVariable],
+            dataDirectory: configuration.dataDirectory)
+        let accounts = try AccountBook(store: store, box: box)
         let engine = try WorkflowEngine(store: store,
                                         configuration: EngineConfiguration(dailyRunQuota: configuration.dailyRunQuota,
-                                                                           http: AsyncHTTPClientPerformer()))
+                                                                           http: AsyncHTTPClientPerformer(),
+                                                                           credentials: accounts))
         let keys = try KeyRing(store: store)
         let importers = try ImporterService(engine: engine, uploads: configuration.dataDirectory + "/uploads")
         let tasks = BatchTasks(engine: engine, maxProfiles: configuration.maxBatchProfiles)
-        let api = RunlogAPI(engine: engine, keys: keys, importers: importers, tasks: tasks,
+        let api = RunlogAPI(engine: engine, keys: keys, importers: importers, accounts: accounts, tasks: tasks,
                             rateLimit: configuration.rateLimitPerMinute, logger: logger)
         var app = Application(
             router: api.makeRouter(),

@@ -26,7 +26,12 @@ struct RequestMiddleware: RouterMiddleware {
         let batchAPI = request.uri.path.hasPrefix(RunlogAPI.batchAPIPrefix)
         do {
             var limits = HTTPFields()
-            if !Self.openPaths.contains(request.uri.path) && !batchAPI {
+            if request.uri.path.hasPrefix("/v3/") {
+                // The launch API (seed 001): `x-api-key` and a project (LaunchAuth.swift).
+                context.key = try authenticateLaunch(request)
+                context.projectId = try Self.launchProject(request)
+                limits = try rateLimit(context.key!)
+            } else if !Self.openPaths.contains(request.uri.path) && !batchAPI {
                 context.key = try authenticate(request)
                 limits = try rateLimit(context.key!)
             }

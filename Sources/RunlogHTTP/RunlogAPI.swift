@@ -15,6 +15,8 @@ public struct RunlogAPI: Sendable {
     public let store: EventStore
     public let keys: KeyRing
     public let importers: ImporterService?
+    /// Integration accounts of the launch API (`/v3/` routes are served when set).
+    public let accounts: AccountBook?
     public let tasks: BatchTasks?
     let idempotency: IdempotencyCache
     let metrics = ServerMetrics()
@@ -22,13 +24,15 @@ public struct RunlogAPI: Sendable {
     /// Requests per minute per key; nil for no limit.
     let limiter: RateLimiter?
 
-    public init(engine: WorkflowEngine, keys: KeyRing, importers: ImporterService? = nil, tasks: BatchTasks? = nil,
+    public init(engine: WorkflowEngine, keys: KeyRing, importers: ImporterService? = nil, accounts: AccountBook? = nil,
+                tasks: BatchTasks? = nil,
                 rateLimit: Int?, logger: Logger) {
         self.engine = engine
         self.store = engine.store
         self.keys = keys
         self.importers = importers
         self.tasks = tasks
+        self.accounts = accounts
         self.idempotency = IdempotencyCache(store: engine.store)
         self.limiter = rateLimit.map(RateLimiter.init(perMinute:))
         self.logger = logger
@@ -45,6 +49,7 @@ public struct RunlogAPI: Sendable {
         addLogRoutes(to: router)
         if let importers { addImporterRoutes(to: router, importers) }
         if let tasks { addBatchTaskRoutes(to: router, tasks) }
+        if let accounts { addLaunchRoutes(to: router, accounts: accounts) }
         return router
     }
 

@@ -8,6 +8,8 @@ public struct RunlogRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// Set by the authentication middleware for every route but the open ones.
     var key: APIKeyRecord?
+    /// The `x-project-id` of a launch-API request (`/v3/`).
+    var projectId: String?
 
     /// Request bodies above this many bytes get 413.
     public static let bodyLimit = 10 * 1024 * 1024

@@ -52,9 +52,9 @@ extension LogCommand {
                 }
                 eventId = parsed
             }
-            if DomainEvent.isDomainType(type) || type.hasPrefix("apikey.") {
+            if DomainEvent.isDomainType(type) || ["apikey.", "job.", "account."].contains(where: type.hasPrefix) {
                 throw ValidationError("--type \"\(type)\" is invalid: types beginning with workflow., run., object., "
-                                      + "list. or apikey. are written only by Runlog itself")
+                                      + "list., apikey., job. or account. are written only by Runlog itself")
             }
             let bytes = Array(payload.utf8)
             do {

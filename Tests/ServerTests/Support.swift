@@ -25,12 +25,25 @@ final class TestServer: @unchecked Sendable {
     let auditor: String
     let rateLimit: Int?
     let quota: Int?
+    /// The launch API's accounts, sealed with `box` (a key in the data directory, as a server makes).
+    var accounts: AccountBook
+    let box: SecretBox
+    let options: Options
 
-    init(rateLimit: Int? = nil, quota: Int? = nil) async throws {
+    /// Settings of the engine and the API that a few tests change.
+    struct Options: Sendable {
+        var sharedWorkers = 3
+        var http: (any HTTPPerformer)?
+        var logger: Logger?
+    }
+
+    init(rateLimit: Int? = nil, quota: Int? = nil, options: Options = Options()) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("runlog-http-\(UUID().uuidString.prefix(8))").path
         self.rateLimit = rateLimit
         self.quota = quota
+        self.options = options
         store = try EventStore(directory: directory)
+        box = try SecretBox.load(environmentValue: nil, dataDirectory: directory)
         var made: [String] = []
         for role in [Role.admin, .service, .auditor] {
             let key = KeyEvent.make(role: role, name: "test \(role.rawValue)")
@@ -38,22 +51,27 @@ final class TestServer: @unchecked Sendable {
             made.append(key.key)
         }
         (admin, service, auditor) = (made[0], made[1], made[2])
-        (engine, importers, api) = try await Self.start(store, directory: directory, rateLimit: rateLimit, quota: quota)
+        (engine, importers, accounts, api) = try await Self.start(store, directory: directory, rateLimit: rateLimit,
+                                                                  quota: quota, box: box, options: options)
     }
 
     /// Profiles one batch task may carry (small, so the limit is cheap to reach in tests).
     static let maxBatchProfiles = 50
 
-    private static func start(_ store: EventStore, directory: String, rateLimit: Int?,
-                              quota: Int?) async throws -> (WorkflowEngine, ImporterService, RunlogAPI) {
-        let engine = try WorkflowEngine(store: store, configuration: EngineConfiguration(dailyRunQuota: quota))
+    private static func start(_ store: EventStore, directory: String, rateLimit: Int?, quota: Int?, box: SecretBox,
+                              options: Options) async throws -> (WorkflowEngine, ImporterService, AccountBook, RunlogAPI) {
+        let accounts = try AccountBook(store: store, box: box)
+        var configuration = EngineConfiguration(dailyRunQuota: quota, sharedWorkers: options.sharedWorkers,
+                                                credentials: accounts)
+        if let http = options.http { configuration.http = http }
+        let engine = try WorkflowEngine(store: store, configuration: configuration)
         await engine.start()
         let importers = try ImporterService(engine: engine, uploads: directory + "/uploads")
         await importers.start()
-        let api = RunlogAPI(engine: engine, keys: try KeyRing(store: store), importers: importers,
+        let api = RunlogAPI(engine: engine, keys: try KeyRing(store: store), importers: importers, accounts: accounts,
                             tasks: BatchTasks(engine: engine, maxProfiles: maxBatchProfiles), rateLimit: rateLimit,
-                            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
-        return (engine, importers, api)
+                            logger: options.logger ?? Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        return (engine, importers, accounts, api)
     }
 
     /// Stops everything and opens the directory again, as a restarted server would.
@@ -62,7 +80,8 @@ final class TestServer: @unchecked Sendable {
         await engine.shutdown()
         store.close()
         store = try EventStore(directory: directory)
-        (engine, importers, api) = try await Self.start(store, directory: directory, rateLimit: rateLimit, quota: quota)
+        (engine, importers, accounts, api) = try await Self.start(store, directory: directory, rateLimit: rateLimit,
+                                                                  quota: quota, box: box, options: options)
     }
 
     func close() async {

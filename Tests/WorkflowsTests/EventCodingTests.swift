@@ -44,6 +44,7 @@ struct EventCodingTests {
         .runCompleted(RunCompleted(runId: "run_1", decision: nil)),
         .runFailed(RunFailed(runId: "run_1", stepUid: "s1", reason: "boom")),
         .runFailed(RunFailed(runId: "run_1", stepUid: nil, reason: "no version")),
+        .runCancelled(RunCancelled(runId: "run_1", reason: "job job_1 was stopped")),
         .objectEventRecorded(ObjectEventRecorded(eventId: "e1", objectType: "inquiry", objectToken: "inq_1",
                                                  eventType: "inquiry.completed", occurredAt: 1_795_000_000_123, data: sealed)),
         .objectTagged(ObjectTagged(objectType: "inquiry", objectToken: "inq_1", tags: ["a", "b"], runId: "run_1")),

@@ -4,7 +4,8 @@
 Prints its port on the first line, then serves until killed:
   any POST/PUT/PATCH/DELETE/GET /call...  -> counts the call, answers {"ok": true, "calls": N, "echo": <body>}
                                               (GET /fail... answers 500, for retry tests)
-  GET /count                              -> {"calls": N, "keys": {idempotency key: count}, "auth": [...]}
+  GET /count                              -> {"calls": N, "keys": {idempotency key: count}, "auth": [...],
+                                              "cookies": [...]}
 """
 import json
 import sys
@@ -15,6 +16,7 @@ lock = threading.Lock()
 calls = 0
 keys = {}
 auth = []
+cookies = []
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -35,13 +37,14 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length).decode() if length else ""
         if self.path == "/count":
             with lock:
-                self.answer(200, {"calls": calls, "keys": keys, "auth": auth})
+                self.answer(200, {"calls": calls, "keys": keys, "auth": auth, "cookies": cookies})
             return
         with lock:
             calls += 1
             key = self.headers.get("Idempotency-Key") or ""
             keys[key] = keys.get(key, 0) + 1
             auth.append(self.headers.get("Authorization") or "")
+            cookies.append(self.headers.get("Cookie") or "")
             n = calls
         if self.path.startswith("/fail"):
             self.answer(500, {"error": "failing on purpose"})

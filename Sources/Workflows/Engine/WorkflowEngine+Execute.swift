@@ -294,11 +294,26 @@ extension WorkflowEngine {
             body = Array((value(at: path, in: run) ?? .null).jsonText.utf8)
         }
         var headers = (p["headers"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
+        let previousAttempts = state.runs[runId]?.steps.first { $0.uid == step.uid }?.attempts ?? 0
+        if let account = p["account"]?.stringValue {
+            // The account's credentials go into this request only: never into an event.
+            do throws(CredentialError) {
+                guard let provider = configuration.credentials else {
+                    throw CredentialError("account \(account) cannot be used: this server has no account store")
+                }
+                Self.addCredentials(try await provider.headers(forAccount: account, project: project(of: run)), to: &headers)
+            } catch {
+                pending.runEvents.append(.stepStarted(StepStarted(runId: runId, stepUid: step.uid, stepType: step.type.rawValue,
+                                                                  attempt: previousAttempts + 1, idempotencyKey: key)))
+                pending.runEvents.append(.stepFailed(StepFailed(runId: runId, stepUid: step.uid, attempt: previousAttempts + 1,
+                                                                error: error.reason, willRetry: false)))
+                return .failed("step \(step.uid) (http_request) failed: \(error.reason)")
+            }
+        }
         headers["Idempotency-Key"] = key
         if body != nil && headers["Content-Type"] == nil { headers["Content-Type"] = "application/json" }
         let request = OutboundRequest(url: p["url"]?.stringValue ?? "", method: p["method"]?.stringValue ?? "POST",
                                       headers: headers, body: body, timeout: .milliseconds(timeout))
-        let previousAttempts = state.runs[runId]?.steps.first { $0.uid == step.uid }?.attempts ?? 0
         var attempt = previousAttempts
         while true {
             attempt += 1

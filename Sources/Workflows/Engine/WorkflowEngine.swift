@@ -13,19 +13,24 @@ public struct EngineConfiguration: Sendable {
     public var clock: @Sendable () -> Int64
     /// Performs `http_request` steps.
     public var http: any HTTPPerformer
+    /// Turns the `account` of an `http_request` step into the request's auth headers (nil: steps
+    /// with an account fail).
+    public var credentials: (any CredentialProvider)?
 
     public init(
         dailyRunQuota: Int? = nil,
         realtimeWorkers: Int = 1,
         sharedWorkers: Int = 3,
         clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) },
-        http: any HTTPPerformer = URLSessionHTTPPerformer()
+        http: any HTTPPerformer = URLSessionHTTPPerformer(),
+        credentials: (any CredentialProvider)? = nil
     ) {
         self.dailyRunQuota = dailyRunQuota
         self.realtimeWorkers = realtimeWorkers
         self.sharedWorkers = sharedWorkers
         self.clock = clock
         self.http = http
+        self.credentials = credentials
     }
 }
 
@@ -50,7 +55,16 @@ public actor WorkflowEngine {
         return nextWorkflowNumber
     }
     var queues = RunQueues()
+    /// Launch-API jobs (`WorkflowEngine+Jobs.swift`).
+    var jobs: JobsState
+    /// Queued runs of paused jobs that a worker took and put aside, by job id.
+    var deferredJobRuns: [String: [String]] = [:]
+    /// Runs a previous process left unfinished that no worker has taken again yet.
+    var interruptedRuns: Set<String> = []
+    /// Jobs whose stop is being appended: workers leave their queued runs alone.
+    var stoppingJobs: Set<String> = []
     private var executing: Set<String> = []
+    func isExecuting(_ runId: String) -> Bool { executing.contains(runId) }
     private var tasks: [Task<Void, Never>] = []
     private var stopped = false
 
@@ -61,6 +75,7 @@ public actor WorkflowEngine {
         self.vault = ObjectVault(store: store)
         let state = try WorkflowsState.rebuild(from: store)
         self.state = state
+        self.jobs = try JobsState.rebuild(from: store, upTo: state.position)
         self.nextWorkflowNumber = (state.workflowNumbers.keys.max() ?? 0) + 1
     }
 
@@ -87,6 +102,7 @@ public actor WorkflowEngine {
         for run in state.runs.values.sorted(by: { $0.createdAt < $1.createdAt })
         where run.status == .queued || run.status == .running {
             queues.push(run.id, run.created.queue)
+            if run.created.source.kind == "job" { interruptedRuns.insert(run.id) }
         }
         for i in 0..<(configuration.realtimeWorkers + configuration.sharedWorkers) {
             let realtimeOnly = i < configuration.realtimeWorkers
@@ -125,6 +141,7 @@ public actor WorkflowEngine {
     private func ingest(_ batch: [RecordedEvent]) {
         for event in batch where event.position > state.position {
             state.apply(event)
+            if JobEvent.types.contains(event.type) { jobs.apply(event) }
         }
         if !waiters.isEmpty {
             let ready = waiters.filter { $0.position <= state.position }
@@ -274,6 +291,8 @@ public actor WorkflowEngine {
         while !stopped {
             if let id = queues.pop(realtimeOnly: realtimeOnly) {
                 if executing.contains(id) { continue }
+                interruptedRuns.remove(id)
+                if deferIfJobHalted(id) { continue }
                 executing.insert(id)
                 return id
             }

@@ -28,6 +28,8 @@ public enum DomainEvent: Sendable, Hashable {
     case stepFailed(StepFailed)
     case runCompleted(RunCompleted)
     case runFailed(RunFailed)
+    /// A queued run that will not execute (its job was stopped).
+    case runCancelled(RunCancelled)
     // Objects: stream `object-<type>-<token>`
     case objectEventRecorded(ObjectEventRecorded)
     case objectTagged(ObjectTagged)
@@ -58,6 +60,7 @@ public enum DomainEvent: Sendable, Hashable {
         case .stepFailed: "run.step_failed.v1"
         case .runCompleted: "run.completed.v1"
         case .runFailed: "run.failed.v1"
+        case .runCancelled: "run.cancelled.v1"
         case .objectEventRecorded: "object.event_recorded.v1"
         case .objectTagged: "object.tagged.v1"
         case .objectFieldSet: "object.field_set.v1"
@@ -103,6 +106,7 @@ public enum DomainEvent: Sendable, Hashable {
         case .stepFailed(let e): return encode(e)
         case .runCompleted(let e): return encode(e)
         case .runFailed(let e): return encode(e)
+        case .runCancelled(let e): return encode(e)
         case .objectEventRecorded(let e): return encode(e)
         case .objectTagged(let e): return encode(e)
         case .objectFieldSet(let e): return encode(e)
@@ -138,6 +142,7 @@ public enum DomainEvent: Sendable, Hashable {
         case stepFailed = "run.step_failed.v1"
         case runCompleted = "run.completed.v1"
         case runFailed = "run.failed.v1"
+        case runCancelled = "run.cancelled.v1"
         case objectEventRecorded = "object.event_recorded.v1"
         case objectTagged = "object.tagged.v1"
         case objectFieldSet = "object.field_set.v1"
@@ -204,6 +209,7 @@ public enum DomainEvent: Sendable, Hashable {
         case .stepFailed: return .stepFailed(try d(StepFailed.self))
         case .runCompleted: return .runCompleted(try d(RunCompleted.self))
         case .runFailed: return .runFailed(try d(RunFailed.self))
+        case .runCancelled: return .runCancelled(try d(RunCancelled.self))
         case .objectEventRecorded: return .objectEventRecorded(try d(ObjectEventRecorded.self))
         case .objectTagged: return .objectTagged(try d(ObjectTagged.self))
         case .objectFieldSet: return .objectFieldSet(try d(ObjectFieldSet.self))
@@ -380,6 +386,12 @@ public struct RunCompleted: Codable, Sendable, Hashable {
 public struct RunFailed: Codable, Sendable, Hashable {
     public var runId: String
     public var stepUid: String?
+    public var reason: String
+}
+
+public struct RunCancelled: Codable, Sendable, Hashable {
+    public var runId: String
+    /// Why, e.g. "job job_… was stopped".
     public var reason: String
 }
 

@@ -14,6 +14,8 @@ public struct WorkflowsState: Sendable, Equatable {
     public var runs: [String: RunRecord] = [:]
     /// Run ids of each workflow, oldest first.
     public var runsByWorkflow: [String: [String]] = [:]
+    /// Run ids of each launch-API job (`source.kind` `job`), in input order.
+    public var runsByJob: [String: [String]] = [:]
     public var objects: [ObjectKey: ObjectRecord] = [:]
     public var lists: [String: Set<JSONValue>] = [:]
     /// Runs created per UTC day (`YYYY-MM-DD`), for the quota.
@@ -130,6 +132,7 @@ public struct WorkflowsState: Sendable, Equatable {
             runs[e.runId] = RunRecord(created: e, createdAt: at)
             memory.lookedUp = nil
             runsByWorkflow[e.workflowId, default: []].append(e.runId)
+            if e.source.kind == "job", let job = e.source.reference { runsByJob[job, default: []].append(e.runId) }
             runsPerDay[e.quotaDay, default: 0] += 1
             if let rolloutId = e.rolloutId {
                 workflows[e.workflowId]?.countRun(rolloutId: rolloutId, arm: e.arm)
@@ -157,6 +160,13 @@ public struct WorkflowsState: Sendable, Equatable {
         case .runFailed(let e):
             updateRun(e.runId, &memory) { run in
                 run.status = .failed
+                run.failure = e.reason
+                run.finishedAt = at
+            }
+        case .runCancelled(let e):
+            updateRun(e.runId, &memory) { run in
+                guard run.status == .queued else { return }
+                run.status = .cancelled
                 run.failure = e.reason
                 run.finishedAt = at
             }
@@ -369,7 +379,11 @@ public struct StepRecord: Sendable, Equatable {
 }
 
 public struct RunRecord: Sendable, Equatable {
-    public enum Status: String, Sendable, Equatable, CaseIterable { case queued, running, completed, failed }
+    public enum Status: String, Sendable, Equatable, CaseIterable {
+        case queued, running, completed, failed
+        /// Never executed: its job was stopped while it was queued.
+        case cancelled
+    }
     public var created: RunCreated
     public var createdAt: Int64
     public var status: Status = .queued
