@@ -59,7 +59,7 @@ public enum Profile {
                     kept.append(subscription)
                 }
                 out[name] = .array(kept)
-            case "_ip", "_regip" where detectGeo:
+            case "_ip" where detectGeo, "_regip" where detectGeo:
                 guard case .string(let s) = value, isIPAddress(s) else {
                     throw .invalid("\(path).\(name)", value, "must be an IPv4 or IPv6 address (detect_geo)")
                 }
