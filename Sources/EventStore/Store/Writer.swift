@@ -11,6 +11,8 @@ final class Writer: @unchecked Sendable {
     private var queue: [Work] = []
     private var running = true
     private var idle = false
+    /// While the writer collects a batch, `submit` wakes it once the queue holds this many.
+    private var wakeAt = Int.max
     /// While true the writer takes no new batch (tests use it to put appends into one commit).
     private var held = false
     private var statistics = WriterStatistics()
@@ -69,7 +71,7 @@ final class Writer: @unchecked Sendable {
             return
         }
         queue.append(work)
-        if idle { condition.signal() }
+        if idle || queue.count >= wakeAt { condition.signal() }
         condition.unlock()
     }
 
@@ -113,12 +115,25 @@ final class Writer: @unchecked Sendable {
 
     private func run() {
         var batch: [Work] = []
+        // What the previous commit answered and how long it took: the callers it resumed
+        // usually append again at once, and waiting for them a fraction of a commit fills the
+        // next one instead of committing the first to come back nearly alone.
+        var answered = 0
+        var commitSeconds = 0.0
+        let window = options.collectWindow / .seconds(1)
+        let trace = Trace()
         while true {
+            let t0 = Trace.now()
             condition.lock()
-            while (queue.isEmpty || held) && running {
-                idle = true
-                condition.wait()
-                idle = false
+            while true {
+                while (queue.isEmpty || held) && running {
+                    idle = true
+                    condition.wait()
+                    idle = false
+                }
+                guard running, !queue.isEmpty else { break }
+                collect(expecting: answered, for: min(window, commitSeconds))
+                if !held { break }
             }
             if queue.isEmpty {
                 condition.unlock()
@@ -143,10 +158,33 @@ final class Writer: @unchecked Sendable {
                 queue.removeFirst(taken)
             }
             condition.unlock()
-            process(batch)
+            let t1 = Trace.now()
+            commitSeconds = process(batch, trace)
+            trace?.record(batch: batch.count, idle: t1 - t0, total: Trace.now() - t1)
+            answered = batch.count
             batch.removeAll(keepingCapacity: true)
         }
+        trace?.report()
         finished.signal()
+    }
+
+    /// With `condition` locked and the queue not empty: waits up to `seconds` for the queue to
+    /// hold `expected` requests, giving up as soon as no new request arrives for a short gap.
+    private func collect(expecting expected: Int, for seconds: Double) {
+        guard expected > 1, seconds > 0, queue.count < expected else { return }
+        let gap = 0.000_1
+        let deadline = Date(timeIntervalSinceNow: seconds)
+        wakeAt = expected
+        defer { wakeAt = .max }
+        var seen = queue.count
+        while queue.count < expected && running && !held {
+            let step = Date(timeIntervalSinceNow: gap)
+            if !condition.wait(until: min(step, deadline)) {
+                // Timed out: stop when nothing arrived during the gap or the window is over.
+                if queue.count == seen || Date() >= deadline { break }
+            }
+            seen = queue.count
+        }
     }
 
     // MARK: One group commit
@@ -158,7 +196,9 @@ final class Writer: @unchecked Sendable {
         var streamVersions: [String: UInt64] = [:]
     }
 
-    private func process(_ batch: [Work]) {
+    /// Returns how long the write transaction took, in seconds.
+    private func process(_ batch: [Work], _ trace: Trace?) -> Double {
+        let started = Trace.now()
         var outcomes = [Result<AppendResult?, EventStoreError>](repeating: .success(nil), count: batch.count)
         var committed = head
         while true {
@@ -193,6 +233,7 @@ final class Writer: @unchecked Sendable {
             }
         }
         let written = committed.position - head.position
+        let committedAt = Trace.now()
         head = committed
         condition.lock()
         statistics.record(batch: batch.count, events: written)
@@ -207,6 +248,8 @@ final class Writer: @unchecked Sendable {
                 c.resume(throwing: error)
             }
         }
+        trace?.recordCommit(seconds: committedAt - started, resume: Trace.now() - committedAt)
+        return committedAt - started
     }
 
     /// Doubles the map; returns the error to answer with when it is already at its maximum.
@@ -375,5 +418,42 @@ public struct WriterStatistics: Sendable, Hashable {
         self.events += events
         let bucket = Self.batchSizeBounds.firstIndex { batch <= $0 } ?? batchSizes.count - 1
         batchSizes[bucket] += 1
+    }
+}
+
+/// TEMP: per-commit timings printed at close when RUNLOG_WRITER_TRACE is set.
+final class Trace {
+    var commits = 0, requests = 0
+    var idle = 0.0, total = 0.0, commit = 0.0, resume = 0.0
+    var sizes = [Int](repeating: 0, count: 8)
+
+    init?() {
+        if ProcessInfo.processInfo.environment["RUNLOG_WRITER_TRACE"] == nil { return nil }
+    }
+
+    static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    func record(batch: Int, idle: Double, total: Double) {
+        commits += 1
+        requests += batch
+        self.idle += idle
+        self.total += total
+        sizes[min(7, batch / 10)] += 1
+    }
+
+    func recordCommit(seconds: Double, resume: Double) {
+        commit += seconds
+        self.resume += resume
+    }
+
+    func report() {
+        guard commits > 0 else { return }
+        let c = Double(commits) / 1000
+        FileHandle.standardError.write(Data(("writer: \(commits) commits, \(Double(requests) / Double(commits)) req/commit, "
+            + "wait+collect \(idle / c) ms, txn \(commit / c) ms, resume \(resume / c) ms, all \(total / c); sizes \(sizes)\n").utf8))
     }
 }
