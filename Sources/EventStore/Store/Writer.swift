@@ -427,8 +427,19 @@ final class Trace {
     var idle = 0.0, total = 0.0, commit = 0.0, resume = 0.0
     var sizes = [Int](repeating: 0, count: 8)
 
+    var bytesAtStart = 0
+
     init?() {
         if ProcessInfo.processInfo.environment["RUNLOG_WRITER_TRACE"] == nil { return nil }
+        bytesAtStart = Self.writtenBytes()
+    }
+
+    static func writtenBytes() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/thread-self/io", encoding: .utf8) else { return 0 }
+        for line in text.split(separator: "\n") where line.hasPrefix("write_bytes:") {
+            return Int(line.split(separator: " ").last ?? "") ?? 0
+        }
+        return 0
     }
 
     static func now() -> Double {
@@ -454,6 +465,6 @@ final class Trace {
         guard commits > 0 else { return }
         let c = Double(commits) / 1000
         FileHandle.standardError.write(Data(("writer: \(commits) commits, \(Double(requests) / Double(commits)) req/commit, "
-            + "wait+collect \(idle / c) ms, txn \(commit / c) ms, resume \(resume / c) ms, all \(total / c); sizes \(sizes)\n").utf8))
+            + "KiB written \(Double(Self.writtenBytes() - bytesAtStart) / 1024 / Double(commits)), wait+collect \(idle / c) ms, txn \(commit / c) ms, resume \(resume / c) ms, all \(total / c); sizes \(sizes)\n").utf8))
     }
 }
