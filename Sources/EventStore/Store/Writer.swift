@@ -121,9 +121,7 @@ final class Writer: @unchecked Sendable {
         var answered = 0
         var commitSeconds = 0.0
         let window = options.collectWindow / .seconds(1)
-        let trace = Trace()
         while true {
-            let t0 = Trace.now()
             condition.lock()
             while true {
                 while (queue.isEmpty || held) && running {
@@ -158,13 +156,10 @@ final class Writer: @unchecked Sendable {
                 queue.removeFirst(taken)
             }
             condition.unlock()
-            let t1 = Trace.now()
-            commitSeconds = process(batch, trace)
-            trace?.record(batch: batch.count, idle: t1 - t0, total: Trace.now() - t1)
+            commitSeconds = process(batch)
             answered = batch.count
             batch.removeAll(keepingCapacity: true)
         }
-        trace?.report()
         finished.signal()
     }
 
@@ -172,6 +167,8 @@ final class Writer: @unchecked Sendable {
     /// hold `expected` requests, giving up as soon as no new request arrives for a short gap.
     private func collect(expecting expected: Int, for seconds: Double) {
         guard expected > 1, seconds > 0, queue.count < expected else { return }
+        // 0.1 ms: callers that come back do so a few microseconds apart; one that does not
+        // come back costs the others at most this much.
         let gap = 0.000_1
         let deadline = Date(timeIntervalSinceNow: seconds)
         wakeAt = expected
@@ -197,8 +194,9 @@ final class Writer: @unchecked Sendable {
     }
 
     /// Returns how long the write transaction took, in seconds.
-    private func process(_ batch: [Work], _ trace: Trace?) -> Double {
-        let started = Trace.now()
+    private func process(_ batch: [Work]) -> Double {
+        let clock = ContinuousClock()
+        let started = clock.now
         var outcomes = [Result<AppendResult?, EventStoreError>](repeating: .success(nil), count: batch.count)
         var committed = head
         while true {
@@ -233,7 +231,7 @@ final class Writer: @unchecked Sendable {
             }
         }
         let written = committed.position - head.position
-        let committedAt = Trace.now()
+        let took = (clock.now - started) / .seconds(1)
         head = committed
         condition.lock()
         statistics.record(batch: batch.count, events: written)
@@ -248,8 +246,7 @@ final class Writer: @unchecked Sendable {
                 c.resume(throwing: error)
             }
         }
-        trace?.recordCommit(seconds: committedAt - started, resume: Trace.now() - committedAt)
-        return committedAt - started
+        return took
     }
 
     /// Doubles the map; returns the error to answer with when it is already at its maximum.
@@ -418,53 +415,5 @@ public struct WriterStatistics: Sendable, Hashable {
         self.events += events
         let bucket = Self.batchSizeBounds.firstIndex { batch <= $0 } ?? batchSizes.count - 1
         batchSizes[bucket] += 1
-    }
-}
-
-/// TEMP: per-commit timings printed at close when RUNLOG_WRITER_TRACE is set.
-final class Trace {
-    var commits = 0, requests = 0
-    var idle = 0.0, total = 0.0, commit = 0.0, resume = 0.0
-    var sizes = [Int](repeating: 0, count: 8)
-
-    var bytesAtStart = 0
-
-    init?() {
-        if ProcessInfo.processInfo.environment["RUNLOG_WRITER_TRACE"] == nil { return nil }
-        bytesAtStart = Self.writtenBytes()
-    }
-
-    static func writtenBytes() -> Int {
-        guard let text = try? String(contentsOfFile: "/proc/thread-self/io", encoding: .utf8) else { return 0 }
-        for line in text.split(separator: "\n") where line.hasPrefix("write_bytes:") {
-            return Int(line.split(separator: " ").last ?? "") ?? 0
-        }
-        return 0
-    }
-
-    static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-    }
-
-    func record(batch: Int, idle: Double, total: Double) {
-        commits += 1
-        requests += batch
-        self.idle += idle
-        self.total += total
-        sizes[min(7, batch / 10)] += 1
-    }
-
-    func recordCommit(seconds: Double, resume: Double) {
-        commit += seconds
-        self.resume += resume
-    }
-
-    func report() {
-        guard commits > 0 else { return }
-        let c = Double(commits) / 1000
-        FileHandle.standardError.write(Data(("writer: \(commits) commits, \(Double(requests) / Double(commits)) req/commit, "
-            + "KiB written \(Double(Self.writtenBytes() - bytesAtStart) / 1024 / Double(commits)), wait+collect \(idle / c) ms, txn \(commit / c) ms, resume \(resume / c) ms, all \(total / c); sizes \(sizes)\n").utf8))
     }
 }
