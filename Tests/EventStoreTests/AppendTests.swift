@@ -91,6 +91,42 @@ struct AppendTests {
         #expect(try store.head().position == 3)
     }
 
+    @Test(
+        "appends are answered when fewer callers come back than the last commit answered",
+        .timeLimit(.minutes(1))
+    )
+    func collectWindowEndsWhenArrivalsStop() async throws {
+        let dir = TemporaryDirectory()
+        // A window far longer than the time limit: a wait must end by the gap rule or by the
+        // cap of one commit's duration, never by the window.
+        let store = try EventStore.open(dir.data, options: .init(mapSize: 64 << 20, collectWindow: .seconds(600)))
+        let writer = try #require(store.writer)
+        // Eight appends answered by one commit: the writer now expects eight callers back.
+        writer.hold()
+        let first = Task {
+            try await withThrowingTaskGroup(of: AppendResult.self) { group in
+                for i in 0..<8 { group.addTask { try await store.append(to: "s-\(i)", [event()]) } }
+                return try await group.reduce(into: 0) { n, _ in n += 1 }
+            }
+        }
+        while writer.queuedCount < 8 { try await Task.sleep(for: .milliseconds(1)) }
+        writer.release()
+        #expect(try await first.value == 8)
+        // Only one comes back: it is committed without waiting for the other seven.
+        let lone = try await store.append(to: "s-0", [event()])
+        #expect(lone.events.first?.streamVersion == 2)
+        // Eight callers again: all are answered, in however many commits.
+        let commitsBefore = store.writerStatistics.commits
+        let again = try await withThrowingTaskGroup(of: AppendResult.self) { group in
+            for i in 0..<8 { group.addTask { try await store.append(to: "s-\(i)", [event()]) } }
+            return try await group.reduce(into: [AppendResult]()) { $0.append($1) }
+        }
+        #expect(again.count == 8)
+        #expect(store.writerStatistics.commits > commitsBefore)
+        #expect(try store.head().position == 17)
+        store.close()
+    }
+
     @Test("expectations: no stream, stream exists, exact")
     func expectations() async throws {
         let dir = TemporaryDirectory()

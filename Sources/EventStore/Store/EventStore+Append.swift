@@ -94,13 +94,16 @@ extension EventStore {
     /// Checks every rule that needs no stored state, before anything is queued.
     static func validate(_ writes: [StreamWrite]) throws(EventStoreError) -> AppendRequest {
         guard !writes.isEmpty else { throw .invalid("streams", "[]", "an append needs at least one stream") }
+        // The sets of names and ids are needed only when there is more than one of them (the
+        // common one-stream, one-event append allocates none).
         var streams = Set<String>()
         var ids = Set<UUID>()
+        let single = writes.count == 1 && writes[0].events.count == 1
         var events = 0
         var bytes = 0
         for write in writes {
             try validateStreamName(write.stream)
-            guard streams.insert(write.stream).inserted else {
+            guard writes.count == 1 || streams.insert(write.stream).inserted else {
                 throw .invalid("stream", write.stream, "a stream may appear only once in an append")
             }
             guard !write.events.isEmpty else {
@@ -108,13 +111,9 @@ extension EventStore {
             }
             for event in write.events {
                 try validateName("type", event.type, maxBytes: maxTypeBytes)
-                for (field, value) in [("actor", event.metadata.actor),
-                                       ("correlationId", event.metadata.correlationId),
-                                       ("causationId", event.metadata.causationId)] {
-                    if let value, value.utf8.count > maxMetadataBytes {
-                        throw .invalid(field, value, "at most \(maxMetadataBytes) bytes of UTF-8")
-                    }
-                }
+                try validateMetadata("actor", event.metadata.actor)
+                try validateMetadata("correlationId", event.metadata.correlationId)
+                try validateMetadata("causationId", event.metadata.causationId)
                 guard event.payload.count <= maxPayloadBytes else {
                     throw EventStoreError(
                         .payloadTooLarge,
@@ -123,7 +122,7 @@ extension EventStore {
                         field: "payload", value: "\(event.payload.count) bytes"
                     )
                 }
-                guard ids.insert(event.id).inserted else {
+                guard single || ids.insert(event.id).inserted else {
                     throw .invalid("id", event.id.uuidString.lowercased(), "event ids must be unique within an append")
                 }
                 events += 1
@@ -131,6 +130,12 @@ extension EventStore {
             }
         }
         return AppendRequest(writes: writes, eventCount: events, byteCount: bytes)
+    }
+
+    static func validateMetadata(_ field: String, _ value: String?) throws(EventStoreError) {
+        if let value, value.utf8.count > maxMetadataBytes {
+            throw .invalid(field, value, "at most \(maxMetadataBytes) bytes of UTF-8")
+        }
     }
 
     /// A stream name is 1 to 256 bytes of UTF-8 without NUL.

@@ -21,6 +21,10 @@ public final class EventStore: Sendable {
         public var maxBatchBytes: Int
         /// How often a read-only store looks for events appended by the writing process.
         public var pollInterval: Duration
+        /// The longest the writer holds a commit open for the callers it answered last time to
+        /// append again (group commit fill); it stops sooner when they are all back or when no
+        /// new append arrives for a short gap. Zero commits whatever is queued at once.
+        public var collectWindow: Duration
 
         public init(
             readOnly: Bool = false,
@@ -28,7 +32,8 @@ public final class EventStore: Sendable {
             maxMapSize: Int = 1 << 40,
             maxBatchEvents: Int = 10_000,
             maxBatchBytes: Int = 64 << 20,
-            pollInterval: Duration = .milliseconds(20)
+            pollInterval: Duration = .milliseconds(20),
+            collectWindow: Duration = .milliseconds(1)
         ) {
             self.readOnly = readOnly
             self.mapSize = mapSize
@@ -36,6 +41,7 @@ public final class EventStore: Sendable {
             self.maxBatchEvents = maxBatchEvents
             self.maxBatchBytes = maxBatchBytes
             self.pollInterval = pollInterval
+            self.collectWindow = collectWindow
         }
     }
 

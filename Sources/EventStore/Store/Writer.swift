@@ -11,6 +11,8 @@ final class Writer: @unchecked Sendable {
     private var queue: [Work] = []
     private var running = true
     private var idle = false
+    /// While the writer collects a batch, `submit` wakes it once the queue holds this many.
+    private var wakeAt = Int.max
     /// While true the writer takes no new batch (tests use it to put appends into one commit).
     private var held = false
     private var statistics = WriterStatistics()
@@ -69,7 +71,7 @@ final class Writer: @unchecked Sendable {
             return
         }
         queue.append(work)
-        if idle { condition.signal() }
+        if idle || queue.count >= wakeAt { condition.signal() }
         condition.unlock()
     }
 
@@ -113,12 +115,23 @@ final class Writer: @unchecked Sendable {
 
     private func run() {
         var batch: [Work] = []
+        // What the previous commit answered and how long it took: the callers it resumed
+        // usually append again at once, and waiting for them a fraction of a commit fills the
+        // next one instead of committing the first to come back nearly alone.
+        var answered = 0
+        var commitSeconds = 0.0
+        let window = options.collectWindow / .seconds(1)
         while true {
             condition.lock()
-            while (queue.isEmpty || held) && running {
-                idle = true
-                condition.wait()
-                idle = false
+            while true {
+                while (queue.isEmpty || held) && running {
+                    idle = true
+                    condition.wait()
+                    idle = false
+                }
+                guard running, !queue.isEmpty else { break }
+                collect(expecting: answered, for: min(window, commitSeconds))
+                if !held { break }
             }
             if queue.isEmpty {
                 condition.unlock()
@@ -143,10 +156,32 @@ final class Writer: @unchecked Sendable {
                 queue.removeFirst(taken)
             }
             condition.unlock()
-            process(batch)
+            commitSeconds = process(batch)
+            answered = batch.count
             batch.removeAll(keepingCapacity: true)
         }
         finished.signal()
+    }
+
+    /// With `condition` locked and the queue not empty: waits up to `seconds` for the queue to
+    /// hold `expected` requests, giving up as soon as no new request arrives for a short gap.
+    private func collect(expecting expected: Int, for seconds: Double) {
+        guard expected > 1, seconds > 0, queue.count < expected else { return }
+        // 0.1 ms: callers that come back do so a few microseconds apart; one that does not
+        // come back costs the others at most this much.
+        let gap = 0.000_1
+        let deadline = Date(timeIntervalSinceNow: seconds)
+        wakeAt = expected
+        defer { wakeAt = .max }
+        var seen = queue.count
+        while queue.count < expected && running && !held {
+            let step = Date(timeIntervalSinceNow: gap)
+            if !condition.wait(until: min(step, deadline)) {
+                // Timed out: stop when nothing arrived during the gap or the window is over.
+                if queue.count == seen || Date() >= deadline { break }
+            }
+            seen = queue.count
+        }
     }
 
     // MARK: One group commit
@@ -158,7 +193,10 @@ final class Writer: @unchecked Sendable {
         var streamVersions: [String: UInt64] = [:]
     }
 
-    private func process(_ batch: [Work]) {
+    /// Returns how long the write transaction took, in seconds.
+    private func process(_ batch: [Work]) -> Double {
+        let clock = ContinuousClock()
+        let started = clock.now
         var outcomes = [Result<AppendResult?, EventStoreError>](repeating: .success(nil), count: batch.count)
         var committed = head
         while true {
@@ -193,6 +231,7 @@ final class Writer: @unchecked Sendable {
             }
         }
         let written = committed.position - head.position
+        let took = (clock.now - started) / .seconds(1)
         head = committed
         condition.lock()
         statistics.record(batch: batch.count, events: written)
@@ -207,6 +246,7 @@ final class Writer: @unchecked Sendable {
                 c.resume(throwing: error)
             }
         }
+        return took
     }
 
     /// Doubles the map; returns the error to answer with when it is already at its maximum.
