@@ -7,7 +7,10 @@ public struct EngineConfiguration: Sendable {
     public var dailyRunQuota: Int?
     /// Workers that only ever take real-time runs, so batch work cannot hold them.
     public var realtimeWorkers: Int
-    /// Workers that take real-time runs first and batch runs when no real-time run waits.
+    /// Workers that take real-time runs first and batch runs when no real-time run waits. A run
+    /// spends most of its time waiting for its commit, so more workers put more runs in each
+    /// group commit: 12 executes about twice as many runs per second as 3 did (tools/bench [5]),
+    /// with the same real-time latency ([7]).
     public var sharedWorkers: Int
     /// The clock, in UTC milliseconds (tests move it to cross quota days).
     public var clock: @Sendable () -> Int64
@@ -20,7 +23,7 @@ public struct EngineConfiguration: Sendable {
     public init(
         dailyRunQuota: Int? = nil,
         realtimeWorkers: Int = 1,
-        sharedWorkers: Int = 3,
+        sharedWorkers: Int = 12,
         clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) },
         http: any HTTPPerformer = URLSessionHTTPPerformer(),
         credentials: (any CredentialProvider)? = nil

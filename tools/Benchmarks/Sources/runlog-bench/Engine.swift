@@ -11,7 +11,16 @@ final class EngineHarness: Sendable {
     let engine: WorkflowEngine
     private let stopped = Counter()
 
-    init(_ temp: TempDirs, _ name: String, configuration: EngineConfiguration = EngineConfiguration()) async throws {
+    /// The engine's settings, with `RUNLOG_BENCH_SHARED_WORKERS=N` overriding the shared workers.
+    static var defaultConfiguration: EngineConfiguration {
+        var configuration = EngineConfiguration()
+        if let text = ProcessInfo.processInfo.environment["RUNLOG_BENCH_SHARED_WORKERS"], let n = Int(text), n >= 0 {
+            configuration.sharedWorkers = n
+        }
+        return configuration
+    }
+
+    init(_ temp: TempDirs, _ name: String, configuration: EngineConfiguration = EngineHarness.defaultConfiguration) async throws {
         self.temp = temp
         dir = try temp.make(name)
         store = try EventStore(directory: dir)
@@ -419,7 +428,7 @@ struct Rebuild {
 
 // MARK: 7. Real-time latency under a batch backlog
 
-/// With the default configuration (1 real-time-only worker + 3 shared), the latency of real-time
+/// With the default configuration (1 real-time-only worker + 12 shared), the latency of real-time
 /// runs started one at a time — each from its `startRun` call to its `run.completed` seen in the
 /// log — when idle, while a batch backlog is being created (as by an import), and while it drains.
 struct RealtimeLatency {

@@ -107,7 +107,7 @@ func median(_ values: [Double]) -> Double {
 
 /// The nearest-rank percentile `p` (0...100) of already sorted values.
 func percentile(_ sorted: [Double], _ p: Double) -> Double {
-    precondition(!sorted.isEmpty)
+    guard !sorted.isEmpty else { return .nan }
     let rank = Int((p / 100 * Double(sorted.count)).rounded(.up))
     return sorted[min(max(rank, 1), sorted.count) - 1]
 }
