@@ -20,6 +20,8 @@ public struct ServerConfiguration: Sendable {
     public var dailyRunQuota: Int?
     /// Profiles one batch import-and-start task may carry.
     public var maxBatchProfiles: Int
+    /// Run workers that take real-time runs first, then batch runs (`EngineConfiguration.sharedWorkers`).
+    public var sharedWorkers: Int = EngineConfiguration().sharedWorkers
     /// The key of the account secrets (32 bytes, base64 or hex). When nil: `RUNLOG_SECRET_KEY`
     /// from the environment, else `<data directory>/secret.key` (created on first start, mode 0600).
     public var secretKey: String?
@@ -53,6 +55,7 @@ public func buildApplication(
         let accounts = try AccountBook(store: store, box: box)
         let engine = try WorkflowEngine(store: store,
                                         configuration: EngineConfiguration(dailyRunQuota: configuration.dailyRunQuota,
+                                                                           sharedWorkers: configuration.sharedWorkers,
                                                                            http: AsyncHTTPClientPerformer(),
                                                                            credentials: accounts))
         let keys = try KeyRing(store: store)

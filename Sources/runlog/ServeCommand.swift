@@ -24,6 +24,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-batch-profiles"),
             help: "Profiles one import_and_start_batch_task request may carry.")
     var maxBatchProfiles = 10_000
+    @Option(name: .customLong("shared-workers"),
+            help: "Run workers that take real-time runs first, then batch runs (besides 1 real-time-only worker). More drain batch work faster; real-time runs wait longer while it runs.")
+    var sharedWorkers = 3
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
@@ -31,6 +34,7 @@ struct ServeCommand: AsyncParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("--port \(port) must be from 0 to 65535") }
         guard rateLimit >= 0 else { throw ValidationError("--rate-limit must be 0 or more") }
         guard dailyRunQuota >= 0 else { throw ValidationError("--daily-run-quota must be 0 or more") }
+        guard (0...256).contains(sharedWorkers) else { throw ValidationError("--shared-workers must be from 0 to 256") }
         guard maxBatchProfiles >= 1 else { throw ValidationError("--max-batch-profiles must be 1 or more") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is unknown") }
     }
@@ -42,10 +46,11 @@ struct ServeCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "runlog")
-        let configuration = ServerConfiguration(
+        var configuration = ServerConfiguration(
             dataDirectory: store.directory, host: host, port: port,
             rateLimitPerMinute: rateLimit == 0 ? nil : rateLimit, dailyRunQuota: dailyRunQuota == 0 ? nil : dailyRunQuota,
             maxBatchProfiles: maxBatchProfiles)
+        configuration.sharedWorkers = sharedWorkers
         let app: any ApplicationProtocol
         do {
             let host = self.host

@@ -93,6 +93,17 @@ struct CLITests {
         #expect(badDocument.status == 2)
     }
 
+    @Test("serve refuses out-of-range settings before opening anything, naming the option")
+    func serveSettings() async throws {
+        for (arguments, option) in [(["--shared-workers", "-1"], "--shared-workers"),
+                                    (["--shared-workers", "1000"], "--shared-workers"),
+                                    (["--max-batch-profiles", "0"], "--max-batch-profiles")] {
+            let result = try await ChildProcess.run(["serve", "--data-dir", "/nonexistent/runlog-never"] + arguments)
+            #expect(result.status != 0)
+            #expect(result.stderr.contains(option), "\(result.stderr)")
+        }
+    }
+
     @Test("rollout bucket prints GrowthBook's v2 bucket")
     func rolloutBucket() async throws {
         let r = try await ChildProcess.run(["rollout", "bucket", "--seed", "rollout-1", "--key", "user-42"])

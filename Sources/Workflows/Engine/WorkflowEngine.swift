@@ -9,8 +9,8 @@ public struct EngineConfiguration: Sendable {
     public var realtimeWorkers: Int
     /// Workers that take real-time runs first and batch runs when no real-time run waits. A run
     /// spends most of its time waiting for its commit, so more workers put more runs in each
-    /// group commit: 12 executes about twice as many runs per second as 3 did (tools/bench [5]),
-    /// with the same real-time latency ([7]).
+    /// group commit and drain a batch backlog faster, at a cost in real-time latency while
+    /// batch work runs (see docs/architecture.md, "Runs and queues").
     public var sharedWorkers: Int
     /// The clock, in UTC milliseconds (tests move it to cross quota days).
     public var clock: @Sendable () -> Int64
@@ -23,7 +23,7 @@ public struct EngineConfiguration: Sendable {
     public init(
         dailyRunQuota: Int? = nil,
         realtimeWorkers: Int = 1,
-        sharedWorkers: Int = 12,
+        sharedWorkers: Int = 3,
         clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) },
         http: any HTTPPerformer = URLSessionHTTPPerformer(),
         credentials: (any CredentialProvider)? = nil

@@ -343,7 +343,7 @@ struct Bench {
             say("[5/\(total)] workflow runs end to end: an activated API-triggered workflow of 3 steps that stay inside Runlog")
             say("      (add_to_list, remove_from_list, approve); \(grouped(Double(s.runs))) runs per pass started by "
                 + "\(s.runTasks) tasks (each awaiting its startRun) on the real-time queue,")
-            say("      until every run is seen completed in the log; default engine (1 real-time + 12 shared workers); "
+            say("      until every run is seen completed in the log; default engine (1 real-time + 3 shared workers); "
                 + "one store for every pass")
             say("      latency: startRun call → run.completed seen by a log subscriber; commit-ts: finishedAt − createdAt (whole ms)")
             var passes: [RunsEndToEnd.Pass] = []
@@ -444,7 +444,7 @@ struct Bench {
         if s.selected(7) {
             say()
             let latency = RealtimeLatency(samples: s.latencySamples, backlog: s.backlog, creationLimit: s.backlogDuration)
-            say("[7/\(total)] real-time run latency, idle and with a batch backlog: default engine (1 real-time-only + 12 shared "
+            say("[7/\(total)] real-time run latency, idle and with a batch backlog: default engine (1 real-time-only + 3 shared "
                 + "workers), the workflow of [5];")
             say("      \(latency.samples) real-time runs one at a time after \(latency.warmup) warm-up runs, each timed from its "
                 + "startRun call to its run.completed seen by a log subscriber;")

@@ -428,7 +428,7 @@ struct Rebuild {
 
 // MARK: 7. Real-time latency under a batch backlog
 
-/// With the default configuration (1 real-time-only worker + 12 shared), the latency of real-time
+/// With the default configuration (1 real-time-only worker + 3 shared), the latency of real-time
 /// runs started one at a time — each from its `startRun` call to its `run.completed` seen in the
 /// log — when idle, while a batch backlog is being created (as by an import), and while it drains.
 struct RealtimeLatency {
