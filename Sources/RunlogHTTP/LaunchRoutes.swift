@@ -126,32 +126,7 @@ extension RunlogAPI {
         allowed: Set<String>?,
         _ body: @escaping (BodyFields) async throws -> Answer
     ) async throws -> Answer {
-        try context.require(permission)
-        let bytes = try await request.bodyBytes()
-        var json: JSONValue?
-        if !bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
-            do {
-                json = try LenientJSON.parse(bytes)
-            } catch {
-                throw APIError.badRequest("the request body is not valid JSON (also after removing comments, "
-                                          + "trailing commas and placeholders): \(error.message)", field: "body")
-            }
-        }
-        let run: () async throws -> Answer = {
-            do {
-                return try await body(try BodyFields(json, allowed: allowed))
-            } catch let error as WorkflowError {
-                throw APIError(error)
-            } catch let error as EventStoreError {
-                throw APIError(error)
-            }
-        }
-        guard let key = request.headers[Self.idempotencyKey], let keyId = context.key?.id else { return try await run() }
-        // The project is part of the request: the same key and body in another project is another request.
-        let fingerprint = IdempotencyCache.fingerprint(method: request.method.rawValue,
-                                                       path: request.uri.description + " " + (context.projectId ?? ""),
-                                                       body: bytes)
-        return try await idempotency.run(keyId: keyId, idempotencyKey: key, fingerprint: fingerprint, run)
+        try await command(request, context, permission, allowed: allowed, lenient: true, body)
     }
 
     // MARK: Reading requests

@@ -55,23 +55,26 @@ public struct RunlogAPI: Sendable {
 
     /// Runs a command: checks the role, reads and parses the body, and, with an
     /// `Idempotency-Key`, answers a retry with the first answer instead of running it again.
+    /// `lenient` bodies (the launch API's) that are not strict JSON are parsed again after
+    /// `LenientJSON.normalize`.
     func command(
         _ request: Request,
         _ context: Context,
         _ permission: Permission,
         allowed: Set<String>?,
+        lenient: Bool = false,
         _ body: @escaping (BodyFields) async throws -> Answer
     ) async throws -> Answer {
         try context.require(permission)
         let bytes = try await request.bodyBytes()
-        let json: JSONValue?
-        if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
-            json = nil
-        } else {
+        var json: JSONValue?
+        if !bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
             do {
-                json = try JSONValue(parsing: bytes)
+                json = lenient ? try LenientJSON.parse(bytes) : try JSONValue(parsing: bytes)
             } catch {
-                throw APIError.badRequest("the request body is not valid JSON: \(error.message)", field: "body")
+                throw APIError.badRequest("the request body is not valid JSON"
+                                          + (lenient ? " (also after removing comments, trailing commas and placeholders)" : "")
+                                          + ": \(error.message)", field: "body")
             }
         }
         let run: () async throws -> Answer = {
@@ -84,8 +87,11 @@ public struct RunlogAPI: Sendable {
             }
         }
         guard let key = request.headers[Self.idempotencyKey], let keyId = context.key?.id else { return try await run() }
+        // A launch API project is part of the request: the same key and body in another project
+        // is another request.
         let fingerprint = IdempotencyCache.fingerprint(method: request.method.rawValue,
-                                                       path: request.uri.description, body: bytes)
+                                                       path: request.uri.description + (context.projectId.map { " " + $0 } ?? ""),
+                                                       body: bytes)
         return try await idempotency.run(keyId: keyId, idempotencyKey: key, fingerprint: fingerprint, run)
     }
 
