@@ -17,7 +17,8 @@ struct ProfileIndex: Sendable {
         let current = await engine.objectRevisions(type: Profile.objectType)
         var changed: [String] = []
         for (token, revision) in current where revisions[token] != revision { changed.append(token) }
-        for token in revisions.keys where current[token] == nil { put(token, nil) }
+        // Keys copied out first: changing a dictionary while iterating it copies it whole.
+        for token in Array(revisions.keys) where current[token] == nil { put(token, nil) }
         guard !changed.isEmpty else { return }
         let data = await engine.objectData(type: Profile.objectType, tokens: changed)
         for token in changed {
@@ -32,7 +33,9 @@ struct ProfileIndex: Sendable {
             for email in Self.emails(old) { byEmail[email]?.remove(token) }
             for email in Self.subscriptionEmails(old) { bySubscriptionEmail[email]?.remove(token) }
             for phone in Self.phones(old) { byPhone[phone]?.remove(token) }
-            for (name, _) in custom { for term in old[name].map(Profile.terms) ?? [] { custom[name]?[term]?.remove(token) } }
+            for name in Array(custom.keys) {
+                for term in old[name].map(Profile.terms) ?? [] { custom[name]?[term]?.remove(token) }
+            }
         }
         fields[token] = new
         guard let new else {
@@ -42,7 +45,9 @@ struct ProfileIndex: Sendable {
         for email in Self.emails(new) { byEmail[email, default: []].insert(token) }
         for email in Self.subscriptionEmails(new) { bySubscriptionEmail[email, default: []].insert(token) }
         for phone in Self.phones(new) { byPhone[phone, default: []].insert(token) }
-        for (name, _) in custom { for term in new[name].map(Profile.terms) ?? [] { custom[name]?[term, default: []].insert(token) } }
+        for name in Array(custom.keys) {
+            for term in new[name].map(Profile.terms) ?? [] { custom[name]?[term, default: []].insert(token) }
+        }
     }
 
     /// Builds the lookup of a custom field if it is not kept yet.
