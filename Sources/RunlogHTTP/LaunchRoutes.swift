@@ -70,7 +70,7 @@ extension RunlogAPI {
             } else {
                 from = 0
             }
-            let runs = await engine.jobRuns(view.record.id, from: from, limit: limit)
+            let runs = try await engine.jobRuns(view.record.id, from: from, limit: limit)
             let results = runs.map { Self.result($0, steps: view.record.scheduled.steps) }
             let next = from + runs.count < view.counts.total ? JSONValue.string(String(from + runs.count)) : .null
             return Answer(["job_uid": .string(view.record.id), "status": .string(view.status.rawValue),

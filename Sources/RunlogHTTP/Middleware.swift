@@ -47,14 +47,16 @@ struct RequestMiddleware: RouterMiddleware {
         let elapsed = ContinuousClock.now - start
         let route = context.endpointPath ?? "unmatched"
         metrics.record(method: request.method.rawValue, route: route, status: response.status.code, duration: elapsed)
-        let micros = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
-        let hundredths = (micros + 5) / 10
-        let millis = "\(hundredths / 100)." + (hundredths % 100 < 10 ? "0" : "") + "\(hundredths % 100)"
-        logger.info("\(request.method) \(request.uri.path) \(response.status.code)", metadata: [
-            "route": .string(route),
-            "ms": .string(millis),
-            "key": .string(context.key?.id ?? "-"),
-        ])
+        if logger.logLevel <= .info {
+            let micros = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
+            let hundredths = (micros + 5) / 10
+            let millis = "\(hundredths / 100)." + (hundredths % 100 < 10 ? "0" : "") + "\(hundredths % 100)"
+            logger.info("\(request.method) \(request.uri.path) \(response.status.code)", metadata: [
+                "route": .string(route),
+                "ms": .string(millis),
+                "key": .string(context.key?.id ?? "-"),
+            ])
+        }
         return response
     }
 

@@ -49,7 +49,7 @@ extension RunlogAPI {
                 guard state.workflows[id] != nil else { throw WorkflowError(.notFound, "workflow \(id) does not exist") }
                 return state.runs(of: id, status: status, arm: arm, version: version, after: after, limit: limit + 1)
             }
-            let runs = page.prefix(limit)
+            let runs = try engine.detailed(Array(page.prefix(limit)))
             let next: JSONValue = page.count > limit ? .string(runs.last!.id) : .null
             return Answer(["runs": .array(runs.map(Representation.run)), "next_after": next])
         }
@@ -57,7 +57,7 @@ extension RunlogAPI {
             try context.require(.read)
             let id = try context.parameters.require("id")
             guard let run = await engine.read({ $0.runs[id] }) else { throw APIError.notFound("run \(id) does not exist") }
-            return Answer(Representation.run(run))
+            return Answer(Representation.run(try engine.detailed(run)))
         }
 
         router.post("/v1/events") { request, context in

@@ -1,5 +1,6 @@
 import EventStore
 import Prometheus
+import Synchronization
 
 /// The server's Prometheus metrics: requests by route and status, a latency histogram per
 /// route, and, read from the store when scraped, the log head and the writer's group commits.
@@ -20,13 +21,31 @@ final class ServerMetrics: Sendable {
         helpText: "Time from request head to response, by route"
     ) }
 
+    private struct Series: Hashable {
+        var method: String
+        var route: String
+        var status: Int
+    }
+    /// The counter and histogram of each method, route and status seen, so a request looks its
+    /// pair up in one dictionary instead of asking the registry (which builds and compares the
+    /// label lists) twice.
+    private let series = Mutex([Series: (Counter, DurationHistogram)]())
+
     func record(method: String, route: String, status: Int, duration: Duration) {
-        registry.makeCounter(descriptor: Self.requests,
-                             labels: [("method", method), ("route", route), ("status", String(status))])
-            .increment()
-        registry.makeDurationHistogram(descriptor: Self.latency, labels: [("route", route)],
-                                       buckets: Self.latencyBuckets)
-            .record(duration)
+        let key = Series(method: method, route: route, status: status)
+        let (counter, histogram) = series.withLock { series in
+            if let known = series[key] { return known }
+            let made = (
+                registry.makeCounter(descriptor: Self.requests,
+                                     labels: [("method", method), ("route", route), ("status", String(status))]),
+                registry.makeDurationHistogram(descriptor: Self.latency, labels: [("route", route)],
+                                               buckets: Self.latencyBuckets)
+            )
+            series[key] = made
+            return made
+        }
+        counter.increment()
+        histogram.record(duration)
     }
 
     /// The exposition text: the registry's metrics, then the store's.

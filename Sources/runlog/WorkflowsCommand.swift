@@ -120,8 +120,12 @@ struct RunsCommand: AsyncParsableCommand {
         @Argument(help: "The run id.") var run: String
 
         func run() async throws {
-            let state = try loadState(store)
-            guard let r = state.runs[run] else { throw CLIError("run \(run) does not exist") }
+            let opened = try store.open(readOnly: true)
+            defer { opened.close() }
+            let state = try loadState(opened)
+            guard let summary = state.runs[run] else { throw CLIError("run \(run) does not exist") }
+            // The replayed state keeps a summary of each run; parameters and outputs are in its stream.
+            let r = try summary.withDetails(from: opened)
             let c = r.created
             print("run        \(r.id)")
             print("workflow   \(c.workflowId) version \(c.version), arm \(c.arm.rawValue)"
@@ -147,6 +151,10 @@ struct RunsCommand: AsyncParsableCommand {
 func loadState(_ options: StoreOptions) throws -> WorkflowsState {
     let store = try options.open(readOnly: true)
     defer { store.close() }
+    return try loadState(store)
+}
+
+func loadState(_ store: EventStore) throws -> WorkflowsState {
     do {
         return try WorkflowsState.rebuild(from: store)
     } catch {

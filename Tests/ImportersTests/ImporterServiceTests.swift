@@ -42,7 +42,7 @@ struct ImporterServiceTests {
         #expect(runs.count == 2_475)
         #expect(Set(runs.compactMap(\.created.source.row)) == Set((1...2_500).filter { $0 % 100 != 0 }))
         #expect(runs.allSatisfy { $0.created.queue == .batch && $0.created.source.kind == "importer" })
-        #expect(runs.first?.created.parameters == ["ip": "10.0.0.1", "score": 1])
+        #expect(try runs.first.map(f.engine.detailed)?.created.parameters == ["ip": "10.0.0.1", "score": 1])
         #expect(await f.engine.waitUntilIdle())
         #expect(await f.engine.snapshot.lists["ips"]?.count == 2_475)
     }
@@ -172,7 +172,7 @@ struct ImporterServiceTests {
         let run = try await f.run(importer.id)
         #expect(run.runsCreated == 2)
         #expect(run.rowsSkipped == 1)
-        let ips = try await f.service.createdRuns(run.id).map { $0.created.parameters["ip"] }
+        let ips = try f.engine.detailed(try await f.service.createdRuns(run.id)).map { $0.created.parameters["ip"] }
         #expect(ips == ["10.0.0.1", "10.9.9.3"])
     }
 

@@ -341,7 +341,7 @@ struct EngineTests {
         // Replay: rebuild the read models and a new engine over the same log.
         await f.engine.shutdown()
         let rebuilt = try WorkflowsState.rebuild(from: f.store)
-        #expect(rebuilt.runs[run.id]?.steps.first?.output == call.output)
+        #expect(try rebuilt.runs[run.id]?.withDetails(from: f.store).steps.first?.output == call.output)
         let second = try WorkflowEngine(store: f.store)
         await second.start()
         await second.execute(run.id)

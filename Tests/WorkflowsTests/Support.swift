@@ -35,7 +35,9 @@ final class EngineFixture: @unchecked Sendable {
     func finished(_ runId: String) async throws -> RunRecord {
         let deadline = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < deadline {
-            if let run = await engine.snapshot.runs[runId], run.status == .completed || run.status == .failed { return run }
+            if let run = await engine.snapshot.runs[runId], run.status == .completed || run.status == .failed {
+                return try engine.detailed(run)
+            }
             try await Task.sleep(for: .milliseconds(2))
         }
         throw FixtureError("run \(runId) did not finish")

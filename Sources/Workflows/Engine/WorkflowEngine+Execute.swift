@@ -101,7 +101,12 @@ extension WorkflowEngine {
     /// so after a crash a completed effect is never repeated, and a started one is retried with
     /// the same idempotency key.
     func executeRun(_ runId: String) async {
-        guard let run = state.runs[runId], run.status == .queued || run.status == .running else { return }
+        guard var run = state.runs[runId], run.status == .queued || run.status == .running else { return }
+        // The read models keep a summary of each run; its parameters, context and step
+        // overrides are read back from its run.created event. Unreadable: the run stays queued
+        // and resumes from its history on the next start.
+        guard let created = try? createdEvent(of: run) else { return }
+        run.created = created
         let c = run.created
         let pending = PendingWrites(runId: runId, metadata: Self.metadata(nil, correlation: runId, causation: runId))
         let definition: WorkflowDefinition
@@ -126,7 +131,9 @@ extension WorkflowEngine {
                 if step.type == .decline { decision = "declined" }
                 continue
             }
-            let outcome = await perform(step, run: state.runs[runId] ?? run, pending: pending)
+            var current = state.runs[runId] ?? run
+            current.created = created
+            let outcome = await perform(step, run: current, pending: pending)
             switch outcome {
             case .completed(let stepDecision):
                 if let stepDecision { decision = stepDecision }
@@ -248,10 +255,10 @@ extension WorkflowEngine {
             guard await flush(pending) else { return .interrupted }
             let child = p["workflow_id"]?.stringValue ?? ""
             // A child already started by an earlier attempt of this step is found by its source.
-            if let existing = state.runs.values.first(where: {
-                $0.created.source.kind == "workflow" && $0.created.source.reference == "\(runId)/\(step.uid)"
+            if let existing = state.runsByReference["\(runId)/\(step.uid)"]?.first(where: {
+                state.runs[$0]?.created.source.kind == "workflow"
             }) {
-                complete(["run_id": .string(existing.id)])
+                complete(["run_id": .string(existing)])
                 return .completed(decision: nil)
             }
             do {

@@ -145,11 +145,12 @@ extension WorkflowEngine {
         return JobView(record: record, status: status, counts: counts)
     }
 
-    /// The runs of a job in input order, from input `from`, at most `limit`.
-    public func jobRuns(_ jobId: String, from: Int, limit: Int) -> [RunRecord] {
+    /// The runs of a job in input order, from input `from`, at most `limit`, with their details
+    /// (inputs and step outputs) read back from the log.
+    public func jobRuns(_ jobId: String, from: Int, limit: Int) throws(WorkflowError) -> [RunRecord] {
         let ids = state.runsByJob[jobId] ?? []
         guard from < ids.count else { return [] }
-        return ids[from..<min(ids.count, from + limit)].compactMap { state.runs[$0] }
+        return try detailed(ids[from..<min(ids.count, from + limit)].compactMap { state.runs[$0] })
     }
 
     /// Pauses a running job: its queued runs wait (runs already executing finish).

@@ -1,4 +1,4 @@
-import EventStore
+public import EventStore
 import Foundation
 
 /// What posting an object event did.
@@ -56,7 +56,9 @@ extension WorkflowEngine {
         try await append([StreamWrite(stream: Streams.run(created.runId), expected: .noStream,
                                       events: [DomainEvent.runCreated(created).newEvent(metadata: Self.metadata(actor))])])
         enqueue(created.runId, created.queue)
-        return state.runs[created.runId]!
+        var run = state.runs[created.runId]!
+        run.fill(created)
+        return run
     }
 
     /// Runs an action workflow on an existing object with `inputs`.
@@ -106,7 +108,7 @@ extension WorkflowEngine {
         let key = ObjectKey(type: objectType, token: objectToken)
         let eventId = eventId ?? Ids.make("evt_")
         if state.objects[key]?.events.contains(where: { $0.eventId == eventId }) == true {
-            let runs = state.runs.values.filter { $0.created.source.reference == eventId }.map(\.id).sorted()
+            let runs = (state.runsByReference[eventId] ?? []).sorted()
             return PostedEvent(eventId: eventId, runIds: runs, duplicate: true)
         }
         if state.objects[key]?.redacted == true {
@@ -253,4 +255,76 @@ public struct ObjectView: Sendable, Hashable {
     public var decision: String?
     public var redacted: Bool
     public var events: [Event]
+}
+
+extension WorkflowEngine {
+    // MARK: Run details
+
+    /// `run` with its details read back from the log (`RunRecord.withDetails(from:)`).
+    public nonisolated func detailed(_ run: RunRecord) throws(WorkflowError) -> RunRecord {
+        try run.withDetails(from: store)
+    }
+
+    /// `detailed` of each run, in order.
+    public nonisolated func detailed(_ runs: [RunRecord]) throws(WorkflowError) -> [RunRecord] {
+        var result: [RunRecord] = []
+        result.reserveCapacity(runs.count)
+        for run in runs { result.append(try detailed(run)) }
+        return result
+    }
+
+    /// The `run.created` event of `run`, whole: from the record when it holds its details, else
+    /// from the log at `createdPosition` (one read, for the executor).
+    func createdEvent(of run: RunRecord) throws(WorkflowError) -> RunCreated {
+        if run.detailed { return run.created }
+        let event: RecordedEvent?
+        do {
+            event = try store.event(at: run.createdPosition)
+        } catch {
+            throw WorkflowError(.storage, "cannot read run.created of \(run.id): \(error.message)")
+        }
+        guard let event, case .runCreated(let created)? = try? DomainEvent.decode(type: event.type, payload: event.payload),
+              created.runId == run.id else {
+            throw WorkflowError(.storage, "the log has no run.created of \(run.id) at position \(run.createdPosition)")
+        }
+        return created
+    }
+}
+
+extension RunRecord {
+    /// This run with its details, read back from the log: the parameters, extra context and
+    /// step overrides of its `run.created` event, and the output of each step the record shows
+    /// as completed. Everything else stays as the record has it, so a run read while it executes
+    /// never shows a step the read models do not have yet.
+    public func withDetails(from store: EventStore) throws(WorkflowError) -> RunRecord {
+        guard !detailed else { return self }
+        var run = self
+        let events: [RecordedEvent]
+        do {
+            events = try store.readStream(Streams.run(id), limit: 1_000_000)
+        } catch {
+            throw WorkflowError(.storage, "cannot read the history of run \(id): \(error.message)")
+        }
+        var outputs: [String: JSONValue] = [:]
+        for event in events {
+            switch try? DomainEvent.decode(type: event.type, payload: event.payload) {
+            case .runCreated(let created)?: run.created = created
+            case .stepCompleted(let step)?: outputs[step.stepUid] = step.output
+            default: break
+            }
+        }
+        for i in run.steps.indices where run.steps[i].status == .completed {
+            run.steps[i].output = outputs[run.steps[i].uid]
+        }
+        run.detailed = true
+        return run
+    }
+
+    /// Puts the whole `run.created` back, as the one who created the run has it; the record then
+    /// holds its details when no step has completed yet (no output is missing).
+    mutating func fill(_ whole: RunCreated) {
+        guard !detailed else { return }
+        created = whole
+        detailed = !steps.contains { $0.status == .completed }
+    }
 }

@@ -212,11 +212,12 @@ extension JSONValue {
             out += "]"
         case .object(let fields):
             out += "{"
-            for (i, key) in fields.keys.sorted().enumerated() {
+            // Sorted pairs, not sorted keys: no second hash lookup per field.
+            for (i, field) in fields.sorted(by: { $0.key < $1.key }).enumerated() {
                 if i > 0 { out += "," }
-                JSONText.appendString(key, to: &out)
+                JSONText.appendString(field.key, to: &out)
                 out += ":"
-                fields[key]!.write(to: &out)
+                field.value.write(to: &out)
             }
             out += "}"
         }

@@ -16,6 +16,10 @@ public struct WorkflowsState: Sendable, Equatable {
     public var runsByWorkflow: [String: [String]] = [:]
     /// Run ids of each launch-API job (`source.kind` `job`), in input order.
     public var runsByJob: [String: [String]] = [:]
+    /// Run ids by source reference, for runs started by a posted event (`event`) or by another
+    /// run's step (`workflow`), so a retried post or step finds what it started without looking
+    /// at every run.
+    public var runsByReference: [String: [String]] = [:]
     public var objects: [ObjectKey: ObjectRecord] = [:]
     public var lists: [String: Set<JSONValue>] = [:]
     /// Runs created per UTC day (`YYYY-MM-DD`), for the quota.
@@ -23,8 +27,15 @@ public struct WorkflowsState: Sendable, Equatable {
     /// Positions of events with a domain type whose payload does not decode. The engine never
     /// writes such events; they are skipped, the same way live and on rebuild, and listed here.
     public var undecodable: [UInt64] = []
+    /// Whether run records hold their details: a run's parameters, extra context and step
+    /// overrides (from `run.created`) and its steps' outputs. The engine's state does not; they
+    /// stay in the log, where `RunRecord.createdPosition` and the run's stream find them
+    /// (`WorkflowEngine.detailed`), so memory per run is a summary however large its row.
+    public var keepsRunDetails = false
 
-    public init() {}
+    public init(keepsRunDetails: Bool = false) {
+        self.keepsRunDetails = keepsRunDetails
+    }
 
     /// Folds one stored event in. Events of other domains only move the position; events that
     /// do not fit the state (an unknown workflow, a version that does not exist) change nothing.
@@ -37,7 +48,8 @@ public struct WorkflowsState: Sendable, Equatable {
             decoded = nil
         }
         if let event = decoded {
-            apply(event, at: envelope.recordedAt, actor: envelope.metadata.actor)
+            var memory = ReplayMemory()
+            apply(event, at: envelope.recordedAt, actor: envelope.metadata.actor, position: envelope.position, memory: &memory)
             if envelope.stream.hasPrefix("workflow-") {
                 workflows[String(envelope.stream.dropFirst(9))]?.streamVersion = envelope.streamVersion
             }
@@ -68,7 +80,7 @@ public struct WorkflowsState: Sendable, Equatable {
         if let kind = DomainEvent.Kind(view.typeBytes) {
             do {
                 let event = try DomainEvent.decode(kind, payload: view.payloadBytes, ids: &memory.ids)
-                apply(event, at: view.recordedAt, actor: view.actor, memory: &memory)
+                apply(event, at: view.recordedAt, actor: view.actor, position: view.position, memory: &memory)
                 // The first byte spares most events the comparison.
                 if view.streamBytes.first == UInt8(ascii: "w"), view.streamBytes.hasPrefix(Self.workflowPrefix) {
                     let stream = view.stream
@@ -86,12 +98,7 @@ public struct WorkflowsState: Sendable, Equatable {
         UnsafeRawBufferPointer(start: UnsafeRawPointer(("workflow-" as StaticString).utf8Start), count: 9)
     }
 
-    mutating func apply(_ event: DomainEvent, at: Int64, actor: String?) {
-        var memory = ReplayMemory()
-        apply(event, at: at, actor: actor, memory: &memory)
-    }
-
-    mutating func apply(_ event: DomainEvent, at: Int64, actor: String?, memory: inout ReplayMemory) {
+    mutating func apply(_ event: DomainEvent, at: Int64, actor: String?, position: UInt64, memory: inout ReplayMemory) {
         switch event {
         case .workflowCreated(let e):
             workflows[e.workflowId] = WorkflowRecord(id: e.workflowId, name: e.name, number: e.number,
@@ -129,10 +136,13 @@ public struct WorkflowsState: Sendable, Equatable {
         case .rolloutEnded(let e):
             finishRollout(e.workflowId, status: .ended, at: at)
         case .runCreated(let e):
-            runs[e.runId] = RunRecord(created: e, createdAt: at)
+            runs[e.runId] = RunRecord(created: e, createdAt: at, createdPosition: position, detailed: keepsRunDetails)
             memory.lookedUp = nil
             runsByWorkflow[e.workflowId, default: []].append(e.runId)
             if e.source.kind == "job", let job = e.source.reference { runsByJob[job, default: []].append(e.runId) }
+            if e.source.kind == "event" || e.source.kind == "workflow", let reference = e.source.reference {
+                runsByReference[reference, default: []].append(e.runId)
+            }
             runsPerDay[e.quotaDay, default: 0] += 1
             if let rolloutId = e.rolloutId {
                 workflows[e.workflowId]?.countRun(rolloutId: rolloutId, arm: e.arm)
@@ -146,7 +156,8 @@ public struct WorkflowsState: Sendable, Equatable {
         case .stepStarted(let e):
             updateRun(e.runId, &memory) { $0.startStep(e, at: at) }
         case .stepCompleted(let e):
-            updateRun(e.runId, &memory) { $0.finishStep(e.stepUid, status: .completed, output: e.output, error: nil, at: at) }
+            let output = keepsRunDetails ? e.output : nil
+            updateRun(e.runId, &memory) { $0.finishStep(e.stepUid, status: .completed, output: output, error: nil, at: at) }
         case .stepFailed(let e):
             updateRun(e.runId, &memory) {
                 $0.finishStep(e.stepUid, status: e.willRetry ? .retrying : .failed, output: nil, error: e.error, at: at)
@@ -384,8 +395,14 @@ public struct RunRecord: Sendable, Equatable {
         /// Never executed: its job was stopped while it was queued.
         case cancelled
     }
+    /// The `run.created` event. Without details (`detailed` false) its `parameters` are null and
+    /// its `context` and `stepOverrides` nil.
     public var created: RunCreated
     public var createdAt: Int64
+    /// Where `run.created` is in the log.
+    public var createdPosition: UInt64
+    /// Whether `created` and the steps' outputs are whole; see `WorkflowsState.keepsRunDetails`.
+    public var detailed: Bool
     public var status: Status = .queued
     public var routeDecided = false
     public var route: String?
@@ -395,6 +412,19 @@ public struct RunRecord: Sendable, Equatable {
     public var finishedAt: Int64?
 
     public var id: String { created.runId }
+
+    init(created: RunCreated, createdAt: Int64, createdPosition: UInt64, detailed: Bool) {
+        var created = created
+        if !detailed {
+            created.parameters = .null
+            created.context = nil
+            created.stepOverrides = nil
+        }
+        self.created = created
+        self.createdAt = createdAt
+        self.createdPosition = createdPosition
+        self.detailed = detailed
+    }
 
     mutating func startStep(_ e: StepStarted, at: Int64) {
         if let i = steps.firstIndex(where: { $0.uid == e.stepUid }) {

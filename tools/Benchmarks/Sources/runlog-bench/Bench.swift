@@ -527,7 +527,11 @@ struct Bench {
             say("  then executing the imported runs: \(fixed(r.drainTime.seconds, 1)) s = "
                 + "\(grouped(Double(r.rows) / r.drainTime.seconds)) runs/s")
             say("  peak RSS: \(grouped(Double(r.peakRSSBefore))) kB before the import, "
-                + "\(grouped(Double(r.peakRSSAfterImport))) kB after it (the engine's read models keep every run)")
+                + "\(grouped(Double(r.peakRSSAfterImport))) kB after it (with the pages of the memory-mapped log read so far)")
+            say("  heap (RssAnon): \(grouped(Double(r.heapBefore))) kB before, \(grouped(Double(r.heapAfterImport))) kB "
+                + "after the import, \(grouped(Double(r.heapAfterDrain))) kB after its runs executed "
+                + "(\(fixed(Double(r.heapAfterImport - r.heapBefore) * 1024 / Double(r.rows), 0)) B per queued run, "
+                + "\(fixed(Double(r.heapAfterDrain - r.heapBefore) * 1024 / Double(r.rows), 0)) B per finished run)")
             let idleP99 = percentile(r.idle, 99)
             let duringP99 = r.during.isEmpty ? 0 : percentile(r.during, 99)
             say("  real-time runs idle: p50 \(ms(percentile(r.idle, 50))), p99 \(ms(idleP99)); during the import "
@@ -536,6 +540,9 @@ struct Bench {
                             ">= 100,000 rows/s", status(rowsPerSecond >= 100_000)])
             summary.append(["[9] … peak RSS after / before the import",
                             "\(grouped(Double(r.peakRSSAfterImport))) / \(grouped(Double(r.peakRSSBefore))) kB", "flat", "-"])
+            summary.append(["[9] … heap after the import / after its runs / before",
+                            "\(grouped(Double(r.heapAfterImport))) / \(grouped(Double(r.heapAfterDrain))) / "
+                            + "\(grouped(Double(r.heapBefore))) kB", "flat", "-"])
             if !r.during.isEmpty {
                 let ratio = duringP99 / idleP99
                 summary.append(["[9] … real-time p99 during the import / idle (\(r.during.count) samples)",

@@ -22,14 +22,25 @@ struct ImportBenchmark {
         var drainTime: Duration
         var peakRSSBefore: Int
         var peakRSSAfterImport: Int
+        /// Anonymous (heap) resident memory, kB: before the import, after it, after the drain.
+        /// Resident pages of the memory-mapped log count in the peak RSS but not here: the
+        /// kernel's page cache, shared and reclaimable.
+        var heapBefore: Int
+        var heapAfterImport: Int
+        var heapAfterDrain: Int
         var idle: [Double]
         var during: [Double]
     }
 
     /// Peak resident set size of this process (kB).
-    static func peakRSS() -> Int {
+    static func peakRSS() -> Int { status("VmHWM:") }
+
+    /// Anonymous resident memory of this process (kB).
+    static func heap() -> Int { status("RssAnon:") }
+
+    static func status(_ field: String) -> Int {
         guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-        for line in text.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        for line in text.split(separator: "\n") where line.hasPrefix(field) {
             return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? 0
         }
         return 0
@@ -77,6 +88,7 @@ struct ImportBenchmark {
         for _ in 0..<samples { idle.append(try await sample()) }
 
         let peakBefore = Self.peakRSS()
+        let heapBefore = Self.heap()
         let uploadStart = ContinuousClock.now
         let source = try await service.createCSVDataSource(name: "rows", chunks: FileChunks(path: file), actor: "bench")
         let uploadTime = ContinuousClock.now - uploadStart
@@ -93,6 +105,7 @@ struct ImportBenchmark {
         await service.waitUntilIdle()
         let importTime = ContinuousClock.now - start
         let peakAfter = Self.peakRSS()
+        let heapAfterImport = Self.heap()
         guard let record = await service.snapshot.runs[started.id], record.status == .completed,
               record.runsCreated == rows else {
             throw BenchError("[9] the import did not complete: \(String(describing: await service.snapshot.runs[started.id]))")
@@ -102,11 +115,13 @@ struct ImportBenchmark {
             throw BenchError("[9] the imported runs did not finish within an hour")
         }
         let drainTime = ContinuousClock.now - drainStart
+        let heapAfterDrain = Self.heap()
         watcher.stop()
         await service.shutdown()
         try await h.close()
         return Result(rows: rows, fileBytes: fileBytes, uploadTime: uploadTime, importTime: importTime,
                       drainTime: drainTime, peakRSSBefore: peakBefore, peakRSSAfterImport: peakAfter,
+                      heapBefore: heapBefore, heapAfterImport: heapAfterImport, heapAfterDrain: heapAfterDrain,
                       idle: idle.sorted(), during: during.sorted())
     }
 }
