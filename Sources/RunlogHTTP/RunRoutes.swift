@@ -47,7 +47,7 @@ extension RunlogAPI {
             let after = request.query("after")
             let page = try await engine.read { state throws(WorkflowError) in
                 guard state.workflows[id] != nil else { throw WorkflowError(.notFound, "workflow \(id) does not exist") }
-                return state.runs(of: id, status: status, arm: arm, version: version, after: after, limit: limit + 1)
+                return state.listRuns(of: id, status: status, arm: arm, version: version, after: after, limit: limit + 1)
             }
             let runs = try engine.detailed(Array(page.prefix(limit)))
             let next: JSONValue = page.count > limit ? .string(runs.last!.id) : .null

@@ -102,6 +102,38 @@ struct EngineTests {
         await f.close()
     }
 
+
+    @Test("the read models keep a summary of each run; parameters and step outputs are read back from the log")
+    func runDetailsStayInTheLog() async throws {
+        let f = try await EngineFixture()
+        let id = try await f.activeWorkflow("details", apiWorkflow(
+            routes: #"[{"name": "all", "steps": [{"step_uid": "add", "type": "add_to_list", "parameters": {"list": "seen", "path": "parameters.ip"}}]}]"#))
+        let started = try await f.engine.startRun(workflowId: id, parameters: ["ip": "10.1.2.3"])
+        // The one who started the run gets it whole.
+        #expect(started.created.parameters == ["ip": "10.1.2.3"])
+        _ = try await f.finished(started.id)
+
+        // In memory: the summary, without the parameters or the step's output.
+        let summary = try #require(await f.engine.snapshot.runs[started.id])
+        #expect(!summary.detailed)
+        #expect(summary.created.parameters == .null)
+        #expect(summary.status == .completed && summary.steps.map(\.status) == [.completed])
+        #expect(summary.steps.first?.output == nil)
+        #expect(summary.createdPosition > 0)
+
+        // Read back: the run.created event and the step's output, from the run's stream.
+        let whole = try f.engine.detailed(summary)
+        #expect(whole.detailed)
+        #expect(whole.created.parameters == ["ip": "10.1.2.3"])
+        #expect(whole.steps.first?.output == ["list": "seen", "value": "10.1.2.3"])
+        #expect(whole.status == summary.status && whole.finishedAt == summary.finishedAt)
+
+        // A rebuilt state is the same summary, and reads back the same details.
+        let rebuilt = try WorkflowsState.rebuild(from: f.store)
+        #expect(rebuilt.runs[started.id] == summary)
+        #expect(try rebuilt.runs[started.id]?.withDetails(from: f.store) == whole)
+        await f.close()
+    }
     @Test("routes: first whose condition holds wins, the last without condition is the else")
     func routeOrder() async throws {
         let f = try await EngineFixture()
@@ -262,14 +294,14 @@ struct EngineTests {
         #expect(counts.treatmentRuns == 2 * arms.values.filter { $0 == .treatment }.count)
         // Runs are listable by arm, version and status, and page on.
         let state = await e.snapshot
-        let treated = state.runs(of: id, arm: .treatment, limit: 1_000)
+        let treated = state.listRuns(of: id, arm: .treatment, limit: 1_000)
         #expect(treated.count == counts.treatmentRuns)
         #expect(treated.allSatisfy { $0.created.version == 2 && $0.created.arm == .treatment })
-        #expect(state.runs(of: id, version: 1, limit: 1_000).count == counts.controlRuns)
-        #expect(state.runs(of: id, status: .completed, limit: 1_000).count == 200)
-        #expect(state.runs(of: id, status: .failed).isEmpty)
-        let page1 = state.runs(of: id, limit: 50)
-        let page2 = state.runs(of: id, after: page1.last?.id, limit: 50)
+        #expect(state.listRuns(of: id, version: 1, limit: 1_000).count == counts.controlRuns)
+        #expect(state.listRuns(of: id, status: .completed, limit: 1_000).count == 200)
+        #expect(state.listRuns(of: id, status: .failed).isEmpty)
+        let page1 = state.listRuns(of: id, limit: 50)
+        let page2 = state.listRuns(of: id, after: page1.last?.id, limit: 50)
         #expect(page1.count == 50 && page2.count == 50 && Set(page1.map(\.id)).isDisjoint(with: page2.map(\.id)))
         #expect(page1.map(\.createdAt) == page1.map(\.createdAt).sorted())
 

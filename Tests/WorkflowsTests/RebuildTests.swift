@@ -121,7 +121,8 @@ struct RebuildTests {
             if rebuilt.lists != live.lists { parts.append("lists") }
             if rebuilt.runsPerDay != live.runsPerDay { parts.append("runsPerDay") }
             if rebuilt.undecodable != live.undecodable { parts.append("undecodable \(rebuilt.undecodable) vs \(live.undecodable)") }
-            for (id, run) in live.runs where rebuilt.runs[id] != run {
+            for run in live.runs.values where rebuilt.runs[run.id] != run {
+                let id = run.id
                 parts.append("run \(id): live \(run.status) steps \(run.steps.map { "\($0.uid):\($0.status)" }) vs rebuilt "
                              + "\(String(describing: rebuilt.runs[id]?.status)) \(rebuilt.runs[id]?.steps.map { "\($0.uid):\($0.status)" } ?? [])")
                 if parts.count > 6 { break }

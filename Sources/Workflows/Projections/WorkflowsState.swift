@@ -11,7 +11,7 @@ public struct WorkflowsState: Sendable, Equatable {
     public var workflows: [String: WorkflowRecord] = [:]
     /// Workflow id by its number.
     public var workflowNumbers: [Int: String] = [:]
-    public var runs: [String: RunRecord] = [:]
+    public var runs = RunTable()
     /// Run ids of each workflow, oldest first.
     public var runsByWorkflow: [String: [String]] = [:]
     /// Run ids of each launch-API job (`source.kind` `job`), in input order.
@@ -71,9 +71,9 @@ public struct WorkflowsState: Sendable, Equatable {
     struct ReplayMemory {
         /// The run and workflow ids decoded last.
         var ids = DomainEvent.RepeatedIds()
-        /// The run looked up last and where it is in `runs` (nil: not there). Only valid while
-        /// `runs` gains no key, so `apply` forgets it when a run is created.
-        var lookedUp: (id: String, index: Dictionary<String, RunRecord>.Index?)?
+        /// The run looked up last and where it is in `runs` (nil: not there). A "not there"
+        /// goes stale when a run is created, so `apply` forgets it then.
+        var lookedUp: (id: String, index: Int?)?
     }
 
     mutating func apply(_ view: EventView, memory: inout ReplayMemory) {
@@ -136,7 +136,7 @@ public struct WorkflowsState: Sendable, Equatable {
         case .rolloutEnded(let e):
             finishRollout(e.workflowId, status: .ended, at: at)
         case .runCreated(let e):
-            runs[e.runId] = RunRecord(created: e, createdAt: at, createdPosition: position, detailed: keepsRunDetails)
+            runs.put(RunRecord(created: e, createdAt: at, createdPosition: position, detailed: keepsRunDetails))
             memory.lookedUp = nil
             runsByWorkflow[e.workflowId, default: []].append(e.runId)
             if e.source.kind == "job", let job = e.source.reference { runsByJob[job, default: []].append(e.runId) }
@@ -156,7 +156,9 @@ public struct WorkflowsState: Sendable, Equatable {
         case .stepStarted(let e):
             updateRun(e.runId, &memory) { $0.startStep(e, at: at) }
         case .stepCompleted(let e):
-            let output = keepsRunDetails ? e.output : nil
+            // Not `keepsRunDetails ? e.output : nil`: JSONValue takes `nil` as its own null.
+            var output: JSONValue?
+            if keepsRunDetails { output = e.output }
             updateRun(e.runId, &memory) { $0.finishStep(e.stepUid, status: .completed, output: output, error: nil, at: at) }
         case .stepFailed(let e):
             updateRun(e.runId, &memory) {
@@ -212,7 +214,7 @@ public struct WorkflowsState: Sendable, Equatable {
     /// holds the run), and the record stays where it is: each `runs[id]?.field = …` hashes the
     /// id again and moves the record out and back.
     private mutating func updateRun(_ id: String, _ memory: inout ReplayMemory, _ change: (inout RunRecord) -> Void) {
-        let index: Dictionary<String, RunRecord>.Index?
+        let index: Int?
         if let last = memory.lookedUp, last.id == id {
             index = last.index
         } else {
@@ -220,7 +222,7 @@ public struct WorkflowsState: Sendable, Equatable {
             memory.lookedUp = (id, index)
         }
         guard let index else { return }
-        change(&runs.values[index])
+        runs.update(at: index, change)
     }
 
     /// Changes an object in place, if there is one (see `updateRun`).
@@ -267,7 +269,7 @@ public struct WorkflowsState: Sendable, Equatable {
 
     /// Runs of a workflow, oldest first, filtered by status, arm and version; `after` (a run id)
     /// pages on from the run after it.
-    public func runs(
+    public func listRuns(
         of workflowId: String,
         status: RunRecord.Status? = nil,
         arm: Arm? = nil,
