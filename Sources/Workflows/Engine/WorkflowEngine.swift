@@ -46,6 +46,8 @@ public actor WorkflowEngine {
     public let configuration: EngineConfiguration
     let vault: ObjectVault
     var state: WorkflowsState
+    /// The ids of the events `state` followed last, reused while the next events repeat them.
+    private var followedIds = DomainEvent.RepeatedIds()
     var definitions: [String: WorkflowDefinition] = [:]
     private var waiters: [(position: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
     /// Run creations in flight per quota day (not yet in `state`).
@@ -143,7 +145,7 @@ public actor WorkflowEngine {
 
     private func ingest(_ batch: [RecordedEvent]) {
         for event in batch where event.position > state.position {
-            state.apply(event)
+            state.apply(event, ids: &followedIds)
             if JobEvent.types.contains(event.type) { jobs.apply(event) }
         }
         if !waiters.isEmpty {

@@ -84,7 +84,7 @@ extension DomainEvent {
                 else if k.is("version") { version = try r.integer() }
                 else if k.is("arm") { arm = try r.string() }
                 else if k.is("rolloutId") { rolloutId = try r.optionalString() }
-                else if k.is("source") { source = try readSource(&r, kind) }
+                else if k.is("source") { source = try readSource(&r, kind, reference: &ids.reference) }
                 else if k.is("parameters") { parameters = try r.value() }
                 else if k.is("objectType") { objectType = try r.optionalString() }
                 else if k.is("objectToken") { objectToken = try r.optionalString() }
@@ -204,12 +204,12 @@ extension DomainEvent {
     }
 
     /// Reads a run's `source`, the value of the member just read, in place.
-    static func readSource(_ r: inout JSONReader, _ kind: Kind) throws -> RunSource {
+    static func readSource(_ r: inout JSONReader, _ kind: Kind, reference recent: inout RepeatedString) throws -> RunSource {
         var sourceKind: String?, reference: String?, row: Int64?
         try r.beginObject()
         while let k = try r.nextKey() {
             if k.is("kind") { sourceKind = try r.string() }
-            else if k.is("reference") { reference = try r.optionalString() }
+            else if k.is("reference") { reference = try r.optionalString(reusing: &recent) }
             else if k.is("row") { row = try r.optionalInteger() }
             else { _ = try r.value() }
         }

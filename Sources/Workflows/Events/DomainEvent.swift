@@ -182,6 +182,8 @@ public enum DomainEvent: Sendable, Hashable {
     struct RepeatedIds {
         var runId = RepeatedString()
         var workflowId = RepeatedString()
+        /// A run source's reference: the importer run, job or task of many runs in a row.
+        var reference = RepeatedString()
     }
 
     /// Decodes a stored event from bytes in place, reusing the strings of `ids` (and keeping

@@ -40,9 +40,19 @@ public struct WorkflowsState: Sendable, Equatable {
     /// Folds one stored event in. Events of other domains only move the position; events that
     /// do not fit the state (an unknown workflow, a version that does not exist) change nothing.
     public mutating func apply(_ envelope: RecordedEvent) {
+        var ids = DomainEvent.RepeatedIds()
+        apply(envelope, ids: &ids)
+    }
+
+    /// `apply`, decoding the run and workflow ids and run sources through `ids`: the engine keeps
+    /// one across the events it follows, so the runs of one import share the strings of their
+    /// workflow id and importer run id instead of holding a copy each.
+    mutating func apply(_ envelope: RecordedEvent, ids: inout DomainEvent.RepeatedIds) {
         let decoded: DomainEvent?
         do {
-            decoded = try DomainEvent.decode(type: envelope.type, payload: envelope.payload)
+            decoded = try DomainEvent.Kind(rawValue: envelope.type).map { kind in
+                try envelope.payload.withUnsafeBytes { try DomainEvent.decode(kind, payload: $0, ids: &ids) }
+            }
         } catch {
             undecodable.append(envelope.position)
             decoded = nil
