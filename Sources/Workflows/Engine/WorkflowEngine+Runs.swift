@@ -292,29 +292,33 @@ extension WorkflowEngine {
 }
 
 extension RunRecord {
-    /// This run with its details, read back from the log: the parameters, extra context and
-    /// step overrides of its `run.created` event, and the output of each step the record shows
-    /// as completed. Everything else stays as the record has it, so a run read while it executes
-    /// never shows a step the read models do not have yet.
+    /// This run with its details, read back from its stream in the log: the parameters, extra
+    /// context and step overrides of its `run.created` event, and its steps with their outputs.
+    /// A run that has ended gets its whole step history from the stream (the summary keeps none:
+    /// nothing changes after the end). A run still queued or executing keeps the steps the
+    /// record shows, with their outputs filled in, so it never shows a step the read models do
+    /// not have yet.
     public func withDetails(from store: EventStore) throws(WorkflowError) -> RunRecord {
         guard !detailed else { return self }
-        var run = self
         let events: [RecordedEvent]
         do {
             events = try store.readStream(Streams.run(id), limit: 1_000_000)
         } catch {
             throw WorkflowError(.storage, "cannot read the history of run \(id): \(error.message)")
         }
-        var outputs: [String: JSONValue] = [:]
-        for event in events {
-            switch try? DomainEvent.decode(type: event.type, payload: event.payload) {
-            case .runCreated(let created)?: run.created = created
-            case .stepCompleted(let step)?: outputs[step.stepUid] = step.output
-            default: break
-            }
+        var history = WorkflowsState(keepsRunDetails: true)
+        for event in events { history.apply(event) }
+        guard let whole = history.runs[id] else {
+            throw WorkflowError(.storage, "the stream of run \(id) has no run.created")
         }
-        for i in run.steps.indices where run.steps[i].status == .completed {
-            run.steps[i].output = outputs[run.steps[i].uid]
+        var run = self
+        run.created = whole.created
+        if status.hasEnded {
+            run.steps = whole.steps
+        } else {
+            for i in run.steps.indices where run.steps[i].status == .completed {
+                run.steps[i].output = whole.steps.first { $0.uid == run.steps[i].uid }?.output
+            }
         }
         run.detailed = true
         return run

@@ -28,9 +28,10 @@ public struct WorkflowsState: Sendable, Equatable {
     /// writes such events; they are skipped, the same way live and on rebuild, and listed here.
     public var undecodable: [UInt64] = []
     /// Whether run records hold their details: a run's parameters, extra context and step
-    /// overrides (from `run.created`) and its steps' outputs. The engine's state does not; they
-    /// stay in the log, where `RunRecord.createdPosition` and the run's stream find them
-    /// (`WorkflowEngine.detailed`), so memory per run is a summary however large its row.
+    /// overrides (from `run.created`), its steps' outputs, and the steps of a run that has
+    /// ended. The engine's state does not; they stay in the log, where
+    /// `RunRecord.createdPosition` and the run's stream find them (`WorkflowEngine.detailed`), so
+    /// memory per run is a summary however large its row.
     public var keepsRunDetails = false
 
     public init(keepsRunDetails: Bool = false) {
@@ -109,6 +110,7 @@ public struct WorkflowsState: Sendable, Equatable {
     }
 
     mutating func apply(_ event: DomainEvent, at: Int64, actor: String?, position: UInt64, memory: inout ReplayMemory) {
+        let keepsDetails = keepsRunDetails
         switch event {
         case .workflowCreated(let e):
             workflows[e.workflowId] = WorkflowRecord(id: e.workflowId, name: e.name, number: e.number,
@@ -179,12 +181,14 @@ public struct WorkflowsState: Sendable, Equatable {
                 run.status = .completed
                 run.decision = e.decision
                 run.finishedAt = at
+                if !keepsDetails { run.steps = [] }
             }
         case .runFailed(let e):
             updateRun(e.runId, &memory) { run in
                 run.status = .failed
                 run.failure = e.reason
                 run.finishedAt = at
+                if !keepsDetails { run.steps = [] }
             }
         case .runCancelled(let e):
             updateRun(e.runId, &memory) { run in
@@ -192,6 +196,7 @@ public struct WorkflowsState: Sendable, Equatable {
                 run.status = .cancelled
                 run.failure = e.reason
                 run.finishedAt = at
+                if !keepsDetails { run.steps = [] }
             }
         case .objectEventRecorded(let e):
             let key = ObjectKey(type: e.objectType, token: e.objectToken)
@@ -406,6 +411,9 @@ public struct RunRecord: Sendable, Equatable {
         case queued, running, completed, failed
         /// Never executed: its job was stopped while it was queued.
         case cancelled
+
+        /// Completed, failed or cancelled: nothing more happens to the run.
+        public var hasEnded: Bool { self == .completed || self == .failed || self == .cancelled }
     }
     /// The `run.created` event. Without details (`detailed` false) its `parameters` are null and
     /// its `context` and `stepOverrides` nil.
@@ -413,7 +421,8 @@ public struct RunRecord: Sendable, Equatable {
     public var createdAt: Int64
     /// Where `run.created` is in the log.
     public var createdPosition: UInt64
-    /// Whether `created` and the steps' outputs are whole; see `WorkflowsState.keepsRunDetails`.
+    /// Whether `created` and the steps are whole; see `WorkflowsState.keepsRunDetails`. Without
+    /// details, steps have no outputs, and a run that has ended keeps no steps at all.
     public var detailed: Bool
     public var status: Status = .queued
     public var routeDecided = false
