@@ -10,6 +10,12 @@ import Workflows
 /// and a retry with the same key gets it again without running the command, also after a
 /// restart. Keys are scoped to the API key that sent them. A retry with a different method,
 /// path or body is refused (422); one that arrives while the first is still running gets 409.
+///
+/// The command's appends carry a mark (`EventStore.requestMark`) that the writer puts in the
+/// request table in the same transaction as the events, and the answer replaces it once it is
+/// known. A crash between the two leaves the mark: a retry then gets 409
+/// `idempotency_answer_lost` and the command is not run again, so no key ever records its
+/// command twice.
 final class IdempotencyCache: Sendable {
     private let store: EventStore
     private let inFlight = Mutex(Set<String>())
@@ -20,9 +26,8 @@ final class IdempotencyCache: Sendable {
 
     struct Stored {
         var fingerprint: String
-        var status: Int
-        var headers: [String: String]
-        var body: String
+        /// nil for a mark: the command's events were recorded, its answer not (yet) kept.
+        var answer: (status: Int, headers: [String: String], body: String)?
     }
 
     static func fingerprint(method: String, path: String, body: [UInt8]) -> String {
@@ -44,16 +49,15 @@ final class IdempotencyCache: Sendable {
                                       value: idempotencyKey)
         }
         let name = "idem/\(keyId)/\(idempotencyKey)"
-        if let stored = try lookup(name) { return try replay(stored, fingerprint: fingerprint, key: idempotencyKey) }
-        guard inFlight.withLock({ $0.insert(name).inserted }) else {
-            throw APIError(.conflict, "idempotency_in_progress",
-                           "a request with Idempotency-Key \(idempotencyKey) is still being processed; retry later")
-        }
+        if let stored = try lookup(name) { return try replay(stored, fingerprint: fingerprint, key: idempotencyKey, name: name) }
+        guard inFlight.withLock({ $0.insert(name).inserted }) else { throw Self.inProgress(idempotencyKey) }
         defer { _ = inFlight.withLock { $0.remove(name) } }
         // It may have finished between the lookup and the claim.
-        if let stored = try lookup(name) { return try replay(stored, fingerprint: fingerprint, key: idempotencyKey) }
+        if let stored = try lookup(name) { return try replay(stored, fingerprint: fingerprint, key: idempotencyKey, name: nil) }
+        let mark = EventStore.RequestMark(name: name, value: Array(JSONValue.object(["fingerprint": .string(fingerprint),
+                                                                                   "recorded": true]).jsonText.utf8))
         do {
-            let answer = try await command()
+            let answer = try await EventStore.$requestMark.withValue(mark) { try await command() }
             await save(name, fingerprint, answer)
             return answer
         } catch let error as APIError where error.status.code < 500 {
@@ -65,25 +69,42 @@ final class IdempotencyCache: Sendable {
 
     private func lookup(_ name: String) throws -> Stored? {
         guard let bytes = try store.requestRecord(name), let json = try? JSONValue(parsing: bytes),
-              let fingerprint = json["fingerprint"]?.stringValue, case .integer(let status)? = json["status"],
-              let body = json["body"]?.stringValue else { return nil }
+              let fingerprint = json["fingerprint"]?.stringValue else { return nil }
+        guard case .integer(let status)? = json["status"], let body = json["body"]?.stringValue else {
+            return json["recorded"] == true ? Stored(fingerprint: fingerprint, answer: nil) : nil
+        }
         var headers: [String: String] = [:]
         for (name, value) in json["headers"]?.objectValue ?? [:] { headers[name] = value.stringValue }
-        return Stored(fingerprint: fingerprint, status: Int(status), headers: headers, body: body)
+        return Stored(fingerprint: fingerprint, answer: (Int(status), headers, body))
     }
 
-    private func replay(_ stored: Stored, fingerprint: String, key: String) throws -> Answer {
+    /// The kept answer again. For a mark: 409, in progress while this process runs the command
+    /// (`name` given and claimed), else answer lost (it ran before a crash, or failed after
+    /// recording its events).
+    private func replay(_ stored: Stored, fingerprint: String, key: String, name: String?) throws -> Answer {
         guard stored.fingerprint == fingerprint else {
             throw APIError(.unprocessableContent, "idempotency_key_reused",
                            "Idempotency-Key \(key) was used for a different request (method, path or body)",
                            field: "Idempotency-Key", value: key)
         }
+        guard let answer = stored.answer else {
+            if let name, inFlight.withLock({ $0.contains(name) }) { throw Self.inProgress(key) }
+            throw APIError(.conflict, "idempotency_answer_lost",
+                           "the request with Idempotency-Key \(key) was recorded, but its answer was not kept (the "
+                           + "server stopped or failed before answering); it is not run again: read the result instead",
+                           field: "Idempotency-Key", value: key)
+        }
         var fields = HTTPFields()
-        for (name, value) in stored.headers {
+        for (name, value) in answer.headers {
             if let field = HTTPField.Name(name) { fields[field] = value }
         }
         fields[Self.replayed] = "true"
-        return Answer(status: HTTPResponse.Status(code: stored.status), headers: fields, body: stored.body)
+        return Answer(status: HTTPResponse.Status(code: answer.status), headers: fields, body: answer.body)
+    }
+
+    static func inProgress(_ key: String) -> APIError {
+        APIError(.conflict, "idempotency_in_progress",
+                 "a request with Idempotency-Key \(key) is still being processed; retry later")
     }
 
     private func save(_ name: String, _ fingerprint: String, _ answer: Answer) async {

@@ -4,6 +4,44 @@ import Testing
 
 @Suite("Append")
 struct AppendTests {
+    @Test("a request mark goes into the append's transaction, only when events are written and none is there")
+    func requestMark() async throws {
+        let dir = TemporaryDirectory()
+        let store = try EventStore.open(dir.data)
+        let mark = EventStore.RequestMark(name: "idem/k/1", value: Array("first".utf8))
+        // Outside a marked task nothing is written to the request table.
+        try await store.append(to: "s", expected: .noStream, [event()])
+        #expect(try store.requestRecord("idem/k/1") == nil)
+        // A refused append writes no mark.
+        await expectStoreError(.wrongExpectedVersion) {
+            try await EventStore.$requestMark.withValue(mark) {
+                _ = try await store.append(to: "s", expected: .noStream, [event()])
+            }
+        }
+        #expect(try store.requestRecord("idem/k/1") == nil)
+        // A written one does, durably with its events; later marked appends keep the first.
+        let same = event()
+        try await EventStore.$requestMark.withValue(mark) {
+            _ = try await store.append(to: "s", [same])
+            try await EventStore.$requestMark.withValue(.init(name: "idem/k/1", value: Array("second".utf8))) {
+                _ = try await store.append(to: "s", [event()])
+            }
+        }
+        #expect(try store.requestRecord("idem/k/1") == Array("first".utf8))
+        // An answer put later replaces it; a deduplicated append writes nothing.
+        try await store.putRequestRecord("idem/k/1", Array("answer".utf8))
+        try await EventStore.$requestMark.withValue(.init(name: "idem/k/2", value: Array("x".utf8))) {
+            let again = try await store.append(to: "s", [same])
+            #expect(again.deduplicated)
+        }
+        #expect(try store.requestRecord("idem/k/1") == Array("answer".utf8))
+        #expect(try store.requestRecord("idem/k/2") == nil)
+        store.close()
+        let reopened = try EventStore.open(dir.data)
+        #expect(try reopened.requestRecord("idem/k/1") == Array("answer".utf8))
+        reopened.close()
+    }
+
     @Test("positions are gap-free and streams contiguous under concurrent appenders")
     func concurrentOrder() async throws {
         let dir = TemporaryDirectory()

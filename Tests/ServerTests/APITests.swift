@@ -408,6 +408,52 @@ struct APITests {
         #expect(try server.store.head().position == head)
     }
 
+    @Test("Idempotency-Key: a command recorded before its answer was kept is not run again, also after a restart")
+    func idempotencyAnswerLost() async throws {
+        let server = try await TestServer()
+        defer { Task { await server.close() } }
+        let engine = server.engine
+        // The command records its events, then the answer is never kept: a failure that is not
+        // an answer (a 500), as when the process stops between the commit and keeping the answer.
+        let cache = IdempotencyCache(store: server.store)
+        await #expect(throws: CancellationError.self) {
+            _ = try await cache.run(keyId: "key_1", idempotencyKey: "lost-1", fingerprint: "f1") {
+                _ = try await engine.createWorkflow(name: "Recorded", actor: nil)
+                throw CancellationError()
+            }
+        }
+        let head = try server.store.head().position
+        // The mark went in with the events.
+        let mark = try #require(try server.store.requestRecord("idem/key_1/lost-1"))
+        #expect(try JSONValue(parsing: mark) == ["fingerprint": "f1", "recorded": true])
+
+        try await server.reopen()
+        let reopened = IdempotencyCache(store: server.store)
+        let again = server.engine
+        var ran = false
+        let error = await #expect(throws: APIError.self) {
+            _ = try await reopened.run(keyId: "key_1", idempotencyKey: "lost-1", fingerprint: "f1") {
+                ran = true
+                _ = try await again.createWorkflow(name: "Recorded", actor: nil)
+                return Answer(["ran": true])
+            }
+        }
+        #expect(error?.status == .conflict && error?.code == "idempotency_answer_lost")
+        #expect(error?.field == "Idempotency-Key")
+        #expect(!ran)
+        #expect(try server.store.head().position == head)
+        #expect(await again.snapshot.workflows.values.filter { $0.name == "Recorded" }.count == 1)
+        // Another body under the same key is still a reused key.
+        let reused = await #expect(throws: APIError.self) {
+            _ = try await reopened.run(keyId: "key_1", idempotencyKey: "lost-1", fingerprint: "f2") { Answer(["ran": true]) }
+        }
+        #expect(reused?.code == "idempotency_key_reused")
+        // A command that records nothing leaves no mark.
+        _ = try await reopened.run(keyId: "key_1", idempotencyKey: "read-1", fingerprint: "f3") { Answer(["read": true]) }
+        let kept = try #require(try server.store.requestRecord("idem/key_1/read-1"))
+        #expect(try JSONValue(parsing: kept)["status"] == 200)
+    }
+
     @Test("log pages with the filters of runlog log read; metrics; health")
     func logMetricsHealth() async throws {
         let server = try await TestServer()

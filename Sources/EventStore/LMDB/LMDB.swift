@@ -231,6 +231,26 @@ public struct LMDBTransaction: ~Copyable {
         try check(mdb_put(handle, db.dbi, &k, &v, append ? UInt32(MDB_APPEND) : 0))
     }
 
+    /// Puts `value` under `key` only when the key is absent; false when it was there (nothing
+    /// changed).
+    public func put(
+        _ db: LMDBDatabase,
+        _ key: UnsafeRawBufferPointer,
+        _ value: UnsafeRawBufferPointer,
+        ifAbsent: Bool
+    ) throws -> Bool {
+        guard ifAbsent else {
+            try put(db, key, value)
+            return true
+        }
+        var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+        var v = MDB_val(mv_size: value.count, mv_data: UnsafeMutableRawPointer(mutating: value.baseAddress))
+        let rc = mdb_put(handle, db.dbi, &k, &v, UInt32(MDB_NOOVERWRITE))
+        if rc == MDB_KEYEXIST { return false }
+        try check(rc)
+        return true
+    }
+
     /// Reserves `count` bytes under `key` and lets `fill` write them in place (no copy).
     public func putReserved(
         _ db: LMDBDatabase,

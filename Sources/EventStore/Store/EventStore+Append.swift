@@ -55,6 +55,28 @@ struct AppendRequest: Sendable {
     let writes: [StreamWrite]
     let eventCount: Int
     let byteCount: Int
+    /// Written to the request table in the append's transaction when the append writes events
+    /// and the table has no entry of that name yet (`EventStore.requestMark`).
+    var requestMark: EventStore.RequestMark? = nil
+}
+
+extension EventStore {
+    /// A request record that goes into the same transaction as the events of an append.
+    public struct RequestMark: Sendable, Hashable {
+        public var name: String
+        public var value: [UInt8]
+
+        public init(name: String, value: [UInt8]) {
+            self.name = name
+            self.value = value
+        }
+    }
+
+    /// While set, every append of this task (and of tasks it starts) that writes events also
+    /// writes this request record, in the same transaction, unless one of that name exists.
+    /// The HTTP layer marks an `Idempotency-Key` this way: once a command's events are durable,
+    /// so is the mark that it ran, with no window in which a crash could lose it.
+    @TaskLocal public static var requestMark: RequestMark?
 }
 
 extension EventStore {
@@ -79,7 +101,11 @@ extension EventStore {
         guard let writer else {
             throw EventStoreError(.readOnly, "the event store in \(directory) is open read-only")
         }
-        let request = try Self.validate(writes)
+        var request = try Self.validate(writes)
+        if let mark = Self.requestMark {
+            try Self.validateName("requests entry", mark.name, maxBytes: 511)
+            request.requestMark = mark
+        }
         do {
             return try await withUnsafeThrowingContinuation { continuation in
                 writer.submit(.append(request, continuation))

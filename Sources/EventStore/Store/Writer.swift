@@ -385,6 +385,11 @@ final class Writer: @unchecked Sendable {
             }
             state.streamVersions[write.stream] = version
         }
+        if let mark = request.requestMark, let db = dbs.table(.requests) {
+            try Array(mark.name.utf8).withUnsafeBytes { k in
+                try mark.value.withUnsafeBytes { v in _ = try txn.put(db, k, v, ifAbsent: true) }
+            }
+        }
         return .success(AppendResult(events: appended, deduplicated: false))
     }
 
