@@ -399,6 +399,16 @@ struct LaunchAPITests {
             let rebuilt = try WorkflowsState.rebuild(from: server.store)
             #expect(rebuilt == (await server.engine.snapshot))
             #expect(try JobsState.rebuild(from: server.store).jobs == (await server.engine.jobs.jobs))
+            // The counts kept as runs change equal a count of each job's runs.
+            let snapshot = await server.engine.snapshot
+            #expect(snapshot.jobCounts.count == 2)
+            for (job, counts) in snapshot.jobCounts {
+                let statuses = (snapshot.runsByJob[job] ?? []).compactMap { snapshot.runs[$0]?.status }
+                var recount = JobCounts()
+                recount.total = statuses.count
+                for status in statuses { recount.add(status, 1) }
+                #expect(counts == recount, "job \(job)")
+            }
         }
     }
 

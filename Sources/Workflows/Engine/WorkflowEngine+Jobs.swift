@@ -114,19 +114,10 @@ extension WorkflowEngine {
     /// A job with its status and counts; nil when there is no such job.
     public func jobView(_ jobId: String) -> JobView? {
         guard let record = jobs.jobs[jobId] else { return nil }
-        var counts = JobCounts()
-        var interrupted = false
-        for id in state.runsByJob[jobId] ?? [] {
-            guard let run = state.runs[id] else { continue }
-            counts.total += 1
-            switch run.status {
-            case .queued: counts.queued += 1
-            case .running: counts.running += 1
-            case .completed: counts.completed += 1
-            case .failed: counts.failed += 1
-            case .cancelled: counts.cancelled += 1
-            }
-            if interruptedRuns.contains(id) { interrupted = true }
+        let counts = state.jobCounts[jobId] ?? JobCounts()
+        // Runs left unfinished by a previous process are few; a job's runs may be many.
+        let interrupted = interruptedRuns.contains { id in
+            state.runs[id].map { $0.created.source.kind == "job" && $0.created.source.reference == jobId } ?? false
         }
         let status: JobStatus
         if record.stopped {

@@ -149,6 +149,16 @@ public struct JobCounts: Sendable, Hashable {
     public var completed = 0
     public var failed = 0
     public var cancelled = 0
+
+    mutating func add(_ status: RunRecord.Status, _ n: Int) {
+        switch status {
+        case .queued: queued += n
+        case .running: running += n
+        case .completed: completed += n
+        case .failed: failed += n
+        case .cancelled: cancelled += n
+        }
+    }
 }
 
 /// A job with its status and counts, as the API shows it.

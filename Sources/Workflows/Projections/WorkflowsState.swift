@@ -16,6 +16,9 @@ public struct WorkflowsState: Sendable, Equatable {
     public var runsByWorkflow: [String: [String]] = [:]
     /// Run ids of each launch-API job (`source.kind` `job`), in input order.
     public var runsByJob: [String: [String]] = [:]
+    /// Runs of each launch-API job by status, kept as runs are created and change status, so a
+    /// job's status is read without looking at each of its runs.
+    public var jobCounts: [String: JobCounts] = [:]
     /// Run ids by source reference, for runs started by a posted event (`event`) or by another
     /// run's step (`workflow`), so a retried post or step finds what it started without looking
     /// at every run.
@@ -151,7 +154,11 @@ public struct WorkflowsState: Sendable, Equatable {
             runs.put(RunRecord(created: e, createdAt: at, createdPosition: position, detailed: keepsRunDetails))
             memory.lookedUp = nil
             runsByWorkflow[e.workflowId, default: []].append(e.runId)
-            if e.source.kind == "job", let job = e.source.reference { runsByJob[job, default: []].append(e.runId) }
+            if e.source.kind == "job", let job = e.source.reference {
+                runsByJob[job, default: []].append(e.runId)
+                jobCounts[job, default: JobCounts()].total += 1
+                jobCounts[job, default: JobCounts()].add(.queued, 1)
+            }
             if e.source.kind == "event" || e.source.kind == "workflow", let reference = e.source.reference {
                 runsByReference[reference, default: []].append(e.runId)
             }
@@ -237,7 +244,14 @@ public struct WorkflowsState: Sendable, Equatable {
             memory.lookedUp = (id, index)
         }
         guard let index else { return }
+        let before = runs.values[index].status
         runs.update(at: index, change)
+        let after = runs.values[index].status
+        if before != after, runs.values[index].created.source.kind == "job",
+           let job = runs.values[index].created.source.reference {
+            jobCounts[job, default: JobCounts()].add(before, -1)
+            jobCounts[job, default: JobCounts()].add(after, 1)
+        }
     }
 
     /// Changes an object in place, if there is one (see `updateRun`).
