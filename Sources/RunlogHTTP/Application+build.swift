@@ -25,6 +25,8 @@ public struct ServerConfiguration: Sendable {
     /// The key of the account secrets (32 bytes, base64 or hex). When nil: `RUNLOG_SECRET_KEY`
     /// from the environment, else `<data directory>/secret.key` (created on first start, mode 0600).
     public var secretKey: String?
+    /// Hours an `Idempotency-Key` answer is kept; nil: forever.
+    public var idempotencyHours: Int? = 24
 
     public init(dataDirectory: String, host: String = "127.0.0.1", port: Int = 8080,
                 rateLimitPerMinute: Int? = 60_000, dailyRunQuota: Int? = nil, maxBatchProfiles: Int = 10_000,
@@ -62,18 +64,43 @@ public func buildApplication(
         let importers = try ImporterService(engine: engine, uploads: configuration.dataDirectory + "/uploads")
         let tasks = BatchTasks(engine: engine, maxProfiles: configuration.maxBatchProfiles)
         let api = RunlogAPI(engine: engine, keys: keys, importers: importers, accounts: accounts, tasks: tasks,
-                            rateLimit: configuration.rateLimitPerMinute, logger: logger)
+                            rateLimit: configuration.rateLimitPerMinute,
+                            idempotencyHours: configuration.idempotencyHours, logger: logger)
         var app = Application(
             router: api.makeRouter(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "runlog"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? configuration.port) },
             logger: logger
         )
-        app.addServices(EngineService(engine: engine, importers: importers, store: store))
+        app.addServices(EngineService(engine: engine, importers: importers, store: store),
+                        IdempotencySweeper(cache: api.idempotency, logger: logger))
         return app
     } catch {
         store.close()
         throw error
+    }
+}
+
+/// Deletes expired `Idempotency-Key` records at start and then every hour, until shutdown.
+struct IdempotencySweeper: Service {
+    let cache: IdempotencyCache
+    let logger: Logger
+
+    func run() async throws {
+        guard cache.retention != nil else { return }
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    let deleted = try await cache.sweep()
+                    if deleted > 0 { logger.info("deleted \(deleted) expired idempotency records") }
+                } catch is CancellationError {
+                    return
+                } catch {
+                    logger.warning("cannot delete expired idempotency records", metadata: ["error": .string("\(error)")])
+                }
+                try? await Task.sleep(for: .seconds(3_600))
+            }
+        }
     }
 }
 

@@ -16,12 +16,24 @@ import Workflows
 /// known. A crash between the two leaves the mark: a retry then gets 409
 /// `idempotency_answer_lost` and the command is not run again, so no key ever records its
 /// command twice.
+///
+/// Records carry the time they were written (`at`, UTC ms) and are kept `retention` long
+/// (default 24 hours, nil: forever): an older one counts as absent, so a retry after that runs
+/// the command again, and `sweep` deletes them.
 final class IdempotencyCache: Sendable {
     private let store: EventStore
     private let inFlight = Mutex(Set<String>())
+    /// How long records are kept, in ms; nil: forever.
+    let retention: Int64?
+    private let now: @Sendable () -> Int64
 
-    init(store: EventStore) {
+    static let defaultRetentionHours = 24
+
+    init(store: EventStore, retentionHours: Int? = IdempotencyCache.defaultRetentionHours,
+         now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }) {
         self.store = store
+        self.retention = retentionHours.map { Int64($0) * 3_600_000 }
+        self.now = now
     }
 
     struct Stored {
@@ -54,8 +66,9 @@ final class IdempotencyCache: Sendable {
         defer { _ = inFlight.withLock { $0.remove(name) } }
         // It may have finished between the lookup and the claim.
         if let stored = try lookup(name) { return try replay(stored, fingerprint: fingerprint, key: idempotencyKey, name: nil) }
-        let mark = EventStore.RequestMark(name: name, value: Array(JSONValue.object(["fingerprint": .string(fingerprint),
-                                                                                   "recorded": true]).jsonText.utf8))
+        let mark = EventStore.RequestMark(name: name, value: Array(JSONValue.object([
+            "fingerprint": .string(fingerprint), "recorded": true, "at": .integer(now()),
+        ]).jsonText.utf8))
         do {
             let answer = try await EventStore.$requestMark.withValue(mark) { try await command() }
             await save(name, fingerprint, answer)
@@ -69,7 +82,7 @@ final class IdempotencyCache: Sendable {
 
     private func lookup(_ name: String) throws -> Stored? {
         guard let bytes = try store.requestRecord(name), let json = try? JSONValue(parsing: bytes),
-              let fingerprint = json["fingerprint"]?.stringValue else { return nil }
+              let fingerprint = json["fingerprint"]?.stringValue, !isExpired(json) else { return nil }
         guard case .integer(let status)? = json["status"], let body = json["body"]?.stringValue else {
             return json["recorded"] == true ? Stored(fingerprint: fingerprint, answer: nil) : nil
         }
@@ -113,10 +126,38 @@ final class IdempotencyCache: Sendable {
             headers[field.name.canonicalName] = .string(field.value)
         }
         let record: JSONValue = ["fingerprint": .string(fingerprint), "status": .integer(Int64(answer.status.code)),
-                                 "headers": .object(headers), "body": .string(answer.body)]
+                                 "headers": .object(headers), "body": .string(answer.body), "at": .integer(now())]
         // When this fails the command still took effect; only a later replay is lost, so the
         // answer goes out rather than an error.
         try? await store.putRequestRecord(name, Array(record.jsonText.utf8))
+    }
+
+    /// Whether a record is past the retention (one without `at`, from before records had it,
+    /// counts as written at time 0).
+    private func isExpired(_ json: JSONValue) -> Bool {
+        guard let retention else { return false }
+        let at: Int64
+        if case .integer(let value)? = json["at"] { at = value } else { at = 0 }
+        return now() - at > retention
+    }
+
+    /// Deletes the records past the retention, a page at a time; returns how many.
+    @discardableResult
+    func sweep(pageSize: Int = 1_000) async throws -> Int {
+        guard retention != nil else { return 0 }
+        var after: String?
+        var deleted = 0
+        repeat {
+            let page = try store.requestRecords(after: after, limit: pageSize) { bytes -> Bool? in
+                guard let json = try? JSONValue(parsing: Array(bytes)) else { return nil }
+                return isExpired(json) ? true : nil
+            }
+            let names = page.records.map(\.name).filter { name in !inFlight.withLock { $0.contains(name) } }
+            try await store.deleteRequestRecords(names)
+            deleted += names.count
+            after = page.last
+        } while after != nil
+        return deleted
     }
 
     static let keptHeaders: Set<HTTPField.Name> = [.contentType, .eTag, .location, .retryAfter]

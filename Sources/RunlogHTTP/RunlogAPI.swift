@@ -26,14 +26,14 @@ public struct RunlogAPI: Sendable {
 
     public init(engine: WorkflowEngine, keys: KeyRing, importers: ImporterService? = nil, accounts: AccountBook? = nil,
                 tasks: BatchTasks? = nil,
-                rateLimit: Int?, logger: Logger) {
+                rateLimit: Int?, idempotencyHours: Int? = 24, logger: Logger) {
         self.engine = engine
         self.store = engine.store
         self.keys = keys
         self.importers = importers
         self.tasks = tasks
         self.accounts = accounts
-        self.idempotency = IdempotencyCache(store: engine.store)
+        self.idempotency = IdempotencyCache(store: engine.store, retentionHours: idempotencyHours)
         self.limiter = rateLimit.map(RateLimiter.init(perMinute:))
         self.logger = logger
     }

@@ -97,7 +97,8 @@ struct CLITests {
     func serveSettings() async throws {
         for (arguments, option) in [(["--shared-workers", "-1"], "--shared-workers"),
                                     (["--shared-workers", "1000"], "--shared-workers"),
-                                    (["--max-batch-profiles", "0"], "--max-batch-profiles")] {
+                                    (["--max-batch-profiles", "0"], "--max-batch-profiles"),
+                                    (["--idempotency-hours", "-1"], "--idempotency-hours")] {
             let result = try await ChildProcess.run(["serve", "--data-dir", "/nonexistent/runlog-never"] + arguments)
             #expect(result.status != 0)
             #expect(result.stderr.contains(option), "\(result.stderr)")

@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Synchronization
 import Testing
 @testable import RunlogHTTP
 import Workflows
@@ -425,7 +426,8 @@ struct APITests {
         let head = try server.store.head().position
         // The mark went in with the events.
         let mark = try #require(try server.store.requestRecord("idem/key_1/lost-1"))
-        #expect(try JSONValue(parsing: mark) == ["fingerprint": "f1", "recorded": true])
+        let markJSON = try JSONValue(parsing: mark)
+        #expect(markJSON["fingerprint"] == "f1" && markJSON["recorded"] == true && markJSON["status"] == nil)
 
         try await server.reopen()
         let reopened = IdempotencyCache(store: server.store)
@@ -452,6 +454,41 @@ struct APITests {
         _ = try await reopened.run(keyId: "key_1", idempotencyKey: "read-1", fingerprint: "f3") { Answer(["read": true]) }
         let kept = try #require(try server.store.requestRecord("idem/key_1/read-1"))
         #expect(try JSONValue(parsing: kept)["status"] == 200)
+    }
+
+    @Test("Idempotency-Key records expire after the retention: a later retry runs again, and the sweep deletes them")
+    func idempotencyRetention() async throws {
+        let server = try await TestServer()
+        defer { Task { await server.close() } }
+        let hour: Int64 = 3_600_000
+        let clock = Mutex<Int64>(1_000 * hour)
+        let cache = IdempotencyCache(store: server.store, retentionHours: 24, now: { clock.withLock { $0 } })
+        let runs = Mutex(0)
+        @Sendable func command() async throws -> Answer {
+            Answer(["run": .integer(Int64(runs.withLock { $0 += 1; return $0 }))])
+        }
+        let first = try await cache.run(keyId: "k", idempotencyKey: "a", fingerprint: "f", command)
+        #expect(first.body == #"{"run":1}"#)
+        clock.withLock { $0 += 23 * hour }
+        // Within the retention: the first answer.
+        #expect(try await cache.run(keyId: "k", idempotencyKey: "a", fingerprint: "f", command).body == #"{"run":1}"#)
+        _ = try await cache.run(keyId: "k", idempotencyKey: "b", fingerprint: "f", command)
+        clock.withLock { $0 += 2 * hour }
+        // Past it: the key is free again.
+        #expect(try await cache.run(keyId: "k", idempotencyKey: "a", fingerprint: "other", command).body == #"{"run":3}"#)
+        // The sweep deletes what is past the retention and keeps the rest.
+        clock.withLock { $0 += 23 * hour }
+        #expect(try await cache.sweep(pageSize: 1) == 1)
+        #expect(try server.store.requestRecord("idem/k/b") == nil)
+        #expect(try server.store.requestRecord("idem/k/a") != nil)
+        // Records without a time (written before records had one) count as expired.
+        try await server.store.putRequestRecord("idem/k/old", Array(#"{"fingerprint":"f","status":200,"headers":{},"body":"{}"}"#.utf8))
+        #expect(try await cache.sweep() == 1)
+        #expect(try server.store.requestRecord("idem/k/old") == nil)
+        // With no retention nothing expires.
+        let forever = IdempotencyCache(store: server.store, retentionHours: nil, now: { clock.withLock { $0 } + 1_000 * hour })
+        #expect(try await forever.run(keyId: "k", idempotencyKey: "a", fingerprint: "other", command).body == #"{"run":3}"#)
+        #expect(try await forever.sweep() == 0)
     }
 
     @Test("log pages with the filters of runlog log read; metrics; health")

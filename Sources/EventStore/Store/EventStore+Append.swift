@@ -211,6 +211,55 @@ extension EventStore {
         try sideEntry(.requests, name)
     }
 
+    /// The names of the request records, in name order, from after `after`, at most `limit`,
+    /// each with what `select` makes of its value (records it returns nil for are skipped).
+    /// One read transaction per call: page with the last name returned.
+    public func requestRecords<T>(
+        after: String? = nil,
+        limit: Int,
+        _ select: (UnsafeRawBufferPointer) -> T?
+    ) throws(EventStoreError) -> (records: [(name: String, value: T)], last: String?) {
+        guard let db = dbs.table(.requests) else { return ([], nil) }
+        return try read("list request records") { txn in
+            let cursor = try txn.cursor(db)
+            var entry: LMDBCursor.Entry?
+            if let after {
+                entry = try Array(after.utf8).withUnsafeBytes { try cursor.seek(atLeast: $0) }
+                if let (key, _) = entry, key.elementsEqual(after.utf8) { entry = try cursor.next() }
+            } else {
+                entry = try cursor.first()
+            }
+            var records: [(name: String, value: T)] = []
+            var last: String?
+            var examined = 0
+            while let (key, value) = entry, examined < limit {
+                examined += 1
+                let name = String(decoding: key, as: UTF8.self)
+                last = name
+                if let selected = select(value) { records.append((name, selected)) }
+                entry = try cursor.next()
+            }
+            return (records, entry == nil ? nil : last)
+        }
+    }
+
+    /// Deletes the request records `names` (durable when it returns; absent ones are ignored).
+    /// The deletes are queued together, so the writer commits them in a few transactions.
+    public func deleteRequestRecords(_ names: [String]) async throws(EventStoreError) {
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for name in names {
+                    group.addTask { try await self.sideWrite(.requests, name, nil) }
+                }
+                try await group.waitForAll()
+            }
+        } catch let error as EventStoreError {
+            throw error
+        } catch {
+            throw EventStoreError(.storage, "cannot delete request records: \(error)")
+        }
+    }
+
     private func sideEntry(_ table: SideTable, _ name: String) throws(EventStoreError) -> [UInt8]? {
         guard let db = dbs.table(table) else { return nil }
         return try read("read \(table) entry") { txn in
