@@ -303,6 +303,14 @@ struct EngineTests {
         let page1 = state.listRuns(of: id, limit: 50)
         let page2 = state.listRuns(of: id, after: page1.last?.id, limit: 50)
         #expect(page1.count == 50 && page2.count == 50 && Set(page1.map(\.id)).isDisjoint(with: page2.map(\.id)))
+        // Paging through every run, 7 at a time, gives each once, in creation order.
+        var paged: [String] = []
+        var cursor: String?
+        while case let page = state.listRuns(of: id, after: cursor, limit: 7), !page.isEmpty {
+            paged += page.map(\.id)
+            cursor = page.last?.id
+        }
+        #expect(paged == state.runsByWorkflow[id])
         #expect(page1.map(\.createdAt) == page1.map(\.createdAt).sorted())
 
         // Raising the percentage keeps every treated key treated.

@@ -307,7 +307,15 @@ public struct WorkflowsState: Sendable, Equatable {
         limit: Int = 100
     ) -> [RunRecord] {
         var ids = (runsByWorkflow[workflowId] ?? [])[...]
-        if let after, let index = ids.firstIndex(of: after) { ids = ids[(index + 1)...] }
+        if let after, let place = runs.index(forKey: after), runs.values[place].created.workflowId == workflowId {
+            // A workflow's run ids are in creation order, as `runs` is: binary search by place.
+            var low = ids.startIndex, high = ids.endIndex
+            while low < high {
+                let mid = (low + high) / 2
+                if (runs.index(forKey: ids[mid]) ?? -1) <= place { low = mid + 1 } else { high = mid }
+            }
+            ids = ids[low...]
+        }
         var result: [RunRecord] = []
         for id in ids {
             guard let run = runs[id] else { continue }
