@@ -325,10 +325,11 @@ extension RunRecord {
     }
 
     /// Puts the whole `run.created` back, as the one who created the run has it; the record then
-    /// holds its details when no step has completed yet (no output is missing).
+    /// holds its details when it has not ended and no step has completed yet (no output or step
+    /// is missing).
     mutating func fill(_ whole: RunCreated) {
         guard !detailed else { return }
         created = whole
-        detailed = !steps.contains { $0.status == .completed }
+        detailed = !status.hasEnded && !steps.contains { $0.status == .completed }
     }
 }
