@@ -16,6 +16,27 @@ struct ImporterServiceTests {
         return text
     }
 
+    @Test("an importer run started under a request mark does not carry it: its batches write no mark")
+    func importerRunClearsRequestMark() async throws {
+        let f = try await ImportFixture(batchSize: 10)
+        defer { Task { await f.close() } }
+        let wf = try await f.activeWorkflow(apiWorkflow)
+        let source = try await f.upload(Self.csv(rows: 2_000, badEvery: 0))
+        let importer = try await f.service.saveImporter(
+            id: nil, name: "ips", dataSourceId: source.id, workflowId: wf,
+            mapping: ImporterMapping(columns: ["ip": "ip", "score": "score"]), query: ImporterQuery(), actor: "test")
+        let mark = EventStore.RequestMark(name: "idem/k/start", value: Array("mark".utf8))
+        let started = try await EventStore.$requestMark.withValue(mark) {
+            try await f.service.startRun(importerId: importer.id, actor: "test")
+        }
+        // The command's own append wrote the mark; the record then goes (as the sweep deletes it).
+        #expect(try f.store.requestRecord("idem/k/start") == Array("mark".utf8))
+        try await f.store.deleteRequestRecords(["idem/k/start"])
+        let run = try await f.finished(started.id)
+        #expect(run.status == .completed && run.runsCreated == 2_000)
+        #expect(try f.store.requestRecord("idem/k/start") == nil)
+    }
+
     @Test("one run per valid row through the batch queue; errored rows with field, value and error; activity counts")
     func apiImport() async throws {
         let f = try await ImportFixture(batchSize: 1_000)

@@ -75,7 +75,9 @@ extension EventStore {
     /// While set, every append of this task (and of tasks it starts) that writes events also
     /// writes this request record, in the same transaction, unless one of that name exists.
     /// The HTTP layer marks an `Idempotency-Key` this way: once a command's events are durable,
-    /// so is the mark that it ran, with no window in which a crash could lose it.
+    /// so is the mark that it ran, with no window in which a crash could lose it. Work that a
+    /// command starts and that outlives it (an importer run) clears it
+    /// (`$requestMark.withValue(nil)`), so a mark swept after expiry is not written again.
     @TaskLocal public static var requestMark: RequestMark?
 }
 

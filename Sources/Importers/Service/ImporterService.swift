@@ -372,9 +372,12 @@ public actor ImporterService {
     private func launch(_ runId: String) {
         guard tasks[runId] == nil, !stopped else { return }
         tasks[runId] = Task { [weak self] in
-            guard let self else { return }
-            await self.execute(runId)
-            await self.ended(runId)
+            // The run outlives the request that started it: its appends carry no request's mark.
+            await EventStore.$requestMark.withValue(nil) {
+                guard let self else { return }
+                await self.execute(runId)
+                await self.ended(runId)
+            }
         }
     }
 
