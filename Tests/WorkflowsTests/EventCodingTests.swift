@@ -72,6 +72,8 @@ struct EventCodingTests {
                                     ("run.step_completed.v1", #"{"runId": "r", "stepUid": "s"}"#, "output"),
                                     ("object.tagged.v1", #"{"objectType": "a", "objectToken": "b", "tags": [1], "runId": "r"}"#, "tags"),
                                     ("run.created.v1", "[1]", "expected a JSON object"),
+                                    ("workflow.created.v1", #"{"workflowId": "wf_1", "name": "a"}"#, "number"),
+                                    ("workflow.created.v1", #"{"workflowId": "wf_1", "name": 5, "number": 1}"#, "string"),
                                     ("list.item_added.v1", "{oops", "JSON")] {
             do {
                 _ = try DomainEvent.decode(type: type, payload: Array(json.utf8))

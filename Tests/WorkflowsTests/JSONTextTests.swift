@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import EventStore
 @testable import Workflows
 
 @Suite("JSON text")
@@ -24,6 +25,16 @@ struct JSONTextTests {
         }
         #expect(JSONValue.number(.nan).jsonText == "null")
         #expect(JSONValue.number(.infinity).jsonText == "null")
+    }
+
+    @Test("timestamps are RFC 3339 in UTC with milliseconds, before 1970 too")
+    func timestamps() {
+        for (ms, text) in [(Int64(0), "1970-01-01T00:00:00.000Z"), (-1, "1969-12-31T23:59:59.999Z"),
+                           (1_795_388_701_042, "2026-11-22T23:05:01.042Z"), (951_782_400_000, "2000-02-29T00:00:00.000Z"),
+                           (253_402_300_799_999, "9999-12-31T23:59:59.999Z"), (-62_135_596_800_000, "0001-01-01T00:00:00.000Z")] {
+            #expect(JSONText.timestamp(milliseconds: ms) == text, "\(ms)")
+        }
+        #expect(JSONText.timestamp(milliseconds: 253_402_300_800_000) == "10000-01-01T00:00:00.000Z")
     }
 }
 

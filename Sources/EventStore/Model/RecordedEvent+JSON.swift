@@ -38,7 +38,7 @@ public enum JSONText {
     public static func appendString(_ value: String, to out: inout String) {
         out.append("\"")
         // Most strings need no escape: copy them whole.
-        if !value.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+        if !needsEscape(value) {
             out.append(value)
             out.append("\"")
             return
@@ -57,6 +57,21 @@ public enum JSONText {
             }
         }
         out.append("\"")
+    }
+
+    /// Whether `value` holds a byte a JSON string literal must escape. Over the string's
+    /// contiguous bytes when it has them: `utf8.contains(where:)` iterated the view a byte at a
+    /// time and took 1.5% of a command's CPU in answers.
+    @inline(__always)
+    static func needsEscape(_ value: String) -> Bool {
+        func escaped(_ byte: UInt8) -> Bool { byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") }
+        if let found = value.utf8.withContiguousStorageIfAvailable({ bytes in
+            for byte in bytes where escaped(byte) { return true }
+            return false
+        }) {
+            return found
+        }
+        return value.utf8.contains(where: escaped)
     }
 
     /// `payload` as compact single-line JSON text, or nil when it is not JSON.
@@ -81,11 +96,35 @@ public enum JSONText {
         var time = time_t(seconds)
         var parts = tm()
         gmtime_r(&time, &parts)
-        func pad(_ v: Int32, _ width: Int) -> String {
-            let s = String(v)
-            return String(repeating: "0", count: max(0, width - s.count)) + s
+        // Written into 24 bytes (it is in every answer that shows a record's times).
+        let year = Int(parts.tm_year) + 1900
+        guard (0...9999).contains(year) else {
+            return String(format: "%d-%02d-%02dT%02d:%02d:%02d.%03dZ", year, parts.tm_mon + 1, parts.tm_mday,
+                          parts.tm_hour, parts.tm_min, parts.tm_sec, Int32(ms))
         }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(ms), 3))Z"
+        return String(unsafeUninitializedCapacity: 24) { out in
+            func put(_ value: Int, _ width: Int, at offset: Int) {
+                var v = value
+                for i in stride(from: offset + width - 1, through: offset, by: -1) {
+                    out[i] = UInt8(ascii: "0") + UInt8(v % 10)
+                    v /= 10
+                }
+            }
+            put(year, 4, at: 0)
+            out[4] = UInt8(ascii: "-")
+            put(Int(parts.tm_mon) + 1, 2, at: 5)
+            out[7] = UInt8(ascii: "-")
+            put(Int(parts.tm_mday), 2, at: 8)
+            out[10] = UInt8(ascii: "T")
+            put(Int(parts.tm_hour), 2, at: 11)
+            out[13] = UInt8(ascii: ":")
+            put(Int(parts.tm_min), 2, at: 14)
+            out[16] = UInt8(ascii: ":")
+            put(Int(parts.tm_sec), 2, at: 17)
+            out[19] = UInt8(ascii: ".")
+            put(Int(ms), 3, at: 20)
+            out[23] = UInt8(ascii: "Z")
+            return 24
+        }
     }
 }

@@ -24,10 +24,12 @@ public struct RunTable: Sendable, Equatable {
 
     /// Adds a run, or replaces the one with the same id.
     mutating func put(_ record: RunRecord) {
-        if let place = places[record.id] {
+        // One hash of the id for a new run (nearly every put): claim the next place, and give
+        // the old place back in the rare replacement.
+        if let place = places.updateValue(values.count, forKey: record.id) {
+            places[record.id] = place
             values[place] = record
         } else {
-            places[record.id] = values.count
             values.append(record)
         }
     }
