@@ -114,7 +114,7 @@ public actor BatchTasks {
                     "skipTriggers": .bool(request.skipTriggers),
                 ]
                 return [StreamWrite(stream: Self.stream(taskId), expected: .noStream, events: [
-                    NewEvent(type: Self.acceptedEvent, payload: Array(payload.jsonText.utf8), metadata: EventMetadata(actor: actor)),
+                    NewEvent(type: Self.acceptedEvent, payload: payload.jsonBytes, metadata: EventMetadata(actor: actor)),
                 ])]
             }
         } catch {

@@ -54,11 +54,11 @@ public enum KeyEvent {
             .replacingOccurrences(of: "=", with: "")
         let payload: JSONValue = ["keyId": .string(id), "role": .string(role.rawValue), "name": .string(name),
                                   "hash": .string(hash(text))]
-        return (text, id, NewEvent(type: createdType, payload: Array(payload.jsonText.utf8)))
+        return (text, id, NewEvent(type: createdType, payload: payload.jsonBytes))
     }
 
     public static func revoked(_ id: String) -> NewEvent {
-        NewEvent(type: revokedType, payload: Array(JSONValue.object(["keyId": .string(id)]).jsonText.utf8))
+        NewEvent(type: revokedType, payload: JSONValue.object(["keyId": .string(id)]).jsonBytes)
     }
 
     /// Hex SHA-256 of a key's text.

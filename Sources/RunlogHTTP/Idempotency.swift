@@ -129,7 +129,7 @@ final class IdempotencyCache: Sendable {
                                  "headers": .object(headers), "body": .string(answer.body), "at": .integer(now())]
         // When this fails the command still took effect; only a later replay is lost, so the
         // answer goes out rather than an error.
-        try? await store.putRequestRecord(name, Array(record.jsonText.utf8))
+        try? await store.putRequestRecord(name, record.jsonBytes)
     }
 
     /// Whether a record is past the retention (one without `at`, from before records had it,

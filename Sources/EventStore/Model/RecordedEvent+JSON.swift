@@ -36,27 +36,44 @@ extension RecordedEvent {
 public enum JSONText {
     /// Appends `value` as a JSON string literal.
     public static func appendString(_ value: String, to out: inout String) {
-        out.append("\"")
-        // Most strings need no escape: copy them whole.
-        if !needsEscape(value) {
-            out.append(value)
-            out.append("\"")
+        guard needsEscape(value) else {
+            out += "\""
+            out += value
+            out += "\""
             return
         }
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out.append("\\\"")
-            case "\\": out.append("\\\\")
-            case "\n": out.append("\\n")
-            case "\r": out.append("\\r")
-            case "\t": out.append("\\t")
-            case let s where s.value < 0x20:
-                let hex = String(s.value, radix: 16)
-                out.append("\\u" + String(repeating: "0", count: 4 - hex.count) + hex)
-            default: out.unicodeScalars.append(scalar)
+        var bytes: [UInt8] = []
+        appendString(value, to: &bytes)
+        out += String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends `value` as a JSON string literal, as UTF-8.
+    public static func appendString(_ value: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        // Most strings need no escape: copy them whole.
+        if !needsEscape(value) {
+            out.append(contentsOf: value.utf8)
+            out.append(UInt8(ascii: "\""))
+            return
+        }
+        let hex = Array("0123456789abcdef".utf8)
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(byte)
+            case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(byte)
+            case UInt8(ascii: "\n"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
+            case UInt8(ascii: "\r"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
+            case UInt8(ascii: "\t"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
+            case 0..<0x20:
+                out.append(contentsOf: "\\u00".utf8)
+                out.append(hex[Int(byte >> 4)])
+                out.append(hex[Int(byte & 0x0F)])
+            default:
+                // Bytes of multi-byte characters pass through: UTF-8 in, UTF-8 out.
+                out.append(byte)
             }
         }
-        out.append("\"")
+        out.append(UInt8(ascii: "\""))
     }
 
     /// Whether `value` holds a byte a JSON string literal must escape. Over the string's

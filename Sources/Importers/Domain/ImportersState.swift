@@ -78,7 +78,7 @@ public enum ImporterEvent {
     public static let runResumed = "importer.run_resumed.v1"
 
     static func event(_ type: String, _ payload: JSONValue, actor: String?) -> NewEvent {
-        NewEvent(type: type, payload: Array(payload.jsonText.utf8), metadata: EventMetadata(actor: actor))
+        NewEvent(type: type, payload: payload.jsonBytes, metadata: EventMetadata(actor: actor))
     }
 }
 

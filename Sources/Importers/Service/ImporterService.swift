@@ -200,7 +200,7 @@ public actor ImporterService {
         }
         let id = Self.makeId("ds_")
         do {
-            try await store.putVaultEntry("datasource/\(id)", Array(secret.json.jsonText.utf8))
+            try await store.putVaultEntry("datasource/\(id)", secret.json.jsonBytes)
         } catch {
             throw WorkflowError(.storage, error.message)
         }

@@ -296,9 +296,9 @@ extension WorkflowEngine {
         let timeout = Int(p["timeout_ms"].flatMap { if case .integer(let n) = $0 { n } else { nil } } ?? Int64(10_000))
         var body: [UInt8]?
         if let literal = p["body"] {
-            body = Array(literal.jsonText.utf8)
+            body = literal.jsonBytes
         } else if let path = p["body_path"]?.stringValue {
-            body = Array((value(at: path, in: run) ?? .null).jsonText.utf8)
+            body = (value(at: path, in: run) ?? .null).jsonBytes
         }
         var headers = (p["headers"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
         let previousAttempts = state.runs[runId]?.steps.first { $0.uid == step.uid }?.attempts ?? 0

@@ -13,7 +13,8 @@ extension DomainEvent {
             return Self.object([("name", .string(e.name)), ("number", .integer(Int64(e.number))),
                                 ("workflowId", .string(e.workflowId))])
         case .runCreated(let e):
-            var out = "{"
+            var out: [UInt8] = [UInt8(ascii: "{")]
+            out.reserveCapacity(256)
             var fields = JSONFieldWriter()
             fields.add("arm", .string(e.arm.rawValue), to: &out)
             fields.add("context", e.context, to: &out)
@@ -26,17 +27,17 @@ extension DomainEvent {
             fields.add("rolloutId", optional(e.rolloutId), to: &out)
             fields.add("runId", .string(e.runId), to: &out)
             fields.key("source", to: &out)
-            out += "{"
+            out.append(UInt8(ascii: "{"))
             var source = JSONFieldWriter()
             source.add("kind", .string(e.source.kind), to: &out)
             source.add("reference", optional(e.source.reference), to: &out)
             source.add("row", e.source.row.map { .integer(Int64($0)) }, to: &out)
-            out += "}"
+            out.append(UInt8(ascii: "}"))
             fields.add("stepOverrides", e.stepOverrides, to: &out)
             fields.add("version", .integer(Int64(e.version)), to: &out)
             fields.add("workflowId", .string(e.workflowId), to: &out)
-            out += "}"
-            return Array(out.utf8)
+            out.append(UInt8(ascii: "}"))
+            return out
         case .routeMatched(let e):
             return Self.object([("route", optional(e.route)), ("runId", .string(e.runId))])
         case .stepStarted(let e):
@@ -71,11 +72,11 @@ extension DomainEvent {
     /// The JSON text of an object of `fields`, given in sorted key order; nil values are left out.
     static func object(_ fields: [(key: String, value: JSONValue?)]) -> [UInt8] {
         assert(zip(fields, fields.dropFirst()).allSatisfy { $0.key < $1.key }, "keys out of order")
-        var out = "{"
+        var out: [UInt8] = [UInt8(ascii: "{")]
         var writer = JSONFieldWriter()
         for field in fields { writer.add(field.key, field.value, to: &out) }
-        out += "}"
-        return Array(out.utf8)
+        out.append(UInt8(ascii: "}"))
+        return out
     }
 }
 
@@ -87,19 +88,19 @@ struct JSONFieldWriter {
     #endif
 
     /// Writes `"key":` (and the comma before it); the value follows.
-    mutating func key(_ key: String, to out: inout String) {
+    mutating func key(_ key: String, to out: inout [UInt8]) {
         #if DEBUG
         assert(last.map { $0 < key } ?? true, "\(key) written after \(last ?? "")")
         last = key
         #endif
-        if count > 0 { out += "," }
+        if count > 0 { out.append(UInt8(ascii: ",")) }
         count += 1
         JSONText.appendString(key, to: &out)
-        out += ":"
+        out.append(UInt8(ascii: ":"))
     }
 
     /// Writes the member `key` with `value`, or nothing when `value` is nil.
-    mutating func add(_ key: String, _ value: JSONValue?, to out: inout String) {
+    mutating func add(_ key: String, _ value: JSONValue?, to out: inout [UInt8]) {
         guard let value else { return }
         self.key(key, to: &out)
         value.write(to: &out)

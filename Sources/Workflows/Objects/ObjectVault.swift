@@ -27,7 +27,7 @@ public struct ObjectVault: Sendable {
 
     /// Seals `value` (as JSON) under `key`, an object's key from `key(for:)`.
     func seal(_ value: JSONValue, with key: SymmetricKey) throws -> SealedData {
-        let box = try AES.GCM.seal(Data(value.jsonText.utf8), using: key)
+        let box = try AES.GCM.seal(Data(value.jsonBytes), using: key)
         return SealedData(sealed: box.combined!.base64EncodedString())
     }
 
