@@ -526,6 +526,10 @@ struct Bench {
                 + "\(fixed(r.importTime.seconds, 2)) s = \(grouped(rowsPerSecond)) rows/s")
             say("  then executing the imported runs: \(fixed(r.drainTime.seconds, 1)) s = "
                 + "\(grouped(Double(r.rows) / r.drainTime.seconds)) runs/s")
+            say("  CPU (user + system, the whole process): import \(fixed(r.importCPU * 1_000_000 / Double(r.rows), 1)) µs per row "
+                + "(\(fixed(r.importCPU / r.importTime.seconds, 2)) cores busy; 100,000 rows/s on 2 cores needs ≤ 20 µs), "
+                + "drain \(fixed(r.drainCPU * 1_000_000 / Double(r.rows), 1)) µs per run "
+                + "(\(fixed(r.drainCPU / r.drainTime.seconds, 2)) cores busy)")
             say("  peak RSS: \(grouped(Double(r.peakRSSBefore))) kB before the import, "
                 + "\(grouped(Double(r.peakRSSAfterImport))) kB after it (with the pages of the memory-mapped log read so far)")
             say("  heap (RssAnon): \(grouped(Double(r.heapBefore))) kB before, \(grouped(Double(r.heapAfterImport))) kB "
