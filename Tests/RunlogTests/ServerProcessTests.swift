@@ -95,6 +95,20 @@ struct ServerProcessTests {
         }
         let first = try await Self.readFeed(base, key: key, lastEventID: nil) { $0.count >= 40 }
         try await writer.value
+        // One log line per request at the default level, with its metadata sorted by key, as
+        // swift-log's stream handler writes it (through ServerLogHandler).
+        func requestLines() -> [Substring] {
+            server.child.errorOutput.split(separator: "\n").filter { $0.contains("POST /v1/workflows 201") }
+        }
+        // The child's standard error is read by a thread of this process: give it a moment.
+        for _ in 0..<100 where requestLines().count < 150 { try await Task.sleep(for: .milliseconds(50)) }
+        let lines = requestLines()
+        #expect(lines.count == 150)
+        #expect(lines.allSatisfy { line in
+            guard let key = line.range(of: " key=key_"), let ms = line.range(of: " ms="),
+                  let route = line.range(of: " route=/v1/workflows") else { return false }
+            return key.lowerBound < ms.lowerBound && ms.lowerBound < route.lowerBound
+        }, "\(lines.first ?? "")")
         let head = try #require(try await request(base, .GET, "/healthz", key: key).json["head_position"]?.numericValue)
         let rest = try await Self.readFeed(base, key: key, lastEventID: first.last) { $0.last.map { Double($0) >= head } ?? false }
         let all = first + rest

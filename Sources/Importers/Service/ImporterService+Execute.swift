@@ -1,27 +1,24 @@
-import AsyncAlgorithms
 import EventStore
 import Foundation
 import Workflows
 
 extension ImporterService {
     /// What happened to one row.
-    enum Outcome: Sendable {
+    enum Outcome {
         case run(ImportedRun)
         case errored(ErroredRow)
         case skipped
     }
 
     /// The rows of one batch, in order, with their outcomes.
-    struct Batch: Sendable {
+    struct Batch {
         var rows: [(row: Int, outcome: Outcome)] = []
         var header: [String]?
-        /// The batch after which the data source has no more rows.
-        var isLast = false
         var runs: Int { rows.reduce(0) { if case .run = $1.outcome { $0 + 1 } else { $0 } } }
     }
 
     /// How each row becomes a run for the pinned version's trigger.
-    struct Plan: Sendable {
+    struct Plan {
         var dataHeader: [String]
         var header: [String]
         var mapper: RowMapper?
@@ -38,11 +35,6 @@ extension ImporterService {
     }
 
     /// Reads the data source and records every row's outcome, batch by batch.
-    ///
-    /// Two tasks: one reads, filters and maps the rows of the next batch while this one records
-    /// the batch before (its runs and checkpoint in one append, then the engine's read models
-    /// catch up). A channel without a buffer hands each full batch over, so at most one batch
-    /// waits while another is recorded, and batches are recorded in row order as before.
     func execute(_ runId: String) async {
         guard let run = state.runs[runId], let importer = state.importers[run.importerId],
               let source = state.dataSources[importer.dataSourceId] else {
@@ -54,28 +46,23 @@ extension ImporterService {
         do {
             try await checkPin(importer, pinned: run.version)
             let definition = try await engine.publishedDefinition(run.workflowId, version: run.version)
-            let objects = try await objects(of: source)
-            let cursor = Cursor(importer: importer, definition: definition, run: run)
-            let batches = AsyncThrowingChannel<Batch, any Error>()
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { [self] in
-                    do {
-                        try await readBatches(objects, cursor, into: batches)
-                        batches.finish()
-                    } catch {
-                        batches.fail(error)
-                    }
+            var cursor = Cursor(importer: importer, definition: definition, run: run)
+            for object in try await objects(of: source) {
+                var parser = CSVParser()
+                cursor.objectName = object.name
+                cursor.objectHeader = nil
+                for try await chunk in object.chunks {
+                    if isCancelled(runId) { throw Stop.cancelled }
+                    var records: [CSVParser.Record] = []
+                    chunk.withUnsafeBytes { raw in parser.parse(raw) { records.append($0) } }
+                    for record in records { try await handle(record, &cursor) }
                 }
-                // Only the last batch, sent after every row was read, completes the run: the
-                // channel also ends early when this task is cancelled.
-                var readAll = false
-                for try await batch in batches {
-                    var batch = batch
-                    readAll = batch.isLast
-                    try await flush(&batch, runId: runId, actor: actor)
-                }
-                guard readAll else { throw Stop.cancelled }
+                var records: [CSVParser.Record] = []
+                parser.finish { records.append($0) }
+                for record in records { try await handle(record, &cursor) }
             }
+            if cursor.firstHeader == nil { throw Stop.failed("the data source has no rows, not even a header") }
+            try await flush(&cursor.batch, runId: runId, actor: actor)
             try await finish(runId, .completed, reason: nil, rowsLeft: nil, actor: actor)
         } catch Stop.cancelled {
             // Cancelled (the canceller records it) or shutting down (the run resumes on start).
@@ -91,47 +78,8 @@ extension ImporterService {
         }
     }
 
-    /// Reads, filters and maps every row of `objects` into batches for `execute` to record;
-    /// the last batch may be partial (or hold only the header). Runs off the service's actor.
-    nonisolated func readBatches(
-        _ objects: [(name: String, chunks: AsyncThrowingStream<[UInt8], any Error>)],
-        _ start: Cursor,
-        into batches: AsyncThrowingChannel<Batch, any Error>
-    ) async throws {
-        var cursor = start
-        let runId = cursor.run.id
-        for object in objects {
-            var parser = CSVParser()
-            cursor.objectName = object.name
-            cursor.objectHeader = nil
-            for try await chunk in object.chunks {
-                if Task.isCancelled { throw Stop.cancelled }
-                if await isCancelled(runId) { throw Stop.cancelled }
-                var records: [CSVParser.Record] = []
-                chunk.withUnsafeBytes { raw in parser.parse(raw) { records.append($0) } }
-                for record in records {
-                    if let full = try await handle(record, &cursor) {
-                        await batches.send(full)
-                        if Task.isCancelled { throw Stop.cancelled }
-                    }
-                }
-            }
-            var records: [CSVParser.Record] = []
-            parser.finish { records.append($0) }
-            for record in records {
-                if let full = try await handle(record, &cursor) {
-                    await batches.send(full)
-                    if Task.isCancelled { throw Stop.cancelled }
-                }
-            }
-        }
-        if cursor.firstHeader == nil { throw Stop.failed("the data source has no rows, not even a header") }
-        cursor.batch.isLast = true
-        await batches.send(cursor.batch)
-    }
-
     /// Where a run is in its data source.
-    struct Cursor: Sendable {
+    struct Cursor {
         let importer: ImporterRecord
         let definition: WorkflowDefinition
         let run: ImportRunRecord
@@ -151,9 +99,8 @@ extension ImporterService {
         }
     }
 
-    /// One record: the header of its object, or a row to add to the batch. Returns the batch
-    /// when it is full (and starts the next).
-    nonisolated func handle(_ record: CSVParser.Record, _ cursor: inout Cursor) async throws -> Batch? {
+    /// One record: the header of its object, or a row to record (flushing full batches).
+    func handle(_ record: CSVParser.Record, _ cursor: inout Cursor) async throws {
         guard cursor.objectHeader != nil else {
             guard case .fields(let fields, _) = record else {
                 throw Stop.failed("the header row of \(cursor.objectName) is not valid CSV")
@@ -168,15 +115,15 @@ extension ImporterService {
                 cursor.plan = try Self.plan(cursor.importer, definition: cursor.definition, header: fields)
                 if cursor.run.header.isEmpty { cursor.batch.header = fields }
             }
-            return nil
+            return
         }
         cursor.row += 1
         let row = cursor.row
-        guard row > cursor.run.lastRow, cursor.only?.contains(row) ?? true, let plan = cursor.plan else { return nil }
+        guard row > cursor.run.lastRow, cursor.only?.contains(row) ?? true, let plan = cursor.plan else { return }
         cursor.batch.rows.append((row, await outcome(of: record, row: row, plan: plan, run: cursor.run)))
-        guard cursor.batch.rows.count >= batchSize else { return nil }
-        defer { cursor.batch = Batch() }
-        return cursor.batch
+        if cursor.batch.rows.count >= batchSize {
+            try await flush(&cursor.batch, runId: cursor.run.id, actor: cursor.run.startedBy)
+        }
     }
 
     static func plan(_ importer: ImporterRecord, definition: WorkflowDefinition, header: [String]) throws -> Plan {
@@ -208,7 +155,7 @@ extension ImporterService {
     }
 
     /// Filters, maps and validates one record.
-    nonisolated func outcome(of record: CSVParser.Record, row: Int, plan: Plan, run: ImportRunRecord) async -> Outcome {
+    func outcome(of record: CSVParser.Record, row: Int, plan: Plan, run: ImportRunRecord) async -> Outcome {
         switch record {
         case .malformed(let line, let column, let message):
             return .errored(ErroredRow(row: row, line: line, field: "", value: "",
