@@ -22,6 +22,8 @@ public struct ServerConfiguration: Sendable {
     public var maxBatchProfiles: Int
     /// Run workers that take real-time runs first, then batch runs (`EngineConfiguration.sharedWorkers`).
     public var sharedWorkers: Int = EngineConfiguration().sharedWorkers
+    /// The longest batch work waits for real-time runs in flight (`EngineConfiguration.batchYieldLimit`).
+    public var batchYieldLimit: Duration = EngineConfiguration().batchYieldLimit
     /// The key of the account secrets (32 bytes, base64 or hex). When nil: `RUNLOG_SECRET_KEY`
     /// from the environment, else `<data directory>/secret.key` (created on first start, mode 0600).
     public var secretKey: String?
@@ -59,7 +61,8 @@ public func buildApplication(
                                         configuration: EngineConfiguration(dailyRunQuota: configuration.dailyRunQuota,
                                                                            sharedWorkers: configuration.sharedWorkers,
                                                                            http: AsyncHTTPClientPerformer(),
-                                                                           credentials: accounts))
+                                                                           credentials: accounts,
+                                                                           batchYieldLimit: configuration.batchYieldLimit))
         let keys = try KeyRing(store: store)
         let importers = try ImporterService(engine: engine, uploads: configuration.dataDirectory + "/uploads")
         let tasks = BatchTasks(engine: engine, maxProfiles: configuration.maxBatchProfiles)

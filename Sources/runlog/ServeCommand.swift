@@ -27,6 +27,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("shared-workers"),
             help: "Run workers that take real-time runs first, then batch runs (besides 1 real-time-only worker). More drain batch work faster; real-time runs wait longer while it runs.")
     var sharedWorkers = 3
+    @Option(name: .customLong("batch-yield-ms"),
+            help: "Milliseconds batch work (an importer's next batch, a batch run) waits for real-time runs in flight before it goes ahead anyway (0: never waits).")
+    var batchYieldMs = 100
     @Option(name: .customLong("idempotency-hours"),
             help: "Hours an Idempotency-Key answer is kept; a retry after that runs the command again (0: forever).")
     var idempotencyHours = 24
@@ -38,6 +41,7 @@ struct ServeCommand: AsyncParsableCommand {
         guard rateLimit >= 0 else { throw ValidationError("--rate-limit must be 0 or more") }
         guard dailyRunQuota >= 0 else { throw ValidationError("--daily-run-quota must be 0 or more") }
         guard (0...256).contains(sharedWorkers) else { throw ValidationError("--shared-workers must be from 0 to 256") }
+        guard (0...60_000).contains(batchYieldMs) else { throw ValidationError("--batch-yield-ms must be from 0 to 60000") }
         guard maxBatchProfiles >= 1 else { throw ValidationError("--max-batch-profiles must be 1 or more") }
         guard (0...87_600).contains(idempotencyHours) else {
             throw ValidationError("--idempotency-hours must be from 0 (forever) to 87600 (ten years)")
@@ -54,6 +58,7 @@ struct ServeCommand: AsyncParsableCommand {
             rateLimitPerMinute: rateLimit == 0 ? nil : rateLimit, dailyRunQuota: dailyRunQuota == 0 ? nil : dailyRunQuota,
             maxBatchProfiles: maxBatchProfiles)
         configuration.sharedWorkers = sharedWorkers
+        configuration.batchYieldLimit = .milliseconds(batchYieldMs)
         configuration.idempotencyHours = idempotencyHours == 0 ? nil : idempotencyHours
         let app: any ApplicationProtocol
         do {

@@ -97,6 +97,8 @@ struct CLITests {
     func serveSettings() async throws {
         for (arguments, option) in [(["--shared-workers", "-1"], "--shared-workers"),
                                     (["--shared-workers", "1000"], "--shared-workers"),
+                                    (["--batch-yield-ms", "-1"], "--batch-yield-ms"),
+                                    (["--batch-yield-ms", "60001"], "--batch-yield-ms"),
                                     (["--max-batch-profiles", "0"], "--max-batch-profiles"),
                                     (["--idempotency-hours", "-1"], "--idempotency-hours")] {
             let result = try await ChildProcess.run(["serve", "--data-dir", "/nonexistent/runlog-never"] + arguments)

@@ -487,6 +487,59 @@ struct QueueTests {
     }
 }
 
+/// Holds every `http_request` call until `release()`; `entered` counts the calls that arrived.
+final class HeldCalls: HTTPPerformer, @unchecked Sendable {
+    private let lock = NSLock()
+    private var released = false
+    private var arrived = 0
+
+    var entered: Int { lock.withLock { arrived } }
+    func release() { lock.withLock { released = true } }
+
+    func perform(_ request: OutboundRequest) async throws -> OutboundResponse {
+        lock.withLock { arrived += 1 }
+        while !lock.withLock({ released }) { try await Task.sleep(for: .milliseconds(1)) }
+        return OutboundResponse(status: 200, body: Array("{}".utf8))
+    }
+}
+
+@Suite("Batch work yields to real-time runs")
+struct YieldTests {
+    @Test("batch work waits while a real-time run is in flight, and for at most its limit")
+    func yieldsToRealtime() async throws {
+        let calls = HeldCalls()
+        let f = try await EngineFixture(configuration: EngineConfiguration(http: calls))
+        let e = f.engine
+        // Nothing real-time in flight: no wait.
+        let idleStart = ContinuousClock.now
+        await e.yieldToRealtime(atMost: .seconds(30))
+        #expect(ContinuousClock.now - idleStart < .seconds(10))
+
+        let id = try await f.activeWorkflow("held", apiWorkflow(routes: #"""
+            [{"name": "all", "steps": [{"step_uid": "call", "type": "http_request",
+               "parameters": {"url": "http://127.0.0.1:9/call", "method": "POST", "timeout_ms": 60000}},
+              {"step_uid": "a", "type": "approve"}]}]
+            """#))
+        let run = try await e.startRun(workflowId: id, parameters: ["ip": "1.1.1.1"], queue: .realtime)
+        for _ in 0..<2_000 where calls.entered == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(calls.entered == 1)
+
+        // With a short limit the wait ends although the run is still held.
+        await e.yieldToRealtime(atMost: .milliseconds(50))
+        #expect(await e.snapshot.runs[run.id]?.status == .running)
+
+        // With a long one it ends when the run does.
+        let waiter = Task { await e.yieldToRealtime(atMost: .seconds(60)); return ContinuousClock.now }
+        try await Task.sleep(for: .milliseconds(100))
+        let released = ContinuousClock.now
+        calls.release()
+        let returned = await waiter.value
+        #expect(returned >= released)
+        #expect(try await f.finished(run.id).status == .completed)
+        await f.close()
+    }
+}
+
 @Suite("Engine lifecycle")
 struct LifecycleTests {
     @Test("shutdown while runs execute does not hang, and a new engine finishes every run", .timeLimit(.minutes(1)))

@@ -207,6 +207,7 @@ extension ImporterService {
     /// only some of the runs, records the rows up to the last run that fits and stops.
     func flush(_ batch: inout Batch, runId: String, actor: String?) async throws {
         guard !batch.rows.isEmpty || batch.header != nil else { return }
+        await engine.yieldToRealtime()
         if isCancelled(runId) { throw Stop.cancelled }
         guard let run = state.runs[runId] else { throw Stop.failed("importer run \(runId) is gone") }
         var rows = batch.rows[...]

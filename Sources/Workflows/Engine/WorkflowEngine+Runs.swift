@@ -53,6 +53,13 @@ extension WorkflowEngine {
         var created = created
         created.quotaDay = try reserveQuota(1)
         defer { releaseQuota(1, day: created.quotaDay) }
+        if created.queue == .realtime { realtimeCreating += 1 }
+        defer {
+            if created.queue == .realtime {
+                realtimeCreating -= 1
+                realtimeRunLeft()
+            }
+        }
         try await append([StreamWrite(stream: Streams.run(created.runId), expected: .noStream,
                                       events: [DomainEvent.runCreated(created).newEvent(metadata: Self.metadata(actor))])])
         enqueue(created.runId, created.queue)

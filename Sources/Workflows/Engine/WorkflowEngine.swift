@@ -19,6 +19,9 @@ public struct EngineConfiguration: Sendable {
     /// Turns the `account` of an `http_request` step into the request's auth headers (nil: steps
     /// with an account fail).
     public var credentials: (any CredentialProvider)?
+    /// The longest batch work (an importer's next batch, a batch run) waits for the real-time runs
+    /// in flight to end before it goes ahead anyway (`WorkflowEngine.yieldToRealtime`).
+    public var batchYieldLimit: Duration
 
     public init(
         dailyRunQuota: Int? = nil,
@@ -26,7 +29,8 @@ public struct EngineConfiguration: Sendable {
         sharedWorkers: Int = 3,
         clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) },
         http: any HTTPPerformer = URLSessionHTTPPerformer(),
-        credentials: (any CredentialProvider)? = nil
+        credentials: (any CredentialProvider)? = nil,
+        batchYieldLimit: Duration = .milliseconds(100)
     ) {
         self.dailyRunQuota = dailyRunQuota
         self.realtimeWorkers = realtimeWorkers
@@ -34,6 +38,7 @@ public struct EngineConfiguration: Sendable {
         self.clock = clock
         self.http = http
         self.credentials = credentials
+        self.batchYieldLimit = batchYieldLimit
     }
 }
 
@@ -69,6 +74,12 @@ public actor WorkflowEngine {
     /// Jobs whose stop is being appended: workers leave their queued runs alone.
     var stoppingJobs: Set<String> = []
     private var executing: Set<String> = []
+    /// Real-time runs queued or executing, and real-time runs being created (`yieldToRealtime`).
+    private var realtimeRuns: Set<String> = []
+    var realtimeCreating = 0
+    private var quietWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
+    private var nextQuietToken = 0
+    private var graceRunning = false
     func isExecuting(_ runId: String) -> Bool { executing.contains(runId) }
     private var tasks: [Task<Void, Never>] = []
     private var stopped = false
@@ -112,7 +123,8 @@ public actor WorkflowEngine {
         for i in 0..<(configuration.realtimeWorkers + configuration.sharedWorkers) {
             let realtimeOnly = i < configuration.realtimeWorkers
             tasks.append(Task { [weak self] in
-                while let self, let runId = await self.nextRun(realtimeOnly: realtimeOnly) {
+                while let self, let (runId, queue) = await self.nextRun(realtimeOnly: realtimeOnly) {
+                    if queue == .batch { await self.yieldToRealtime() }
                     await self.executeClaimed(runId)
                 }
             })
@@ -127,6 +139,7 @@ public actor WorkflowEngine {
         // bring the events they wait for, and the workers cannot end while they wait.
         for waiter in waiters { waiter.continuation.resume() }
         waiters.removeAll()
+        realtimeRunLeft()
         for task in tasks { task.cancel() }
         for task in tasks { await task.value }
         tasks.removeAll()
@@ -292,14 +305,17 @@ public actor WorkflowEngine {
 
     /// Takes the next run for a worker and claims it in the same actor turn, so the engine is
     /// never seen idle between a run leaving its queue and starting to execute.
-    func nextRun(realtimeOnly: Bool) async -> String? {
+    func nextRun(realtimeOnly: Bool) async -> (id: String, queue: RunQueue)? {
         while !stopped {
-            if let id = queues.pop(realtimeOnly: realtimeOnly) {
+            if let (id, queue) = queues.pop(realtimeOnly: realtimeOnly) {
                 if executing.contains(id) { continue }
                 interruptedRuns.remove(id)
-                if deferIfJobHalted(id) { continue }
+                if deferIfJobHalted(id) {
+                    realtimeRunLeft(id)
+                    continue
+                }
                 executing.insert(id)
-                return id
+                return (id, queue)
             }
             await withCheckedContinuation { queues.addWaiter(realtimeOnly: realtimeOnly, $0) }
         }
@@ -307,7 +323,60 @@ public actor WorkflowEngine {
     }
 
     func enqueue(_ runId: String, _ queue: RunQueue) {
+        if queue == .realtime { realtimeRuns.insert(runId) }
         queues.push(runId, queue)
+    }
+
+    /// Waits while real-time runs are being created, queued or executed, for at most `limit`
+    /// (default: the configuration's `batchYieldLimit`). Batch work (an importer's next batch, a
+    /// batch run) calls it first, so it does not put its commits and CPU ahead of a real-time
+    /// run's; the limit keeps a steady real-time load from starving batch work.
+    public func yieldToRealtime(atMost limit: Duration? = nil) async {
+        guard !realtimeIsQuiet, !stopped else { return }
+        let limit = limit ?? configuration.batchYieldLimit
+        let token = nextQuietToken
+        nextQuietToken += 1
+        let timer = Task { [weak self] in
+            do { try await Task.sleep(for: limit) } catch { return }
+            await self?.resumeQuietWaiter(token)
+        }
+        await withCheckedContinuation { quietWaiters[token] = $0 }
+        timer.cancel()
+    }
+
+    private var realtimeIsQuiet: Bool { realtimeCreating == 0 && realtimeRuns.isEmpty }
+
+    private func resumeQuietWaiter(_ token: Int) {
+        quietWaiters.removeValue(forKey: token)?.resume()
+    }
+
+    /// Wakes the batch work waiting in `yieldToRealtime` once no real-time run has been in flight
+    /// for `realtimeGrace` (at once when the engine stops): real-time runs often come one after
+    /// another, and a batch let into the gap between two would delay the second.
+    func realtimeRunLeft(_ runId: String? = nil) {
+        if let runId { realtimeRuns.remove(runId) }
+        guard !quietWaiters.isEmpty else { return }
+        if stopped { return resumeQuietWaiters() }
+        guard realtimeIsQuiet, !graceRunning else { return }
+        graceRunning = true
+        Task { [weak self] in
+            try? await Task.sleep(for: Self.realtimeGrace)
+            await self?.graceEnded()
+        }
+    }
+
+    /// How long no real-time run must be in flight before waiting batch work goes ahead.
+    static let realtimeGrace = Duration.milliseconds(2)
+
+    private func graceEnded() {
+        graceRunning = false
+        if realtimeIsQuiet || stopped { resumeQuietWaiters() }
+    }
+
+    private func resumeQuietWaiters() {
+        let waiting = quietWaiters
+        quietWaiters.removeAll()
+        for continuation in waiting.values { continuation.resume() }
     }
 
     /// Executes a run to its end, recording every step; see `WorkflowEngine+Execute.swift`.
@@ -318,7 +387,10 @@ public actor WorkflowEngine {
     }
 
     private func executeClaimed(_ runId: String) async {
-        defer { executing.remove(runId) }
+        defer {
+            executing.remove(runId)
+            realtimeRunLeft(runId)
+        }
         await executeRun(runId)
     }
 
@@ -369,14 +441,14 @@ struct RunQueues {
         }
     }
 
-    mutating func pop(realtimeOnly: Bool) -> String? {
+    mutating func pop(realtimeOnly: Bool) -> (id: String, queue: RunQueue)? {
         if realtimeHead < realtime.count {
             defer { realtimeHead += 1; compact() }
-            return realtime[realtimeHead]
+            return (realtime[realtimeHead], .realtime)
         }
         if !realtimeOnly && batchHead < batch.count {
             defer { batchHead += 1; compact() }
-            return batch[batchHead]
+            return (batch[batchHead], .batch)
         }
         return nil
     }
