@@ -524,7 +524,8 @@ struct YieldTests {
         for _ in 0..<2_000 where calls.entered == 0 { try await Task.sleep(for: .milliseconds(5)) }
         #expect(calls.entered == 1)
 
-        // With a short limit the wait ends although the run is still held.
+        // With a short limit (or none) the wait ends although the run is still held.
+        await e.yieldToRealtime(atMost: .zero)
         await e.yieldToRealtime(atMost: .milliseconds(50))
         #expect(await e.snapshot.runs[run.id]?.status == .running)
 

@@ -332,8 +332,8 @@ public actor WorkflowEngine {
     /// batch run) calls it first, so it does not put its commits and CPU ahead of a real-time
     /// run's; the limit keeps a steady real-time load from starving batch work.
     public func yieldToRealtime(atMost limit: Duration? = nil) async {
-        guard !realtimeIsQuiet, !stopped else { return }
         let limit = limit ?? configuration.batchYieldLimit
+        guard !realtimeIsQuiet, !stopped, limit > .zero else { return }
         let token = nextQuietToken
         nextQuietToken += 1
         let timer = Task { [weak self] in
