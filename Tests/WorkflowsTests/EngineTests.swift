@@ -541,6 +541,46 @@ struct YieldTests {
     }
 }
 
+@Suite("Imported runs")
+struct ImportedRunsTests {
+    @Test("imported batches count against the quota while the projection catches up, and every run is queued and executed")
+    func importedBatches() async throws {
+        let f = try await EngineFixture(configuration: EngineConfiguration(dailyRunQuota: 7))
+        let e = f.engine
+        let id = try await f.activeWorkflow("imp", apiWorkflow(routes: #"[{"name": "all", "steps": []}]"#))
+        func batch(_ rows: Range<Int>) -> [ImportedRun] {
+            rows.map { ImportedRun(parameters: ["ip": .string("10.0.0.\($0)")], row: $0) }
+        }
+        // Two batches back to back: the second is recorded while the first may still be on its
+        // way into the read models, and the quota counts both either way.
+        let first = try await e.createImportedRuns(workflowId: id, version: 1, importerRunId: "imr_test", batch(1..<4),
+                                                   extra: [], actor: "test")
+        let second = try await e.createImportedRuns(workflowId: id, version: 1, importerRunId: "imr_test", batch(4..<7),
+                                                    extra: [], actor: "test")
+        #expect(await e.quotaRoom() == 1)
+        await expectWorkflowError(.quotaExceeded) {
+            _ = try await e.createImportedRuns(workflowId: id, version: 1, importerRunId: "imr_test", batch(7..<9),
+                                               extra: [], actor: "test")
+        }
+        await e.importedRunsQueued()
+        let state = await e.snapshot
+        for (row, runId) in zip(1..., first + second) {
+            #expect(state.runs[runId]?.created.source.row == row)
+            #expect(state.runs[runId]?.created.queue == .batch)
+        }
+        #expect(await e.quotaStatus().used == 6)
+        #expect(await e.quotaRoom() == 1)
+        // An unknown workflow records nothing and reserves nothing.
+        await expectWorkflowError(.notFound) {
+            _ = try await e.createImportedRuns(workflowId: "wf_missing", version: 1, importerRunId: "imr_test", batch(7..<8),
+                                               extra: [], actor: "test")
+        }
+        #expect(await e.quotaRoom() == 1)
+        for runId in first + second { #expect(try await f.finished(runId).status == .completed) }
+        await f.close()
+    }
+}
+
 @Suite("Engine lifecycle")
 struct LifecycleTests {
     @Test("shutdown while runs execute does not hang, and a new engine finishes every run", .timeLimit(.minutes(1)))

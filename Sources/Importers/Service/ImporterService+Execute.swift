@@ -63,19 +63,32 @@ extension ImporterService {
             }
             if cursor.firstHeader == nil { throw Stop.failed("the data source has no rows, not even a header") }
             try await flush(&cursor.batch, runId: runId, actor: actor)
+            try await settle(runId)
             try await finish(runId, .completed, reason: nil, rowsLeft: nil, actor: actor)
         } catch Stop.cancelled {
             // Cancelled (the canceller records it) or shutting down (the run resumes on start).
+            try? await settle(runId)
         } catch Stop.quota(let message) {
             let left = await rowsLeft(runId)
             try? await finish(runId, .stopped, reason: message, rowsLeft: left, actor: actor)
         } catch Stop.failed(let message) {
+            try? await settle(runId)
             try? await finish(runId, .failed, reason: message, rowsLeft: nil, actor: actor)
         } catch let error as WorkflowError {
+            try? await settle(runId)
             try? await finish(runId, .failed, reason: error.description, rowsLeft: nil, actor: actor)
         } catch {
+            try? await settle(runId)
             try? await finish(runId, .failed, reason: "\(error)", rowsLeft: nil, actor: actor)
         }
+    }
+
+    /// Waits for the batch of `runId` being recorded, if any, and folds in its checkpoint;
+    /// throws what its append threw.
+    func settle(_ runId: String) async throws {
+        guard let recording = recordings.removeValue(forKey: runId) else { return }
+        try await recording.value
+        catchUp()
     }
 
     /// Where a run is in its data source.
@@ -208,6 +221,7 @@ extension ImporterService {
     func flush(_ batch: inout Batch, runId: String, actor: String?) async throws {
         guard !batch.rows.isEmpty || batch.header != nil else { return }
         await engine.yieldToRealtime()
+        try await settle(runId)
         if isCancelled(runId) { throw Stop.cancelled }
         guard let run = state.runs[runId] else { throw Stop.failed("importer run \(runId) is gone") }
         var rows = batch.rows[...]
@@ -243,15 +257,22 @@ extension ImporterService {
         let checkpoint = StreamWrite(stream: Streams.importRun(runId), expected: .exact(run.streamVersion), events: [
             ImporterEvent.event(ImporterEvent.rowsProcessed, .object(progress), actor: actor),
         ])
+        // Recorded while the next batch is read; the next flush (or the end of the run) waits
+        // for it. Appends of one run stay in order: each waits for the one before.
         if run.dryRun || runs.isEmpty {
-            try await append([checkpoint])
+            recordings[runId] = Task { try await self.append([checkpoint]) }
         } else {
-            _ = try await engine.createImportedRuns(workflowId: run.workflowId, version: run.version, importerRunId: runId,
-                                                    runs, extra: [checkpoint], actor: actor)
-            catchUp()
+            let engine = self.engine
+            recordings[runId] = Task {
+                _ = try await engine.createImportedRuns(workflowId: run.workflowId, version: run.version,
+                                                        importerRunId: runId, runs, extra: [checkpoint], actor: actor)
+            }
         }
         batch = Batch()
-        if let quotaMessage { throw Stop.quota(quotaMessage) }
+        if let quotaMessage {
+            try await settle(runId)
+            throw Stop.quota(quotaMessage)
+        }
     }
 
     /// Rows after the checkpoint of a stopped run, counted by reading the rest of the source.

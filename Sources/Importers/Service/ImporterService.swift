@@ -29,6 +29,9 @@ public actor ImporterService {
     var state: ImportersState
     private var scanFrom: UInt64
     private var tasks: [String: Task<Void, Never>] = [:]
+    /// The append of each importer run's last batch while it is being recorded: the run reads
+    /// and maps its next batch meanwhile, and waits for it before recording that one.
+    var recordings: [String: Task<Void, any Error>] = [:]
     private var cancelRequested: Set<String> = []
     private var stopped = false
 
@@ -361,6 +364,8 @@ public actor ImporterService {
     func finish(_ runId: String, _ status: ImportRunRecord.Status, reason: String?, rowsLeft: Int?,
                 actor: String?) async throws(WorkflowError) {
         guard let run = state.runs[runId] else { return }
+        // The runs of its last batch are in the read models before the run shows as ended.
+        await engine.importedRunsQueued()
         var payload: [String: JSONValue] = ["importerRunId": .string(runId), "status": .string(status.rawValue)]
         if let reason { payload["reason"] = .string(reason) }
         if let rowsLeft { payload["rowsLeft"] = .integer(Int64(rowsLeft)) }

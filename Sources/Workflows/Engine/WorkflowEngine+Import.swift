@@ -24,8 +24,12 @@ extension WorkflowEngine {
     /// count against the daily quota: when it has no room for all of them, nothing is created and
     /// the error is `quotaExceeded` (`quotaRoom()` tells how many would fit).
     ///
+    /// The events are encoded by the caller's task, off the actor: the actor only reserves the
+    /// quota, then queues the runs once they are recorded and in the read models, so a batch of
+    /// runs holds it for less time and the encoding can use another core.
+    ///
     /// Returns the ids of the runs created, in order.
-    public func createImportedRuns(
+    public nonisolated func createImportedRuns(
         workflowId: String,
         version: Int,
         importerRunId: String,
@@ -33,14 +37,13 @@ extension WorkflowEngine {
         extra: [StreamWrite],
         actor: String?
     ) async throws(WorkflowError) -> [String] {
-        guard state.workflows[workflowId] != nil else { throw Self.workflowNotFound(workflowId) }
         let count = runs.count
-        let day = try reserveQuota(count)
-        defer { releaseQuota(count, day: day) }
+        let day = try await reserveImportQuota(workflowId: workflowId, count: count)
         let metadata = Self.metadata(actor, correlation: importerRunId)
         var writes: [StreamWrite] = []
         var ids: [String] = []
-        writes.reserveCapacity(count + 1)
+        writes.reserveCapacity(count + extra.count)
+        ids.reserveCapacity(count)
         for run in runs {
             let created = RunCreated(
                 runId: Ids.make("run_"), workflowId: workflowId, version: version, arm: .none, rolloutId: nil,
@@ -53,9 +56,51 @@ extension WorkflowEngine {
                                       events: [DomainEvent.runCreated(created).newEvent(metadata: metadata)]))
         }
         writes += extra
-        try await append(writes)
-        for id in ids { enqueue(id, .batch) }
+        try await recordImportedRuns(writes, ids: ids, day: day)
         return ids
+    }
+
+    /// Checks the workflow and reserves `count` runs of today's quota; the day is the runs'
+    /// quota day. `recordImportedRuns` gives the reservation back.
+    private func reserveImportQuota(workflowId: String, count: Int) throws(WorkflowError) -> String {
+        guard state.workflows[workflowId] != nil else { throw Self.workflowNotFound(workflowId) }
+        return try reserveQuota(count)
+    }
+
+    /// Appends the writes of `createImportedRuns` and returns once they are recorded: the
+    /// importer reads its next batch while the read models fold this one in, and `ingest` then
+    /// queues the runs `ids` and releases the quota reserved for them. One batch at most waits
+    /// for the read models; the next waits for it before it is appended, so an import never
+    /// gets further ahead of the projection than that.
+    private func recordImportedRuns(_ writes: [StreamWrite], ids: [String], day: String) async throws(WorkflowError) {
+        if let last = importsInFlight.last { await caughtUp(to: last.position) }
+        let result: AppendResult
+        do {
+            result = try await record(writes)
+        } catch {
+            releaseQuota(ids.count, day: day)
+            throw error
+        }
+        importsInFlight.append((result.lastPosition, ids, day))
+        if state.position >= result.lastPosition { queueImportedRuns() }
+    }
+
+    /// Queues the runs of the imported batches the read models now hold.
+    func queueImportedRuns() {
+        var settled = 0
+        for batch in importsInFlight {
+            guard batch.position <= state.position else { break }
+            for id in batch.ids { enqueue(id, .batch) }
+            releaseQuota(batch.ids.count, day: batch.day)
+            settled += 1
+        }
+        importsInFlight.removeFirst(settled)
+    }
+
+    /// Waits until the runs of every imported batch recorded so far are in the read models and
+    /// queued (or the engine stops): an importer calls it before it records that its run ended.
+    public func importedRunsQueued() async {
+        if let last = importsInFlight.last { await caughtUp(to: last.position) }
     }
 
     /// Runs that may still be created today (Int.max without a quota).

@@ -51,12 +51,13 @@ public actor WorkflowEngine {
     public let configuration: EngineConfiguration
     let vault: ObjectVault
     var state: WorkflowsState
-    /// The ids of the events `state` followed last, reused while the next events repeat them.
-    private var followedIds = DomainEvent.RepeatedIds()
     var definitions: [String: WorkflowDefinition] = [:]
     private var waiters: [(position: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
     /// Run creations in flight per quota day (not yet in `state`).
     var reservedRuns: [String: Int] = [:]
+    /// Batches of imported runs recorded and not yet in `state`, oldest first: `ingest` queues
+    /// their runs and releases their quota reservation once it has folded them in.
+    var importsInFlight: [(position: UInt64, ids: [String], day: String)] = []
     private var nextWorkflowNumber: Int
     /// The next workflow number; numbers are handed out in order on the actor, so two concurrent
     /// creations never share one.
@@ -104,10 +105,14 @@ public actor WorkflowEngine {
             do {
                 // Everything a page read holds is applied in one actor turn: a page comes from
                 // one read transaction, so readers of the models do not see half of a commit.
+                // Payloads are decoded here, off the actor: it only folds them in.
                 var events = store.subscribe(from: from).makeAsyncIterator()
+                var ids = DomainEvent.RepeatedIds()
                 while let first = try await events.next() {
-                    var batch = [first]
-                    while events.hasBuffered, let next = try await events.next() { batch.append(next) }
+                    var batch = [DecodedEvent(first, ids: &ids)]
+                    while events.hasBuffered, let next = try await events.next() {
+                        batch.append(DecodedEvent(next, ids: &ids))
+                    }
                     guard let self else { return }
                     await self.ingest(batch)
                 }
@@ -156,11 +161,12 @@ public actor WorkflowEngine {
 
     // MARK: Projection
 
-    private func ingest(_ batch: [RecordedEvent]) {
-        for event in batch where event.position > state.position {
-            state.apply(event, ids: &followedIds)
-            if JobEvent.types.contains(event.type) { jobs.apply(event) }
+    private func ingest(_ batch: [DecodedEvent]) {
+        for decoded in batch where decoded.envelope.position > state.position {
+            state.apply(decoded)
+            if JobEvent.types.contains(decoded.envelope.type) { jobs.apply(decoded.envelope) }
         }
+        if !importsInFlight.isEmpty { queueImportedRuns() }
         if !waiters.isEmpty {
             let ready = waiters.filter { $0.position <= state.position }
             waiters.removeAll { $0.position <= state.position }
@@ -179,18 +185,22 @@ public actor WorkflowEngine {
     /// Appends and waits for the read models to include the events.
     @discardableResult
     func append(_ writes: [StreamWrite]) async throws(WorkflowError) -> AppendResult {
+        let result = try await record(writes)
+        try await caughtUpOrStopping(result.lastPosition)
+        return result
+    }
+
+    /// Appends without waiting for the read models.
+    func record(_ writes: [StreamWrite]) async throws(WorkflowError) -> AppendResult {
         guard !stopped else { throw Self.shutDown }
-        let result: AppendResult
         do {
-            result = try await store.append(writes)
+            return try await store.append(writes)
         } catch {
             if error.code == .wrongExpectedVersion {
                 throw WorkflowError(.conflict, "changed concurrently: \(error.message)")
             }
             throw WorkflowError(.storage, error.message)
         }
-        try await caughtUpOrStopping(result.lastPosition)
-        return result
     }
 
     /// Waits for the read models to include `position`; throws when the engine stops first.

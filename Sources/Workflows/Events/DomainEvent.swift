@@ -459,3 +459,27 @@ public enum Streams {
     public static func object(_ type: String, _ token: String) -> String { "object-\(type)-\(token)" }
     public static func list(_ id: String) -> String { "list-" + id }
 }
+
+/// A stored event with its payload decoded (nil: a type outside this domain; a failure: a
+/// payload that does not decode). Decoding needs no read model, so the engine does it on the
+/// task that follows the log, before the actor folds the event in.
+struct DecodedEvent: Sendable {
+    let envelope: RecordedEvent
+    let event: Result<DomainEvent?, DecodingFailure>
+
+    struct DecodingFailure: Error {}
+
+    init(_ envelope: RecordedEvent, ids: inout DomainEvent.RepeatedIds) {
+        self.envelope = envelope
+        guard let kind = DomainEvent.Kind(rawValue: envelope.type) else {
+            event = .success(nil)
+            return
+        }
+        do {
+            let decoded = try envelope.payload.withUnsafeBytes { try DomainEvent.decode(kind, payload: $0, ids: &ids) }
+            event = .success(decoded)
+        } catch {
+            event = .failure(DecodingFailure())
+        }
+    }
+}

@@ -52,21 +52,24 @@ public struct WorkflowsState: Sendable, Equatable {
     /// one across the events it follows, so the runs of one import share the strings of their
     /// workflow id and importer run id instead of holding a copy each.
     mutating func apply(_ envelope: RecordedEvent, ids: inout DomainEvent.RepeatedIds) {
-        let decoded: DomainEvent?
-        do {
-            decoded = try DomainEvent.Kind(rawValue: envelope.type).map { kind in
-                try envelope.payload.withUnsafeBytes { try DomainEvent.decode(kind, payload: $0, ids: &ids) }
-            }
-        } catch {
-            undecodable.append(envelope.position)
-            decoded = nil
-        }
-        if let event = decoded {
+        apply(DecodedEvent(envelope, ids: &ids))
+    }
+
+    /// Folds in an event decoded beforehand: the engine decodes what it follows off its actor,
+    /// so that only this part holds the actor.
+    mutating func apply(_ decoded: DecodedEvent) {
+        let envelope = decoded.envelope
+        switch decoded.event {
+        case .success(let event?):
             var memory = ReplayMemory()
             apply(event, at: envelope.recordedAt, actor: envelope.metadata.actor, position: envelope.position, memory: &memory)
             if envelope.stream.hasPrefix("workflow-") {
                 workflows[String(envelope.stream.dropFirst(9))]?.streamVersion = envelope.streamVersion
             }
+        case .success(nil):
+            break
+        case .failure:
+            undecodable.append(envelope.position)
         }
         position = envelope.position
     }
