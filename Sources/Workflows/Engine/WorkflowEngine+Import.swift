@@ -28,7 +28,8 @@ extension WorkflowEngine {
     /// quota, then queues the runs once they are recorded and in the read models, so a batch of
     /// runs holds it for less time and the encoding can use another core.
     ///
-    /// Returns the ids of the runs created, in order.
+    /// Returns the ids of the runs created, in order, once they are durable: the read models
+    /// may not have them yet (`importedRunsQueued()` waits until they do).
     public nonisolated func createImportedRuns(
         workflowId: String,
         version: Int,
