@@ -246,6 +246,50 @@ struct AppendTests {
         #expect(try store.streamVersion("c") == 0)
     }
 
+    @Test("submitted appends commit in the order they were queued; one expecting a failed one's version fails too")
+    func submitInOrder() async throws {
+        let dir = TemporaryDirectory()
+        let store = try EventStore.open(dir.data)
+        // A chain like an importer's: each append expects the version the one before creates.
+        var pending: [PendingAppend] = []
+        for version in 0..<50 {
+            pending.append(try store.submit([
+                StreamWrite(stream: "chain", expected: version == 0 ? .noStream : .exact(UInt64(version)), events: [event()]),
+                StreamWrite(stream: "other-\(version)", expected: .noStream, events: [event()]),
+            ]))
+        }
+        var last: UInt64 = 0
+        for handle in pending {
+            let result = try await handle.result()
+            #expect(result.events[0].position > last)
+            last = result.events[0].position
+            // Awaiting again gives the same answer.
+            #expect(try await handle.result().events[0].position == result.events[0].position)
+        }
+        #expect(try store.readStream("chain").map(\.streamVersion) == Array(1...50))
+
+        // The first of three fails its expectation: the two after it, queued before its
+        // outcome was known, fail with it and write nothing.
+        let writer = try #require(store.writer)
+        writer.hold()
+        let failing = [UInt64(7), 51, 52].map { version in
+            try? store.submit([StreamWrite(stream: "chain", expected: .exact(version), events: [event()])])
+        }
+        writer.release()
+        for handle in failing {
+            let error = await expectStoreError(.wrongExpectedVersion) { _ = try await #require(handle).result() }
+            #expect(error?.conflict?.stream == "chain")
+        }
+        #expect(try store.readStream("chain").count == 50)
+
+        // Bad input throws at once and queues nothing.
+        let head = try store.head().position
+        await expectStoreError(.invalidArgument) { _ = try store.submit([StreamWrite(stream: "", events: [event()])]) }
+        #expect(try store.head().position == head)
+        store.close()
+        await expectStoreError(.closed) { _ = try await store.submit([StreamWrite(stream: "s", events: [event()])]).result() }
+    }
+
     @Test("invalid appends are rejected with the field, value and rule, and write nothing")
     func validation() async throws {
         let dir = TemporaryDirectory()

@@ -1,4 +1,5 @@
 public import Foundation
+import Synchronization
 
 /// Events for one stream inside an append, with what the stream must look like first.
 public struct StreamWrite: Sendable {
@@ -100,6 +101,33 @@ extension EventStore {
     /// this append alone with `wrongExpectedVersion`, even when other appends share its commit.
     @discardableResult
     public func append(_ writes: [StreamWrite]) async throws(EventStoreError) -> AppendResult {
+        let (writer, request) = try prepare(writes)
+        do {
+            return try await withUnsafeThrowingContinuation { continuation in
+                writer.submit(.append(request, .continuation(continuation)))
+            }
+        } catch let error as EventStoreError {
+            throw error
+        } catch {
+            throw EventStoreError(.storage, "append failed: \(error)")
+        }
+    }
+
+    /// Queues an append at once and returns a handle to its outcome, without waiting for it.
+    ///
+    /// Appends queued one after another (by one task, or under one lock) reach the writer in that
+    /// order, so they commit in that order: a later one never commits before an earlier one.
+    /// Each still succeeds or fails on its own, as with `append(_:)`; to make a later append
+    /// depend on an earlier one, give it an expected version the earlier one creates. Bad input
+    /// throws here, and nothing is queued.
+    public func submit(_ writes: [StreamWrite]) throws(EventStoreError) -> PendingAppend {
+        let (writer, request) = try prepare(writes)
+        let pending = PendingAppend()
+        writer.submit(.append(request, .handle(pending)))
+        return pending
+    }
+
+    private func prepare(_ writes: [StreamWrite]) throws(EventStoreError) -> (Writer, AppendRequest) {
         guard let writer else {
             throw EventStoreError(.readOnly, "the event store in \(directory) is open read-only")
         }
@@ -108,15 +136,7 @@ extension EventStore {
             try Self.validateName("requests entry", mark.name, maxBytes: 511)
             request.requestMark = mark
         }
-        do {
-            return try await withUnsafeThrowingContinuation { continuation in
-                writer.submit(.append(request, continuation))
-            }
-        } catch let error as EventStoreError {
-            throw error
-        } catch {
-            throw EventStoreError(.storage, "append failed: \(error)")
-        }
+        return (writer, request)
     }
 
     /// Checks every rule that needs no stored state, before anything is queued.
@@ -323,5 +343,36 @@ extension EventStore {
             }
             return result
         }
+    }
+}
+
+/// The outcome of an append queued by `EventStore.submit(_:)`: known once its commit is durable
+/// (or it failed).
+public final class PendingAppend: Sendable {
+    private let state = Mutex<(result: Result<AppendResult, EventStoreError>?,
+                               waiters: [CheckedContinuation<Result<AppendResult, EventStoreError>, Never>])>((nil, []))
+
+    init() {}
+
+    /// Waits for the commit; returns what `append(_:)` would have returned, or throws its error.
+    public func result() async throws(EventStoreError) -> AppendResult {
+        let outcome = await withCheckedContinuation { continuation in
+            let ready = state.withLock { state -> Result<AppendResult, EventStoreError>? in
+                if let result = state.result { return result }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+        return try outcome.get()
+    }
+
+    func complete(_ result: Result<AppendResult, EventStoreError>) {
+        let waiters = state.withLock { state in
+            state.result = result
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume(returning: result) }
     }
 }

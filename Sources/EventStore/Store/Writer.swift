@@ -24,8 +24,22 @@ final class Writer: @unchecked Sendable {
     private let notifier: HeadNotifier
     private var head: EventStore.Head
 
+    /// Who waits for an append's outcome: a suspended caller, or a `PendingAppend` handle.
+    enum Completion {
+        case continuation(UnsafeContinuation<AppendResult, any Error>)
+        case handle(PendingAppend)
+
+        func resume(_ result: Result<AppendResult, EventStoreError>) {
+            switch (self, result) {
+            case (.continuation(let c), .success(let value)): c.resume(returning: value)
+            case (.continuation(let c), .failure(let error)): c.resume(throwing: error)
+            case (.handle(let h), _): h.complete(result)
+            }
+        }
+    }
+
     enum Work {
-        case append(AppendRequest, UnsafeContinuation<AppendResult, any Error>)
+        case append(AppendRequest, Completion)
         case checkpoint(String, UInt64, UnsafeContinuation<Void, any Error>)
         /// Puts (or with nil deletes) an entry of a side table.
         case side(EventStore.SideTable, String, [UInt8]?, UnsafeContinuation<Void, any Error>)
@@ -65,7 +79,7 @@ final class Writer: @unchecked Sendable {
         guard running else {
             condition.unlock()
             switch work {
-            case .append(_, let c): c.resume(throwing: EventStoreError.closedStore)
+            case .append(_, let c): c.resume(.failure(EventStoreError.closedStore))
             case .checkpoint(_, _, let c), .side(_, _, _, let c): c.resume(throwing: EventStoreError.closedStore)
             }
             return
@@ -239,8 +253,8 @@ final class Writer: @unchecked Sendable {
         notifier.advance(to: committed.position)
         for (work, outcome) in zip(batch, outcomes) {
             switch (work, outcome) {
-            case (.append(_, let c), .success(let result)): c.resume(returning: result!)
-            case (.append(_, let c), .failure(let error)): c.resume(throwing: error)
+            case (.append(_, let c), .success(let result)): c.resume(.success(result!))
+            case (.append(_, let c), .failure(let error)): c.resume(.failure(error))
             case (.checkpoint(_, _, let c), .success), (.side(_, _, _, let c), .success): c.resume()
             case (.checkpoint(_, _, let c), .failure(let error)), (.side(_, _, _, let c), .failure(let error)):
                 c.resume(throwing: error)

@@ -83,12 +83,42 @@ extension ImporterService {
         }
     }
 
-    /// Waits for the batch of `runId` being recorded, if any, and folds in its checkpoint;
-    /// throws what its append threw.
+    /// Waits for every batch of `runId` being recorded and folds in their checkpoints; throws
+    /// what the first failed one threw.
     func settle(_ runId: String) async throws {
-        guard let recording = recordings.removeValue(forKey: runId) else { return }
-        try await recording.value
-        catchUp()
+        try await settle(runId, keeping: 0)
+    }
+
+    /// Waits for the oldest batches of `runId` being recorded until `keeping` are left.
+    private func settle(_ runId: String, keeping: Int) async throws {
+        var keeping = keeping
+        var failure: (any Error)?
+        var settled = false
+        while let first = recordings[runId]?.first, recordings[runId]!.count > keeping {
+            recordings[runId]!.removeFirst()
+            settled = true
+            do {
+                let pending = try await first.value
+                do throws(EventStoreError) {
+                    _ = try await pending.result()
+                } catch {
+                    throw Self.appendError(error)
+                }
+            } catch {
+                // The batches after a failed one fail too (their checkpoints expect its
+                // version): wait for them all, so nothing of this run is left in flight.
+                if failure == nil { failure = error }
+                keeping = 0
+            }
+        }
+        if recordings[runId]?.isEmpty ?? false {
+            recordings[runId] = nil
+            recordingVersion[runId] = nil
+            recordingRuns[runId] = nil
+        }
+        // The progress of the batches recorded so far shows in the activity at once.
+        if settled { catchUp() }
+        if let failure { throw failure }
     }
 
     /// Where a run is in its data source.
@@ -221,13 +251,21 @@ extension ImporterService {
     func flush(_ batch: inout Batch, runId: String, actor: String?) async throws {
         guard !batch.rows.isEmpty || batch.header != nil else { return }
         await engine.yieldToRealtime()
-        try await settle(runId)
+        try await settle(runId, keeping: recordingDepth - 1)
         if isCancelled(runId) { throw Stop.cancelled }
-        guard let run = state.runs[runId] else { throw Stop.failed("importer run \(runId) is gone") }
+        guard var run = state.runs[runId] else { throw Stop.failed("importer run \(runId) is gone") }
         var rows = batch.rows[...]
         var quotaMessage: String?
         if !run.dryRun {
-            let room = await engine.quotaRoom()
+            var room = await engine.quotaRoom()
+            // The batches in flight may not have reserved their runs yet: when they could make
+            // the difference, wait for them and ask again.
+            if room != .max, batch.runs > room - (recordingRuns[runId] ?? 0), recordings[runId] != nil {
+                try await settle(runId)
+                guard let settled = state.runs[runId] else { throw Stop.failed("importer run \(runId) is gone") }
+                run = settled
+                room = await engine.quotaRoom()
+            }
             if batch.runs > room {
                 // Keep the rows before the first run that does not fit.
                 var runs = 0
@@ -254,20 +292,44 @@ extension ImporterService {
             "skipped": .integer(Int64(skipped)), "errored": .integer(Int64(errors.count)), "errors": .array(errors),
         ]
         if let header = batch.header { progress["header"] = .array(header.map(JSONValue.string)) }
-        let checkpoint = StreamWrite(stream: Streams.importRun(runId), expected: .exact(run.streamVersion), events: [
+        // Each checkpoint expects the version the one before creates: a batch commits only
+        // after every batch before it, and never after one of them failed.
+        let version = recordingVersion[runId] ?? run.streamVersion
+        recordingVersion[runId] = version + 1
+        recordingRuns[runId, default: 0] += runs.count
+        let checkpoint = StreamWrite(stream: Streams.importRun(runId), expected: .exact(version), events: [
             ImporterEvent.event(ImporterEvent.rowsProcessed, .object(progress), actor: actor),
         ])
-        // Recorded while the next batch is read; the next flush (or the end of the run) waits
-        // for it. Appends of one run stay in order: each waits for the one before.
+        // Recorded while the next batches are read; a flush waits for the oldest once
+        // `recordingDepth` are in flight, the end of the run for all of them.
+        let previous = recordings[runId]?.last
+        let recording: Task<PendingAppend, any Error>
         if run.dryRun || runs.isEmpty {
-            recordings[runId] = Task { try await self.append([checkpoint]) }
+            let store = self.store
+            recording = Task {
+                _ = try await previous?.value
+                do throws(EventStoreError) {
+                    return try store.submit([checkpoint])
+                } catch {
+                    throw Self.appendError(error)
+                }
+            }
         } else {
             let engine = self.engine
-            recordings[runId] = Task {
-                _ = try await engine.createImportedRuns(workflowId: run.workflowId, version: run.version,
-                                                        importerRunId: runId, runs, extra: [checkpoint], actor: actor)
+            recording = Task {
+                let prepared = try await engine.prepareImportedRuns(
+                    workflowId: run.workflowId, version: run.version, importerRunId: runId, runs, extra: [checkpoint],
+                    actor: actor)
+                do {
+                    _ = try await previous?.value
+                } catch {
+                    engine.discardImportedRuns(prepared)
+                    throw error
+                }
+                return try engine.submitImportedRuns(prepared)
             }
         }
+        recordings[runId, default: []].append(recording)
         batch = Batch()
         if let quotaMessage {
             try await settle(runId)

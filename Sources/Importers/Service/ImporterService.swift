@@ -29,9 +29,17 @@ public actor ImporterService {
     var state: ImportersState
     private var scanFrom: UInt64
     private var tasks: [String: Task<Void, Never>] = [:]
-    /// The append of each importer run's last batch while it is being recorded: the run reads
-    /// and maps its next batch meanwhile, and waits for it before recording that one.
-    var recordings: [String: Task<Void, any Error>] = [:]
+    /// The batches of each importer run being recorded, oldest first: the run reads and maps its
+    /// next batches meanwhile. Each task prepares its batch, waits until the one before is
+    /// submitted to the store, then submits its own, so the batches commit in row order.
+    var recordings: [String: [Task<PendingAppend, any Error>]] = [:]
+    /// Per importer run being recorded: the stream version its next checkpoint expects, and the
+    /// runs of its batches not yet settled.
+    var recordingVersion: [String: UInt64] = [:]
+    var recordingRuns: [String: Int] = [:]
+    /// How many batches of one importer run may be in flight (prepared, queued or committing)
+    /// while it reads the next: they share group commits instead of each waiting for its own.
+    let recordingDepth: Int
     private var cancelRequested: Set<String> = []
     private var stopped = false
 
@@ -42,12 +50,14 @@ public actor ImporterService {
         engine: WorkflowEngine,
         uploads: String,
         batchSize: Int = 200,
+        recordingDepth: Int = 4,
         s3: @escaping @Sendable (S3Settings, S3Secret) -> any S3ObjectSource = { S3ClientSource(settings: $0, secret: $1) }
     ) throws {
         self.engine = engine
         self.store = engine.store
         self.uploads = uploads
         self.batchSize = batchSize
+        self.recordingDepth = max(1, recordingDepth)
         self.s3 = s3
         let state = try ImportersState.rebuild(from: engine.store)
         self.state = state
@@ -88,21 +98,28 @@ public actor ImporterService {
         do {
             _ = try await store.append(writes)
         } catch {
-            if error.code == .wrongExpectedVersion {
-                throw WorkflowError(.conflict, "changed concurrently: \(error.message)")
-            }
-            throw WorkflowError(.storage, error.message)
+            throw Self.appendError(error)
         }
         catchUp()
+    }
+
+    static func appendError(_ error: EventStoreError) -> WorkflowError {
+        if error.code == .wrongExpectedVersion {
+            return WorkflowError(.conflict, "changed concurrently: \(error.message)")
+        }
+        return WorkflowError(.storage, error.message)
     }
 
     /// Folds in the importer events appended since the last look (by this service or, through
     /// the engine, in the same append as runs).
     func catchUp() {
-        guard let events = try? store.readAll(from: scanFrom, filter: EventFilter(types: ImportersState.types),
+        // The head first: a batch committing during the read must not be skipped, so the scan
+        // ends at this head and the next one starts after it.
+        guard let head = try? store.head().position, head >= scanFrom,
+              let events = try? store.readAll(from: scanFrom, filter: EventFilter(types: ImportersState.types),
                                               limit: .max) else { return }
-        for event in events { state.apply(event) }
-        if let head = try? store.head().position { scanFrom = head + 1 }
+        for event in events where event.position <= head { state.apply(event) }
+        scanFrom = head + 1
     }
 
     static func makeId(_ prefix: String) -> String {

@@ -18,18 +18,24 @@ public struct ImportedRun: Sendable, Hashable {
     }
 }
 
+/// A batch of imported runs with its quota reserved and its events encoded, ready to be
+/// submitted (`WorkflowEngine.submitImportedRuns`) or given up (`discardImportedRuns`).
+public struct PreparedImport: Sendable {
+    let writes: [StreamWrite]
+    /// The ids of the runs, in the order of the batch.
+    public let ids: [String]
+    let day: String
+}
+
 extension WorkflowEngine {
     /// Creates `runs` of `workflowId` at `version` on the batch queue, in one atomic append with
     /// `extra` (an importer's checkpoint): the runs exist exactly when the checkpoint does. Runs
     /// count against the daily quota: when it has no room for all of them, nothing is created and
     /// the error is `quotaExceeded` (`quotaRoom()` tells how many would fit).
     ///
-    /// The events are encoded by the caller's task, off the actor: the actor only reserves the
-    /// quota, then queues the runs once they are recorded and in the read models, so a batch of
-    /// runs holds it for less time and the encoding can use another core.
-    ///
     /// Returns the ids of the runs created, in order, once they are durable: the read models
-    /// may not have them yet (`importedRunsQueued()` waits until they do).
+    /// may not have them yet (`importedRunsQueued()` waits until they do). An importer that
+    /// keeps several batches in flight uses the two steps this is made of instead.
     public nonisolated func createImportedRuns(
         workflowId: String,
         version: Int,
@@ -38,6 +44,30 @@ extension WorkflowEngine {
         extra: [StreamWrite],
         actor: String?
     ) async throws(WorkflowError) -> [String] {
+        let prepared = try await prepareImportedRuns(workflowId: workflowId, version: version, importerRunId: importerRunId,
+                                                     runs, extra: extra, actor: actor)
+        let pending = try submitImportedRuns(prepared)
+        do {
+            _ = try await pending.result()
+        } catch {
+            throw Self.appendError(error)
+        }
+        return prepared.ids
+    }
+
+    /// The first step of creating imported runs: checks the workflow, reserves the runs' quota
+    /// and encodes their `run.created` events (on the caller's task, off the actor, so the
+    /// encoding can use another core). It waits first while the read models are more than
+    /// `importsAhead` recorded batches behind, so an import never gets further ahead of the
+    /// projection than that (real-time commands wait for the projection to reach their events).
+    public nonisolated func prepareImportedRuns(
+        workflowId: String,
+        version: Int,
+        importerRunId: String,
+        _ runs: [ImportedRun],
+        extra: [StreamWrite],
+        actor: String?
+    ) async throws(WorkflowError) -> PreparedImport {
         let count = runs.count
         let day = try await reserveImportQuota(workflowId: workflowId, count: count)
         let metadata = Self.metadata(actor, correlation: importerRunId)
@@ -57,33 +87,73 @@ extension WorkflowEngine {
                                       events: [DomainEvent.runCreated(created).newEvent(metadata: metadata)]))
         }
         writes += extra
-        try await recordImportedRuns(writes, ids: ids, day: day)
-        return ids
+        return PreparedImport(writes: writes, ids: ids, day: day)
+    }
+
+    /// The second step: queues the prepared batch in the store at once, so batches submitted one
+    /// after another commit in that order, and returns the append's handle. The engine queues
+    /// the runs and releases their quota reservation once the read models have them (or only
+    /// releases it when the append fails).
+    public nonisolated func submitImportedRuns(_ prepared: PreparedImport) throws(WorkflowError) -> PendingAppend {
+        let pending: PendingAppend
+        do {
+            pending = try store.submit(prepared.writes)
+        } catch {
+            discardImportedRuns(prepared)
+            throw Self.appendError(error)
+        }
+        importsOutstanding.withLock { $0 += 1 }
+        Task { await self.track(pending, ids: prepared.ids, day: prepared.day) }
+        return pending
+    }
+
+    /// Gives back the quota a prepared batch reserved, when it will not be submitted.
+    public nonisolated func discardImportedRuns(_ prepared: PreparedImport) {
+        Task { await self.releaseQuota(prepared.ids.count, day: prepared.day) }
     }
 
     /// Checks the workflow and reserves `count` runs of today's quota; the day is the runs'
-    /// quota day. `recordImportedRuns` gives the reservation back.
-    private func reserveImportQuota(workflowId: String, count: Int) throws(WorkflowError) -> String {
+    /// quota day. `track` (or `discardImportedRuns`) gives the reservation back.
+    private func reserveImportQuota(workflowId: String, count: Int) async throws(WorkflowError) -> String {
+        if importsInFlight.count >= Self.importsAhead {
+            await caughtUp(to: importsInFlight[importsInFlight.count - Self.importsAhead].position)
+        }
         guard state.workflows[workflowId] != nil else { throw Self.workflowNotFound(workflowId) }
         return try reserveQuota(count)
     }
 
-    /// Appends the writes of `createImportedRuns` and returns once they are recorded: the
-    /// importer reads its next batch while the read models fold this one in, and `ingest` then
-    /// queues the runs `ids` and releases the quota reserved for them. One batch at most waits
-    /// for the read models; the next waits for it before it is appended, so an import never
-    /// gets further ahead of the projection than that.
-    private func recordImportedRuns(_ writes: [StreamWrite], ids: [String], day: String) async throws(WorkflowError) {
-        if let last = importsInFlight.last { await caughtUp(to: last.position) }
-        let result: AppendResult
-        do {
-            result = try await record(writes)
-        } catch {
-            releaseQuota(ids.count, day: day)
-            throw error
+    /// How many recorded batches of imported runs the read models may be behind before the
+    /// next batch waits.
+    static let importsAhead = 2
+
+    static func appendError(_ error: EventStoreError) -> WorkflowError {
+        if error.code == .wrongExpectedVersion {
+            return WorkflowError(.conflict, "changed concurrently: \(error.message)")
         }
-        importsInFlight.append((result.lastPosition, ids, day))
-        if state.position >= result.lastPosition { queueImportedRuns() }
+        return WorkflowError(.storage, error.message)
+    }
+
+    /// Waits for a submitted batch's commit: then its runs wait in `importsInFlight` (by
+    /// position) until the read models have them; a failed batch only gives back its quota.
+    private func track(_ pending: PendingAppend, ids: [String], day: String) async {
+        defer {
+            let left = importsOutstanding.withLock { count in
+                count -= 1
+                return count
+            }
+            if left == 0 {
+                for waiter in importWaiters { waiter.resume() }
+                importWaiters.removeAll()
+            }
+        }
+        guard let result = try? await pending.result() else {
+            releaseQuota(ids.count, day: day)
+            return
+        }
+        let position = result.lastPosition
+        let index = importsInFlight.firstIndex { $0.position > position } ?? importsInFlight.endIndex
+        importsInFlight.insert((position, ids, day), at: index)
+        queueImportedRuns()
     }
 
     /// Queues the runs of the imported batches the read models now hold.
@@ -98,9 +168,13 @@ extension WorkflowEngine {
         importsInFlight.removeFirst(settled)
     }
 
-    /// Waits until the runs of every imported batch recorded so far are in the read models and
-    /// queued (or the engine stops): an importer calls it before it records that its run ended.
+    /// Waits until the runs of every imported batch submitted so far are recorded, in the read
+    /// models and queued (or the engine stops): an importer calls it before it records that its
+    /// run ended.
     public func importedRunsQueued() async {
+        while importsOutstanding.withLock({ $0 }) > 0 {
+            await withCheckedContinuation { importWaiters.append($0) }
+        }
         if let last = importsInFlight.last { await caughtUp(to: last.position) }
     }
 

@@ -1,5 +1,6 @@
 public import EventStore
 public import Foundation
+import Synchronization
 
 /// Settings of a workflow engine.
 public struct EngineConfiguration: Sendable {
@@ -58,6 +59,10 @@ public actor WorkflowEngine {
     /// Batches of imported runs recorded and not yet in `state`, oldest first: `ingest` queues
     /// their runs and releases their quota reservation once it has folded them in.
     var importsInFlight: [(position: UInt64, ids: [String], day: String)] = []
+    /// Batches of imported runs submitted to the store whose commit `track` has not seen yet
+    /// (counted when submitted, off the actor), and who waits for there to be none.
+    nonisolated let importsOutstanding = Mutex(0)
+    var importWaiters: [CheckedContinuation<Void, Never>] = []
     private var nextWorkflowNumber: Int
     /// The next workflow number; numbers are handed out in order on the actor, so two concurrent
     /// creations never share one.
