@@ -39,6 +39,8 @@ public actor ImporterService {
     var recordingRuns: [String: Int] = [:]
     /// How many batches of one importer run may be in flight (prepared, queued or committing)
     /// while it reads the next: they share group commits instead of each waiting for its own.
+    /// tools/bench [9], 50,000 rows, interleaved: 4 gave about 25% more rows/s than 1, 8 about
+    /// 75%, 16 no more than 8; real-time p99 during the import no worse within the noise.
     let recordingDepth: Int
     private var cancelRequested: Set<String> = []
     private var stopped = false
@@ -50,7 +52,7 @@ public actor ImporterService {
         engine: WorkflowEngine,
         uploads: String,
         batchSize: Int = 200,
-        recordingDepth: Int = 4,
+        recordingDepth: Int = 8,
         s3: @escaping @Sendable (S3Settings, S3Secret) -> any S3ObjectSource = { S3ClientSource(settings: $0, secret: $1) }
     ) throws {
         self.engine = engine

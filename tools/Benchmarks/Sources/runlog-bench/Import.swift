@@ -10,6 +10,9 @@ struct ImportBenchmark {
     var samples: Int
     /// Rows per append; the importer's default unless $RUNLOG_BENCH_IMPORT_BATCH says otherwise.
     var batchSize = Int(ProcessInfo.processInfo.environment["RUNLOG_BENCH_IMPORT_BATCH"] ?? "") ?? 200
+    /// Batches of the importer run in flight at once; the importer's default unless
+    /// $RUNLOG_BENCH_IMPORT_DEPTH says otherwise.
+    var depth = Int(ProcessInfo.processInfo.environment["RUNLOG_BENCH_IMPORT_DEPTH"] ?? "")
 
     struct Result {
         var rows: Int
@@ -64,7 +67,9 @@ struct ImportBenchmark {
         let store = h.store
         let workflowId = try await Flows.activate(engine, name: "import", Flows.api)
         let realtimeId = try await Flows.activate(engine, name: "realtime", Flows.api)
-        let service = try ImporterService(engine: engine, uploads: h.dir + "/uploads", batchSize: batchSize)
+        let service = try depth.map { try ImporterService(engine: engine, uploads: h.dir + "/uploads", batchSize: batchSize,
+                                                          recordingDepth: $0) }
+            ?? ImporterService(engine: engine, uploads: h.dir + "/uploads", batchSize: batchSize)
         await service.start()
 
         // The file: one IP address per row.
