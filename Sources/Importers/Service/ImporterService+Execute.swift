@@ -102,7 +102,7 @@ extension ImporterService {
                 do throws(EventStoreError) {
                     _ = try await pending.result()
                 } catch {
-                    throw Self.appendError(error)
+                    throw WorkflowError(appending: error)
                 }
             } catch {
                 // The batches after a failed one fail too (their checkpoints expect its
@@ -311,7 +311,7 @@ extension ImporterService {
                 do throws(EventStoreError) {
                     return try store.submit([checkpoint])
                 } catch {
-                    throw Self.appendError(error)
+                    throw WorkflowError(appending: error)
                 }
             }
         } else {

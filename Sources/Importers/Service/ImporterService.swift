@@ -100,16 +100,9 @@ public actor ImporterService {
         do {
             _ = try await store.append(writes)
         } catch {
-            throw Self.appendError(error)
+            throw WorkflowError(appending: error)
         }
         catchUp()
-    }
-
-    static func appendError(_ error: EventStoreError) -> WorkflowError {
-        if error.code == .wrongExpectedVersion {
-            return WorkflowError(.conflict, "changed concurrently: \(error.message)")
-        }
-        return WorkflowError(.storage, error.message)
     }
 
     /// Folds in the importer events appended since the last look (by this service or, through

@@ -50,7 +50,7 @@ extension WorkflowEngine {
         do {
             _ = try await pending.result()
         } catch {
-            throw Self.appendError(error)
+            throw WorkflowError(appending: error)
         }
         return prepared.ids
     }
@@ -100,7 +100,7 @@ extension WorkflowEngine {
             pending = try store.submit(prepared.writes)
         } catch {
             discardImportedRuns(prepared)
-            throw Self.appendError(error)
+            throw WorkflowError(appending: error)
         }
         importsOutstanding.withLock { $0 += 1 }
         Task { await self.track(pending, ids: prepared.ids, day: prepared.day) }
@@ -125,13 +125,6 @@ extension WorkflowEngine {
     /// How many recorded batches of imported runs the read models may be behind before the
     /// next batch waits.
     static let importsAhead = 2
-
-    static func appendError(_ error: EventStoreError) -> WorkflowError {
-        if error.code == .wrongExpectedVersion {
-            return WorkflowError(.conflict, "changed concurrently: \(error.message)")
-        }
-        return WorkflowError(.storage, error.message)
-    }
 
     /// Waits for a submitted batch's commit: then its runs wait in `importsInFlight` (by
     /// position) until the read models have them; a failed batch only gives back its quota.

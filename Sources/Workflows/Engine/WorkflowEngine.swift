@@ -201,10 +201,7 @@ public actor WorkflowEngine {
         do {
             return try await store.append(writes)
         } catch {
-            if error.code == .wrongExpectedVersion {
-                throw WorkflowError(.conflict, "changed concurrently: \(error.message)")
-            }
-            throw WorkflowError(.storage, error.message)
+            throw WorkflowError(appending: error)
         }
     }
 

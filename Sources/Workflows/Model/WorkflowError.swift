@@ -1,3 +1,5 @@
+public import EventStore
+
 /// One broken rule in an input: which field, the value it had, and the rule.
 public struct FieldIssue: Sendable, Hashable, Codable, CustomStringConvertible {
     /// A dotted path to the field (`address.zip`, `items[2].sku`).
@@ -62,5 +64,17 @@ public struct WorkflowError: Error, Sendable, Hashable, CustomStringConvertible 
     static func invalid(field: String, value: JSONValue?, rule: String) -> WorkflowError {
         let issue = FieldIssue(field: field, value: value?.jsonText, rule: rule)
         return WorkflowError(.invalid, "\(field) is invalid", issues: [issue])
+    }
+}
+
+extension WorkflowError {
+    /// The error of a failed append: `conflict` when a stream was not at its expected version
+    /// (another command got there first), `storage` otherwise.
+    public init(appending error: EventStoreError) {
+        if error.code == .wrongExpectedVersion {
+            self.init(.conflict, "changed concurrently: \(error.message)")
+        } else {
+            self.init(.storage, error.message)
+        }
     }
 }
