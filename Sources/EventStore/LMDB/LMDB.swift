@@ -55,7 +55,7 @@ public final class LMDBEnvironment: @unchecked Sendable {
     public init(
         path: String,
         mapSize: Int,
-        maxDatabases: UInt32 = 16,
+        maxDatabases: UInt32 = 32,
         maxReaders: UInt32 = 512,
         readOnly: Bool = false
     ) throws {
@@ -275,6 +275,11 @@ public struct LMDBTransaction: ~Copyable {
         if rc == MDB_NOTFOUND { return false }
         try check(rc)
         return true
+    }
+
+    /// Deletes every entry of `db` (the database stays).
+    public func clear(_ db: LMDBDatabase) throws {
+        try check(mdb_drop(handle, db.dbi, 0))
     }
 
     /// The number of entries in `db`.

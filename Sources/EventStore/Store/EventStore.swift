@@ -61,6 +61,7 @@ public final class EventStore: Sendable {
     let lock: DirectoryLock?
     let writer: Writer?
     let notifier = HeadNotifier()
+    let projections = ProjectionRegistry()
 
     struct Databases: Sendable {
         /// position (UInt64 BE) → envelope
@@ -142,7 +143,7 @@ public final class EventStore: Sendable {
         if options.readOnly {
             writer = nil
         } else {
-            writer = Writer(env: env, dbs: dbs, head: head, options: options, notifier: notifier)
+            writer = Writer(env: env, dbs: dbs, head: head, options: options, notifier: notifier, registry: projections)
         }
     }
 

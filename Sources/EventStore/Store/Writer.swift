@@ -23,6 +23,12 @@ final class Writer: @unchecked Sendable {
     private let options: EventStore.Options
     private let notifier: HeadNotifier
     private var head: EventStore.Head
+    /// The inline projections attached so far (touched only by the writer thread).
+    private var projections: [AttachedProjection] = []
+    private let registry: ProjectionRegistry
+    /// Where an event's envelope is copied for the projections: the space LMDB reserved for it
+    /// may move once other tables change.
+    private var scratch: [UInt8] = []
 
     /// Who waits for an append's outcome: a suspended caller, or a `PendingAppend` handle.
     enum Completion {
@@ -43,25 +49,28 @@ final class Writer: @unchecked Sendable {
         case checkpoint(String, UInt64, UnsafeContinuation<Void, any Error>)
         /// Puts (or with nil deletes) an entry of a side table.
         case side(EventStore.SideTable, String, [UInt8]?, UnsafeContinuation<Void, any Error>)
+        /// Attaches an inline projection: folds in what its tables lack, then keeps them current.
+        case attach(any InlineProjection, UnsafeContinuation<Void, any Error>)
 
         var eventCount: Int {
             switch self {
             case .append(let request, _): request.eventCount
-            case .checkpoint, .side: 0
+            case .checkpoint, .side, .attach: 0
             }
         }
 
         var byteCount: Int {
             switch self {
             case .append(let request, _): request.byteCount
-            case .checkpoint: 0
+            case .checkpoint, .attach: 0
             case .side(_, _, let value, _): value?.count ?? 0
             }
         }
     }
 
     init(env: LMDBEnvironment, dbs: EventStore.Databases, head: EventStore.Head,
-         options: EventStore.Options, notifier: HeadNotifier) {
+         options: EventStore.Options, notifier: HeadNotifier, registry: ProjectionRegistry) {
+        self.registry = registry
         self.env = env
         self.dbs = dbs
         self.head = head
@@ -80,7 +89,8 @@ final class Writer: @unchecked Sendable {
             condition.unlock()
             switch work {
             case .append(_, let c): c.resume(.failure(EventStoreError.closedStore))
-            case .checkpoint(_, _, let c), .side(_, _, _, let c): c.resume(throwing: EventStoreError.closedStore)
+            case .checkpoint(_, _, let c), .side(_, _, _, let c), .attach(_, let c):
+                c.resume(throwing: EventStoreError.closedStore)
             }
             return
         }
@@ -209,6 +219,23 @@ final class Writer: @unchecked Sendable {
 
     /// Returns how long the write transaction took, in seconds.
     private func process(_ batch: [Work]) -> Double {
+        // Projections attach before the rest of the batch is written, so they see it inline.
+        guard !batch.contains(where: { if case .attach = $0 { true } else { false } }) else {
+            var rest: [Work] = []
+            for work in batch {
+                guard case .attach(let projection, let continuation) = work else {
+                    rest.append(work)
+                    continue
+                }
+                do {
+                    try attach(projection)
+                    continuation.resume()
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+            return rest.isEmpty ? 0 : process(rest)
+        }
         let clock = ContinuousClock()
         let started = clock.now
         var outcomes = [Result<AppendResult?, EventStoreError>](repeating: .success(nil), count: batch.count)
@@ -227,7 +254,10 @@ final class Writer: @unchecked Sendable {
                             try Keys.withUInt64(version) { v in try txn.put(dbs.streamHeads, k, v) }
                         }
                     }
-                    if state.head != head { try state.head.write(txn, dbs) }
+                    if state.head != head {
+                        try state.head.write(txn, dbs)
+                        for projection in projections { try projection.store(position: state.head.position, txn, dbs.meta) }
+                    }
                     return state.head
                 }
                 break
@@ -255,12 +285,81 @@ final class Writer: @unchecked Sendable {
             switch (work, outcome) {
             case (.append(_, let c), .success(let result)): c.resume(.success(result!))
             case (.append(_, let c), .failure(let error)): c.resume(.failure(error))
-            case (.checkpoint(_, _, let c), .success), (.side(_, _, _, let c), .success): c.resume()
-            case (.checkpoint(_, _, let c), .failure(let error)), (.side(_, _, _, let c), .failure(let error)):
+            case (.checkpoint(_, _, let c), .success), (.side(_, _, _, let c), .success), (.attach(_, let c), .success):
+                c.resume()
+            case (.checkpoint(_, _, let c), .failure(let error)), (.side(_, _, _, let c), .failure(let error)),
+                 (.attach(_, let c), .failure(let error)):
                 c.resume(throwing: error)
             }
         }
         return took
+    }
+
+    // MARK: Inline projections
+
+    /// Opens the projection's tables, empties them when they were built by another version,
+    /// folds in the events they lack (in transactions of `catchUpChunk` events), and from then
+    /// on applies every event written.
+    private func attach(_ projection: any InlineProjection) throws {
+        guard !projections.contains(where: { $0.projection.name == projection.name }) else { return }
+        let attached: AttachedProjection
+        do {
+            attached = AttachedProjection(
+                projection: projection,
+                dbs: try projection.tables.map { try env.openDatabase("\(projection.name).\($0)") }
+            )
+        } catch let error as LMDBError {
+            throw EventStoreError.storage(error, "cannot open the tables of projection \(projection.name)")
+        }
+        var position: UInt64 = 0
+        try commitGrowing("reset projection \(projection.name)") {
+            try env.write { txn in
+                if let stored = try attached.stored(txn, dbs.meta), stored.version == projection.version {
+                    position = stored.position
+                } else {
+                    for db in attached.dbs { try txn.clear(db) }
+                    try attached.store(position: 0, txn, dbs.meta)
+                    position = 0
+                }
+            }
+        }
+        while position < head.position {
+            try commitGrowing("build projection \(projection.name)") {
+                position = try env.write { txn in
+                    let cursor = try txn.cursor(dbs.events)
+                    var entry = try Keys.withUInt64(position + 1) { try cursor.seek(atLeast: $0) }
+                    var last = position
+                    var folded = 0
+                    while let (_, value) = entry, folded < Self.catchUpChunk {
+                        let view = try Envelope.View(value)
+                        try attached.apply(view, txn)
+                        last = view.position
+                        folded += 1
+                        entry = try cursor.next()
+                    }
+                    try attached.store(position: last, txn, dbs.meta)
+                    return last
+                }
+            }
+        }
+        projections.append(attached)
+        registry.add(attached)
+    }
+
+    /// Events a projection folds in per transaction while it catches up.
+    static let catchUpChunk = 20_000
+
+    /// Runs `body` (one write transaction), growing the map and trying again when it is full.
+    private func commitGrowing(_ what: String, _ body: () throws -> Void) throws {
+        while true {
+            do {
+                return try body()
+            } catch let error as LMDBError where error == .mapFull {
+                if let failure = growMap() { throw failure }
+            } catch let error as LMDBError {
+                throw EventStoreError.storage(error, "cannot \(what)")
+            }
+        }
     }
 
     /// Doubles the map; returns the error to answer with when it is already at its maximum.
@@ -306,6 +405,8 @@ final class Writer: @unchecked Sendable {
             return .success(nil)
         case .append(let request, _):
             return try append(request, txn, &state).map { $0 }
+        case .attach:
+            return .success(nil)
         }
     }
 
@@ -384,6 +485,16 @@ final class Writer: @unchecked Sendable {
                             into: out, position: position, stream: write.stream, streamVersion: version,
                             recordedAt: state.recordedAt, event: event, previousHash: state.head.hash
                         )
+                        if !projections.isEmpty {
+                            scratch.removeAll(keepingCapacity: true)
+                            scratch.append(contentsOf: UnsafeRawBufferPointer(out))
+                        }
+                    }
+                    if !projections.isEmpty {
+                        try scratch.withUnsafeBytes { bytes in
+                            let view = try Envelope.View(bytes)
+                            for projection in projections { try projection.apply(view, txn) }
+                        }
                     }
                     streamKey.withUnsafeMutableBytes { k in
                         k.storeBytes(of: version.bigEndian, toByteOffset: k.count - 8, as: UInt64.self)

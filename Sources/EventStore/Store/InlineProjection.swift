@@ -1,0 +1,185 @@
+import Synchronization
+
+/// A read model kept in LMDB tables beside the log and changed in the same write transaction as
+/// the events it folds (an inline projection, as Marten keeps them): once an append returns, its
+/// events are in the projection, and a crash can never leave one without the other.
+///
+/// Attach it to a writable store with `EventStore.attach(_:)`: the writer first folds in the
+/// events the tables have not seen (all of them the first time, or when `version` changed), then
+/// every event it writes, on its own thread, inside the commit.
+public protocol InlineProjection: Sendable {
+    /// Names the projection; its tables are `<name>.<table>`.
+    var name: String { get }
+    /// The layout and meaning of the tables. Tables built with another version are emptied and
+    /// built again from the log when the projection is attached.
+    var version: UInt32 { get }
+    /// The tables' names, in the order `ProjectionTables` numbers them.
+    var tables: [String] { get }
+    /// Folds one event in. Throw only what the tables throw (an LMDB failure aborts the whole
+    /// commit); an event the projection cannot use changes nothing.
+    func apply(_ event: EventView, _ tables: borrowing ProjectionTables) throws
+}
+
+/// The tables of one inline projection inside one LMDB transaction: read-write on the writer's
+/// thread, read-only in `EventStore.readProjection`. Keys and values are bytes; a value read is
+/// valid until the transaction ends.
+public struct ProjectionTables: ~Copyable {
+    let txn: OpaquePointer
+    let dbs: [LMDBDatabase]
+
+    private var transaction: LMDBTransaction { LMDBTransaction(handle: txn) }
+
+    /// The value under `key` in table `table`, or nil.
+    public func get(_ table: Int, _ key: UnsafeRawBufferPointer) throws -> UnsafeRawBufferPointer? {
+        try transaction.get(dbs[table], key)
+    }
+
+    /// Stores `value` under `key`.
+    public func put(_ table: Int, _ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws {
+        try transaction.put(dbs[table], key, value)
+    }
+
+    /// Deletes `key`; false when it was not there.
+    @discardableResult
+    public func delete(_ table: Int, _ key: UnsafeRawBufferPointer) throws -> Bool {
+        try transaction.delete(dbs[table], key)
+    }
+
+    /// Calls `body` with the entries from the first key ≥ `from` (from the first key when nil),
+    /// in key order, until it returns false.
+    public func scan(
+        _ table: Int,
+        from: UnsafeRawBufferPointer?,
+        _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
+        let cursor = try transaction.cursor(dbs[table])
+        var entry = try from.map { try cursor.seek(atLeast: $0) } ?? cursor.first()
+        while let (key, value) = entry, try body(key, value) {
+            entry = try cursor.next()
+        }
+    }
+
+    /// Calls `body` with the entries whose key begins with `prefix`, in key order, until it
+    /// returns false.
+    public func scan(
+        _ table: Int,
+        prefix: UnsafeRawBufferPointer,
+        _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
+        try scan(table, from: prefix) { key, value in
+            guard key.count >= prefix.count, key.prefix(prefix.count).elementsEqual(prefix) else { return false }
+            return try body(key, value)
+        }
+    }
+
+    /// The number of entries in table `table`.
+    public func count(_ table: Int) throws -> Int {
+        try transaction.count(dbs[table])
+    }
+}
+
+/// A projection attached to a store, with its tables opened.
+struct AttachedProjection: Sendable {
+    let projection: any InlineProjection
+    let dbs: [LMDBDatabase]
+
+    /// `meta` key of the projection's version and position.
+    var metaKey: [UInt8] { Array("projection/\(projection.name)".utf8) }
+
+    /// The version and last position folded in, as stored (nil when never stored).
+    func stored(_ txn: borrowing LMDBTransaction, _ meta: LMDBDatabase) throws -> (version: UInt32, position: UInt64)? {
+        guard let bytes = try metaKey.withUnsafeBytes({ try txn.get(meta, $0) }), bytes.count == 12 else { return nil }
+        return (UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 0, as: UInt32.self)),
+                UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 4, as: UInt64.self)))
+    }
+
+    func store(position: UInt64, _ txn: borrowing LMDBTransaction, _ meta: LMDBDatabase) throws {
+        var bytes = [UInt8](repeating: 0, count: 12)
+        bytes.withUnsafeMutableBytes { out in
+            out.storeBytes(of: projection.version.littleEndian, toByteOffset: 0, as: UInt32.self)
+            out.storeBytes(of: position.littleEndian, toByteOffset: 4, as: UInt64.self)
+        }
+        try metaKey.withUnsafeBytes { k in try bytes.withUnsafeBytes { v in try txn.put(meta, k, v) } }
+    }
+
+    func apply(_ view: Envelope.View, _ txn: borrowing LMDBTransaction) throws {
+        try projection.apply(EventView(view: view), ProjectionTables(txn: txn.handle, dbs: dbs))
+    }
+}
+
+/// The projections attached to a store, by name (read by any thread, set by the writer).
+final class ProjectionRegistry: Sendable {
+    private let attached = Mutex<[String: AttachedProjection]>([:])
+
+    subscript(name: String) -> AttachedProjection? { attached.withLock { $0[name] } }
+
+    func add(_ projection: AttachedProjection) {
+        attached.withLock { $0[projection.projection.name] = projection }
+    }
+}
+
+extension EventStore {
+    /// Attaches an inline projection (see `InlineProjection`). On a writable store it returns
+    /// once the projection has folded in the whole log; attaching one already attached does
+    /// nothing. A read-only store can only read a projection the writing process keeps: it
+    /// throws `readOnly` when the tables were never built or were built by another version.
+    public func attach(_ projection: any InlineProjection) async throws(EventStoreError) {
+        if let attached = projections[projection.name] {
+            guard attached.projection.version == projection.version else {
+                throw EventStoreError.invalid("projection", projection.name,
+                                              "already attached at version \(attached.projection.version)")
+            }
+            return
+        }
+        guard let writer else { return try attachReadOnly(projection) }
+        do {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+                writer.submit(.attach(projection, continuation))
+            }
+        } catch let error as EventStoreError {
+            throw error
+        } catch {
+            throw EventStoreError(.storage, "cannot attach projection \(projection.name): \(error)")
+        }
+    }
+
+    private func attachReadOnly(_ projection: any InlineProjection) throws(EventStoreError) {
+        let notBuilt = EventStoreError(
+            .readOnly, "projection \(projection.name) version \(projection.version) is not built in \(directory); "
+                + "the server builds it when it starts"
+        )
+        let attached: AttachedProjection
+        do {
+            attached = AttachedProjection(
+                projection: projection,
+                dbs: try projection.tables.map { try env.openDatabase("\(projection.name).\($0)") }
+            )
+        } catch {
+            throw notBuilt
+        }
+        let stored = try read("read projection \(projection.name)") { txn in try attached.stored(txn, dbs.meta) }
+        guard stored?.version == projection.version else { throw notBuilt }
+        projections.add(attached)
+    }
+
+    /// Runs `body` on the tables of the attached projection `name` in one read transaction: what
+    /// it sees is the projection as of one committed head (the same transaction's events).
+    public func readProjection<T>(
+        _ name: String,
+        _ body: (borrowing ProjectionTables) throws -> T
+    ) throws(EventStoreError) -> T {
+        guard let attached = projections[name] else {
+            throw EventStoreError.invalid("projection", name, "is not attached to this store")
+        }
+        return try read("read projection \(name)") { txn in
+            try body(ProjectionTables(txn: txn.handle, dbs: attached.dbs))
+        }
+    }
+
+    /// The position the attached projection `name` has folded in up to (the head it last
+    /// committed with, or where a read-only store's writer left it).
+    public func projectionPosition(_ name: String) throws(EventStoreError) -> UInt64? {
+        guard let attached = projections[name] else { return nil }
+        return try read("read projection \(name)") { txn in try attached.stored(txn, dbs.meta)?.position }
+    }
+}
