@@ -144,7 +144,12 @@ public actor BatchTasks {
                 throw TaskAPIError(404, "task_id = \(JSONValue.string(taskId).jsonText): no task has this id")
             }
         }
-        let statuses = await engine.runStatuses(task.runIds)
+        let statuses: [RunRecord.Status?]
+        do {
+            statuses = try engine.runStatuses(task.runIds)
+        } catch {
+            throw TaskAPIError(500, "the task's runs could not be read", debug: error.message)
+        }
         let ended = statuses.filter { $0 == .completed || $0 == .failed }.count
         let total = task.runIds.count
         let progress = total == 0 ? 100 : ended * 100 / total

@@ -50,14 +50,14 @@ public func buildApplication(
     _ configuration: ServerConfiguration,
     logger: Logger,
     onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
-) throws -> some ApplicationProtocol {
+) async throws -> some ApplicationProtocol {
     let store = try EventStore(directory: configuration.dataDirectory)
     do {
         let box = try SecretBox.load(
             environmentValue: configuration.secretKey ?? ProcessInfo.processInfo.environment[SecretBox.environmentVariable],
             dataDirectory: configuration.dataDirectory)
         let accounts = try AccountBook(store: store, box: box)
-        let engine = try WorkflowEngine(store: store,
+        let engine = try await WorkflowEngine(store: store,
                                         configuration: EngineConfiguration(dailyRunQuota: configuration.dailyRunQuota,
                                                                            sharedWorkers: configuration.sharedWorkers,
                                                                            http: AsyncHTTPClientPerformer(),

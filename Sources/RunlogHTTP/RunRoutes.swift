@@ -45,10 +45,11 @@ extension RunlogAPI {
             let version = try request.queryInt("version", Int.self, in: 1...Int(Int32.max))
             let limit = try request.queryInt("limit", Int.self, in: 1...1000) ?? 100
             let after = request.query("after")
-            let page = try await engine.read { state throws(WorkflowError) in
-                guard state.workflows[id] != nil else { throw WorkflowError(.notFound, "workflow \(id) does not exist") }
-                return state.listRuns(of: id, status: status, arm: arm, version: version, after: after, limit: limit + 1)
+            guard await engine.read({ $0.workflows[id] != nil }) else {
+                throw WorkflowError(.notFound, "workflow \(id) does not exist")
             }
+            let page = try await engine.listRuns(of: id, status: status, arm: arm, version: version, after: after,
+                                                 limit: limit + 1)
             let runs = try engine.detailed(Array(page.prefix(limit)))
             let next: JSONValue = page.count > limit ? .string(runs.last!.id) : .null
             return Answer(["runs": .array(runs.map(Representation.run)), "next_after": next])
@@ -56,7 +57,7 @@ extension RunlogAPI {
         router.get("/v1/runs/{id}") { request, context in
             try context.require(.read)
             let id = try context.parameters.require("id")
-            guard let run = await engine.read({ $0.runs[id] }) else { throw APIError.notFound("run \(id) does not exist") }
+            guard let run = try await engine.run(id) else { throw APIError.notFound("run \(id) does not exist") }
             return Answer(Representation.run(try engine.detailed(run)))
         }
 

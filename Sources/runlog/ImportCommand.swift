@@ -115,7 +115,7 @@ struct ImportCommand: AsyncParsableCommand {
 
     func runLocal(_ progress: ImportProgress) async throws -> JSONValue {
         let opened = try store.openForWriting()
-        let engine = try WorkflowEngine(store: opened)
+        let engine = try await WorkflowEngine(store: opened)
         await engine.start()
         let service = try ImporterService(engine: engine, uploads: store.directory + "/uploads")
         do {

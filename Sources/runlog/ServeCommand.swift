@@ -63,7 +63,7 @@ struct ServeCommand: AsyncParsableCommand {
         let app: any ApplicationProtocol
         do {
             let host = self.host
-            app = try buildApplication(configuration, logger: logger) { port in
+            app = try await buildApplication(configuration, logger: logger) { port in
                 FileHandle.standardOutput.write(Data("listening on http://\(host):\(port)\n".utf8))
             }
         } catch {

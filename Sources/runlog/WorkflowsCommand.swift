@@ -92,7 +92,7 @@ struct WorkflowsCommand: AsyncParsableCommand {
             }
             let opened = try store.openForWriting()
             defer { opened.close() }
-            let engine = try WorkflowEngine(store: opened)
+            let engine = try await WorkflowEngine(store: opened)
             await engine.start()
             do {
                 let version = try await engine.revert(workflowId: workflow, to: to, activate: activate, actor: actor)

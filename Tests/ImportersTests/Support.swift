@@ -32,7 +32,7 @@ final class ImportFixture: @unchecked Sendable {
 
     static func start(_ store: EventStore, quota: Int?, clock: TestClock, batchSize: Int,
                       path: String) async throws -> (WorkflowEngine, ImporterService) {
-        let engine = try WorkflowEngine(store: store, configuration: EngineConfiguration(
+        let engine = try await WorkflowEngine(store: store, configuration: EngineConfiguration(
             dailyRunQuota: quota, clock: { clock.value }))
         await engine.start()
         let service = try ImporterService(engine: engine, uploads: path + "/uploads", batchSize: batchSize)

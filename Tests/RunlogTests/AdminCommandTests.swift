@@ -18,7 +18,7 @@ struct AdminCommandTests {
         var positionBeforeRevert: UInt64 = 0
         do {
             let store = try EventStore(directory: dir.data)
-            let engine = try WorkflowEngine(store: store)
+            let engine = try await WorkflowEngine(store: store)
             await engine.start()
             let wf = try await engine.createWorkflow(name: "Screen inquiries", actor: "alice")
             workflowId = wf.id

@@ -33,7 +33,7 @@ struct S3ImportTests {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("runlog-s3imp-\(UUID().uuidString.prefix(8))").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         let store = try EventStore(directory: path)
-        let engine = try WorkflowEngine(store: store)
+        let engine = try await WorkflowEngine(store: store)
         await engine.start()
         let service = try ImporterService(engine: engine, uploads: path + "/uploads")
         await service.start()

@@ -64,7 +64,7 @@ final class TestServer: @unchecked Sendable {
         var configuration = EngineConfiguration(dailyRunQuota: quota, sharedWorkers: options.sharedWorkers,
                                                 credentials: accounts)
         if let http = options.http { configuration.http = http }
-        let engine = try WorkflowEngine(store: store, configuration: configuration)
+        let engine = try await WorkflowEngine(store: store, configuration: configuration)
         await engine.start()
         let importers = try ImporterService(engine: engine, uploads: directory + "/uploads")
         await importers.start()

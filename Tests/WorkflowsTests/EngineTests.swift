@@ -94,7 +94,7 @@ struct EngineTests {
             _ = try await f.engine.startRun(workflowId: id, parameters: ["n": "x", "zzz": 1])
         }
         #expect(Set(error?.issues.map(\.field) ?? []) == ["ip", "n", "zzz"])
-        #expect(await f.engine.snapshot.runs.isEmpty)
+        #expect(try f.engine.runs.count() == 0)
         let run = try await f.engine.startRun(workflowId: id, parameters: ["ip": "10.0.0.1", "n": 2])
         let done = try await f.finished(run.id)
         #expect(done.status == .completed && done.decision == "approved")
@@ -113,8 +113,8 @@ struct EngineTests {
         #expect(started.created.parameters == ["ip": "10.1.2.3"])
         _ = try await f.finished(started.id)
 
-        // In memory: the summary, without the parameters, and without steps once the run ended.
-        let summary = try #require(await f.engine.snapshot.runs[started.id])
+        // In the run table: the summary, without the parameters, and without steps once the run ended.
+        let summary = try #require(try f.engine.runs.run(started.id))
         #expect(!summary.detailed)
         #expect(summary.created.parameters == .null)
         #expect(summary.status == .completed && summary.steps.isEmpty)
@@ -293,24 +293,25 @@ struct EngineTests {
         #expect(counts.treatmentRuns + counts.controlRuns == 200)
         #expect(counts.treatmentRuns == 2 * arms.values.filter { $0 == .treatment }.count)
         // Runs are listable by arm, version and status, and page on.
-        let state = await e.snapshot
-        let treated = state.listRuns(of: id, arm: .treatment, limit: 1_000)
+        let state = e.runs
+        let treated = try state.listRuns(of: id, arm: .treatment, limit: 1_000)
         #expect(treated.count == counts.treatmentRuns)
         #expect(treated.allSatisfy { $0.created.version == 2 && $0.created.arm == .treatment })
-        #expect(state.listRuns(of: id, version: 1, limit: 1_000).count == counts.controlRuns)
-        #expect(state.listRuns(of: id, status: .completed, limit: 1_000).count == 200)
-        #expect(state.listRuns(of: id, status: .failed).isEmpty)
-        let page1 = state.listRuns(of: id, limit: 50)
-        let page2 = state.listRuns(of: id, after: page1.last?.id, limit: 50)
+        #expect(try state.listRuns(of: id, version: 1, limit: 1_000).count == counts.controlRuns)
+        #expect(try state.listRuns(of: id, status: .completed, limit: 1_000).count == 200)
+        #expect(try state.listRuns(of: id, status: .failed).isEmpty)
+        let page1 = try state.listRuns(of: id, limit: 50)
+        let page2 = try state.listRuns(of: id, after: page1.last?.id, limit: 50)
         #expect(page1.count == 50 && page2.count == 50 && Set(page1.map(\.id)).isDisjoint(with: page2.map(\.id)))
         // Paging through every run, 7 at a time, gives each once, in creation order.
         var paged: [String] = []
         var cursor: String?
-        while case let page = state.listRuns(of: id, after: cursor, limit: 7), !page.isEmpty {
+        while case let page = try state.listRuns(of: id, after: cursor, limit: 7), !page.isEmpty {
             paged += page.map(\.id)
             cursor = page.last?.id
         }
-        #expect(paged == state.runsByWorkflow[id])
+        #expect(paged == (try WorkflowsState.rebuild(from: f.store).runsByWorkflow[id]))
+        #expect(paged.count == 200)
         #expect(page1.map(\.createdAt) == page1.map(\.createdAt).sorted())
 
         // Raising the percentage keeps every treated key treated.
@@ -382,7 +383,7 @@ struct EngineTests {
         await f.engine.shutdown()
         let rebuilt = try WorkflowsState.rebuild(from: f.store)
         #expect(try rebuilt.runs[run.id]?.withDetails(from: f.store).steps.first?.output == call.output)
-        let second = try WorkflowEngine(store: f.store)
+        let second = try await WorkflowEngine(store: f.store)
         await second.start()
         await second.execute(run.id)
         #expect(await second.waitUntilIdle())
@@ -477,12 +478,11 @@ struct QueueTests {
         let realtime = try await e.startRun(workflowId: id, parameters: ["ip": "rt"], queue: .realtime)
         let done = try await f.finished(realtime.id)
         #expect(done.status == .completed)
-        let state = await e.snapshot
-        let batchFinished = batch.filter { state.runs[$0]?.status == .completed }.count
+        let batchFinished = try e.runs.statuses(batch).filter { $0 == .completed }.count
         // The real-time run finished while most of the backlog still waited.
         #expect(batchFinished < batchCount / 2, "batch finished: \(batchFinished)")
         #expect(await e.waitUntilIdle())
-        #expect(batch.allSatisfy { state.runs[$0] != nil })
+        #expect(try e.runs.statuses(batch).allSatisfy { $0 == .completed })
         await f.close()
     }
 }
@@ -527,7 +527,7 @@ struct YieldTests {
         // With a short limit (or none) the wait ends although the run is still held.
         await e.yieldToRealtime(atMost: .zero)
         await e.yieldToRealtime(atMost: .milliseconds(50))
-        #expect(await e.snapshot.runs[run.id]?.status == .running)
+        #expect(try e.runs.run(run.id)?.status == .running)
 
         // With a long one it ends when the run does.
         let waiter = Task { await e.yieldToRealtime(atMost: .seconds(60)); return ContinuousClock.now }
@@ -563,10 +563,9 @@ struct ImportedRunsTests {
                                                extra: [], actor: "test")
         }
         await e.importedRunsQueued()
-        let state = await e.snapshot
         for (row, runId) in zip(1..., first + second) {
-            #expect(state.runs[runId]?.created.source.row == row)
-            #expect(state.runs[runId]?.created.queue == .batch)
+            #expect(try e.runs.run(runId)?.created.source.row == row)
+            #expect(try e.runs.run(runId)?.created.queue == .batch)
         }
         #expect(await e.quotaStatus().used == 6)
         #expect(await e.quotaRoom() == 1)
@@ -597,11 +596,11 @@ struct LifecycleTests {
             return try await group.reduce(into: []) { $0.append($1) }
         }
         await f.engine.shutdown()
-        let resumed = try WorkflowEngine(store: f.store)
+        let resumed = try await WorkflowEngine(store: f.store)
         await resumed.start()
         #expect(await resumed.waitUntilIdle())
         let state = await resumed.snapshot
-        #expect(ids.allSatisfy { state.runs[$0]?.status == .completed })
+        #expect(try resumed.runs.statuses(ids).allSatisfy { $0 == .completed })
         #expect(state.lists["seen"]?.count == 300)
         await resumed.shutdown()
         await f.close()

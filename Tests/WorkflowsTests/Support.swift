@@ -12,7 +12,7 @@ final class EngineFixture: @unchecked Sendable {
     init(configuration: EngineConfiguration = EngineConfiguration(), start: Bool = true) async throws {
         path = FileManager.default.temporaryDirectory.appendingPathComponent("runlog-wf-\(UUID().uuidString.prefix(8))").path
         store = try EventStore(directory: path, options: .init(mapSize: 256 << 20))
-        engine = try WorkflowEngine(store: store, configuration: configuration)
+        engine = try await WorkflowEngine(store: store, configuration: configuration)
         if start { await engine.start() }
     }
 
@@ -35,12 +35,56 @@ final class EngineFixture: @unchecked Sendable {
     func finished(_ runId: String) async throws -> RunRecord {
         let deadline = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < deadline {
-            if let run = await engine.snapshot.runs[runId], run.status == .completed || run.status == .failed {
+            if let run = try await engine.run(runId), run.status == .completed || run.status == .failed {
                 return try engine.detailed(run)
             }
             try await Task.sleep(for: .milliseconds(2))
         }
         throw FixtureError("run \(runId) did not finish")
+    }
+}
+
+/// Expects the engine's run tables (`RunsProjection`) to hold what a replay of the log into
+/// memory holds: the same summaries, the same runs per workflow, source and job, and the same
+/// runs still queued or running. With `rebuildTables`, a second copy of the tables built from the
+/// whole log must hold the same too.
+func expectRunTables(
+    _ store: EventStore,
+    match rebuilt: WorkflowsState,
+    rebuildTables: Bool = false,
+    _ comment: Comment? = nil,
+    sourceLocation: SourceLocation = #_sourceLocation
+) async throws {
+    var tables = [RunTables(store: store)]
+    if rebuildTables {
+        let name = "runs-check-\(UUID().uuidString.prefix(8))"
+        try await store.attach(RunsProjection(name: name))
+        tables.append(RunTables(store: store, projection: name))
+    }
+    for runs in tables {
+        let all = try runs.allRuns()
+        #expect(all.count == rebuilt.runs.count, comment, sourceLocation: sourceLocation)
+        for (live, replayed) in zip(all, rebuilt.runs.values) where live != replayed {
+            let steps = { (run: RunRecord) in run.steps.map { "\($0.uid):\($0.status)" }.joined(separator: ",") }
+            let note = comment.map { " (\($0))" } ?? ""
+            let message: String = "run \(live.id) in the table: \(live.status) [\(steps(live))]; replayed \(replayed.id): "
+                + "\(replayed.status) [\(steps(replayed))]\(note)"
+            Issue.record(Comment(rawValue: message), sourceLocation: sourceLocation)
+            break
+        }
+        for (workflow, ids) in rebuilt.runsByWorkflow {
+            #expect(try runs.listRuns(of: workflow, limit: .max).map(\.id) == ids, comment, sourceLocation: sourceLocation)
+        }
+        for (job, ids) in rebuilt.runsByJob {
+            #expect(try runs.runIds(source: "job", reference: job) == ids, comment, sourceLocation: sourceLocation)
+            #expect(try runs.jobCounts(job) == rebuilt.jobCounts[job], comment, sourceLocation: sourceLocation)
+        }
+        for (reference, ids) in rebuilt.runsByReference {
+            let found = try runs.runIds(source: "event", reference: reference) + runs.runIds(source: "workflow", reference: reference)
+            #expect(Set(found) == Set(ids), comment, sourceLocation: sourceLocation)
+        }
+        let active = rebuilt.runs.values.filter { !$0.status.hasEnded }.map(\.id)
+        #expect(try runs.activeRuns().map(\.id) == active, comment, sourceLocation: sourceLocation)
     }
 }
 

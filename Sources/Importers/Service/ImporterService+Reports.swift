@@ -23,12 +23,8 @@ extension ImporterService {
     /// The workflow runs an importer run created, with their rows, in row order.
     public func createdRuns(_ runId: String) async throws(WorkflowError) -> [RunRecord] {
         let run = try requireRun(runId)
-        let workflowId = run.workflowId
-        return await engine.read { state in
-            (state.runsByWorkflow[workflowId] ?? []).compactMap { state.runs[$0] }
-                .filter { $0.created.source.kind == "importer" && $0.created.source.reference == runId }
-                .sorted { ($0.created.source.row ?? 0) < ($1.created.source.row ?? 0) }
-        }
+        return try engine.runs.runs(source: "importer", reference: run.id)
+            .sorted { ($0.created.source.row ?? 0) < ($1.created.source.row ?? 0) }
     }
 
     /// A summary of an importer run as CSV: one line per recorded row (created with its run id

@@ -193,8 +193,7 @@ extension WorkflowEngine {
     }
 
     /// The status of each run (nil for an unknown id).
-    public func runStatuses(_ ids: [String]) -> [RunRecord.Status?] {
-        // By index: `runs[id]?.status` would copy each whole record out first.
-        ids.map { id in state.runs.index(forKey: id).map { state.runs.values[$0].status } }
+    public nonisolated func runStatuses(_ ids: [String]) throws(WorkflowError) -> [RunRecord.Status?] {
+        try runs.statuses(ids)
     }
 }

@@ -101,7 +101,7 @@ extension WorkflowEngine {
     /// so after a crash a completed effect is never repeated, and a started one is retried with
     /// the same idempotency key.
     func executeRun(_ runId: String) async {
-        guard var run = state.runs[runId], run.status == .queued || run.status == .running else { return }
+        guard var run = runRecord(runId), run.status == .queued || run.status == .running else { return }
         // The read models keep a summary of each run; its parameters, context and step
         // overrides are read back from its run.created event. Unreadable: the run stays queued
         // and resumes from its history on the next start.
@@ -126,12 +126,12 @@ extension WorkflowEngine {
         }
         var decision = run.decision
         for step in route?.steps ?? [] {
-            if let record = state.runs[runId]?.steps.first(where: { $0.uid == step.uid }), record.status == .completed {
+            if let record = runRecord(runId)?.steps.first(where: { $0.uid == step.uid }), record.status == .completed {
                 if step.type == .approve { decision = "approved" }
                 if step.type == .decline { decision = "declined" }
                 continue
             }
-            var current = state.runs[runId] ?? run
+            var current = runRecord(runId) ?? run
             current.created = created
             let outcome = await perform(step, run: current, pending: pending)
             switch outcome {
@@ -255,9 +255,7 @@ extension WorkflowEngine {
             guard await flush(pending) else { return .interrupted }
             let child = p["workflow_id"]?.stringValue ?? ""
             // A child already started by an earlier attempt of this step is found by its source.
-            if let existing = state.runsByReference["\(runId)/\(step.uid)"]?.first(where: {
-                state.runs[$0]?.created.source.kind == "workflow"
-            }) {
+            if let existing = try? runs.runIds(source: "workflow", reference: "\(runId)/\(step.uid)", limit: 1).first {
                 complete(["run_id": .string(existing)])
                 return .completed(decision: nil)
             }
@@ -301,7 +299,7 @@ extension WorkflowEngine {
             body = (value(at: path, in: run) ?? .null).jsonBytes
         }
         var headers = (p["headers"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
-        let previousAttempts = state.runs[runId]?.steps.first { $0.uid == step.uid }?.attempts ?? 0
+        let previousAttempts = runRecord(runId)?.steps.first { $0.uid == step.uid }?.attempts ?? 0
         if let account = p["account"]?.stringValue {
             // The account's credentials go into this request only: never into an event.
             do throws(CredentialError) {

@@ -114,10 +114,10 @@ extension WorkflowEngine {
     /// A job with its status and counts; nil when there is no such job.
     public func jobView(_ jobId: String) -> JobView? {
         guard let record = jobs.jobs[jobId] else { return nil }
-        let counts = state.jobCounts[jobId] ?? JobCounts()
+        let counts = (try? runs.jobCounts(jobId)) ?? JobCounts()
         // Runs left unfinished by a previous process are few; a job's runs may be many.
         let interrupted = interruptedRuns.contains { id in
-            state.runs[id].map { $0.created.source.kind == "job" && $0.created.source.reference == jobId } ?? false
+            runRecord(id).map { $0.created.source.kind == "job" && $0.created.source.reference == jobId } ?? false
         }
         let status: JobStatus
         if record.stopped {
@@ -139,9 +139,8 @@ extension WorkflowEngine {
     /// The runs of a job in input order, from input `from`, at most `limit`, with their details
     /// (inputs and step outputs) read back from the log.
     public func jobRuns(_ jobId: String, from: Int, limit: Int) throws(WorkflowError) -> [RunRecord] {
-        let ids = state.runsByJob[jobId] ?? []
-        guard from < ids.count else { return [] }
-        return try detailed(ids[from..<min(ids.count, from + limit)].compactMap { state.runs[$0] })
+        guard from >= 0, limit > 0 else { return [] }
+        return try detailed(runs.runs(source: "job", reference: jobId, offset: from, limit: limit))
     }
 
     /// Pauses a running job: its queued runs wait (runs already executing finish).
@@ -178,7 +177,7 @@ extension WorkflowEngine {
         let metadata = Self.metadata(actor, correlation: jobId)
         // Decided in this actor turn: a worker cannot claim one of these runs before the append,
         // because `deferIfJobHalted` sees the job in `stoppingJobs`.
-        let queued = (state.runsByJob[jobId] ?? []).filter { state.runs[$0]?.status == .queued && !isExecuting($0) }
+        let queued = try runs.runs(source: "job", reference: jobId).filter { $0.status == .queued && !isExecuting($0.id) }.map(\.id)
         stoppingJobs.insert(jobId)
         defer { stoppingJobs.remove(jobId) }
         var writes = [StreamWrite(stream: JobEvent.stream(jobId), events: [
@@ -203,7 +202,7 @@ extension WorkflowEngine {
     /// True when `runId` belongs to a paused or stopping job: the run is put aside (a paused job's
     /// runs are queued again on resume) instead of executing.
     func deferIfJobHalted(_ runId: String) -> Bool {
-        guard let run = state.runs[runId], run.created.source.kind == "job", let jobId = run.created.source.reference,
+        guard let run = runRecord(runId), run.created.source.kind == "job", let jobId = run.created.source.reference,
               run.status == .queued else { return false }
         if stoppingJobs.contains(jobId) || jobs.jobs[jobId]?.stopped == true { return true }
         if jobs.jobs[jobId]?.paused == true {

@@ -63,7 +63,9 @@ extension WorkflowEngine {
         try await append([StreamWrite(stream: Streams.run(created.runId), expected: .noStream,
                                       events: [DomainEvent.runCreated(created).newEvent(metadata: Self.metadata(actor))])])
         enqueue(created.runId, created.queue)
-        var run = state.runs[created.runId]!
+        guard var run = try runs.run(created.runId) else {
+            throw WorkflowError(.storage, "run \(created.runId) was recorded but is not in the run table")
+        }
         run.fill(created)
         return run
     }
@@ -115,7 +117,7 @@ extension WorkflowEngine {
         let key = ObjectKey(type: objectType, token: objectToken)
         let eventId = eventId ?? Ids.make("evt_")
         if state.objects[key]?.events.contains(where: { $0.eventId == eventId }) == true {
-            let runs = (state.runsByReference[eventId] ?? []).sorted()
+            let runs = try self.runs.runIds(source: "event", reference: eventId).sorted()
             return PostedEvent(eventId: eventId, runIds: runs, duplicate: true)
         }
         if state.objects[key]?.redacted == true {

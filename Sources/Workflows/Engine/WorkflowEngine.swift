@@ -90,12 +90,51 @@ public actor WorkflowEngine {
     private var tasks: [Task<Void, Never>] = []
     private var stopped = false
 
-    /// Builds the read models from the log (a full replay), ready to `start()`.
-    public init(store: EventStore, configuration: EngineConfiguration = EngineConfiguration()) throws {
+    /// The runs, in LMDB (`RunsProjection`): the engine's state holds none.
+    public nonisolated var runs: RunTables { RunTables(store: store) }
+
+    /// The run `id` from the run table; nil when there is none or it cannot be read.
+    nonisolated func runRecord(_ id: String) -> RunRecord? {
+        (try? runs.run(id)) ?? nil
+    }
+
+    /// The run `id`, as the API shows it: read from the run table, which is current as soon as
+    /// an append returns, and returned once the other read models have caught up with what the
+    /// read saw, so a run seen completed has its steps' effects on objects and lists visible too.
+    public func run(_ id: String) async throws(WorkflowError) -> RunRecord? {
+        try await consistent { () throws(WorkflowError) in try runs.run(id) }
+    }
+
+    /// Runs of a workflow (`RunTables.listRuns`), returned as `run(_:)` returns a run.
+    public func listRuns(
+        of workflowId: String,
+        status: RunRecord.Status? = nil,
+        arm: Arm? = nil,
+        version: Int? = nil,
+        after: String? = nil,
+        limit: Int = 100
+    ) async throws(WorkflowError) -> [RunRecord] {
+        try await consistent { () throws(WorkflowError) in
+            try runs.listRuns(of: workflowId, status: status, arm: arm, version: version, after: after, limit: limit)
+        }
+    }
+
+    /// `read`'s result once the in-memory read models include every event committed when it
+    /// returned (the head read after it is at least what it saw).
+    private func consistent<T>(_ read: () throws(WorkflowError) -> T) async throws(WorkflowError) -> T {
+        let value = try read()
+        await caughtUp(to: (try? store.head().position) ?? 0)
+        return value
+    }
+
+    /// Attaches the run tables to the store (building them from the log the first time) and
+    /// builds the other read models from the log (a full replay), ready to `start()`.
+    public init(store: EventStore, configuration: EngineConfiguration = EngineConfiguration()) async throws {
         self.store = store
         self.configuration = configuration
         self.vault = ObjectVault(store: store)
-        let state = try WorkflowsState.rebuild(from: store)
+        try await store.attach(RunsProjection())
+        let state = try WorkflowsState.rebuild(from: store, keepsRuns: false)
         self.state = state
         self.jobs = try JobsState.rebuild(from: store, upTo: state.position)
         self.nextWorkflowNumber = (state.workflowNumbers.keys.max() ?? 0) + 1
@@ -125,10 +164,12 @@ public actor WorkflowEngine {
                 // Cancelled, or the store closed.
             }
         })
-        for run in state.runs.values.sorted(by: { $0.createdAt < $1.createdAt })
-        where run.status == .queued || run.status == .running {
-            queues.push(run.id, run.created.queue)
-            if run.created.source.kind == "job" { interruptedRuns.insert(run.id) }
+        // Runs a previous process left queued or running, in the order they were created.
+        let active = (try? runs.activeRuns()) ?? []
+        let records = (try? runs.runs(active.map(\.id))) ?? []
+        for (run, record) in zip(active, records) {
+            queues.push(run.id, run.queue)
+            if record?.created.source.kind == "job" { interruptedRuns.insert(run.id) }
         }
         for i in 0..<(configuration.realtimeWorkers + configuration.sharedWorkers) {
             let realtimeOnly = i < configuration.realtimeWorkers

@@ -36,9 +36,16 @@ public struct WorkflowsState: Sendable, Equatable {
     /// `RunRecord.createdPosition` and the run's stream find them (`WorkflowEngine.detailed`), so
     /// memory per run is a summary however large its row.
     public var keepsRunDetails = false
+    /// Whether the state holds runs at all: `runs`, `runsByWorkflow`, `runsByJob`, `jobCounts`
+    /// and `runsByReference`. The engine's state does not: its runs are in LMDB
+    /// (`RunsProjection`, read through `RunTables`), so its memory does not grow with them; it
+    /// keeps only what is counted per day and per rollout arm. Rebuilds for a point in time and
+    /// the `runlog` tool fold runs in memory.
+    public var keepsRuns = true
 
-    public init(keepsRunDetails: Bool = false) {
+    public init(keepsRunDetails: Bool = false, keepsRuns: Bool = true) {
         self.keepsRunDetails = keepsRunDetails
+        self.keepsRuns = keepsRuns
     }
 
     /// Folds one stored event in. Events of other domains only move the position; events that
@@ -154,60 +161,37 @@ public struct WorkflowsState: Sendable, Equatable {
         case .rolloutEnded(let e):
             finishRollout(e.workflowId, status: .ended, at: at)
         case .runCreated(let e):
-            runs.put(RunRecord(created: e, createdAt: at, createdPosition: position, detailed: keepsRunDetails))
-            memory.lookedUp = nil
-            runsByWorkflow[e.workflowId, default: []].append(e.runId)
-            if e.source.kind == "job", let job = e.source.reference {
-                runsByJob[job, default: []].append(e.runId)
-                jobCounts[job, default: JobCounts()].total += 1
-                jobCounts[job, default: JobCounts()].add(.queued, 1)
-            }
-            if e.source.kind == "event" || e.source.kind == "workflow", let reference = e.source.reference {
-                runsByReference[reference, default: []].append(e.runId)
+            if keepsRuns {
+                runs.put(RunRecord(created: e, createdAt: at, createdPosition: position, detailed: keepsRunDetails))
+                memory.lookedUp = nil
+                runsByWorkflow[e.workflowId, default: []].append(e.runId)
+                if e.source.kind == "job", let job = e.source.reference {
+                    runsByJob[job, default: []].append(e.runId)
+                    jobCounts[job, default: JobCounts()].total += 1
+                    jobCounts[job, default: JobCounts()].add(.queued, 1)
+                }
+                if e.source.kind == "event" || e.source.kind == "workflow", let reference = e.source.reference {
+                    runsByReference[reference, default: []].append(e.runId)
+                }
             }
             runsPerDay[e.quotaDay, default: 0] += 1
             if let rolloutId = e.rolloutId {
                 workflows[e.workflowId]?.countRun(rolloutId: rolloutId, arm: e.arm)
             }
         case .routeMatched(let e):
-            updateRun(e.runId, &memory) { run in
-                run.routeDecided = true
-                run.route = e.route
-                run.status = .running
-            }
+            updateRun(e.runId, &memory) { $0.fold(event, at: at, keepsDetails: keepsDetails) }
         case .stepStarted(let e):
-            updateRun(e.runId, &memory) { $0.startStep(e, at: at) }
+            updateRun(e.runId, &memory) { $0.fold(event, at: at, keepsDetails: keepsDetails) }
         case .stepCompleted(let e):
-            // Not `keepsRunDetails ? e.output : nil`: JSONValue takes `nil` as its own null.
-            var output: JSONValue?
-            if keepsRunDetails { output = e.output }
-            updateRun(e.runId, &memory) { $0.finishStep(e.stepUid, status: .completed, output: output, error: nil, at: at) }
+            updateRun(e.runId, &memory) { $0.fold(event, at: at, keepsDetails: keepsDetails) }
         case .stepFailed(let e):
-            updateRun(e.runId, &memory) {
-                $0.finishStep(e.stepUid, status: e.willRetry ? .retrying : .failed, output: nil, error: e.error, at: at)
-            }
+            updateRun(e.runId, &memory) { $0.fold(event, at: at, keepsDetails: keepsDetails) }
         case .runCompleted(let e):
-            updateRun(e.runId, &memory) { run in
-                run.status = .completed
-                run.decision = e.decision
-                run.finishedAt = at
-                if !keepsDetails { run.steps = [] }
-            }
+            updateRun(e.runId, &memory) { $0.fold(event, at: at, keepsDetails: keepsDetails) }
         case .runFailed(let e):
-            updateRun(e.runId, &memory) { run in
-                run.status = .failed
-                run.failure = e.reason
-                run.finishedAt = at
-                if !keepsDetails { run.steps = [] }
-            }
+            updateRun(e.runId, &memory) { $0.fold(event, at: at, keepsDetails: keepsDetails) }
         case .runCancelled(let e):
-            updateRun(e.runId, &memory) { run in
-                guard run.status == .queued else { return }
-                run.status = .cancelled
-                run.failure = e.reason
-                run.finishedAt = at
-                if !keepsDetails { run.steps = [] }
-            }
+            updateRun(e.runId, &memory) { $0.fold(event, at: at, keepsDetails: keepsDetails) }
         case .objectEventRecorded(let e):
             let key = ObjectKey(type: e.objectType, token: e.objectToken)
             if objects[key] == nil { objects[key] = ObjectRecord(key: key, createdAt: at) }
@@ -239,6 +223,7 @@ public struct WorkflowsState: Sendable, Equatable {
     /// holds the run), and the record stays where it is: each `runs[id]?.field = …` hashes the
     /// id again and moves the record out and back.
     private mutating func updateRun(_ id: String, _ memory: inout ReplayMemory, _ change: (inout RunRecord) -> Void) {
+        guard keepsRuns else { return }
         let index: Int?
         if let last = memory.lookedUp, last.id == id {
             index = last.index
@@ -277,12 +262,14 @@ public struct WorkflowsState: Sendable, Equatable {
         workflows[workflowId]?.rollout = nil
     }
 
-    /// Folds the whole log (or up to `position`) into a new state.
-    public static func rebuild(from store: EventStore, upTo position: UInt64 = .max) throws -> WorkflowsState {
-        var state = WorkflowsState()
+    /// Folds the whole log (or up to `position`) into a new state (without runs unless `keepsRuns`).
+    public static func rebuild(from store: EventStore, upTo position: UInt64 = .max, keepsRuns: Bool = true) throws -> WorkflowsState {
+        var state = WorkflowsState(keepsRuns: keepsRuns)
         // Each run has a stream, `run-<id>`. Room for them all from the start spares `runs`
         // growing step by step, which rehashes every run id each time.
-        state.runs.reserveCapacity(Int(min(UInt64(try store.streamCount(prefix: "run-")), position)))
+        if keepsRuns {
+            state.runs.reserveCapacity(Int(min(UInt64(try store.streamCount(prefix: "run-")), position)))
+        }
         var memory = ReplayMemory()
         try store.forEachView(from: 1) { view in
             guard view.position <= position else { return false }
@@ -470,6 +457,46 @@ public struct RunRecord: Sendable, Equatable {
         self.createdAt = createdAt
         self.createdPosition = createdPosition
         self.detailed = detailed
+    }
+
+    /// Folds in one of the run's own events after `run.created` (a route decided, a step, the
+    /// end); other events change nothing. Without `keepsDetails`, step outputs are dropped and
+    /// a run that ends drops its steps. The in-memory read models and the LMDB run table
+    /// (`RunsProjection`) both fold runs this way.
+    mutating func fold(_ event: DomainEvent, at: Int64, keepsDetails: Bool) {
+        switch event {
+        case .routeMatched(let e):
+            routeDecided = true
+            route = e.route
+            status = .running
+        case .stepStarted(let e):
+            startStep(e, at: at)
+        case .stepCompleted(let e):
+            // Not `keepsDetails ? e.output : nil`: JSONValue takes `nil` as its own null.
+            var output: JSONValue?
+            if keepsDetails { output = e.output }
+            finishStep(e.stepUid, status: .completed, output: output, error: nil, at: at)
+        case .stepFailed(let e):
+            finishStep(e.stepUid, status: e.willRetry ? .retrying : .failed, output: nil, error: e.error, at: at)
+        case .runCompleted(let e):
+            status = .completed
+            decision = e.decision
+            finishedAt = at
+            if !keepsDetails { steps = [] }
+        case .runFailed(let e):
+            status = .failed
+            failure = e.reason
+            finishedAt = at
+            if !keepsDetails { steps = [] }
+        case .runCancelled(let e):
+            guard status == .queued else { return }
+            status = .cancelled
+            failure = e.reason
+            finishedAt = at
+            if !keepsDetails { steps = [] }
+        default:
+            break
+        }
     }
 
     mutating func startStep(_ e: StepStarted, at: Int64) {

@@ -24,7 +24,7 @@ final class EngineHarness: Sendable {
         self.temp = temp
         dir = try temp.make(name)
         store = try EventStore(directory: dir)
-        engine = try WorkflowEngine(store: store, configuration: configuration)
+        engine = try await WorkflowEngine(store: store, configuration: configuration)
         await engine.start()
     }
 
