@@ -543,6 +543,34 @@ struct YieldTests {
 
 @Suite("Imported runs")
 struct ImportedRunsTests {
+    @Test("imported batches wait as ranges of the run table: every run executes once, in order, between other batch runs")
+    func importedRanges() async throws {
+        // One worker takes the batch runs, so the order it takes them in is seen.
+        let f = try await EngineFixture(configuration: EngineConfiguration(realtimeWorkers: 0, sharedWorkers: 1))
+        let e = f.engine
+        let id = try await f.activeWorkflow("ranges", apiWorkflow(routes: #"[{"name": "all", "steps": []}]"#))
+        func batch(_ rows: Range<Int>) -> [ImportedRun] {
+            rows.map { ImportedRun(parameters: ["ip": .string("10.1.\($0 / 256).\($0 % 256)")], row: $0) }
+        }
+        // More runs in one batch than the queue reads at a time, then one run queued alone, then
+        // a small batch.
+        let big = try await e.createImportedRuns(workflowId: id, version: 1, importerRunId: "imr_r",
+                                                 batch(0..<(RunQueues.rangeChunk * 2 + 7)), extra: [], actor: "test")
+        await e.importedRunsQueued()
+        let alone = try await e.startRun(workflowId: id, parameters: ["ip": "alone"], queue: .batch)
+        let small = try await e.createImportedRuns(workflowId: id, version: 1, importerRunId: "imr_r", batch(1_000..<1_003),
+                                                   extra: [], actor: "test")
+        await e.importedRunsQueued()
+        #expect(await e.waitUntilIdle())
+        let all = big + [alone.id] + small
+        #expect(try e.runs.statuses(all).allSatisfy { $0 == .completed })
+        // Executed once each, in the order they were queued: their route.matched events.
+        let matched = try f.store.readAll(filter: EventFilter(types: ["run.route_matched.v1"]), limit: 10_000)
+        #expect(matched.map { String($0.stream.dropFirst(4)) } == all)
+        #expect(await e.queues.count == 0)
+        await f.close()
+    }
+
     @Test("imported batches count against the quota while the projection catches up, and every run is queued and executed")
     func importedBatches() async throws {
         let f = try await EngineFixture(configuration: EngineConfiguration(dailyRunQuota: 7))

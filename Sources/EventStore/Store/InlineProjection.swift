@@ -102,6 +102,9 @@ struct AttachedProjection: Sendable {
         try metaKey.withUnsafeBytes { k in try bytes.withUnsafeBytes { v in try txn.put(meta, k, v) } }
     }
 
+    // Not inlined: Swift 6.3's optimizer crashes inlining this call (a noncopyable value
+    // borrowed into an existential's method) into the writer's catch-up closure.
+    @inline(never)
     func apply(_ view: Envelope.View, _ txn: borrowing LMDBTransaction) throws {
         try projection.apply(EventView(view: view), ProjectionTables(txn: txn.handle, dbs: dbs))
     }

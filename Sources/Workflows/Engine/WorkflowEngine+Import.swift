@@ -92,8 +92,8 @@ extension WorkflowEngine {
 
     /// The second step: queues the prepared batch in the store at once, so batches submitted one
     /// after another commit in that order, and returns the append's handle. The engine queues
-    /// the runs and releases their quota reservation once the read models have them (or only
-    /// releases it when the append fails).
+    /// the runs once the read models have them, and each run's quota reservation ends as the
+    /// read models fold it in (all of them when the append fails).
     public nonisolated func submitImportedRuns(_ prepared: PreparedImport) throws(WorkflowError) -> PendingAppend {
         let pending: PendingAppend
         do {
@@ -126,8 +126,8 @@ extension WorkflowEngine {
     /// next batch waits.
     static let importsAhead = 2
 
-    /// Waits for a submitted batch's commit: then its runs wait in `importsInFlight` (by
-    /// position) until the read models have them; a failed batch only gives back its quota.
+    /// Waits for a submitted batch's commit: then its range waits in `importsInFlight` (by
+    /// position) until the read models have it; a failed batch only gives back its quota.
     private func track(_ pending: PendingAppend, ids: [String], day: String) async {
         defer {
             let left = importsOutstanding.withLock { count in
@@ -145,7 +145,7 @@ extension WorkflowEngine {
         }
         let position = result.lastPosition
         let index = importsInFlight.firstIndex { $0.position > position } ?? importsInFlight.endIndex
-        importsInFlight.insert((position, ids, day), at: index)
+        importsInFlight.insert((result.firstPosition, position, ids.count), at: index)
         queueImportedRuns()
     }
 
@@ -154,8 +154,8 @@ extension WorkflowEngine {
         var settled = 0
         for batch in importsInFlight {
             guard batch.position <= state.position else { break }
-            for id in batch.ids { enqueue(id, .batch) }
-            releaseQuota(batch.ids.count, day: batch.day)
+            // The runs wait in the run table; the queue holds the batch's range of positions.
+            queues.pushBatchRange(after: batch.first - 1, through: batch.position, count: batch.count)
             settled += 1
         }
         importsInFlight.removeFirst(settled)

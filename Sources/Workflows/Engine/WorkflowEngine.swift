@@ -56,9 +56,10 @@ public actor WorkflowEngine {
     private var waiters: [(position: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
     /// Run creations in flight per quota day (not yet in `state`).
     var reservedRuns: [String: Int] = [:]
-    /// Batches of imported runs recorded and not yet in `state`, oldest first: `ingest` queues
-    /// their runs and releases their quota reservation once it has folded them in.
-    var importsInFlight: [(position: UInt64, ids: [String], day: String)] = []
+    /// Batches of imported runs recorded and not yet queued, oldest first, by the positions of
+    /// their append: `ingest` queues each batch's range once it has folded the batch in (and
+    /// ends each run's quota reservation as it folds its `run.created`).
+    var importsInFlight: [(first: UInt64, position: UInt64, count: Int)] = []
     /// Batches of imported runs submitted to the store whose commit `track` has not seen yet
     /// (counted when submitted, off the actor), and who waits for there to be none.
     nonisolated let importsOutstanding = Mutex(0)
@@ -70,7 +71,7 @@ public actor WorkflowEngine {
         defer { nextWorkflowNumber += 1 }
         return nextWorkflowNumber
     }
-    var queues = RunQueues()
+    var queues: RunQueues
     /// Launch-API jobs (`WorkflowEngine+Jobs.swift`).
     var jobs: JobsState
     /// Queued runs of paused jobs that a worker took and put aside, by job id.
@@ -133,6 +134,7 @@ public actor WorkflowEngine {
         self.store = store
         self.configuration = configuration
         self.vault = ObjectVault(store: store)
+        self.queues = RunQueues(tables: RunTables(store: store))
         try await store.attach(RunsProjection())
         let state = try WorkflowsState.rebuild(from: store, keepsRuns: false)
         self.state = state
@@ -210,6 +212,11 @@ public actor WorkflowEngine {
     private func ingest(_ batch: [DecodedEvent]) {
         for decoded in batch where decoded.envelope.position > state.position {
             state.apply(decoded)
+            // An imported run counts in `runsPerDay` from here on: its reservation ends now, not
+            // when `track` sees the commit (which may come later), so it never counts twice.
+            if case .success(.runCreated(let run)?) = decoded.event, run.source.kind == "importer" {
+                releaseQuota(1, day: run.quotaDay)
+            }
             if JobEvent.types.contains(decoded.envelope.type) { jobs.apply(decoded.envelope) }
         }
         if !importsInFlight.isEmpty { queueImportedRuns() }
@@ -476,19 +483,60 @@ enum JSONTextDate {
 /// The real-time and batch queues. Workers take real-time runs first; real-time-only workers
 /// never take batch runs, so a batch backlog cannot delay a real-time run beyond the time a
 /// real-time worker needs to finish the real-time run it is on.
+///
+/// A batch of imported runs waits as one entry, a range of log positions: its run ids are read
+/// from the run table's queued runs (`RunTables.queuedBatchRuns`) a few hundred at a time as
+/// workers take them, so a backlog of a million imported runs does not hold a million ids.
 struct RunQueues {
+    /// Where a range's run ids are read from.
+    let tables: RunTables
     private var realtime: [String] = []
     private var realtimeHead = 0
-    private var batch: [String] = []
+    private var batch: [BatchEntry] = []
     private var batchHead = 0
+    /// Runs waiting in `batch`.
+    private var batchCount = 0
+    /// Ids read for the range at the head of `batch`, not yet taken.
+    private var rangeIds: [String] = []
+    private var rangeIdsHead = 0
     private var waiting: [(realtimeOnly: Bool, continuation: CheckedContinuation<Void, Never>)] = []
     private var closed = false
 
-    var count: Int { realtime.count - realtimeHead + batch.count - batchHead }
+    enum BatchEntry {
+        case run(String)
+        /// The `left` queued batch runs created at positions after `after`, through `through`.
+        case range(after: UInt64, through: UInt64, left: Int)
+    }
+
+    /// Ids read from the run table at a time.
+    static let rangeChunk = 256
+
+    init(tables: RunTables) {
+        self.tables = tables
+    }
+
+    var count: Int { realtime.count - realtimeHead + batchCount }
 
     mutating func push(_ id: String, _ queue: RunQueue) {
-        if queue == .realtime { realtime.append(id) } else { batch.append(id) }
-        // Wake one worker that can take it.
+        if queue == .realtime {
+            realtime.append(id)
+        } else {
+            batch.append(.run(id))
+            batchCount += 1
+        }
+        wake(queue)
+    }
+
+    /// Queues the `count` batch runs created after position `after` through `through`.
+    mutating func pushBatchRange(after: UInt64, through: UInt64, count: Int) {
+        guard count > 0 else { return }
+        batch.append(.range(after: after, through: through, left: count))
+        batchCount += count
+        for _ in 0..<min(count, waiting.count) { wake(.batch) }
+    }
+
+    /// Wakes one worker that can take a run of `queue`.
+    private mutating func wake(_ queue: RunQueue) {
         if let i = waiting.firstIndex(where: { queue == .realtime || !$0.realtimeOnly }) {
             waiting.remove(at: i).continuation.resume()
         }
@@ -499,9 +547,37 @@ struct RunQueues {
             defer { realtimeHead += 1; compact() }
             return (realtime[realtimeHead], .realtime)
         }
-        if !realtimeOnly && batchHead < batch.count {
-            defer { batchHead += 1; compact() }
-            return (batch[batchHead], .batch)
+        guard !realtimeOnly else { return nil }
+        while batchHead < batch.count {
+            switch batch[batchHead] {
+            case .run(let id):
+                batchHead += 1
+                batchCount -= 1
+                compact()
+                return (id, .batch)
+            case .range(let after, let through, let left):
+                if rangeIdsHead == rangeIds.count {
+                    // A run table that cannot be read gives nothing: the range's runs stay
+                    // queued in the table and are queued again on the next start.
+                    let next = (try? tables.queuedBatchRuns(after: after, through: through, limit: min(left, Self.rangeChunk))) ?? []
+                    rangeIds = next.map(\.id)
+                    rangeIdsHead = 0
+                    guard let last = next.last, left > 0 else {
+                        batchHead += 1
+                        batchCount -= left
+                        compact()
+                        continue
+                    }
+                    batch[batchHead] = .range(after: last.position, through: through, left: left)
+                }
+                let id = rangeIds[rangeIdsHead]
+                rangeIdsHead += 1
+                batchCount -= 1
+                if case .range(let after, let through, let left) = batch[batchHead] {
+                    batch[batchHead] = .range(after: after, through: through, left: left - 1)
+                }
+                return (id, .batch)
+            }
         }
         return nil
     }
@@ -528,7 +604,7 @@ struct RunQueues {
 
     /// Whether a run is waiting that a worker of this kind could take.
     private func pop(peekRealtimeOnly realtimeOnly: Bool) -> Bool {
-        realtimeHead < realtime.count || (!realtimeOnly && batchHead < batch.count)
+        realtimeHead < realtime.count || (!realtimeOnly && batchCount > 0)
     }
 
     mutating func close() {

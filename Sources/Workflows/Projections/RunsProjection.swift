@@ -321,6 +321,27 @@ public struct RunTables: Sendable {
         }
     }
 
+    /// The batch-queue runs still queued or running that were created after position `after`
+    /// through `through`, oldest first, at most `limit`.
+    public func queuedBatchRuns(after: UInt64, through: UInt64, limit: Int) throws(WorkflowError) -> [(position: UInt64, id: String)] {
+        guard limit > 0, after < through else { return [] }
+        return try read { tables in
+            var runs: [(position: UInt64, id: String)] = []
+            var from: [UInt8] = [1]
+            RunsProjection.append(after + 1, to: &from)
+            try from.withUnsafeBytes { start in
+                try tables.scan(Table.active, from: start) { key, value in
+                    guard key.first == 1, key.count == 9 else { return false }
+                    let position = RunsProjection.position(ofKey: key)
+                    guard position <= through else { return false }
+                    runs.append((position, String(decoding: value, as: UTF8.self)))
+                    return runs.count < limit
+                }
+            }
+            return runs
+        }
+    }
+
     /// Every run, in the order they were created (tests and checks; it reads the whole table).
     public func allRuns() throws(WorkflowError) -> [RunRecord] {
         try read { tables in
