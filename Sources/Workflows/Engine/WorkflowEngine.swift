@@ -155,9 +155,9 @@ public actor WorkflowEngine {
                 var events = store.subscribe(from: from).makeAsyncIterator()
                 var ids = DomainEvent.RepeatedIds()
                 while let first = try await events.next() {
-                    var batch = [DecodedEvent(first, ids: &ids)]
+                    var batch = [DecodedEvent(first, ids: &ids, runUpdates: false)]
                     while events.hasBuffered, let next = try await events.next() {
-                        batch.append(DecodedEvent(next, ids: &ids))
+                        batch.append(DecodedEvent(next, ids: &ids, runUpdates: false))
                     }
                     guard let self else { return }
                     await self.ingest(batch)

@@ -469,9 +469,12 @@ struct DecodedEvent: Sendable {
 
     struct DecodingFailure: Error {}
 
-    init(_ envelope: RecordedEvent, ids: inout DomainEvent.RepeatedIds) {
+    /// Decodes `envelope`'s payload. Without `runUpdates`, the events that only change a run
+    /// after its creation are not decoded (`event` is nil): a state that keeps no runs has no
+    /// use for them.
+    init(_ envelope: RecordedEvent, ids: inout DomainEvent.RepeatedIds, runUpdates: Bool = true) {
         self.envelope = envelope
-        guard let kind = DomainEvent.Kind(rawValue: envelope.type) else {
+        guard let kind = DomainEvent.Kind(rawValue: envelope.type), runUpdates || !kind.isRunUpdate else {
             event = .success(nil)
             return
         }

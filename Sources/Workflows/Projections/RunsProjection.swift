@@ -150,6 +150,9 @@ public struct RunsProjection: InlineProjection {
 }
 
 extension DomainEvent.Kind {
+    /// Events that change a run after its creation.
+    var isRunUpdate: Bool { isRunEvent && self != .runCreated }
+
     /// Events the run table folds.
     var isRunEvent: Bool {
         switch self {

@@ -29,6 +29,8 @@ public struct WorkflowsState: Sendable, Equatable {
     public var runsPerDay: [String: Int] = [:]
     /// Positions of events with a domain type whose payload does not decode. The engine never
     /// writes such events; they are skipped, the same way live and on rebuild, and listed here.
+    /// Without `keepsRuns`, events that change a run after its creation are not decoded, so an
+    /// undecodable one is not listed (the run tables skip it too).
     public var undecodable: [UInt64] = []
     /// Whether run records hold their details: a run's parameters, extra context and step
     /// overrides (from `run.created`), its steps' outputs, and the steps of a run that has
@@ -101,7 +103,9 @@ public struct WorkflowsState: Sendable, Equatable {
     }
 
     mutating func apply(_ view: EventView, memory: inout ReplayMemory) {
-        if let kind = DomainEvent.Kind(view.typeBytes) {
+        // Without runs, the events that change a run after its creation are not even decoded
+        // (the engine's projection skips them the same way: `DecodedEvent`).
+        if let kind = DomainEvent.Kind(view.typeBytes), keepsRuns || !kind.isRunUpdate {
             do {
                 let event = try DomainEvent.decode(kind, payload: view.payloadBytes, ids: &memory.ids)
                 apply(event, at: view.recordedAt, actor: view.actor, position: view.position, memory: &memory)
