@@ -126,12 +126,13 @@ extension WorkflowEngine {
         }
         var decision = run.decision
         for step in route?.steps ?? [] {
-            if let record = runRecord(runId)?.steps.first(where: { $0.uid == step.uid }), record.status == .completed {
+            let latest = runRecord(runId)
+            if let record = latest?.steps.first(where: { $0.uid == step.uid }), record.status == .completed {
                 if step.type == .approve { decision = "approved" }
                 if step.type == .decline { decision = "declined" }
                 continue
             }
-            var current = runRecord(runId) ?? run
+            var current = latest ?? run
             current.created = created
             let outcome = await perform(step, run: current, pending: pending)
             switch outcome {

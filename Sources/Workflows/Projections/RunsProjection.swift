@@ -33,8 +33,8 @@ public struct RunsProjection: InlineProjection {
         name = Self.name
     }
 
-    /// The same tables under another name (tests build a second copy to compare).
-    init(name: String) {
+    /// The same tables under another name (tests and the bench build a second copy to compare).
+    public init(name: String) {
         self.name = name
     }
 
@@ -217,7 +217,8 @@ public struct RunTables: Sendable {
         self.init(store: store, projection: RunsProjection.name)
     }
 
-    init(store: EventStore, projection: String) {
+    /// The tables of the `RunsProjection` named `projection`.
+    public init(store: EventStore, projection: String) {
         self.store = store
         self.projection = projection
     }

@@ -258,13 +258,13 @@ struct RunsEndToEnd {
             throw BenchError("[5] the engine did not become idle after every run finished")
         }
 
-        let snapshot = await engine.snapshot
+        let records = try engine.runs.runs(started.map(\.0))
         var latencies: [Double] = []
         var commitLatencies: [Double] = []
         latencies.reserveCapacity(runs)
         commitLatencies.reserveCapacity(runs)
-        for (id, t0, _) in started {
-            guard let run = snapshot.runs[id] else { throw BenchError("[5] run \(id) is missing from the read models") }
+        for ((id, t0, _), record) in zip(started, records) {
+            guard let run = record else { throw BenchError("[5] run \(id) is missing from the run tables") }
             guard run.status == .completed, let finished = run.finishedAt else {
                 throw BenchError("[5] run \(id) ended \(run.status.rawValue): \(run.failure ?? "-")")
             }
@@ -391,9 +391,21 @@ struct Rebuild {
     func rebuild(_ store: EventStore) throws -> (WorkflowsState, Pass) {
         let clock = ContinuousClock()
         let t0 = clock.now
-        let state = try WorkflowsState.rebuild(from: store)
+        let state = try WorkflowsState.rebuild(from: store, keepsRuns: false)
         let elapsed = clock.now - t0
         return (state, Pass(events: Int(state.position), elapsed: elapsed))
+    }
+
+    /// Builds a second copy of the run tables from the whole log, as the first start after an
+    /// upgrade does, and returns it with the number of runs it holds.
+    func buildRunTables(_ store: EventStore) async throws -> (runs: Int, pass: Pass) {
+        let name = "runs-bench-\(UUID().uuidString.prefix(8))"
+        let clock = ContinuousClock()
+        let t0 = clock.now
+        try await store.attach(RunsProjection(name: name))
+        let elapsed = clock.now - t0
+        let runs = try RunTables(store: store, projection: name).count()
+        return (runs, Pass(events: Int(try store.head().position), elapsed: elapsed))
     }
 
     func breakdown(_ store: EventStore) throws -> Breakdown {
@@ -586,15 +598,14 @@ struct RealtimeLatency {
         let batchCreated = min(created.value, backlog)
 
         trace("[7] snapshot (pending \(pending()))")
-        let snapshot = await engine.snapshot
-        func commitLatencies(_ ids: [String]) -> [Double] {
-            ids.compactMap { id in
-                snapshot.runs[id].flatMap { run in run.finishedAt.map { Double($0 - run.createdAt) } }
+        func commitLatencies(_ ids: [String]) throws -> [Double] {
+            try engine.runs.runs(ids).compactMap { record in
+                record.flatMap { run in run.finishedAt.map { Double($0 - run.createdAt) } }
             }.sorted()
         }
-        idle.commit = commitLatencies(idleIds)
-        whileCreating.commit = commitLatencies(creatingIds)
-        whileDraining.commit = commitLatencies(drainingIds)
+        idle.commit = try commitLatencies(idleIds)
+        whileCreating.commit = try commitLatencies(creatingIds)
+        whileDraining.commit = try commitLatencies(drainingIds)
         // Let the rest of the backlog drain before stopping (see `EngineHarness.stopEngine`).
         let pendingAtDrain = pending()
         trace("[7] draining the rest (pending \(pendingAtDrain))")
