@@ -13,6 +13,11 @@ private struct StreamCounts: InlineProjection {
 
     final class Applied: Sendable {
         let count = Mutex(0)
+        let rolledBack = Mutex(0)
+    }
+
+    func rolledBack() {
+        applied.rolledBack.withLock { $0 += 1 }
     }
 
     func apply(_ event: EventView, _ tables: borrowing ProjectionTables) throws {
@@ -142,6 +147,23 @@ struct InlineProjectionTests {
             await expectStoreError(.invalidArgument) { try await store.attach(StreamCounts(version: 3)) }
             store.close()
         }
+    }
+
+    @Test("a commit that fails for a full map is rolled back in the projection too, then applied once the map grows")
+    func mapFullRollsBack() async throws {
+        let dir = TemporaryDirectory()
+        let store = try EventStore.open(dir.data, options: .init(mapSize: 1 << 20, maxMapSize: 64 << 20))
+        defer { store.close() }
+        let projection = StreamCounts()
+        try await store.attach(projection)
+        let big = String(repeating: "x", count: 600_000)
+        for i in 0..<6 {
+            try await store.append(to: "big-\(i % 2)", [event("big", "{\"x\":\"\(big)\"}")])
+        }
+        // The map grew at least once: that commit was tried, rolled back and tried again.
+        #expect(projection.applied.rolledBack.withLock { $0 } >= 1)
+        #expect(try StreamCounts.counts(store) == ["big-0": 3, "big-1": 3])
+        #expect(try StreamCounts.counts(store) == StreamCounts.expected(store))
     }
 
     @Test("reading a projection that is not attached is a clear error")

@@ -18,6 +18,15 @@ public protocol InlineProjection: Sendable {
     /// Folds one event in. Throw only what the tables throw (an LMDB failure aborts the whole
     /// commit); an event the projection cannot use changes nothing.
     func apply(_ event: EventView, _ tables: borrowing ProjectionTables) throws
+
+    /// Called on the writer's thread when a transaction that applied events to the projection
+    /// did not commit (it is tried again, or failed): a projection that keeps anything of what
+    /// it applied outside its tables (a cache) must forget it.
+    func rolledBack()
+}
+
+extension InlineProjection {
+    public func rolledBack() {}
 }
 
 /// The tables of one inline projection inside one LMDB transaction: read-write on the writer's

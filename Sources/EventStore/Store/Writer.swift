@@ -262,12 +262,14 @@ final class Writer: @unchecked Sendable {
                 }
                 break
             } catch let error as LMDBError where error == .mapFull {
+                for projection in projections { projection.projection.rolledBack() }
                 if let failure = growMap() {
                     outcomes = outcomes.map { _ in .failure(failure) }
                     break
                 }
                 continue
             } catch {
+                for projection in projections { projection.projection.rolledBack() }
                 let failure: EventStoreError = (error as? LMDBError).map { .storage($0, "cannot commit") }
                     ?? EventStoreError(.storage, "cannot commit: \(error)")
                 outcomes = outcomes.map { _ in .failure(failure) }
@@ -324,7 +326,7 @@ final class Writer: @unchecked Sendable {
             }
         }
         while position < head.position {
-            try commitGrowing("build projection \(projection.name)") {
+            try commitGrowing("build projection \(projection.name)", rollingBack: projection) {
                 position = try env.write { txn in
                     let cursor = try txn.cursor(dbs.events)
                     var entry = try Keys.withUInt64(position + 1) { try cursor.seek(atLeast: $0) }
@@ -350,14 +352,18 @@ final class Writer: @unchecked Sendable {
     static let catchUpChunk = 20_000
 
     /// Runs `body` (one write transaction), growing the map and trying again when it is full.
-    private func commitGrowing(_ what: String, _ body: () throws -> Void) throws {
+    private func commitGrowing(_ what: String, rollingBack projection: (any InlineProjection)? = nil,
+                               _ body: () throws -> Void) throws {
         while true {
             do {
                 return try body()
             } catch let error as LMDBError where error == .mapFull {
+                projection?.rolledBack()
                 if let failure = growMap() { throw failure }
-            } catch let error as LMDBError {
-                throw EventStoreError.storage(error, "cannot \(what)")
+            } catch {
+                projection?.rolledBack()
+                if let error = error as? LMDBError { throw EventStoreError.storage(error, "cannot \(what)") }
+                throw error
             }
         }
     }

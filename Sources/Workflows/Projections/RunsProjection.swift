@@ -29,6 +29,17 @@ public struct RunsProjection: InlineProjection {
         static let jobCounts = 4
     }
 
+    /// The summaries of runs that have not ended, as last written (the writer's thread only):
+    /// a step's event folds into the summary without reading and decoding it again.
+    private let cache = RecordCache()
+
+    /// `@unchecked`: only the writer's thread, which calls `apply` and `rolledBack`, touches it.
+    final class RecordCache: @unchecked Sendable {
+        var records: [String: RunRecord] = [:]
+        /// Runs kept at most (the runs executing are a few hundred at a time).
+        static let limit = 4_096
+    }
+
     public init() {
         name = Self.name
     }
@@ -50,15 +61,20 @@ public struct RunsProjection: InlineProjection {
         guard let runId = decoded.runId else { return }
         var record: RunRecord
         let key = Array(runId.utf8)
-        do {
-            guard let bytes = try key.withUnsafeBytes({ try tables.get(Table.records, $0) }) else { return }
-            record = try RunRecord(encoded: bytes)
-        } catch let error as RunRecordDecodingError {
-            throw EventStoreError(.corrupted, "run \(runId) has an unreadable summary: \(error.message)")
+        if let cached = cache.records[runId] {
+            record = cached
+        } else {
+            do {
+                guard let bytes = try key.withUnsafeBytes({ try tables.get(Table.records, $0) }) else { return }
+                record = try RunRecord(encoded: bytes)
+            } catch let error as RunRecordDecodingError {
+                throw EventStoreError(.corrupted, "run \(runId) has an unreadable summary: \(error.message)")
+            }
         }
         let before = record.status
         record.fold(decoded, at: event.recordedAt, keepsDetails: false)
         try put(record, key: key, tables)
+        remember(record)
         guard record.status != before else { return }
         if record.status.hasEnded {
             try Self.activeKey(record).withUnsafeBytes { _ = try tables.delete(Table.active, $0) }
@@ -75,6 +91,7 @@ public struct RunsProjection: InlineProjection {
         let record = RunRecord(created: created, createdAt: at, createdPosition: position, detailed: false)
         let id = Array(created.runId.utf8)
         try put(record, key: id, tables)
+        remember(record)
         try id.withUnsafeBytes { value in
             try Self.workflowKey(created.workflowId, position).withUnsafeBytes { try tables.put(Table.byWorkflow, $0, value) }
             if let reference = created.source.reference {
@@ -90,6 +107,22 @@ public struct RunsProjection: InlineProjection {
                 counts.add(.queued, 1)
             }
         }
+    }
+
+    /// Keeps the summary of a run that has not ended in `cache` (forgets one that has).
+    private func remember(_ record: RunRecord) {
+        if record.status.hasEnded {
+            cache.records[record.id] = nil
+            return
+        }
+        if cache.records.count >= RecordCache.limit, cache.records[record.id] == nil {
+            cache.records.remove(at: cache.records.startIndex)
+        }
+        cache.records[record.id] = record
+    }
+
+    public func rolledBack() {
+        cache.records.removeAll()
     }
 
     private func put(_ record: RunRecord, key: [UInt8], _ tables: borrowing ProjectionTables) throws {
