@@ -290,38 +290,6 @@ public struct WorkflowsState: Sendable, Equatable {
         return head.position == 0 ? WorkflowsState() : try rebuild(from: store, upTo: head.position)
     }
 
-    /// Runs of a workflow, oldest first, filtered by status, arm and version; `after` (a run id)
-    /// pages on from the run after it.
-    public func listRuns(
-        of workflowId: String,
-        status: RunRecord.Status? = nil,
-        arm: Arm? = nil,
-        version: Int? = nil,
-        after: String? = nil,
-        limit: Int = 100
-    ) -> [RunRecord] {
-        var ids = (runsByWorkflow[workflowId] ?? [])[...]
-        if let after, let place = runs.index(forKey: after), runs.values[place].created.workflowId == workflowId {
-            // A workflow's run ids are in creation order, as `runs` is: binary search by place.
-            var low = ids.startIndex, high = ids.endIndex
-            while low < high {
-                let mid = (low + high) / 2
-                if (runs.index(forKey: ids[mid]) ?? -1) <= place { low = mid + 1 } else { high = mid }
-            }
-            ids = ids[low...]
-        }
-        var result: [RunRecord] = []
-        for id in ids {
-            guard let run = runs[id] else { continue }
-            if let status, run.status != status { continue }
-            if let arm, run.created.arm != arm { continue }
-            if let version, run.created.version != version { continue }
-            result.append(run)
-            if result.count == limit { break }
-        }
-        return result
-    }
-
     /// Lists as `$inList` sees them.
     public var listMembership: StaticLists { StaticLists(lists) }
 }
