@@ -76,6 +76,9 @@ public actor WorkflowEngine {
     var jobs: JobsState
     /// Queued runs of paused jobs that a worker took and put aside, by job id.
     var deferredJobRuns: [String: [String]] = [:]
+    /// Runs a previous process left queued or running, in the order they were created: read from
+    /// the run tables when the engine is made, queued by `start()`.
+    private var leftRuns: [(id: String, queue: RunQueue, isJob: Bool)] = []
     /// Runs a previous process left unfinished that no worker has taken again yet.
     var interruptedRuns: Set<String> = []
     /// Jobs whose stop is being appended: workers leave their queued runs alone.
@@ -140,6 +143,10 @@ public actor WorkflowEngine {
         self.state = state
         self.jobs = try JobsState.rebuild(from: store, upTo: state.position)
         self.nextWorkflowNumber = (state.workflowNumbers.keys.max() ?? 0) + 1
+        // Read here, where a failure to read them stops the engine from starting at all.
+        let active = try RunTables(store: store).activeRuns()
+        let records = try RunTables(store: store).runs(active.map(\.id))
+        self.leftRuns = zip(active, records).map { ($0.id, $0.queue, $1?.created.source.kind == "job") }
     }
 
     /// Follows the log and starts the workers; runs left unfinished by a previous process resume.
@@ -166,13 +173,11 @@ public actor WorkflowEngine {
                 // Cancelled, or the store closed.
             }
         })
-        // Runs a previous process left queued or running, in the order they were created.
-        let active = (try? runs.activeRuns()) ?? []
-        let records = (try? runs.runs(active.map(\.id))) ?? []
-        for (run, record) in zip(active, records) {
+        for run in leftRuns {
             queues.push(run.id, run.queue)
-            if record?.created.source.kind == "job" { interruptedRuns.insert(run.id) }
+            if run.isJob { interruptedRuns.insert(run.id) }
         }
+        leftRuns = []
         for i in 0..<(configuration.realtimeWorkers + configuration.sharedWorkers) {
             let realtimeOnly = i < configuration.realtimeWorkers
             tasks.append(Task { [weak self] in
