@@ -1,5 +1,6 @@
 import EventStore
 import Foundation
+import Synchronization
 import Testing
 @testable import Importers
 import Workflows
@@ -321,5 +322,69 @@ struct ImporterServiceTests {
         #expect(cancelled.status == .cancelled)
         #expect(cancelled.runsCreated < 20_000)
         await #expect(throws: WorkflowError.self) { try await f.service.cancel(started.id, actor: "test") }
+    }
+
+    @Test("an importer reads its source only as fast as it records rows: a cancelled run has read a fraction of a long object")
+    func readsAtTheImportersPace() async throws {
+        let source = CountingS3(chunks: 2_000, rowsPerChunk: 50)
+        let f = try await ImportFixture(batchSize: 100, s3: { _, _ in source })
+        defer { Task { await f.close() } }
+        let wf = try await f.activeWorkflow(apiWorkflow)
+        let data = try await f.service.createS3DataSource(
+            name: "long", settings: S3Settings(bucket: "b", key: "rows.csv", prefix: nil, region: "us-east-1", endpoint: nil),
+            secret: S3Secret(accessKeyId: "a", secretAccessKey: "s"), actor: "test")
+        let importer = try await f.service.saveImporter(id: nil, name: "long", dataSourceId: data.id, workflowId: wf,
+                                                        mapping: ImporterMapping(columns: ["ip": "ip"]), query: ImporterQuery(),
+                                                        actor: "test")
+        let started = try await f.service.startRun(importerId: importer.id, actor: "test")
+        // Let it record a few batches, then stop it.
+        while let run = await f.service.snapshot.runs[started.id], run.status == .running, run.runsCreated < 300 {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        let cancelled = try await f.service.cancel(started.id, actor: "test")
+        #expect(cancelled.status == .cancelled)
+        let read = source.pulled
+        // Rows recorded, plus the batches in flight and the chunk being parsed: far from the
+        // 2,000 chunks a reader running ahead would have taken in by now.
+        #expect(read * 50 <= cancelled.rowsRead + 8 * 100 + 2 * 50, "\(read) chunks read for \(cancelled.rowsRead) rows")
+        #expect(read < 2_000)
+    }
+}
+
+/// An S3 object of `chunks` chunks of `rowsPerChunk` rows (an `ip` column), made as they are
+/// asked for, counting how many were.
+final class CountingS3: S3ObjectSource {
+    let chunks: Int
+    let rowsPerChunk: Int
+    private let count = Mutex(0)
+    var pulled: Int { count.withLock { $0 } }
+
+    init(chunks: Int, rowsPerChunk: Int) {
+        self.chunks = chunks
+        self.rowsPerChunk = rowsPerChunk
+    }
+
+    func keys() async throws -> [String] { ["rows.csv"] }
+
+    func chunks(of key: String) -> ObjectChunks {
+        Chunks(source: self)
+    }
+
+    struct Chunks: AsyncSequence, Sendable {
+        let source: CountingS3
+        struct AsyncIterator: AsyncIteratorProtocol {
+            let source: CountingS3
+            var index = 0
+            mutating func next() async throws -> [UInt8]? {
+                guard index <= source.chunks else { return nil }
+                defer { index += 1 }
+                source.count.withLock { $0 += 1 }
+                if index == 0 { return Array("ip\n".utf8) }
+                var text = ""
+                for row in 0..<source.rowsPerChunk { text += "10.\(index / 256).\(index % 256).\(row)\n" }
+                return Array(text.utf8)
+            }
+        }
+        func makeAsyncIterator() -> AsyncIterator { AsyncIterator(source: source) }
     }
 }

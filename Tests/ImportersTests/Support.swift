@@ -21,21 +21,25 @@ final class ImportFixture: @unchecked Sendable {
     let clock = TestClock()
     let quota: Int?
     let batchSize: Int
+    let s3: (@Sendable (S3Settings, S3Secret) -> any S3ObjectSource)?
 
-    init(quota: Int? = nil, batchSize: Int = 1_000) async throws {
+    init(quota: Int? = nil, batchSize: Int = 1_000,
+         s3: (@Sendable (S3Settings, S3Secret) -> any S3ObjectSource)? = nil) async throws {
         path = FileManager.default.temporaryDirectory.appendingPathComponent("runlog-imp-\(UUID().uuidString.prefix(8))").path
         self.quota = quota
         self.batchSize = batchSize
+        self.s3 = s3
         store = try EventStore(directory: path, options: .init(mapSize: 512 << 20))
-        (engine, service) = try await Self.start(store, quota: quota, clock: clock, batchSize: batchSize, path: path)
+        (engine, service) = try await Self.start(store, quota: quota, clock: clock, batchSize: batchSize, path: path, s3: s3)
     }
 
-    static func start(_ store: EventStore, quota: Int?, clock: TestClock, batchSize: Int,
-                      path: String) async throws -> (WorkflowEngine, ImporterService) {
+    static func start(_ store: EventStore, quota: Int?, clock: TestClock, batchSize: Int, path: String,
+                      s3: (@Sendable (S3Settings, S3Secret) -> any S3ObjectSource)?) async throws -> (WorkflowEngine, ImporterService) {
         let engine = try await WorkflowEngine(store: store, configuration: EngineConfiguration(
             dailyRunQuota: quota, clock: { clock.value }))
         await engine.start()
-        let service = try ImporterService(engine: engine, uploads: path + "/uploads", batchSize: batchSize)
+        let service = try s3.map { try ImporterService(engine: engine, uploads: path + "/uploads", batchSize: batchSize, s3: $0) }
+            ?? ImporterService(engine: engine, uploads: path + "/uploads", batchSize: batchSize)
         await service.start()
         return (engine, service)
     }
@@ -46,7 +50,7 @@ final class ImportFixture: @unchecked Sendable {
         await engine.shutdown()
         store.close()
         store = try EventStore(directory: path, options: .init(mapSize: 512 << 20))
-        (engine, service) = try await Self.start(store, quota: quota, clock: clock, batchSize: batchSize, path: path)
+        (engine, service) = try await Self.start(store, quota: quota, clock: clock, batchSize: batchSize, path: path, s3: s3)
     }
 
     func close() async {

@@ -34,6 +34,9 @@ extension ImporterService {
         case quota(String)
     }
 
+    /// Bytes of a chunk parsed at a time.
+    static let parseSlice = 8 * 1024
+
     /// Reads the data source and records every row's outcome, batch by batch.
     func execute(_ runId: String) async {
         guard let run = state.runs[runId], let importer = state.importers[run.importerId],
@@ -51,13 +54,21 @@ extension ImporterService {
                 var parser = CSVParser()
                 cursor.objectName = object.name
                 cursor.objectHeader = nil
+                // A chunk is parsed a slice at a time, so the rows held between the parser and
+                // the batches are a few hundred, not a whole chunk's.
+                var records: [CSVParser.Record] = []
                 for try await chunk in object.chunks {
                     if isCancelled(runId) { throw Stop.cancelled }
-                    var records: [CSVParser.Record] = []
-                    chunk.withUnsafeBytes { raw in parser.parse(raw) { records.append($0) } }
-                    for record in records { try await handle(record, &cursor) }
+                    var offset = 0
+                    while offset < chunk.count {
+                        let end = min(chunk.count, offset + Self.parseSlice)
+                        records.removeAll(keepingCapacity: true)
+                        chunk[offset..<end].withUnsafeBytes { raw in parser.parse(raw) { records.append($0) } }
+                        for record in records { try await handle(record, &cursor) }
+                        offset = end
+                    }
                 }
-                var records: [CSVParser.Record] = []
+                records.removeAll(keepingCapacity: true)
                 parser.finish { records.append($0) }
                 for record in records { try await handle(record, &cursor) }
             }

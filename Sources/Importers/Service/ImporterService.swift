@@ -8,9 +8,13 @@ public import Workflows
 public protocol S3ObjectSource: Sendable {
     /// The keys to read, in order: the one key, or every key under the prefix.
     func keys() async throws -> [String]
-    /// One object's bytes, streamed.
-    func chunks(of key: String) -> AsyncThrowingStream<[UInt8], any Error>
+    /// One object's bytes, streamed: each chunk is read when the importer asks for it, so a
+    /// reader never runs ahead of the rows being recorded (no object is held whole in memory).
+    func chunks(of key: String) -> ObjectChunks
 }
+
+/// The bytes of one object of a data source, in chunks, read as they are asked for.
+public typealias ObjectChunks = any AsyncSequence<[UInt8], any Error> & Sendable
 
 /// Importers (seed 000): data sources, importers pinned to a workflow version, and importer runs
 /// that read, filter, map and validate every row and create one run per valid row on the batch
@@ -407,23 +411,11 @@ public actor ImporterService {
     // MARK: Reads
 
     /// The bytes of an S3 or CSV data source, as chunks, one object after another.
-    func objects(of source: DataSourceRecord) async throws -> [(name: String, chunks: AsyncThrowingStream<[UInt8], any Error>)] {
+    func objects(of source: DataSourceRecord) async throws -> [(name: String, chunks: ObjectChunks)] {
         switch source.kind {
         case .csv:
             guard let file = source.file else { throw WorkflowError(.storage, "data source \(source.id) has no file") }
-            let chunks = FileChunks(path: uploads + "/" + file)
-            let stream = AsyncThrowingStream<[UInt8], any Error> { continuation in
-                let task = Task {
-                    do {
-                        for try await chunk in chunks { continuation.yield(chunk) }
-                        continuation.finish()
-                    } catch {
-                        continuation.finish(throwing: error)
-                    }
-                }
-                continuation.onTermination = { _ in task.cancel() }
-            }
-            return [(file, stream)]
+            return [(file, FileChunks(path: uploads + "/" + file))]
         case .s3:
             guard let settings = source.s3 else { throw WorkflowError(.storage, "data source \(source.id) has no S3 settings") }
             guard let bytes = try store.vaultEntry("datasource/\(source.id)"), let json = try? JSONValue(parsing: bytes),
@@ -468,7 +460,7 @@ public struct UnavailableS3: S3ObjectSource {
     public func keys() async throws -> [String] {
         throw WorkflowError(.storage, "this build has no S3 client")
     }
-    public func chunks(of key: String) -> AsyncThrowingStream<[UInt8], any Error> {
-        AsyncThrowingStream { $0.finish(throwing: WorkflowError(.storage, "this build has no S3 client")) }
+    public func chunks(of key: String) -> ObjectChunks {
+        AsyncThrowingStream<[UInt8], any Error> { $0.finish(throwing: WorkflowError(.storage, "this build has no S3 client")) }
     }
 }

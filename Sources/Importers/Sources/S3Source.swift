@@ -27,21 +27,34 @@ public struct S3ClientSource: S3ObjectSource {
             .map(\.key).filter { !$0.hasSuffix("/") }
     }
 
-    public func chunks(of key: String) -> AsyncThrowingStream<[UInt8], any Error> {
-        let (client, failure, bucket) = (self.client, self.failure, settings.bucket)
-        return AsyncThrowingStream { continuation in
-            let task = Task {
-                do {
-                    guard let client else { throw failure! }
-                    for try await buffer in try await client.getObject(bucket: bucket, key: key) {
-                        continuation.yield(Array(buffer.readableBytesView))
-                    }
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
+    public func chunks(of key: String) -> ObjectChunks {
+        S3ObjectChunks(client: client, failure: failure, bucket: settings.bucket, key: key)
+    }
+}
+
+/// One object's body, requested on the first `next()` and then read chunk by chunk as the
+/// importer asks: the connection's flow control holds the rest back meanwhile.
+struct S3ObjectChunks: AsyncSequence, Sendable {
+    typealias Element = [UInt8]
+    let client: S3Client?
+    let failure: (any Error)?
+    let bucket: String
+    let key: String
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        let source: S3ObjectChunks
+        var body: S3ObjectStream.AsyncIterator?
+
+        mutating func next() async throws -> [UInt8]? {
+            if body == nil {
+                guard let client = source.client else { throw source.failure! }
+                body = try await client.getObject(bucket: source.bucket, key: source.key).makeAsyncIterator()
             }
-            continuation.onTermination = { _ in task.cancel() }
+            guard let buffer = try await body!.next() else { return nil }
+            return Array(buffer.readableBytesView)
         }
     }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(source: self, body: nil) }
+
 }

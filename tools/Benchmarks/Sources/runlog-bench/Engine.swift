@@ -115,6 +115,10 @@ final class CompletionWatcher: Sendable {
 
     private struct State {
         var seen: [String: Seen] = [:]
+        /// With a `remember` limit: the ids in `seen`, oldest first, from `oldest` on.
+        var order: [String] = []
+        var oldest = 0
+        var count = 0
         var waiting: [String: CheckedContinuation<Seen?, Never>] = [:]
         var last: ContinuousClock.Instant?
     }
@@ -122,7 +126,10 @@ final class CompletionWatcher: Sendable {
     private let state = Mutex(State())
     private let task = Mutex<Task<Void, Never>?>(nil)
 
-    init(store: EventStore, from position: UInt64) {
+    /// `remember`: how many of the latest finished runs `seen(_:)` and `wait(for:)` can still find
+    /// (nil: all). Figure 9 measures the process's memory per imported run, so its watcher keeps
+    /// only the latest few thousand (a sample waits for its run right after creating it).
+    init(store: EventStore, from position: UInt64, remember: Int? = nil) {
         let events = store.subscribe(from: position, filter: EventFilter(types: ["run.completed.v1", "run.failed.v1"]))
         task.withLock {
             $0 = Task { [self] in
@@ -133,7 +140,19 @@ final class CompletionWatcher: Sendable {
                         let runId = String(event.stream.dropFirst(4)) // "run-<id>"
                         let waiter = state.withLock { s in
                             s.seen[runId] = seen
+                            s.count += 1
                             s.last = now
+                            if let remember {
+                                s.order.append(runId)
+                                if s.order.count - s.oldest > remember {
+                                    s.seen.removeValue(forKey: s.order[s.oldest])
+                                    s.oldest += 1
+                                    if s.oldest >= remember {
+                                        s.order.removeFirst(s.oldest)
+                                        s.oldest = 0
+                                    }
+                                }
+                            }
                             return s.waiting.removeValue(forKey: runId)
                         }
                         waiter?.resume(returning: seen)
@@ -155,7 +174,7 @@ final class CompletionWatcher: Sendable {
     }
 
     /// Runs seen finishing so far.
-    var count: Int { state.withLock { $0.seen.count } }
+    var count: Int { state.withLock { $0.count } }
     /// When the last one was seen.
     var last: ContinuousClock.Instant? { state.withLock { $0.last } }
 

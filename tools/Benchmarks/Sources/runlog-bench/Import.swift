@@ -88,7 +88,7 @@ struct ImportBenchmark {
         try handle.close()
         let fileBytes = (try FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
 
-        let watcher = CompletionWatcher(store: store, from: try store.head().position + 1)
+        let watcher = CompletionWatcher(store: store, from: try store.head().position + 1, remember: 4_096)
         defer { watcher.stop() }
         var n = 0
         func sample() async throws -> Double {
@@ -125,6 +125,14 @@ struct ImportBenchmark {
         let importCPU = Self.cpuSeconds() - cpuStart
         let peakAfter = Self.peakRSS()
         let heapAfterImport = Self.heap()
+        if ProcessInfo.processInfo.environment["RUNLOG_BENCH_MALLOC_STATS"] != nil {
+            typealias Stats = @convention(c) () -> Void
+            typealias Trim = @convention(c) (Int) -> Int32
+            let handle = dlopen(nil, RTLD_NOW)
+            unsafeBitCast(dlsym(handle, "malloc_stats"), to: Stats.self)()
+            _ = unsafeBitCast(dlsym(handle, "malloc_trim"), to: Trim.self)(0)
+            FileHandle.standardError.write(Data("heap after import \(heapAfterImport) kB, after malloc_trim \(Self.heap()) kB\n".utf8))
+        }
         guard let record = await service.snapshot.runs[started.id], record.status == .completed,
               record.runsCreated == rows else {
             throw BenchError("[9] the import did not complete: \(String(describing: await service.snapshot.runs[started.id]))")
