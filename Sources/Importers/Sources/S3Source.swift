@@ -56,5 +56,4 @@ struct S3ObjectChunks: AsyncSequence, Sendable {
     }
 
     func makeAsyncIterator() -> AsyncIterator { AsyncIterator(source: self, body: nil) }
-
 }
