@@ -54,7 +54,8 @@ struct Bench {
             RUNLOG_BENCH_IMPORT_BATCH=N sets the rows per append of figure 9 (default: the importer's, 200).
             RUNLOG_BENCH_IMPORT_DEPTH=N sets how many of its batches the importer keeps in flight (default: the importer's, 8).
             RUNLOG_BENCH_MALLOC_STATS=1 prints glibc's malloc arenas after the import of figure 9, then the heap
-            after malloc_trim (memory held by the allocator against memory in use).
+            after malloc_trim (memory held by the allocator against memory in use); the heap after the drain is
+            then measured after that trim.
             """
 
         static func parse(_ arguments: [String]) throws -> Settings {
