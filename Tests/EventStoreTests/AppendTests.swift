@@ -290,6 +290,52 @@ struct AppendTests {
         await expectStoreError(.closed) { _ = try await store.submit([StreamWrite(stream: "s", events: [event()])]).result() }
     }
 
+    @Test("background appends commit after the normal ones waiting with them, in their own order; deferred, one per commit, never starved")
+    func backgroundAppends() async throws {
+        let dir = TemporaryDirectory()
+        // A share of one half: a deferred background commit waits as long as the last one took.
+        let store = try EventStore.open(dir.data, options: .init(mapSize: 64 << 20, backgroundShare: 0.5))
+        let writer = try #require(store.writer)
+        func background(_ version: UInt64) throws -> PendingAppend {
+            try store.submit([StreamWrite(stream: "bulk", expected: version == 0 ? .noStream : .exact(version),
+                                          events: [event()])], priority: .background)
+        }
+        // Queued before a normal append, the background ones still commit after it, in order.
+        writer.hold()
+        let first = try (0..<3).map { try background($0) }
+        let normal = try store.submit([StreamWrite(stream: "live", events: [event()])])
+        #expect(writer.queuedCount == 4)
+        let commitsBefore = store.writerStatistics.commits
+        writer.release()
+        let live = try await normal.result().firstPosition
+        var positions: [UInt64] = []
+        for pending in first { positions.append(try await pending.result().firstPosition) }
+        #expect(store.writerStatistics.commits == commitsBefore + 1)
+        #expect(positions == [live + 1, live + 2, live + 3])
+
+        // Deferred: the normal append first, then the background ones one commit each, all of
+        // them written although the deferral lasts.
+        store.deferBackground(true)
+        #expect(store.backgroundDeferred)
+        writer.hold()
+        let deferred = try (3..<6).map { try background($0) }
+        let normalAgain = try store.submit([StreamWrite(stream: "live", events: [event()])])
+        let commitsDeferred = store.writerStatistics.commits
+        writer.release()
+        let liveAgain = try await normalAgain.result().firstPosition
+        positions = []
+        for pending in deferred { positions.append(try await pending.result().firstPosition) }
+        #expect(positions == [liveAgain + 1, liveAgain + 2, liveAgain + 3])
+        #expect(store.writerStatistics.commits >= commitsDeferred + 3)
+        #expect(try store.readStream("bulk").count == 6)
+        store.deferBackground(false)
+        #expect(!store.backgroundDeferred)
+        // A background append closing the store is written before it closes.
+        let last = try background(6)
+        store.close()
+        #expect(try await last.result().events.count == 1)
+    }
+
     @Test("invalid appends are rejected with the field, value and rule, and write nothing")
     func validation() async throws {
         let dir = TemporaryDirectory()

@@ -523,6 +523,8 @@ struct YieldTests {
         let run = try await e.startRun(workflowId: id, parameters: ["ip": "1.1.1.1"], queue: .realtime)
         for _ in 0..<2_000 where calls.entered == 0 { try await Task.sleep(for: .milliseconds(5)) }
         #expect(calls.entered == 1)
+        // The store defers background appends (an importer's batches) meanwhile.
+        #expect(e.store.backgroundDeferred)
 
         // With a short limit (or none) the wait ends although the run is still held.
         await e.yieldToRealtime(atMost: .zero)
@@ -537,6 +539,9 @@ struct YieldTests {
         let returned = await waiter.value
         #expect(returned >= released)
         #expect(try await f.finished(run.id).status == .completed)
+        // Once real-time work has been quiet a moment, background appends go ahead again.
+        for _ in 0..<2_000 where e.store.backgroundDeferred { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(!e.store.backgroundDeferred)
         await f.close()
     }
 }

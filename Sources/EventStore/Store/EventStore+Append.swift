@@ -52,6 +52,17 @@ public struct AppendResult: Sendable, Hashable {
 }
 
 /// A validated append, as queued for the writer.
+/// How an append competes for the writer.
+public enum AppendPriority: Sendable, Hashable {
+    /// Commits with the appends waiting with it, in the order queued.
+    case normal
+    /// Bulk work (an importer's batches): commits after the normal appends waiting with it. While
+    /// `EventStore.deferBackground` is on, one such append per commit, and only as often as
+    /// `Options.backgroundShare` allows: a real-time append waits behind one of them rarely, and
+    /// never behind more than one.
+    case background
+}
+
 struct AppendRequest: Sendable {
     let writes: [StreamWrite]
     let eventCount: Int
@@ -115,17 +126,28 @@ extension EventStore {
 
     /// Queues an append at once and returns a handle to its outcome, without waiting for it.
     ///
-    /// Appends queued one after another (by one task, or under one lock) reach the writer in that
-    /// order, so they commit in that order: a later one never commits before an earlier one.
-    /// Each still succeeds or fails on its own, as with `append(_:)`; to make a later append
-    /// depend on an earlier one, give it an expected version the earlier one creates. Bad input
-    /// throws here, and nothing is queued.
-    public func submit(_ writes: [StreamWrite]) throws(EventStoreError) -> PendingAppend {
+    /// Appends of one priority queued one after another (by one task, or under one lock) reach
+    /// the writer in that order, so they commit in that order: a later one never commits before
+    /// an earlier one. A background append may commit after a normal one queued later (see
+    /// `AppendPriority`). Each still succeeds or fails on its own, as with `append(_:)`; to make a
+    /// later append depend on an earlier one, give it an expected version the earlier one
+    /// creates. Bad input throws here, and nothing is queued.
+    public func submit(_ writes: [StreamWrite], priority: AppendPriority = .normal) throws(EventStoreError) -> PendingAppend {
         let (writer, request) = try prepare(writes)
         let pending = PendingAppend()
-        writer.submit(.append(request, .handle(pending)))
+        writer.submit(.append(request, .handle(pending)), background: priority == .background)
         return pending
     }
+
+    /// While `on`, background appends wait for the writer (real-time work is in flight), except
+    /// for the share of its time `Options.backgroundShare` leaves them. The workflow engine turns
+    /// it on while real-time runs are being created or executed.
+    public func deferBackground(_ on: Bool) {
+        writer?.deferBackground(on)
+    }
+
+    /// Whether background appends are deferred now (`deferBackground`).
+    public var backgroundDeferred: Bool { writer?.deferringBackground ?? false }
 
     private func prepare(_ writes: [StreamWrite]) throws(EventStoreError) -> (Writer, AppendRequest) {
         guard let writer else {

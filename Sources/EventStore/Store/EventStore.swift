@@ -25,6 +25,14 @@ public final class EventStore: Sendable {
         /// append again (group commit fill); it stops sooner when they are all back or when no
         /// new append arrives for a short gap. Zero commits whatever is queued at once.
         public var collectWindow: Duration
+        /// While background appends are deferred (`deferBackground`), the share of the writer's
+        /// time they still get: after a commit of them that took t, the next waits
+        /// t × (1 − share) / share. Real-time work never starves them, and a real-time append waits
+        /// behind one of their commits only that rarely.
+        public var backgroundShare: Double
+        /// The most events of background appends one commit takes (one larger append commits
+        /// alone): how long a real-time append that arrives during such a commit can wait.
+        public var maxBackgroundEvents: Int
 
         public init(
             readOnly: Bool = false,
@@ -33,7 +41,9 @@ public final class EventStore: Sendable {
             maxBatchEvents: Int = 10_000,
             maxBatchBytes: Int = 64 << 20,
             pollInterval: Duration = .milliseconds(20),
-            collectWindow: Duration = .milliseconds(1)
+            collectWindow: Duration = .milliseconds(1),
+            backgroundShare: Double = 0.02,
+            maxBackgroundEvents: Int = 500
         ) {
             self.readOnly = readOnly
             self.mapSize = mapSize
@@ -42,6 +52,8 @@ public final class EventStore: Sendable {
             self.maxBatchBytes = maxBatchBytes
             self.pollInterval = pollInterval
             self.collectWindow = collectWindow
+            self.backgroundShare = min(1, max(0.001, backgroundShare))
+            self.maxBackgroundEvents = max(1, maxBackgroundEvents)
         }
     }
 

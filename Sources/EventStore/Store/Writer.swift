@@ -9,6 +9,15 @@ final class Writer: @unchecked Sendable {
     // by the writer thread (and by `init` before the thread starts).
     private let condition = NSCondition()
     private var queue: [Work] = []
+    /// Background appends (`AppendPriority.background`), oldest first: they commit after the
+    /// normal work waiting with them, and while `deferring` only as `backgroundShare` allows.
+    private var background: [Work] = []
+    /// While true (real-time work is in flight) background appends wait, but one still commits
+    /// now and then (`backgroundShare`), so they are never starved.
+    private var deferring = false
+    /// When the last commit with background appends ended, and how long it took.
+    private var lastBackground = ContinuousClock.now
+    private var lastBackgroundTook = Duration.zero
     private var running = true
     private var idle = false
     /// While the writer collects a batch, `submit` wakes it once the queue holds this many.
@@ -82,8 +91,9 @@ final class Writer: @unchecked Sendable {
         thread.start()
     }
 
-    /// Queues `work`; the writer answers it after its commit.
-    func submit(_ work: Work) {
+    /// Queues `work`; the writer answers it after its commit. Background work commits after the
+    /// normal work waiting with it (in the order submitted among itself).
+    func submit(_ work: Work, background isBackground: Bool = false) {
         condition.lock()
         guard running else {
             condition.unlock()
@@ -94,9 +104,23 @@ final class Writer: @unchecked Sendable {
             }
             return
         }
-        queue.append(work)
-        if idle || queue.count >= wakeAt { condition.signal() }
+        if isBackground {
+            background.append(work)
+            if idle { condition.signal() }
+        } else {
+            queue.append(work)
+            if idle || queue.count >= wakeAt { condition.signal() }
+        }
         condition.unlock()
+    }
+
+    /// Makes background appends wait (true) while real-time work is in flight, or lets them go.
+    func deferBackground(_ on: Bool) {
+        condition.lock()
+        defer { condition.unlock() }
+        guard deferring != on else { return }
+        deferring = on
+        if !on { condition.signal() }
     }
 
     /// Stops taking batches until `release()`; what is queued meanwhile commits together.
@@ -113,11 +137,24 @@ final class Writer: @unchecked Sendable {
         condition.unlock()
     }
 
+    var deferringBackground: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return deferring
+    }
+
     /// Appends and checkpoints waiting for the writer.
     var queuedCount: Int {
         condition.lock()
         defer { condition.unlock() }
-        return queue.count
+        return queue.count + background.count
+    }
+
+    /// With `condition` locked: when the next background append may be taken (nil: none waits).
+    private func backgroundDue() -> ContinuousClock.Instant? {
+        guard !background.isEmpty else { return nil }
+        guard deferring && running else { return lastBackground }
+        return lastBackground + lastBackgroundTook * ((1 - options.backgroundShare) / options.backgroundShare)
     }
 
     /// Counters of the commits made so far.
@@ -147,19 +184,34 @@ final class Writer: @unchecked Sendable {
         let window = options.collectWindow / .seconds(1)
         while true {
             condition.lock()
+            var backgroundTaken = 0
             while true {
-                while (queue.isEmpty || held) && running {
+                while held && running {
                     idle = true
                     condition.wait()
                     idle = false
                 }
-                guard running, !queue.isEmpty else { break }
+                if queue.isEmpty {
+                    // Only background work (or none): wait for normal work, or for its turn.
+                    guard let due = backgroundDue() else {
+                        guard running else { break }
+                        idle = true
+                        condition.wait()
+                        idle = false
+                        continue
+                    }
+                    let now = ContinuousClock.now
+                    if due > now {
+                        idle = true
+                        _ = condition.wait(until: Date(timeIntervalSinceNow: (due - now) / .seconds(1)))
+                        idle = false
+                        continue
+                    }
+                    break
+                }
+                guard running else { break }
                 collect(expecting: answered, for: min(window, commitSeconds))
                 if !held { break }
-            }
-            if queue.isEmpty {
-                condition.unlock()
-                break
             }
             var events = 0
             var bytes = 0
@@ -179,9 +231,42 @@ final class Writer: @unchecked Sendable {
                 batch.append(contentsOf: queue[0..<taken])
                 queue.removeFirst(taken)
             }
+            // Background work fills the rest of the commit; while deferring, one append of it
+            // now and then (`backgroundShare`), so a real-time append rarely waits behind it.
+            if let due = backgroundDue(), due <= ContinuousClock.now {
+                let limit = deferring && running ? 1 : background.count
+                var backgroundEvents = 0
+                for work in background {
+                    if backgroundTaken == limit || (taken + backgroundTaken > 0
+                        && (events + work.eventCount > options.maxBatchEvents
+                            || bytes + work.byteCount > options.maxBatchBytes
+                            || backgroundEvents + work.eventCount > options.maxBackgroundEvents)) {
+                        break
+                    }
+                    backgroundEvents += work.eventCount
+                    events += work.eventCount
+                    bytes += work.byteCount
+                    backgroundTaken += 1
+                }
+                if backgroundTaken > 0 {
+                    batch.append(contentsOf: background[0..<backgroundTaken])
+                    background.removeFirst(backgroundTaken)
+                }
+            }
+            if batch.isEmpty {
+                condition.unlock()
+                if !running { break }
+                continue
+            }
             condition.unlock()
             commitSeconds = process(batch)
-            answered = batch.count
+            answered = batch.count - backgroundTaken
+            if backgroundTaken > 0 {
+                condition.lock()
+                lastBackground = ContinuousClock.now
+                lastBackgroundTook = .seconds(commitSeconds)
+                condition.unlock()
+            }
             batch.removeAll(keepingCapacity: true)
         }
         finished.signal()

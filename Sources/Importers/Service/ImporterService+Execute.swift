@@ -320,7 +320,7 @@ extension ImporterService {
             recording = Task {
                 _ = try await previous?.value
                 do throws(EventStoreError) {
-                    return try store.submit([checkpoint])
+                    return try store.submit([checkpoint], priority: .background)
                 } catch {
                     throw WorkflowError(appending: error)
                 }

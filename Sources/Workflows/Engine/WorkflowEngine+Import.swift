@@ -97,7 +97,7 @@ extension WorkflowEngine {
     public nonisolated func submitImportedRuns(_ prepared: PreparedImport) throws(WorkflowError) -> PendingAppend {
         let pending: PendingAppend
         do {
-            pending = try store.submit(prepared.writes)
+            pending = try store.submit(prepared.writes, priority: .background)
         } catch {
             discardImportedRuns(prepared)
             throw WorkflowError(appending: error)

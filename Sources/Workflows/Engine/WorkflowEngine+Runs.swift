@@ -53,7 +53,10 @@ extension WorkflowEngine {
         var created = created
         created.quotaDay = try reserveQuota(1)
         defer { releaseQuota(1, day: created.quotaDay) }
-        if created.queue == .realtime { realtimeCreating += 1 }
+        if created.queue == .realtime {
+            realtimeCreating += 1
+            realtimeBegan()
+        }
         defer {
             if created.queue == .realtime {
                 realtimeCreating -= 1

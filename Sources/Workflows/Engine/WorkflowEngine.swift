@@ -90,6 +90,9 @@ public actor WorkflowEngine {
     private var quietWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
     private var nextQuietToken = 0
     private var graceRunning = false
+    /// Whether the store defers background appends (an importer's batches) now: from the moment
+    /// a real-time run is being created or queued until `realtimeGrace` after the last one left.
+    private var deferringBackground = false
     func isExecuting(_ runId: String) -> Bool { executing.contains(runId) }
     private var tasks: [Task<Void, Never>] = []
     private var stopped = false
@@ -388,8 +391,20 @@ public actor WorkflowEngine {
     }
 
     func enqueue(_ runId: String, _ queue: RunQueue) {
-        if queue == .realtime { realtimeRuns.insert(runId) }
+        if queue == .realtime {
+            realtimeRuns.insert(runId)
+            realtimeBegan()
+        }
         queues.push(runId, queue)
+    }
+
+    /// Real-time work is in flight: background appends (an importer's batches) wait in the store,
+    /// but for a small share of the writer's time (`EventStore.Options.backgroundShare`), until
+    /// real-time work has been quiet for `realtimeGrace`.
+    func realtimeBegan() {
+        guard !deferringBackground, !stopped else { return }
+        deferringBackground = true
+        store.deferBackground(true)
     }
 
     /// Waits while real-time runs are being created, queued or executed, for at most `limit`
@@ -420,7 +435,8 @@ public actor WorkflowEngine {
     /// another, and a batch let into the gap between two would delay the second.
     func realtimeRunLeft(_ runId: String? = nil) {
         if let runId { realtimeRuns.remove(runId) }
-        guard !quietWaiters.isEmpty else { return }
+        if stopped { stopDeferring() }
+        guard !quietWaiters.isEmpty || deferringBackground else { return }
         if stopped { return resumeQuietWaiters() }
         guard realtimeIsQuiet, !graceRunning else { return }
         graceRunning = true
@@ -431,11 +447,20 @@ public actor WorkflowEngine {
     }
 
     /// How long no real-time run must be in flight before waiting batch work goes ahead.
-    static let realtimeGrace = Duration.milliseconds(2)
+    static let realtimeGrace = Duration.milliseconds(10)
 
     private func graceEnded() {
         graceRunning = false
-        if realtimeIsQuiet || stopped { resumeQuietWaiters() }
+        if realtimeIsQuiet || stopped {
+            stopDeferring()
+            resumeQuietWaiters()
+        }
+    }
+
+    private func stopDeferring() {
+        guard deferringBackground else { return }
+        deferringBackground = false
+        store.deferBackground(false)
     }
 
     private func resumeQuietWaiters() {
