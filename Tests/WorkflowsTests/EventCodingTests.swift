@@ -65,6 +65,35 @@ struct EventCodingTests {
         #expect(try DomainEvent.decode(type: "other.thing", payload: Array("{}".utf8)) == nil)
     }
 
+    @Test("a value reparsed is what parsing its written text gives, integer and number told apart")
+    func reparsed() throws {
+        /// The value with its integers and numbers named apart (`==` compares them as numbers).
+        func typed(_ value: JSONValue) -> String {
+            switch value {
+            case .integer(let i): "i\(i)"
+            case .number(let d): "n\(d)"
+            case .array(let items): "[" + items.map(typed).joined(separator: ",") + "]"
+            case .object(let fields): "{" + fields.sorted { $0.key < $1.key }.map { "\($0.key):\(typed($0.value))" }
+                .joined(separator: ",") + "}"
+            default: "\(value)"
+            }
+        }
+        let values: [JSONValue] = [
+            .number(3), .number(-0.0), .number(1.5), .number(-2.25e-9), .number(1e15), .number(1e16), .number(1e20),
+            .number(123_456_789_012), .number(.nan), .number(.infinity), .integer(7), .string("3.0"), .bool(true), .null,
+            ["a": .number(4), "b": [.number(0.5), .number(2), ["c": .number(-8)]], "d": "x"],
+            [.integer(1), .string("2")],
+        ]
+        for value in values {
+            var text: [UInt8] = []
+            value.write(to: &text)
+            let parsed = try JSONValue(parsing: String(decoding: text, as: UTF8.self))
+            #expect(typed(value.reparsed) == typed(parsed), "\(String(decoding: text, as: UTF8.self))")
+        }
+        #expect(typed(JSONValue.number(3).reparsed) == "i3")
+        #expect(typed(JSONValue.number(1.5).reparsed) == "n1.5")
+    }
+
     @Test("a payload missing a field or of the wrong shape fails to decode with the field named")
     func badPayloads() {
         for (type, json, field) in [("run.created.v1", "{}", "source"),

@@ -95,6 +95,10 @@ public struct NewEvent: Sendable {
     public var type: String
     public var metadata: EventMetadata
     public var payload: [UInt8]
+    /// The payload as the appender already has it decoded (never stored): handed to inline
+    /// projections (`EventView.decoded`) so they need not parse `payload` again. It must be
+    /// exactly what decoding `payload` gives, since a rebuild from the log decodes it.
+    public var decoded: (any Sendable)?
 
     /// Creates an event; `id` defaults to a new time-ordered (version 7) UUID.
     public init(id: UUID = .timeOrdered(), type: String, payload: [UInt8], metadata: EventMetadata = .init()) {

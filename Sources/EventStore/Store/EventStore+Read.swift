@@ -301,6 +301,14 @@ extension EventStore {
 /// that receives it.
 public struct EventView {
     let view: Envelope.View
+    /// The appender's own decoding of the payload (`NewEvent.decoded`), while the writer applies
+    /// an event it is writing; nil when the event is read from the log.
+    public let decoded: (any Sendable)?
+
+    init(view: Envelope.View, decoded: (any Sendable)? = nil) {
+        self.view = view
+        self.decoded = decoded
+    }
 
     public var position: UInt64 { view.position }
     public var streamVersion: UInt64 { view.streamVersion }

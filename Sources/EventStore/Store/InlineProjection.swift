@@ -114,8 +114,8 @@ struct AttachedProjection: Sendable {
     // Not inlined: Swift 6.3's optimizer crashes inlining this call (a noncopyable value
     // borrowed into an existential's method) into the writer's catch-up closure.
     @inline(never)
-    func apply(_ view: Envelope.View, _ txn: borrowing LMDBTransaction) throws {
-        try projection.apply(EventView(view: view), ProjectionTables(txn: txn.handle, dbs: dbs))
+    func apply(_ view: Envelope.View, _ txn: borrowing LMDBTransaction, decoded: (any Sendable)? = nil) throws {
+        try projection.apply(EventView(view: view, decoded: decoded), ProjectionTables(txn: txn.handle, dbs: dbs))
     }
 }
 

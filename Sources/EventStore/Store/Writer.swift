@@ -584,7 +584,7 @@ final class Writer: @unchecked Sendable {
                     if !projections.isEmpty {
                         try scratch.withUnsafeBytes { bytes in
                             let view = try Envelope.View(bytes)
-                            for projection in projections { try projection.apply(view, txn) }
+                            for projection in projections { try projection.apply(view, txn, decoded: event.decoded) }
                         }
                     }
                     streamKey.withUnsafeMutableBytes { k in

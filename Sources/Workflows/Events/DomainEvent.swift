@@ -224,7 +224,14 @@ public enum DomainEvent: Sendable, Hashable {
 
     /// The event to append, with the given id and metadata.
     public func newEvent(id: UUID = .timeOrdered(), metadata: EventMetadata) -> NewEvent {
-        NewEvent(id: id, type: type, payload: payload(), metadata: metadata)
+        var event = NewEvent(id: id, type: type, payload: payload(), metadata: metadata)
+        // The run table folds a `run.created` from this value instead of parsing the payload
+        // (an import writes hundreds of thousands): exactly what parsing the payload gives.
+        if case .runCreated(var created) = self, created.context == nil, created.stepOverrides == nil {
+            created.parameters = created.parameters.reparsed
+            event.decoded = DomainEvent.runCreated(created)
+        }
+        return event
     }
 }
 

@@ -194,6 +194,39 @@ extension JSONValue {
         return out
     }
 
+    /// What parsing this value's JSON text (`write(to:)`) gives: the same value, except that a
+    /// number written without a fraction or exponent reads back as an integer, and a number
+    /// that is not finite as null.
+    public var reparsed: JSONValue {
+        switch self {
+        case .number(let d):
+            guard d.isFinite else { return .null }
+            var text: [UInt8] = []
+            write(to: &text)
+            guard !text.contains(where: { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E") }),
+                  let integer = Int64(String(decoding: text, as: UTF8.self)) else { return self }
+            return .integer(integer)
+        case .array(let items):
+            guard items.contains(where: \.needsReparsing) else { return self }
+            return .array(items.map(\.reparsed))
+        case .object(let fields):
+            guard fields.values.contains(where: \.needsReparsing) else { return self }
+            return .object(fields.mapValues(\.reparsed))
+        case .null, .bool, .integer, .string:
+            return self
+        }
+    }
+
+    /// True when `reparsed` may differ from this value (it holds a number).
+    private var needsReparsing: Bool {
+        switch self {
+        case .number: true
+        case .array(let items): items.contains(where: \.needsReparsing)
+        case .object(let fields): fields.values.contains(where: \.needsReparsing)
+        case .null, .bool, .integer, .string: false
+        }
+    }
+
     /// Appends the compact JSON text of this value to `out`, as UTF-8 (bytes, not a `String`:
     /// appending many short strings to a `String` took half the time of writing a payload).
     public func write(to out: inout [UInt8]) {

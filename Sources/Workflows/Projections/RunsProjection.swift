@@ -51,9 +51,16 @@ public struct RunsProjection: InlineProjection {
 
     public func apply(_ event: EventView, _ tables: borrowing ProjectionTables) throws {
         guard let kind = DomainEvent.Kind(event.typeBytes), kind.isRunEvent else { return }
-        var ids = DomainEvent.RepeatedIds()
-        // An undecodable payload is skipped, as the in-memory models skip it.
-        guard let decoded = try? DomainEvent.decode(kind, payload: event.payloadBytes, ids: &ids) else { return }
+        let decoded: DomainEvent
+        if kind == .runCreated, let appended = event.decoded as? DomainEvent, case .runCreated = appended {
+            // The engine's own event, as it encoded it: no need to parse the payload.
+            decoded = appended
+        } else {
+            var ids = DomainEvent.RepeatedIds()
+            // An undecodable payload is skipped, as the in-memory models skip it.
+            guard let read = try? DomainEvent.decode(kind, payload: event.payloadBytes, ids: &ids) else { return }
+            decoded = read
+        }
         if case .runCreated(let created) = decoded {
             try create(created, at: event.recordedAt, position: event.position, tables)
             return
