@@ -42,7 +42,7 @@ public final class EventStore: Sendable {
             maxBatchBytes: Int = 64 << 20,
             pollInterval: Duration = .milliseconds(20),
             collectWindow: Duration = .milliseconds(1),
-            backgroundShare: Double = 0.02,
+            backgroundShare: Double = 0.005,
             maxBackgroundEvents: Int = 500
         ) {
             self.readOnly = readOnly

@@ -447,7 +447,7 @@ public actor WorkflowEngine {
     }
 
     /// How long no real-time run must be in flight before waiting batch work goes ahead.
-    static let realtimeGrace = Duration.milliseconds(10)
+    static let realtimeGrace = Duration.milliseconds(30)
 
     private func graceEnded() {
         graceRunning = false
