@@ -165,8 +165,21 @@ struct ReplayAndIdTests {
         #expect(seen == 2)
     }
 
-    @Test("time-ordered ids are version 7, unique, and sort by time")
+    @Test("time-ordered ids are version 7, unique, strictly increasing, and sort by time")
     func timeOrderedIds() {
+        // Ten thousand ids in one millisecond: the counter runs out and the ids borrow the next
+        // milliseconds, still each after the one before (other tests make ids meanwhile, all of
+        // them at the clock's time, which only moves the ids further up).
+        let now = Date()
+        let burst = (0..<10_000).map { _ in UUID.timeOrdered(now: now) }
+        for (a, b) in zip(burst, burst.dropFirst()) {
+            #expect(withUnsafeBytes(of: a.uuid) { a in withUnsafeBytes(of: b.uuid) { b in a.lexicographicallyPrecedes(b) } })
+        }
+        let ms = UInt64(now.timeIntervalSince1970 * 1000)
+        let firstMs = withUnsafeBytes(of: burst[0].uuid) { b in b.prefix(6).reduce(UInt64(0)) { $0 << 8 | UInt64($1) } }
+        let lastMs = withUnsafeBytes(of: burst[burst.count - 1].uuid) { b in b.prefix(6).reduce(UInt64(0)) { $0 << 8 | UInt64($1) } }
+        #expect(firstMs >= ms && lastMs > firstMs)
+
         let earlier = Date(timeIntervalSince1970: 1_700_000_000)
         let later = Date(timeIntervalSince1970: 1_700_000_001)
         let ids = (0..<10_000).map { _ in UUID.timeOrdered(now: earlier) }

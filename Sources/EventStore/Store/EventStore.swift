@@ -43,7 +43,7 @@ public final class EventStore: Sendable {
             pollInterval: Duration = .milliseconds(20),
             collectWindow: Duration = .milliseconds(1),
             backgroundShare: Double = 0.005,
-            maxBackgroundEvents: Int = 500
+            maxBackgroundEvents: Int = 2_000
         ) {
             self.readOnly = readOnly
             self.mapSize = mapSize
