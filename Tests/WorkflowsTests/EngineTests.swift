@@ -548,7 +548,7 @@ struct YieldTests {
 
 @Suite("Imported runs")
 struct ImportedRunsTests {
-    @Test("the run table folds an appended run.created from the engine's own value, byte for byte as a rebuild from the log")
+    @Test("the run table folds an appended run.batch_imported from the engine's own value, byte for byte as a rebuild from the log")
     func appendedRunCreatedMatchesRebuild() async throws {
         let f = try await EngineFixture()
         let e = f.engine
@@ -571,10 +571,72 @@ struct ImportedRunsTests {
             let again = try #require(try rebuilt.run(runId))
             #expect(live.encoded == again.encoded, "\(runId)")
         }
+        // One event for the batch, none on the runs' own streams until they execute; each run's
+        // details come from its row of the batch, numbers as parsing the payload gives them.
+        let batches = try f.store.readAll(filter: EventFilter(types: ["run.batch_imported.v1"]), limit: 10)
+        #expect(batches.count == 1)
+        #expect(try f.store.readAll(filter: EventFilter(types: ["run.created.v1"]), limit: 10).isEmpty)
+        #expect(await e.waitUntilIdle())
+        let details = try ids.map { try e.detailed(try #require(try e.runs.run($0))) }
+        #expect(details.map(\.created.parameters) == [["n": 3, "ip": "a"], ["n": .number(2.5), "ip": "b"], ["n": .number(-0.0)]])
+        #expect(details.map(\.created.source) == (1...3).map { RunSource(kind: "importer", reference: "imr_t", row: $0) })
+        #expect(details.allSatisfy { $0.status == .completed && $0.created.queue == .batch && $0.createdPosition == batches[0].position })
         await f.close()
     }
 
-    @Test("imported batches wait as ranges of the run table: every run executes once, in order, between other batch runs")
+    @Test("runs of imported batches list, page and resume like runs created one by one")
+    func importedRunsListPageAndResume() async throws {
+        // No worker: the runs stay queued until a second engine starts.
+        let f = try await EngineFixture(configuration: EngineConfiguration(realtimeWorkers: 0, sharedWorkers: 0))
+        let e = f.engine
+        let id = try await f.activeWorkflow("pages", apiWorkflow(routes: #"[{"name": "all", "steps": []}]"#))
+        func batch(_ rows: Range<Int>) -> [ImportedRun] {
+            rows.map { ImportedRun(parameters: ["ip": .string("10.2.0.\($0)")], row: $0) }
+        }
+        let first = try await e.createImportedRuns(workflowId: id, version: 1, importerRunId: "imr_p", batch(1..<6),
+                                                   extra: [], actor: "test")
+        let alone = try await e.startRun(workflowId: id, parameters: ["ip": "alone"], queue: .batch)
+        let second = try await e.createImportedRuns(workflowId: id, version: 1, importerRunId: "imr_p", batch(6..<9),
+                                                    extra: [], actor: "test")
+        await e.importedRunsQueued()
+        let all = first + [alone.id] + second
+        #expect(Set(all).count == 9)
+        // Pages of 4 across the batches and the run between them, in creation order.
+        var listed: [String] = []
+        var after: String?
+        repeat {
+            let page = try e.runs.listRuns(of: id, after: after, limit: 4)
+            listed += page.map(\.id)
+            after = page.count == 4 ? page.last?.id : nil
+        } while after != nil
+        #expect(listed == all)
+        #expect(try e.runs.listRuns(of: id, status: .queued, limit: 100).map(\.id) == all)
+        // The importer run's runs, from any offset.
+        #expect(try e.runs.runIds(source: "importer", reference: "imr_p") == first + second)
+        #expect(try e.runs.runIds(source: "importer", reference: "imr_p", offset: 3, limit: 4) == Array((first + second)[3..<7]))
+        #expect(try e.runs.runIds(source: "importer", reference: "imr_p", offset: 7) == [second[2]])
+        #expect(try e.runs.runIds(source: "importer", reference: "imr_p", offset: 8).isEmpty)
+        #expect(try e.runs.activeRuns().map(\.id) == all)
+        await e.shutdown()
+
+        // A new engine queues what is left and executes every run once; the batches leave the
+        // active runs as their last run ends. One worker, so the order it takes them in is seen.
+        let resumed = try await WorkflowEngine(store: f.store, configuration: EngineConfiguration(realtimeWorkers: 0, sharedWorkers: 1))
+        await resumed.start()
+        #expect(await resumed.waitUntilIdle())
+        #expect(try resumed.runs.statuses(all).allSatisfy { $0 == .completed })
+        #expect(try resumed.runs.activeRuns().isEmpty)
+        let matched = try f.store.readAll(filter: EventFilter(types: ["run.route_matched.v1"]), limit: 100)
+        #expect(matched.map { String($0.stream.dropFirst(4)) } == all)
+        // The in-memory fold of the log gives the same runs as the run table.
+        let replayed = try WorkflowsState.rebuild(from: f.store, keepsRuns: true)
+        #expect(replayed.runs.values.map(\.id) == all)
+        #expect(try resumed.runs.allRuns().map(\.encoded) == replayed.runs.values.map(\.encoded))
+        await resumed.shutdown()
+        await f.close()
+    }
+
+    @Test("an imported batch waits as one queue entry: every run executes once, in order, between other batch runs")
     func importedRanges() async throws {
         // One worker takes the batch runs, so the order it takes them in is seen.
         let f = try await EngineFixture(configuration: EngineConfiguration(realtimeWorkers: 0, sharedWorkers: 1))
@@ -583,10 +645,9 @@ struct ImportedRunsTests {
         func batch(_ rows: Range<Int>) -> [ImportedRun] {
             rows.map { ImportedRun(parameters: ["ip": .string("10.1.\($0 / 256).\($0 % 256)")], row: $0) }
         }
-        // More runs in one batch than the queue reads at a time, then one run queued alone, then
-        // a small batch.
+        // A big batch, then one run queued alone, then a small batch.
         let big = try await e.createImportedRuns(workflowId: id, version: 1, importerRunId: "imr_r",
-                                                 batch(0..<(RunQueues.rangeChunk * 2 + 7)), extra: [], actor: "test")
+                                                 batch(0..<519), extra: [], actor: "test")
         await e.importedRunsQueued()
         let alone = try await e.startRun(workflowId: id, parameters: ["ip": "alone"], queue: .batch)
         let small = try await e.createImportedRuns(workflowId: id, version: 1, importerRunId: "imr_r", batch(1_000..<1_003),

@@ -18,6 +18,14 @@ enum Ids {
         }
         return String(decoding: text, as: UTF8.self)
     }
+
+    /// The prefix of a batch of ids (`RunsImported.runIdPrefix`): a prefix and the first 24 hex
+    /// digits of a time-ordered UUID, to which each id adds eight. The UUIDs of one process
+    /// differ in their first eight bytes (`UUID.timeOrdered()` is strictly increasing), so
+    /// batches never share an id, and their ids sort by creation like `make`'s.
+    static func batchPrefix(_ prefix: String) -> String {
+        String(make(prefix).dropLast(8))
+    }
 }
 
 extension WorkflowEngine {

@@ -18,13 +18,18 @@ public struct ImportedRun: Sendable, Hashable {
     }
 }
 
-/// A batch of imported runs with its quota reserved and its events encoded, ready to be
+/// A batch of imported runs with its quota reserved and its event encoded, ready to be
 /// submitted (`WorkflowEngine.submitImportedRuns`) or given up (`discardImportedRuns`).
 public struct PreparedImport: Sendable {
     let writes: [StreamWrite]
-    /// The ids of the runs, in the order of the batch.
-    public let ids: [String]
+    /// The batch's run id prefix (`RunsImported.runIdPrefix`).
+    let prefix: String
+    /// The number of runs.
+    public let count: Int
     let day: String
+
+    /// The ids of the runs, in the order of the batch.
+    public var ids: [String] { (0..<count).map { RunsImported.runId(prefix: prefix, index: $0) } }
 }
 
 extension WorkflowEngine {
@@ -56,7 +61,7 @@ extension WorkflowEngine {
     }
 
     /// The first step of creating imported runs: checks the workflow, reserves the runs' quota
-    /// and encodes their `run.created` events (on the caller's task, off the actor, so the
+    /// and encodes their `run.batch_imported` event (on the caller's task, off the actor, so the
     /// encoding can use another core). It waits first while the read models are more than
     /// `importsAhead` recorded batches behind, so an import never gets further ahead of the
     /// projection than that (real-time commands wait for the projection to reach their events).
@@ -69,31 +74,29 @@ extension WorkflowEngine {
         actor: String?
     ) async throws(WorkflowError) -> PreparedImport {
         let count = runs.count
+        guard count <= RunsImported.maxRows else {
+            throw .invalid(field: "runs", value: .integer(Int64(count)), rule: "at most \(RunsImported.maxRows) runs per batch")
+        }
         let day = try await reserveImportQuota(workflowId: workflowId, count: count)
-        let metadata = Self.metadata(actor, correlation: importerRunId)
+        let prefix = Ids.batchPrefix("run_")
         var writes: [StreamWrite] = []
-        var ids: [String] = []
-        writes.reserveCapacity(count + extra.count)
-        ids.reserveCapacity(count)
-        for run in runs {
-            let created = RunCreated(
-                runId: Ids.make("run_"), workflowId: workflowId, version: version, arm: .none, rolloutId: nil,
-                source: RunSource(kind: "importer", reference: importerRunId, row: run.row), parameters: run.parameters,
-                objectType: run.objectType, objectToken: run.objectToken, eventType: run.eventType, queue: .batch,
-                quotaDay: day
-            )
-            ids.append(created.runId)
-            writes.append(StreamWrite(stream: Streams.run(created.runId), expected: .noStream,
-                                      events: [DomainEvent.runCreated(created).newEvent(metadata: metadata)]))
+        if count > 0 {
+            let batch = RunsImported(
+                workflowId: workflowId, version: version, importerRunId: importerRunId, runIdPrefix: prefix, quotaDay: day,
+                rows: runs.map { ImportedRow(row: $0.row, parameters: $0.parameters, objectType: $0.objectType,
+                                             objectToken: $0.objectToken, eventType: $0.eventType) })
+            let metadata = Self.metadata(actor, correlation: importerRunId)
+            writes.append(StreamWrite(stream: Streams.importedRuns(importerRunId),
+                                      events: [DomainEvent.runsImported(batch).newEvent(metadata: metadata)]))
         }
         writes += extra
-        return PreparedImport(writes: writes, ids: ids, day: day)
+        return PreparedImport(writes: writes, prefix: prefix, count: count, day: day)
     }
 
     /// The second step: queues the prepared batch in the store at once, so batches submitted one
     /// after another commit in that order, and returns the append's handle. The engine queues
-    /// the runs once the read models have them, and each run's quota reservation ends as the
-    /// read models fold it in (all of them when the append fails).
+    /// the runs once the read models have them, and the runs' quota reservation ends as the
+    /// read models fold them in (or when the append fails).
     public nonisolated func submitImportedRuns(_ prepared: PreparedImport) throws(WorkflowError) -> PendingAppend {
         let pending: PendingAppend
         do {
@@ -103,13 +106,13 @@ extension WorkflowEngine {
             throw WorkflowError(appending: error)
         }
         importsOutstanding.withLock { $0 += 1 }
-        Task { await self.track(pending, ids: prepared.ids, day: prepared.day) }
+        Task { await self.track(pending, prefix: prepared.prefix, count: prepared.count, day: prepared.day) }
         return pending
     }
 
     /// Gives back the quota a prepared batch reserved, when it will not be submitted.
     public nonisolated func discardImportedRuns(_ prepared: PreparedImport) {
-        Task { await self.releaseQuota(prepared.ids.count, day: prepared.day) }
+        Task { await self.releaseQuota(prepared.count, day: prepared.day) }
     }
 
     /// Checks the workflow and reserves `count` runs of today's quota; the day is the runs'
@@ -126,9 +129,9 @@ extension WorkflowEngine {
     /// next batch waits.
     static let importsAhead = 2
 
-    /// Waits for a submitted batch's commit: then its range waits in `importsInFlight` (by
+    /// Waits for a submitted batch's commit: then the batch waits in `importsInFlight` (by
     /// position) until the read models have it; a failed batch only gives back its quota.
-    private func track(_ pending: PendingAppend, ids: [String], day: String) async {
+    private func track(_ pending: PendingAppend, prefix: String, count: Int, day: String) async {
         defer {
             let left = importsOutstanding.withLock { count in
                 count -= 1
@@ -140,12 +143,13 @@ extension WorkflowEngine {
             }
         }
         guard let result = try? await pending.result() else {
-            releaseQuota(ids.count, day: day)
+            releaseQuota(count, day: day)
             return
         }
+        guard count > 0 else { return }
         let position = result.lastPosition
         let index = importsInFlight.firstIndex { $0.position > position } ?? importsInFlight.endIndex
-        importsInFlight.insert((result.firstPosition, position, ids.count), at: index)
+        importsInFlight.insert((position, prefix, count), at: index)
         queueImportedRuns()
     }
 
@@ -154,8 +158,7 @@ extension WorkflowEngine {
         var settled = 0
         for batch in importsInFlight {
             guard batch.position <= state.position else { break }
-            // The runs wait in the run table; the queue holds the batch's range of positions.
-            queues.pushBatchRange(after: batch.first - 1, through: batch.position, count: batch.count)
+            queues.pushImported(prefix: batch.prefix, count: batch.count)
             settled += 1
         }
         importsInFlight.removeFirst(settled)

@@ -286,9 +286,20 @@ extension WorkflowEngine {
     }
 
     /// The `run.created` event of `run`, whole: from the record when it holds its details, else
-    /// from the log at `createdPosition` (one read, for the executor).
+    /// from the log at `createdPosition` (one read, for the executor; the runs of an imported
+    /// batch share one read of their `run.batch_imported`).
     func createdEvent(of run: RunRecord) throws(WorkflowError) -> RunCreated {
         if run.detailed { return run.created }
+        if let index = run.createdIndex {
+            let batch: RunsImported
+            if let last = lastImportedBatch, last.position == run.createdPosition {
+                batch = last.batch
+            } else {
+                batch = try run.importedBatch(from: store)
+                lastImportedBatch = (run.createdPosition, batch)
+            }
+            return try run.created(in: batch, at: index)
+        }
         let event: RecordedEvent?
         do {
             event = try store.event(at: run.createdPosition)
@@ -318,10 +329,24 @@ extension RunRecord {
         } catch {
             throw WorkflowError(.storage, "cannot read the history of run \(id): \(error.message)")
         }
-        var history = WorkflowsState(keepsRunDetails: true)
-        for event in events { history.apply(event) }
-        guard let whole = history.runs[id] else {
-            throw WorkflowError(.storage, "the stream of run \(id) has no run.created")
+        let whole: RunRecord
+        if let index = createdIndex {
+            // An imported run's stream starts after its creation, which is in its batch's event.
+            let created = try self.created(in: try importedBatch(from: store), at: index)
+            var record = RunRecord(created: created, createdAt: createdAt, createdPosition: createdPosition,
+                                   createdIndex: index, detailed: true)
+            for event in events {
+                guard let decoded = try? DomainEvent.decode(type: event.type, payload: event.payload) else { continue }
+                record.fold(decoded, at: event.recordedAt, keepsDetails: true)
+            }
+            whole = record
+        } else {
+            var history = WorkflowsState(keepsRunDetails: true)
+            for event in events { history.apply(event) }
+            guard let record = history.runs[id] else {
+                throw WorkflowError(.storage, "the stream of run \(id) has no run.created")
+            }
+            whole = record
         }
         var run = self
         run.created = whole.created
@@ -334,6 +359,28 @@ extension RunRecord {
         }
         run.detailed = true
         return run
+    }
+
+    /// The `run.batch_imported` this imported run was created by, read from the log.
+    func importedBatch(from store: EventStore) throws(WorkflowError) -> RunsImported {
+        let event: RecordedEvent?
+        do {
+            event = try store.event(at: createdPosition)
+        } catch {
+            throw WorkflowError(.storage, "cannot read the batch of run \(id): \(error.message)")
+        }
+        guard let event, case .runsImported(let batch)? = try? DomainEvent.decode(type: event.type, payload: event.payload) else {
+            throw WorkflowError(.storage, "the log has no run.batch_imported of \(id) at position \(createdPosition)")
+        }
+        return batch
+    }
+
+    /// This run's `run.created` as its batch gives it, checked against the run's id.
+    func created(in batch: RunsImported, at index: Int) throws(WorkflowError) -> RunCreated {
+        guard batch.rows.indices.contains(index), batch.runId(at: index) == id else {
+            throw WorkflowError(.storage, "the batch at position \(createdPosition) has no run \(id)")
+        }
+        return batch.created(at: index)
     }
 
     /// Puts the whole `run.created` back, as the one who created the run has it; the record then

@@ -56,10 +56,13 @@ public actor WorkflowEngine {
     private var waiters: [(position: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
     /// Run creations in flight per quota day (not yet in `state`).
     var reservedRuns: [String: Int] = [:]
-    /// Batches of imported runs recorded and not yet queued, oldest first, by the positions of
-    /// their append: `ingest` queues each batch's range once it has folded the batch in (and
-    /// ends each run's quota reservation as it folds its `run.created`).
-    var importsInFlight: [(first: UInt64, position: UInt64, count: Int)] = []
+    /// Batches of imported runs recorded and not yet queued, oldest first, by the position of
+    /// their append: `ingest` queues each batch's runs once it has folded the batch in (and
+    /// ends the runs' quota reservation as it folds their `run.batch_imported`).
+    var importsInFlight: [(position: UInt64, prefix: String, count: Int)] = []
+    /// The last `run.batch_imported` the executor read, by position: workers take a batch's
+    /// runs one after another, and each needs its own row of it.
+    var lastImportedBatch: (position: UInt64, batch: RunsImported)?
     /// Batches of imported runs submitted to the store whose commit `track` has not seen yet
     /// (counted when submitted, off the actor), and who waits for there to be none.
     nonisolated let importsOutstanding = Mutex(0)
@@ -140,7 +143,7 @@ public actor WorkflowEngine {
         self.store = store
         self.configuration = configuration
         self.vault = ObjectVault(store: store)
-        self.queues = RunQueues(tables: RunTables(store: store))
+        self.queues = RunQueues()
         try await store.attach(RunsProjection())
         let state = try WorkflowsState.rebuild(from: store, keepsRuns: false)
         self.state = state
@@ -222,8 +225,8 @@ public actor WorkflowEngine {
             state.apply(decoded)
             // An imported run counts in `runsPerDay` from here on: its reservation ends now, not
             // when `track` sees the commit (which may come later), so it never counts twice.
-            if case .success(.runCreated(let run)?) = decoded.event, run.source.kind == "importer" {
-                releaseQuota(1, day: run.quotaDay)
+            if case .success(.runsImported(let batch)?) = decoded.event {
+                releaseQuota(batch.rows.count, day: batch.quotaDay)
             }
             if JobEvent.types.contains(decoded.envelope.type) { jobs.apply(decoded.envelope) }
         }
@@ -514,36 +517,26 @@ enum JSONTextDate {
 /// never take batch runs, so a batch backlog cannot delay a real-time run beyond the time a
 /// real-time worker needs to finish the real-time run it is on.
 ///
-/// A batch of imported runs waits as one entry, a range of log positions: its run ids are read
-/// from the run table's queued runs (`RunTables.queuedBatchRuns`) a few hundred at a time as
-/// workers take them, so a backlog of a million imported runs does not hold a million ids.
+/// A batch of imported runs waits as one entry, its run id prefix and a count: the ids are made
+/// as workers take them (`RunsImported.runId(at:)`), so a backlog of a million imported runs
+/// does not hold a million ids.
 struct RunQueues {
-    /// Where a range's run ids are read from.
-    let tables: RunTables
     private var realtime: [String] = []
     private var realtimeHead = 0
     private var batch: [BatchEntry] = []
     private var batchHead = 0
     /// Runs waiting in `batch`.
     private var batchCount = 0
-    /// Ids read for the range at the head of `batch`, not yet taken.
-    private var rangeIds: [String] = []
-    private var rangeIdsHead = 0
     private var waiting: [(realtimeOnly: Bool, continuation: CheckedContinuation<Void, Never>)] = []
     private var closed = false
 
     enum BatchEntry {
         case run(String)
-        /// The `left` queued batch runs created at positions after `after`, through `through`.
-        case range(after: UInt64, through: UInt64, left: Int)
+        /// Runs `next..<count` of the imported batch whose ids start with `prefix`.
+        case imported(prefix: String, next: Int, count: Int)
     }
 
-    /// Ids read from the run table at a time.
-    static let rangeChunk = 256
-
-    init(tables: RunTables) {
-        self.tables = tables
-    }
+    init() {}
 
     var count: Int { realtime.count - realtimeHead + batchCount }
 
@@ -557,10 +550,10 @@ struct RunQueues {
         wake(queue)
     }
 
-    /// Queues the `count` batch runs created after position `after` through `through`.
-    mutating func pushBatchRange(after: UInt64, through: UInt64, count: Int) {
+    /// Queues the `count` runs of an imported batch whose run ids start with `prefix`.
+    mutating func pushImported(prefix: String, count: Int) {
         guard count > 0 else { return }
-        batch.append(.range(after: after, through: through, left: count))
+        batch.append(.imported(prefix: prefix, next: 0, count: count))
         batchCount += count
         for _ in 0..<min(count, waiting.count) { wake(.batch) }
     }
@@ -577,39 +570,22 @@ struct RunQueues {
             defer { realtimeHead += 1; compact() }
             return (realtime[realtimeHead], .realtime)
         }
-        guard !realtimeOnly else { return nil }
-        while batchHead < batch.count {
-            switch batch[batchHead] {
-            case .run(let id):
+        guard !realtimeOnly, batchHead < batch.count else { return nil }
+        batchCount -= 1
+        switch batch[batchHead] {
+        case .run(let id):
+            batchHead += 1
+            compact()
+            return (id, .batch)
+        case .imported(let prefix, let next, let count):
+            if next + 1 == count {
                 batchHead += 1
-                batchCount -= 1
                 compact()
-                return (id, .batch)
-            case .range(let after, let through, let left):
-                if rangeIdsHead == rangeIds.count {
-                    // A run table that cannot be read gives nothing: the range's runs stay
-                    // queued in the table and are queued again on the next start.
-                    let next = (try? tables.queuedBatchRuns(after: after, through: through, limit: min(left, Self.rangeChunk))) ?? []
-                    rangeIds = next.map(\.id)
-                    rangeIdsHead = 0
-                    guard let last = next.last, left > 0 else {
-                        batchHead += 1
-                        batchCount -= left
-                        compact()
-                        continue
-                    }
-                    batch[batchHead] = .range(after: last.position, through: through, left: left)
-                }
-                let id = rangeIds[rangeIdsHead]
-                rangeIdsHead += 1
-                batchCount -= 1
-                if case .range(let after, let through, let left) = batch[batchHead] {
-                    batch[batchHead] = .range(after: after, through: through, left: left - 1)
-                }
-                return (id, .batch)
+            } else {
+                batch[batchHead] = .imported(prefix: prefix, next: next + 1, count: count)
             }
+            return (RunsImported.runId(prefix: prefix, index: next), .batch)
         }
-        return nil
     }
 
     private mutating func compact() {

@@ -38,6 +38,31 @@ extension DomainEvent {
             fields.add("workflowId", .string(e.workflowId), to: &out)
             out.append(UInt8(ascii: "}"))
             return out
+        case .runsImported(let e):
+            var out: [UInt8] = [UInt8(ascii: "{")]
+            out.reserveCapacity(160 + e.rows.count * 96)
+            var fields = JSONFieldWriter()
+            fields.add("importerRunId", .string(e.importerRunId), to: &out)
+            fields.add("quotaDay", .string(e.quotaDay), to: &out)
+            fields.key("rows", to: &out)
+            out.append(UInt8(ascii: "["))
+            for (i, row) in e.rows.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                out.append(UInt8(ascii: "{"))
+                var member = JSONFieldWriter()
+                member.add("eventType", optional(row.eventType), to: &out)
+                member.add("objectToken", optional(row.objectToken), to: &out)
+                member.add("objectType", optional(row.objectType), to: &out)
+                member.add("parameters", row.parameters, to: &out)
+                member.add("row", .integer(Int64(row.row)), to: &out)
+                out.append(UInt8(ascii: "}"))
+            }
+            out.append(UInt8(ascii: "]"))
+            fields.add("runIdPrefix", .string(e.runIdPrefix), to: &out)
+            fields.add("version", .integer(Int64(e.version)), to: &out)
+            fields.add("workflowId", .string(e.workflowId), to: &out)
+            out.append(UInt8(ascii: "}"))
+            return out
         case .routeMatched(let e):
             return Self.object([("route", optional(e.route)), ("runId", .string(e.runId))])
         case .stepStarted(let e):

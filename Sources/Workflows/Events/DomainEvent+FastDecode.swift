@@ -123,6 +123,24 @@ extension DomainEvent {
                 parameters: try required(parameters, "parameters", kind), objectType: objectType,
                 objectToken: objectToken, eventType: eventType, queue: queueValue,
                 quotaDay: try required(quotaDay, "quotaDay", kind), context: context, stepOverrides: stepOverrides))
+        case .runsImported:
+            var workflowId: String?, version: Int64?, importerRunId: String?, prefix: String?, quotaDay: String?
+            var rows: [ImportedRow]?
+            try r.beginObject()
+            while let k = try r.nextKey() {
+                if k.is("workflowId") { workflowId = try r.string(reusing: &ids.workflowId) }
+                else if k.is("version") { version = try r.integer() }
+                else if k.is("importerRunId") { importerRunId = try r.string(reusing: &ids.reference) }
+                else if k.is("runIdPrefix") { prefix = try r.string() }
+                else if k.is("quotaDay") { quotaDay = try r.string() }
+                else if k.is("rows") { rows = try readImportedRows(&r, kind) }
+                else { _ = try r.value() }
+            }
+            return .runsImported(RunsImported(
+                workflowId: try required(workflowId, "workflowId", kind), version: Int(try required(version, "version", kind)),
+                importerRunId: try required(importerRunId, "importerRunId", kind),
+                runIdPrefix: try required(prefix, "runIdPrefix", kind), quotaDay: try required(quotaDay, "quotaDay", kind),
+                rows: try required(rows, "rows", kind)))
         case .objectEventRecorded:
             var eventId: String?, objectType: String?, objectToken: String?, eventType: String?
             var occurredAt: Int64?, data: SealedData?
@@ -218,6 +236,26 @@ extension DomainEvent {
     }
 
     /// Reads a run's `source`, the value of the member just read, in place.
+    static func readImportedRows(_ r: inout JSONReader, _ kind: Kind) throws -> [ImportedRow] {
+        var rows: [ImportedRow] = []
+        try r.forEachElement { (r: inout JSONReader) throws(JSONParseError) in
+            var row: Int64?, parameters: JSONValue?, objectType: String?, objectToken: String?, eventType: String?
+            try r.beginObject()
+            while let k = try r.nextKey() {
+                if k.is("row") { row = try r.integer() }
+                else if k.is("parameters") { parameters = try r.value() }
+                else if k.is("objectType") { objectType = try r.optionalString() }
+                else if k.is("objectToken") { objectToken = try r.optionalString() }
+                else if k.is("eventType") { eventType = try r.optionalString() }
+                else { _ = try r.value() }
+            }
+            guard let row, let parameters else { throw r.state.error("rows: row and parameters must be present") }
+            rows.append(ImportedRow(row: Int(row), parameters: parameters, objectType: objectType, objectToken: objectToken,
+                                    eventType: eventType))
+        }
+        return rows
+    }
+
     static func readSource(_ r: inout JSONReader, _ kind: Kind, reference recent: inout RepeatedString) throws -> RunSource {
         var sourceKind: String?, reference: String?, row: Int64?
         try r.beginObject()

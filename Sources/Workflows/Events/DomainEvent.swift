@@ -22,6 +22,9 @@ public enum DomainEvent: Sendable, Hashable {
     /// Boxed: by far the largest payload, it would make every event as large (a replay moves
     /// each decoded event several times).
     indirect case runCreated(RunCreated)
+    /// The runs an importer run created from one batch of rows, in one event: stream
+    /// `imported-runs-<importer run id>`. Each run's own events follow on its `run-<id>` stream.
+    indirect case runsImported(RunsImported)
     case routeMatched(RouteMatched)
     case stepStarted(StepStarted)
     case stepCompleted(StepCompleted)
@@ -54,6 +57,7 @@ public enum DomainEvent: Sendable, Hashable {
         case .rolloutPromoted: "workflow.rollout_promoted.v1"
         case .rolloutEnded: "workflow.rollout_ended.v1"
         case .runCreated: "run.created.v1"
+        case .runsImported: "run.batch_imported.v1"
         case .routeMatched: "run.route_matched.v1"
         case .stepStarted: "run.step_started.v1"
         case .stepCompleted: "run.step_completed.v1"
@@ -100,6 +104,7 @@ public enum DomainEvent: Sendable, Hashable {
         case .rolloutPromoted(let e): return encode(e)
         case .rolloutEnded(let e): return encode(e)
         case .runCreated(let e): return encode(e)
+        case .runsImported(let e): return encode(e)
         case .routeMatched(let e): return encode(e)
         case .stepStarted(let e): return encode(e)
         case .stepCompleted(let e): return encode(e)
@@ -136,6 +141,7 @@ public enum DomainEvent: Sendable, Hashable {
         case rolloutPromoted = "workflow.rollout_promoted.v1"
         case rolloutEnded = "workflow.rollout_ended.v1"
         case runCreated = "run.created.v1"
+        case runsImported = "run.batch_imported.v1"
         case routeMatched = "run.route_matched.v1"
         case stepStarted = "run.step_started.v1"
         case stepCompleted = "run.step_completed.v1"
@@ -205,6 +211,7 @@ public enum DomainEvent: Sendable, Hashable {
         case .rolloutPromoted: return .rolloutPromoted(try d(RolloutPromoted.self))
         case .rolloutEnded: return .rolloutEnded(try d(RolloutEnded.self))
         case .runCreated: return .runCreated(try d(RunCreated.self))
+        case .runsImported: return .runsImported(try d(RunsImported.self))
         case .routeMatched: return .routeMatched(try d(RouteMatched.self))
         case .stepStarted: return .stepStarted(try d(StepStarted.self))
         case .stepCompleted: return .stepCompleted(try d(StepCompleted.self))
@@ -230,6 +237,10 @@ public enum DomainEvent: Sendable, Hashable {
         if case .runCreated(var created) = self, created.context == nil, created.stepOverrides == nil {
             created.parameters = created.parameters.reparsed
             event.decoded = DomainEvent.runCreated(created)
+        }
+        if case .runsImported(var batch) = self {
+            for i in batch.rows.indices { batch.rows[i].parameters = batch.rows[i].parameters.reparsed }
+            event.decoded = DomainEvent.runsImported(batch)
         }
         return event
     }
@@ -356,6 +367,79 @@ public struct RunCreated: Codable, Sendable, Hashable {
     public var stepOverrides: JSONValue? = nil
 }
 
+/// The runs an importer run created from one batch of rows: run `i` of the batch is the
+/// `run.created` that `created(at: i)` gives (on the batch queue, source `importer` with the
+/// importer run and the row, no rollout arm). One event per batch instead of one per row keeps
+/// the writer's work per imported row to one run-table entry (docs/importers.md).
+public struct RunsImported: Codable, Sendable, Hashable {
+    public var workflowId: String
+    public var version: Int
+    public var importerRunId: String
+    /// Run `i`'s id is this prefix and `i` as eight lowercase hex digits (`runId(at:)`), so the
+    /// ids of a batch sort in row order and are not stored one by one.
+    public var runIdPrefix: String
+    /// UTC day the runs count against for the quota, `YYYY-MM-DD`.
+    public var quotaDay: String
+    public var rows: [ImportedRow]
+
+    public init(workflowId: String, version: Int, importerRunId: String, runIdPrefix: String, quotaDay: String,
+                rows: [ImportedRow]) {
+        self.workflowId = workflowId
+        self.version = version
+        self.importerRunId = importerRunId
+        self.runIdPrefix = runIdPrefix
+        self.quotaDay = quotaDay
+        self.rows = rows
+    }
+
+    /// The most runs one event holds (ids give the index eight hex digits).
+    public static let maxRows = 65_536
+
+    /// The id of run `index` of the batch.
+    public func runId(at index: Int) -> String {
+        Self.runId(prefix: runIdPrefix, index: index)
+    }
+
+    static func runId(prefix: String, index: Int) -> String {
+        let digits: StaticString = "0123456789abcdef"
+        var text = Array(prefix.utf8)
+        text.reserveCapacity(text.count + 8)
+        digits.withUTF8Buffer { hex in
+            for shift in stride(from: 28, through: 0, by: -4) { text.append(hex[(index >> shift) & 0xF]) }
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    /// The `run.created` of run `index`, as a run created on its own would have it.
+    public func created(at index: Int) -> RunCreated {
+        let row = rows[index]
+        return RunCreated(
+            runId: runId(at: index), workflowId: workflowId, version: version, arm: .none, rolloutId: nil,
+            source: RunSource(kind: "importer", reference: importerRunId, row: row.row), parameters: row.parameters,
+            objectType: row.objectType, objectToken: row.objectToken, eventType: row.eventType, queue: .batch,
+            quotaDay: quotaDay)
+    }
+}
+
+/// One row of `RunsImported`: what a `run.created` of it would hold beyond the batch's fields.
+public struct ImportedRow: Codable, Sendable, Hashable {
+    /// The row's number in the importer's data (the header is row 0).
+    public var row: Int
+    public var parameters: JSONValue
+    public var objectType: String?
+    public var objectToken: String?
+    public var eventType: String?
+
+    public init(row: Int, parameters: JSONValue, objectType: String? = nil, objectToken: String? = nil,
+                eventType: String? = nil) {
+        self.row = row
+        self.parameters = parameters
+        self.objectType = objectType
+        self.objectToken = objectToken
+        self.eventType = eventType
+    }
+}
+
 public struct RouteMatched: Codable, Sendable, Hashable {
     public var runId: String
     /// nil when no route matched (the run completes with no steps).
@@ -463,6 +547,8 @@ public struct ListItemChanged: Codable, Sendable, Hashable {
 public enum Streams {
     public static func workflow(_ id: String) -> String { "workflow-" + id }
     public static func run(_ id: String) -> String { "run-" + id }
+    /// The batches of runs an importer run created (`run.batch_imported`).
+    public static func importedRuns(_ importerRunId: String) -> String { "imported-runs-" + importerRunId }
     public static func object(_ type: String, _ token: String) -> String { "object-\(type)-\(token)" }
     public static func list(_ id: String) -> String { "list-" + id }
 }

@@ -126,6 +126,35 @@ struct JSONReader {
     mutating func value() throws(JSONParseError) -> JSONValue {
         try state.value(depth: 1)
     }
+
+    /// Reads the array that is the value of the member just read, calling `body` to read each
+    /// element (an object element with `beginObject` and `nextKey`).
+    mutating func forEachElement(_ body: (inout JSONReader) throws(JSONParseError) -> Void) throws(JSONParseError) {
+        state.skipWhitespace()
+        guard state.index < bytes.count, bytes[state.index] == UInt8(ascii: "[") else {
+            throw state.error("expected a JSON array")
+        }
+        state.index += 1
+        state.skipWhitespace()
+        if state.index < bytes.count, bytes[state.index] == UInt8(ascii: "]") {
+            state.index += 1
+            return
+        }
+        while true {
+            try body(&self)
+            state.skipWhitespace()
+            guard state.index < bytes.count else { throw state.error("unterminated array") }
+            if bytes[state.index] == UInt8(ascii: ",") {
+                state.index += 1
+                state.skipWhitespace()
+            } else if bytes[state.index] == UInt8(ascii: "]") {
+                state.index += 1
+                return
+            } else {
+                throw state.error("expected ',' or ']' in an array")
+            }
+        }
+    }
 }
 
 /// A string that payloads repeat, such as a run's id in each of the run's events: text with the

@@ -27,6 +27,7 @@ public struct RunRecordDecodingError: Error, Hashable, Sendable, CustomStringCon
 /// | `context`, `stepOverrides` | JSON: byte 0 (nil), or 1 + length + text (`null` for `.null`) |
 /// | `createdAt` | zigzag varint |
 /// | `createdPosition` | varint |
+/// | `createdIndex`? | varint |
 /// | `status` | byte (queued 0, running 1, completed 2, failed 3, cancelled 4) |
 /// | `route`? | string |
 /// | steps | varint count, then per step: flags byte (`StepFlags`), `uid`, `type`, status byte (running 0, retrying 1, completed 2, failed 3), `attempts` zigzag, `idempotencyKey`?, `output` (JSON, 0 = nil), `error`?, `startedAt` zigzag, `finishedAt`? zigzag |
@@ -54,7 +55,8 @@ extension RunRecord {
         static let decision: UInt64 = 1 << 9
         static let failure: UInt64 = 1 << 10
         static let finishedAt: UInt64 = 1 << 11
-        static let all: UInt64 = (1 << 12) - 1
+        static let createdIndex: UInt64 = 1 << 12
+        static let all: UInt64 = (1 << 13) - 1
     }
 
     /// Which optionals of a step are written.
@@ -81,6 +83,7 @@ extension RunRecord {
         if decision != nil { flags |= Flags.decision }
         if failure != nil { flags |= Flags.failure }
         if finishedAt != nil { flags |= Flags.finishedAt }
+        if createdIndex != nil { flags |= Flags.createdIndex }
 
         out.append(Self.binaryFormat)
         out.appendVarint(flags)
@@ -103,6 +106,7 @@ extension RunRecord {
         out.appendOptionalJSON(c.stepOverrides)
         out.appendSigned(createdAt)
         out.appendVarint(createdPosition)
+        if let createdIndex { out.appendVarint(UInt64(createdIndex)) }
         out.append(status.binaryTag)
         if let route { out.appendString(route) }
         out.appendVarint(UInt64(steps.count))
@@ -168,8 +172,11 @@ extension RunRecord {
         )
         let createdAt = try r.signed()
         let createdPosition = try r.varint()
+        let createdIndex = try flags & Flags.createdIndex != 0 ? r.varint() : nil
+        guard (createdIndex ?? 0) < UInt64(RunsImported.maxRows) else { throw r.error("created index \(createdIndex ?? 0) out of range") }
         // Made as detailed, so that `created` is kept as read, then marked as it was.
-        self.init(created: created, createdAt: createdAt, createdPosition: createdPosition, detailed: true)
+        self.init(created: created, createdAt: createdAt, createdPosition: createdPosition,
+                  createdIndex: createdIndex.map { Int($0) }, detailed: true)
         detailed = flags & Flags.detailed != 0
         routeDecided = flags & Flags.routeDecided != 0
         status = try r.tag(Status.init(binaryTag:), "run status")

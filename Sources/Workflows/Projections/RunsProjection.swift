@@ -13,6 +13,11 @@ public import EventStore
 ///   queued or running;
 /// - `job_counts`: job id → its runs by status (`JobCounts`, seven UInt64 LE).
 ///
+/// A `run.batch_imported` event puts one summary per run in `records` and one entry for the
+/// whole batch in each index, at the event's position: the value is an `ImportedBatchEntry`
+/// (byte 1, where a run id starts with a letter) that stands for the batch's runs in row order.
+/// The `active` entry counts the batch's runs that have ended and goes when all of them have.
+///
 /// The summaries are folded exactly as `WorkflowsState` folds them without details
 /// (`RunRecord.fold`), so a rebuild of the in-memory models gives the same records.
 public struct RunsProjection: InlineProjection {
@@ -52,7 +57,7 @@ public struct RunsProjection: InlineProjection {
     public func apply(_ event: EventView, _ tables: borrowing ProjectionTables) throws {
         guard let kind = DomainEvent.Kind(event.typeBytes), kind.isRunEvent else { return }
         let decoded: DomainEvent
-        if kind == .runCreated, let appended = event.decoded as? DomainEvent, case .runCreated = appended {
+        if kind == .runCreated || kind == .runsImported, let appended = event.decoded as? DomainEvent {
             // The engine's own event, as it encoded it: no need to parse the payload.
             decoded = appended
         } else {
@@ -63,6 +68,10 @@ public struct RunsProjection: InlineProjection {
         }
         if case .runCreated(let created) = decoded {
             try create(created, at: event.recordedAt, position: event.position, tables)
+            return
+        }
+        if case .runsImported(let batch) = decoded {
+            try create(batch, at: event.recordedAt, position: event.position, tables)
             return
         }
         guard let runId = decoded.runId else { return }
@@ -84,7 +93,11 @@ public struct RunsProjection: InlineProjection {
         remember(record)
         guard record.status != before else { return }
         if record.status.hasEnded {
-            try Self.activeKey(record).withUnsafeBytes { _ = try tables.delete(Table.active, $0) }
+            if record.createdIndex != nil {
+                try batchRunEnded(record, tables)
+            } else {
+                try Self.activeKey(record).withUnsafeBytes { _ = try tables.delete(Table.active, $0) }
+            }
         }
         if record.created.source.kind == "job", let job = record.created.source.reference {
             try changeJobCounts(job, tables) { counts in
@@ -112,6 +125,46 @@ public struct RunsProjection: InlineProjection {
             try changeJobCounts(job, tables) { counts in
                 counts.total += 1
                 counts.add(.queued, 1)
+            }
+        }
+    }
+
+    /// The runs of an imported batch: a summary each (near the end of `records`: a
+    /// batch's ids follow one another), and one entry for the batch in each index.
+    private func create(_ batch: RunsImported, at: Int64, position: UInt64, _ tables: borrowing ProjectionTables) throws {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(160)
+        for i in batch.rows.indices {
+            var created = batch.created(at: i)
+            created.parameters = .null
+            let record = RunRecord(created: created, createdAt: at, createdPosition: position, createdIndex: i, detailed: false)
+            bytes.removeAll(keepingCapacity: true)
+            record.encode(into: &bytes)
+            try Array(created.runId.utf8).withUnsafeBytes { k in
+                try bytes.withUnsafeBytes { try tables.put(Table.records, k, $0) }
+            }
+        }
+        let entry = ImportedBatchEntry(prefix: batch.runIdPrefix, count: batch.rows.count, ended: 0).bytes
+        try entry.withUnsafeBytes { value in
+            try Self.workflowKey(batch.workflowId, position).withUnsafeBytes { try tables.put(Table.byWorkflow, $0, value) }
+            try Self.sourceKey("importer", batch.importerRunId, position).withUnsafeBytes {
+                try tables.put(Table.bySource, $0, value)
+            }
+            try Self.batchActiveKey(position).withUnsafeBytes { try tables.put(Table.active, $0, value) }
+        }
+    }
+
+    /// Counts an ended run of an imported batch in the batch's `active` entry, and removes the
+    /// entry with the batch's last run.
+    private func batchRunEnded(_ record: RunRecord, _ tables: borrowing ProjectionTables) throws {
+        let key = Self.batchActiveKey(record.createdPosition)
+        try key.withUnsafeBytes { k in
+            guard let stored = try tables.get(Table.active, k), var entry = ImportedBatchEntry(stored) else { return }
+            entry.ended += 1
+            if entry.ended >= entry.count {
+                _ = try tables.delete(Table.active, k)
+            } else {
+                try entry.bytes.withUnsafeBytes { try tables.put(Table.active, k, $0) }
             }
         }
     }
@@ -181,6 +234,12 @@ public struct RunsProjection: InlineProjection {
         return key
     }
 
+    static func batchActiveKey(_ position: UInt64) -> [UInt8] {
+        var key: [UInt8] = [1]
+        append(position, to: &key)
+        return key
+    }
+
     static func append(_ position: UInt64, to key: inout [UInt8]) {
         withUnsafeBytes(of: position.bigEndian) { key.append(contentsOf: $0) }
     }
@@ -193,12 +252,13 @@ public struct RunsProjection: InlineProjection {
 
 extension DomainEvent.Kind {
     /// Events that change a run after its creation.
-    var isRunUpdate: Bool { isRunEvent && self != .runCreated }
+    var isRunUpdate: Bool { isRunEvent && self != .runCreated && self != .runsImported }
 
     /// Events the run table folds.
     var isRunEvent: Bool {
         switch self {
-        case .runCreated, .routeMatched, .stepStarted, .stepCompleted, .stepFailed, .runCompleted, .runFailed, .runCancelled:
+        case .runCreated, .runsImported, .routeMatched, .stepStarted, .stepCompleted, .stepFailed, .runCompleted, .runFailed,
+             .runCancelled:
             true
         default:
             false
@@ -221,6 +281,44 @@ extension DomainEvent {
         default: nil
         }
     }
+}
+
+/// An imported batch's entry in the run tables' indexes: byte 1, the number of runs, how many
+/// of them have ended (kept in `active` only), both UInt32 big-endian, then the batch's run id
+/// prefix (`RunsImported.runIdPrefix`).
+struct ImportedBatchEntry: Equatable {
+    var prefix: String
+    var count: Int
+    var ended: Int
+
+    static let marker: UInt8 = 1
+
+    /// Whether an index value is a batch entry rather than a run id.
+    static func isEntry(_ value: UnsafeRawBufferPointer) -> Bool { value.first == marker }
+
+    var bytes: [UInt8] {
+        var out: [UInt8] = [Self.marker]
+        out.reserveCapacity(9 + prefix.utf8.count)
+        withUnsafeBytes(of: UInt32(count).bigEndian) { out.append(contentsOf: $0) }
+        withUnsafeBytes(of: UInt32(ended).bigEndian) { out.append(contentsOf: $0) }
+        out.append(contentsOf: prefix.utf8)
+        return out
+    }
+
+    init(prefix: String, count: Int, ended: Int) {
+        self.prefix = prefix
+        self.count = count
+        self.ended = ended
+    }
+
+    init?(_ value: UnsafeRawBufferPointer) {
+        guard value.count > 9, value[0] == Self.marker else { return nil }
+        count = Int(UInt32(bigEndian: value.loadUnaligned(fromByteOffset: 1, as: UInt32.self)))
+        ended = Int(UInt32(bigEndian: value.loadUnaligned(fromByteOffset: 5, as: UInt32.self)))
+        prefix = String(decoding: UnsafeRawBufferPointer(rebasing: value[9...]), as: UTF8.self)
+    }
+
+    func runId(at index: Int) -> String { RunsImported.runId(prefix: prefix, index: index) }
 }
 
 extension JobCounts {
@@ -295,23 +393,43 @@ public struct RunTables: Sendable {
         try read { tables in
             let prefix = RunsProjection.workflowPrefix(workflowId)
             var from = prefix
+            // Within an imported batch, the runs after `after` in the batch come first.
+            var resume: (position: UInt64, index: Int)?
             if let after, let place = try Self.record(after, tables), place.created.workflowId == workflowId {
-                from = RunsProjection.workflowKey(workflowId, place.createdPosition + 1)
+                if let index = place.createdIndex {
+                    from = RunsProjection.workflowKey(workflowId, place.createdPosition)
+                    resume = (place.createdPosition, index + 1)
+                } else {
+                    from = RunsProjection.workflowKey(workflowId, place.createdPosition + 1)
+                }
             }
             var result: [RunRecord] = []
             guard limit > 0 else { return result }
+            /// Takes `run` if it passes the filters; false once the page is full.
+            func take(_ run: RunRecord) -> Bool {
+                if let status, run.status != status { return true }
+                if let arm, run.created.arm != arm { return true }
+                if let version, run.created.version != version { return true }
+                result.append(run)
+                return result.count < limit
+            }
             try prefix.withUnsafeBytes { prefixBytes in
                 try from.withUnsafeBytes { fromBytes in
                     try tables.scan(Table.byWorkflow, from: fromBytes) { key, value in
                         guard key.count == prefixBytes.count + 8, key.prefix(prefixBytes.count).elementsEqual(prefixBytes) else {
                             return false
                         }
+                        if let batch = ImportedBatchEntry(value) {
+                            let position = RunsProjection.position(ofKey: key)
+                            let first = resume?.position == position ? resume!.index : 0
+                            for i in first..<max(first, batch.count) {
+                                guard let run = try Self.record(batch.runId(at: i), tables) else { continue }
+                                if !take(run) { return false }
+                            }
+                            return true
+                        }
                         guard let run = try Self.record(value, tables) else { return true }
-                        if let status, run.status != status { return true }
-                        if let arm, run.created.arm != arm { return true }
-                        if let version, run.created.version != version { return true }
-                        result.append(run)
-                        return result.count < limit
+                        return take(run)
                     }
                 }
             }
@@ -329,6 +447,19 @@ public struct RunTables: Sendable {
             try RunsProjection.sourcePrefix(kind, reference).withUnsafeBytes { prefix in
                 try tables.scan(Table.bySource, prefix: prefix) { key, value in
                     guard key.count == prefix.count + 8 else { return true }
+                    if let batch = ImportedBatchEntry(value) {
+                        // A batch skipped whole at once.
+                        if skipped + batch.count <= offset {
+                            skipped += batch.count
+                            return true
+                        }
+                        for i in (offset - skipped)..<batch.count {
+                            ids.append(batch.runId(at: i))
+                            if ids.count == limit { return false }
+                        }
+                        skipped = offset
+                        return true
+                    }
                     if skipped < offset {
                         skipped += 1
                         return true
@@ -356,35 +487,22 @@ public struct RunTables: Sendable {
     /// Runs queued or running, in the order they were created, with their queue.
     public func activeRuns() throws(WorkflowError) -> [(id: String, queue: RunQueue)] {
         try read { tables in
-            var runs: [(position: UInt64, id: String, queue: RunQueue)] = []
+            var runs: [(position: UInt64, index: Int, id: String, queue: RunQueue)] = []
             try tables.scan(Table.active, from: nil) { key, value in
-                runs.append((RunsProjection.position(ofKey: key), String(decoding: value, as: UTF8.self),
-                             key.first == 0 ? .realtime : .batch))
+                let position = RunsProjection.position(ofKey: key)
+                if let batch = ImportedBatchEntry(value) {
+                    for i in 0..<batch.count {
+                        let id = batch.runId(at: i)
+                        guard let run = try Self.record(id, tables), !run.status.hasEnded else { continue }
+                        runs.append((position, i, id, .batch))
+                    }
+                    return true
+                }
+                runs.append((position, 0, String(decoding: value, as: UTF8.self), key.first == 0 ? .realtime : .batch))
                 return true
             }
             // The table holds the real-time runs first; order them all by creation.
-            return runs.sorted { $0.position < $1.position }.map { ($0.id, $0.queue) }
-        }
-    }
-
-    /// The batch-queue runs still queued or running that were created after position `after`
-    /// through `through`, oldest first, at most `limit`.
-    public func queuedBatchRuns(after: UInt64, through: UInt64, limit: Int) throws(WorkflowError) -> [(position: UInt64, id: String)] {
-        guard limit > 0, after < through else { return [] }
-        return try read { tables in
-            var runs: [(position: UInt64, id: String)] = []
-            var from: [UInt8] = [1]
-            RunsProjection.append(after + 1, to: &from)
-            try from.withUnsafeBytes { start in
-                try tables.scan(Table.active, from: start) { key, value in
-                    guard key.first == 1, key.count == 9 else { return false }
-                    let position = RunsProjection.position(ofKey: key)
-                    guard position <= through else { return false }
-                    runs.append((position, String(decoding: value, as: UTF8.self)))
-                    return runs.count < limit
-                }
-            }
-            return runs
+            return runs.sorted { ($0.position, $0.index) < ($1.position, $1.index) }.map { ($0.id, $0.queue) }
         }
     }
 
@@ -396,7 +514,7 @@ public struct RunTables: Sendable {
                 runs.append(try Self.decode(value))
                 return true
             }
-            return runs.sorted { $0.createdPosition < $1.createdPosition }
+            return runs.sorted { ($0.createdPosition, $0.createdIndex ?? 0) < ($1.createdPosition, $1.createdIndex ?? 0) }
         }
     }
 

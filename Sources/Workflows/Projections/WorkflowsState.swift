@@ -182,6 +182,18 @@ public struct WorkflowsState: Sendable, Equatable {
             if let rolloutId = e.rolloutId {
                 workflows[e.workflowId]?.countRun(rolloutId: rolloutId, arm: e.arm)
             }
+        case .runsImported(let e):
+            if keepsRuns {
+                runs.reserveCapacity(runs.count + e.rows.count)
+                for i in e.rows.indices {
+                    let created = e.created(at: i)
+                    runs.put(RunRecord(created: created, createdAt: at, createdPosition: position, createdIndex: i,
+                                       detailed: keepsRunDetails))
+                    runsByWorkflow[e.workflowId, default: []].append(created.runId)
+                }
+                memory.lookedUp = nil
+            }
+            runsPerDay[e.quotaDay, default: 0] += e.rows.count
         case .routeMatched(let e):
             updateRun(e.runId, &memory) { $0.fold(event, at: at, keepsDetails: keepsDetails) }
         case .stepStarted(let e):
@@ -403,8 +415,10 @@ public struct RunRecord: Sendable, Equatable {
     /// its `context` and `stepOverrides` nil.
     public var created: RunCreated
     public var createdAt: Int64
-    /// Where `run.created` is in the log.
+    /// Where `run.created` is in the log: for an imported run, its batch's `run.batch_imported`.
     public var createdPosition: UInt64
+    /// The run's place in its `run.batch_imported` batch (nil for a run created on its own).
+    public var createdIndex: Int?
     /// Whether `created` and the steps are whole; see `WorkflowsState.keepsRunDetails`. Without
     /// details, steps have no outputs, and a run that has ended keeps no steps at all.
     public var detailed: Bool
@@ -418,7 +432,7 @@ public struct RunRecord: Sendable, Equatable {
 
     public var id: String { created.runId }
 
-    init(created: RunCreated, createdAt: Int64, createdPosition: UInt64, detailed: Bool) {
+    init(created: RunCreated, createdAt: Int64, createdPosition: UInt64, createdIndex: Int? = nil, detailed: Bool) {
         var created = created
         if !detailed {
             created.parameters = .null
@@ -428,6 +442,7 @@ public struct RunRecord: Sendable, Equatable {
         self.created = created
         self.createdAt = createdAt
         self.createdPosition = createdPosition
+        self.createdIndex = createdIndex
         self.detailed = detailed
     }
 
