@@ -125,6 +125,38 @@ struct EventCodingTests {
         }
     }
 
+    @Test("a batch's rows without details: parameters checked as the parser checks them, read as null")
+    func importedRowsWithoutDetails() throws {
+        let batch = RunsImported(workflowId: "wf_1", version: 1, importerRunId: "imr_1", runIdPrefix: "run_ab", quotaDay: "2026-11-24",
+                                 rows: [ImportedRow(row: 1, parameters: Self.params),
+                                        ImportedRow(row: 2, parameters: ["s": "é\"\\\n😀", "e": [], "o": [:], "n": -1.5e-3]),
+                                        ImportedRow(row: 3, parameters: .null, objectType: "case", objectToken: "c_1")])
+        let payload = DomainEvent.runsImported(batch).payload()
+        var ids = DomainEvent.RepeatedIds()
+        let summary = try payload.withUnsafeBytes {
+            try DomainEvent.decode(.runsImported, payload: $0, ids: &ids, rowDetails: false)
+        }
+        var expected = batch
+        for i in expected.rows.indices { expected.rows[i].parameters = .null }
+        #expect(summary == .runsImported(expected))
+        // Whatever the parser refuses, skipping refuses too.
+        for text in [#"{"a": [1, 2,]}"#, #"{"a" 1}"#, #"["x\q"]"#, "\"\u{01}\"", #"{"a": tru}"#, #"[1 2]"#, #""\ud800""#,
+                     #"{"a": {"b": [}}"#, "\"abc", #"[01]"#, "\"\u{FF}\""] {
+            let bytes: [UInt8] = text == "\"\u{FF}\"" ? [0x22, 0xFF, 0x22] : Array(text.utf8)
+            let parsed = bytes.withUnsafeBytes { try? JSONParser.parse($0) }
+            let skipped = bytes.withUnsafeBytes { raw -> Bool in
+                var state = JSONParser.State(bytes: raw)
+                do {
+                    try state.skip(depth: 0)
+                    return state.index == raw.count
+                } catch {
+                    return false
+                }
+            }
+            #expect(parsed == nil && !skipped, "\(text)")
+        }
+    }
+
     @Test("ids reused from the payload before (as a replay does) decode exactly as fresh ones")
     func repeatedIds() throws {
         var ids = DomainEvent.RepeatedIds()

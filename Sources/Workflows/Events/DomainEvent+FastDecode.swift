@@ -15,7 +15,8 @@ extension DomainEvent {
 
     /// Reads run, object and list events without an intermediate dictionary; nil for the
     /// workflow events. Run and workflow ids are read through `ids`.
-    static func fastDecode(_ kind: Kind, payload bytes: UnsafeRawBufferPointer, ids: inout RepeatedIds) throws -> DomainEvent? {
+    static func fastDecode(_ kind: Kind, payload bytes: UnsafeRawBufferPointer, ids: inout RepeatedIds,
+                           rowDetails: Bool = true) throws -> DomainEvent? {
         var r = JSONReader(bytes)
         switch kind {
         case .workflowCreated:
@@ -133,7 +134,7 @@ extension DomainEvent {
                 else if k.is("importerRunId") { importerRunId = try r.string(reusing: &ids.reference) }
                 else if k.is("runIdPrefix") { prefix = try r.string() }
                 else if k.is("quotaDay") { quotaDay = try r.string() }
-                else if k.is("rows") { rows = try readImportedRows(&r, kind) }
+                else if k.is("rows") { rows = try readImportedRows(&r, kind, parameters: rowDetails) }
                 else { _ = try r.value() }
             }
             return .runsImported(RunsImported(
@@ -236,14 +237,18 @@ extension DomainEvent {
     }
 
     /// Reads a run's `source`, the value of the member just read, in place.
-    static func readImportedRows(_ r: inout JSONReader, _ kind: Kind) throws -> [ImportedRow] {
+    /// The rows of a `run.batch_imported`; without `parameters`, each row's parameters are
+    /// checked and read as null.
+    static func readImportedRows(_ r: inout JSONReader, _ kind: Kind, parameters withParameters: Bool) throws -> [ImportedRow] {
         var rows: [ImportedRow] = []
         try r.forEachElement { (r: inout JSONReader) throws(JSONParseError) in
             var row: Int64?, parameters: JSONValue?, objectType: String?, objectToken: String?, eventType: String?
             try r.beginObject()
             while let k = try r.nextKey() {
                 if k.is("row") { row = try r.integer() }
-                else if k.is("parameters") { parameters = try r.value() }
+                else if k.is("parameters") {
+                    if withParameters { parameters = try r.value() } else { try r.skipValue(); parameters = .null }
+                }
                 else if k.is("objectType") { objectType = try r.optionalString() }
                 else if k.is("objectToken") { objectToken = try r.optionalString() }
                 else if k.is("eventType") { eventType = try r.optionalString() }

@@ -193,9 +193,12 @@ public enum DomainEvent: Sendable, Hashable {
     }
 
     /// Decodes a stored event from bytes in place, reusing the strings of `ids` (and keeping
-    /// new ones there).
-    static func decode(_ kind: Kind, payload: UnsafeRawBufferPointer, ids: inout RepeatedIds) throws -> DomainEvent {
-        if let event = try fastDecode(kind, payload: payload, ids: &ids) { return event }
+    /// new ones there). Without `rowDetails`, the rows of a `run.batch_imported` are read with
+    /// null parameters (checked, not built): for read models that keep no runs and only count
+    /// them, as the engine's does.
+    static func decode(_ kind: Kind, payload: UnsafeRawBufferPointer, ids: inout RepeatedIds,
+                       rowDetails: Bool = true) throws -> DomainEvent {
+        if let event = try fastDecode(kind, payload: payload, ids: &ids, rowDetails: rowDetails) { return event }
         let decoder = JSONDecoder()
         let data = Data(payload)
         func d<T: Decodable>(_: T.Type) throws -> T { try decoder.decode(T.self, from: data) }
@@ -563,8 +566,8 @@ struct DecodedEvent: Sendable {
     struct DecodingFailure: Error {}
 
     /// Decodes `envelope`'s payload. Without `runUpdates`, the events that only change a run
-    /// after its creation are not decoded (`event` is nil): a state that keeps no runs has no
-    /// use for them.
+    /// after its creation are not decoded (`event` is nil), nor the rows' parameters of a
+    /// `run.batch_imported`: a state that keeps no runs has no use for them.
     init(_ envelope: RecordedEvent, ids: inout DomainEvent.RepeatedIds, runUpdates: Bool = true) {
         self.envelope = envelope
         guard let kind = DomainEvent.Kind(rawValue: envelope.type), runUpdates || !kind.isRunUpdate else {
@@ -572,7 +575,9 @@ struct DecodedEvent: Sendable {
             return
         }
         do {
-            let decoded = try envelope.payload.withUnsafeBytes { try DomainEvent.decode(kind, payload: $0, ids: &ids) }
+            let decoded = try envelope.payload.withUnsafeBytes {
+                try DomainEvent.decode(kind, payload: $0, ids: &ids, rowDetails: runUpdates)
+            }
             event = .success(decoded)
         } catch {
             event = .failure(DecodingFailure())

@@ -101,6 +101,62 @@ enum JSONParser {
             }
         }
 
+        /// Reads past one value, checking it as `value(depth:)` does, without building it.
+        mutating func skip(depth: Int) throws(JSONParseError) {
+            guard depth < JSONParser.maxDepth else { throw error("nested deeper than \(JSONParser.maxDepth) levels") }
+            guard index < bytes.count else { throw error("unexpected end of input") }
+            switch bytes[index] {
+            case UInt8(ascii: "\""):
+                try skipString()
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                let object = bytes[index] == UInt8(ascii: "{")
+                let close = object ? UInt8(ascii: "}") : UInt8(ascii: "]")
+                index += 1
+                skipWhitespace()
+                if index < bytes.count, bytes[index] == close {
+                    index += 1
+                    return
+                }
+                while true {
+                    skipWhitespace()
+                    if object {
+                        guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
+                            throw error("expected a string key in an object")
+                        }
+                        try skipString()
+                        skipWhitespace()
+                        guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'") }
+                        index += 1
+                        skipWhitespace()
+                    }
+                    try skip(depth: depth + 1)
+                    skipWhitespace()
+                    guard index < bytes.count else { throw error(object ? "unterminated object" : "unterminated array") }
+                    if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
+                    if bytes[index] == close { index += 1; return }
+                    throw error(object ? "expected ',' or '}' in an object" : "expected ',' or ']' in an array")
+                }
+            default:
+                _ = try value(depth: depth)
+            }
+        }
+
+        /// Reads past a string: plain ASCII at once, anything else through `string()`, which
+        /// checks escapes and UTF-8.
+        mutating func skipString() throws(JSONParseError) {
+            var i = index + 1
+            while i < bytes.count {
+                let c = bytes[i]
+                if c == UInt8(ascii: "\"") {
+                    index = i + 1
+                    return
+                }
+                if c == UInt8(ascii: "\\") || c < 0x20 || c >= 0x80 { break }
+                i += 1
+            }
+            _ = try string()
+        }
+
         @inline(__always) func isDigit(_ i: Int) -> Bool {
             i < bytes.count && bytes[i] >= UInt8(ascii: "0") && bytes[i] <= UInt8(ascii: "9")
         }

@@ -127,6 +127,11 @@ struct JSONReader {
         try state.value(depth: 1)
     }
 
+    /// Reads past the value of the member just read, checking it without building it.
+    mutating func skipValue() throws(JSONParseError) {
+        try state.skip(depth: 1)
+    }
+
     /// Reads the array that is the value of the member just read, calling `body` to read each
     /// element (an object element with `beginObject` and `nextKey`).
     mutating func forEachElement(_ body: (inout JSONReader) throws(JSONParseError) -> Void) throws(JSONParseError) {

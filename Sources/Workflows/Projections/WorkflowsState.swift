@@ -107,7 +107,7 @@ public struct WorkflowsState: Sendable, Equatable {
         // (the engine's projection skips them the same way: `DecodedEvent`).
         if let kind = DomainEvent.Kind(view.typeBytes), keepsRuns || !kind.isRunUpdate {
             do {
-                let event = try DomainEvent.decode(kind, payload: view.payloadBytes, ids: &memory.ids)
+                let event = try DomainEvent.decode(kind, payload: view.payloadBytes, ids: &memory.ids, rowDetails: keepsRuns)
                 apply(event, at: view.recordedAt, actor: view.actor, position: view.position, memory: &memory)
                 // The first byte spares most events the comparison.
                 if view.streamBytes.first == UInt8(ascii: "w"), view.streamBytes.hasPrefix(Self.workflowPrefix) {

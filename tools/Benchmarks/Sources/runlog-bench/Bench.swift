@@ -53,6 +53,8 @@ struct Bench {
             RUNLOG_BENCH_TRACE=1 in the environment prints progress lines to standard error;
             RUNLOG_BENCH_IMPORT_BATCH=N sets the rows per append of figure 9 (default: the importer's, 200).
             RUNLOG_BENCH_IMPORT_DEPTH=N sets how many of its batches the importer keeps in flight (default: the importer's, 8).
+            RUNLOG_BENCH_IMPORT_ONLY=1 skips executing figure 9's imported runs afterwards (no drain figures; use it with
+            --only 9: the engine is left running with its backlog and its temporary directory until the process exits).
             RUNLOG_BENCH_MALLOC_STATS=1 prints glibc's malloc arenas after the import of figure 9, then the heap
             after malloc_trim (memory held by the allocator against memory in use); the heap after the drain is
             then measured after that trim.
@@ -538,12 +540,14 @@ struct Bench {
                 + "\(fixed(r.uploadTime.seconds, 2)) s")
             say("  importer run: \(grouped(Double(r.rows))) rows → \(grouped(Double(r.rows))) runs created in "
                 + "\(fixed(r.importTime.seconds, 2)) s = \(grouped(rowsPerSecond)) rows/s")
-            say("  then executing the imported runs: \(fixed(r.drainTime.seconds, 1)) s = "
-                + "\(grouped(Double(r.rows) / r.drainTime.seconds)) runs/s")
+            let drained = r.drainTime > .zero
+            say(drained ? "  then executing the imported runs: \(fixed(r.drainTime.seconds, 1)) s = "
+                + "\(grouped(Double(r.rows) / r.drainTime.seconds)) runs/s"
+                : "  then executing the imported runs: skipped (RUNLOG_BENCH_IMPORT_ONLY)")
             say("  CPU (user + system, the whole process): import \(fixed(r.importCPU * 1_000_000 / Double(r.rows), 1)) µs per row "
-                + "(\(fixed(r.importCPU / r.importTime.seconds, 2)) cores busy; 100,000 rows/s on 2 cores needs ≤ 20 µs), "
-                + "drain \(fixed(r.drainCPU * 1_000_000 / Double(r.rows), 1)) µs per run "
-                + "(\(fixed(r.drainCPU / r.drainTime.seconds, 2)) cores busy)")
+                + "(\(fixed(r.importCPU / r.importTime.seconds, 2)) cores busy; 100,000 rows/s on 2 cores needs ≤ 20 µs)"
+                + (drained ? ", drain \(fixed(r.drainCPU * 1_000_000 / Double(r.rows), 1)) µs per run "
+                    + "(\(fixed(r.drainCPU / r.drainTime.seconds, 2)) cores busy)" : ""))
             say("  peak RSS: \(grouped(Double(r.peakRSSBefore))) kB before the import, "
                 + "\(grouped(Double(r.peakRSSAfterImport))) kB after it (with the pages of the memory-mapped log read so far)")
             say("  heap (RssAnon): \(grouped(Double(r.heapBefore))) kB before, \(grouped(Double(r.heapAfterImport))) kB "

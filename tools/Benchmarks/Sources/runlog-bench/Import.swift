@@ -139,6 +139,16 @@ struct ImportBenchmark {
         }
         let drainStart = ContinuousClock.now
         let drainCPUStart = Self.cpuSeconds()
+        if ProcessInfo.processInfo.environment["RUNLOG_BENCH_IMPORT_ONLY"] != nil {
+            // The engine is left with its backlog (stopping it waits for the drain); the
+            // process exits after the figure.
+            watcher.stop()
+            await service.shutdown()
+            return Result(rows: rows, fileBytes: fileBytes, uploadTime: uploadTime, importTime: importTime,
+                          drainTime: .zero, peakRSSBefore: peakBefore, peakRSSAfterImport: peakAfter,
+                          heapBefore: heapBefore, heapAfterImport: heapAfterImport, heapAfterDrain: heapAfterImport,
+                          importCPU: importCPU, drainCPU: 0, idle: idle.sorted(), during: during.sorted())
+        }
         guard await engine.waitUntilIdle(timeout: .seconds(3_600)) else {
             throw BenchError("[9] the imported runs did not finish within an hour")
         }
