@@ -548,6 +548,11 @@ struct YieldTests {
 
 @Suite("Imported runs")
 struct ImportedRunsTests {
+    /// Imported runs of the API workflows of these tests, one per row, each with its own IP.
+    func batch(_ rows: Range<Int>) -> [ImportedRun] {
+        rows.map { ImportedRun(parameters: ["ip": .string("10.\($0 / 65_536).\($0 / 256 % 256).\($0 % 256)")], row: $0) }
+    }
+
     @Test("the run table folds an appended run.batch_imported from the engine's own value, byte for byte as a rebuild from the log")
     func appendedRunCreatedMatchesRebuild() async throws {
         let f = try await EngineFixture()
@@ -590,9 +595,6 @@ struct ImportedRunsTests {
         let f = try await EngineFixture(configuration: EngineConfiguration(realtimeWorkers: 0, sharedWorkers: 0))
         let e = f.engine
         let id = try await f.activeWorkflow("pages", apiWorkflow(routes: #"[{"name": "all", "steps": []}]"#))
-        func batch(_ rows: Range<Int>) -> [ImportedRun] {
-            rows.map { ImportedRun(parameters: ["ip": .string("10.2.0.\($0)")], row: $0) }
-        }
         let first = try await e.createImportedRuns(workflowId: id, version: 1, importerRunId: "imr_p", batch(1..<6),
                                                    extra: [], actor: "test")
         let alone = try await e.startRun(workflowId: id, parameters: ["ip": "alone"], queue: .batch)
@@ -642,9 +644,6 @@ struct ImportedRunsTests {
         let f = try await EngineFixture(configuration: EngineConfiguration(realtimeWorkers: 0, sharedWorkers: 1))
         let e = f.engine
         let id = try await f.activeWorkflow("ranges", apiWorkflow(routes: #"[{"name": "all", "steps": []}]"#))
-        func batch(_ rows: Range<Int>) -> [ImportedRun] {
-            rows.map { ImportedRun(parameters: ["ip": .string("10.1.\($0 / 256).\($0 % 256)")], row: $0) }
-        }
         // A big batch, then one run queued alone, then a small batch.
         let big = try await e.createImportedRuns(workflowId: id, version: 1, importerRunId: "imr_r",
                                                  batch(0..<519), extra: [], actor: "test")
@@ -668,9 +667,6 @@ struct ImportedRunsTests {
         let f = try await EngineFixture(configuration: EngineConfiguration(dailyRunQuota: 7))
         let e = f.engine
         let id = try await f.activeWorkflow("imp", apiWorkflow(routes: #"[{"name": "all", "steps": []}]"#))
-        func batch(_ rows: Range<Int>) -> [ImportedRun] {
-            rows.map { ImportedRun(parameters: ["ip": .string("10.0.0.\($0)")], row: $0) }
-        }
         // Two batches back to back: the second is recorded while the first may still be on its
         // way into the read models, and the quota counts both either way.
         let first = try await e.createImportedRuns(workflowId: id, version: 1, importerRunId: "imr_test", batch(1..<4),
