@@ -294,7 +294,8 @@ struct AppendTests {
     func backgroundAppends() async throws {
         let dir = TemporaryDirectory()
         // A share of one half: a deferred background commit waits as long as the last one took.
-        let store = try EventStore.open(dir.data, options: .init(mapSize: 64 << 20, backgroundShare: 0.5))
+        // Nothing rides along with normal commits here (see `backgroundAppendsRideAlong`).
+        let store = try EventStore.open(dir.data, options: .init(mapSize: 64 << 20, backgroundShare: 0.5, rideAlongBytes: 0))
         let writer = try #require(store.writer)
         func background(_ version: UInt64) throws -> PendingAppend {
             try store.submit([StreamWrite(stream: "bulk", expected: version == 0 ? .noStream : .exact(version),
@@ -334,6 +335,73 @@ struct AppendTests {
         let last = try background(6)
         store.close()
         #expect(try await last.result().events.count == 1)
+    }
+
+    @Test("deferred background appends ride along with a normal commit up to rideAlongBytes, in order; a larger one waits its turn")
+    func backgroundAppendsRideAlong() async throws {
+        let dir = TemporaryDirectory()
+        // The smallest share: after a background commit that took t, the next turn waits 999 t.
+        let store = try EventStore.open(dir.data, options: .init(mapSize: 64 << 20, backgroundShare: 0.001,
+                                                                 rideAlongBytes: 2_000))
+        let writer = try #require(store.writer)
+        func payload(_ bytes: Int) -> NewEvent { NewEvent(type: "bulk.row", payload: [UInt8](repeating: 0x20, count: bytes)) }
+        func background(_ bytes: Int) throws -> PendingAppend {
+            try store.submit([StreamWrite(stream: "bulk", events: [payload(bytes)])], priority: .background)
+        }
+        // One large background commit first: its time puts the next turn seconds away.
+        _ = try await store.submit([StreamWrite(stream: "bulk", events: (0..<2_000).map { _ in payload(500) })],
+                                   priority: .background).result()
+
+        store.deferBackground(true)
+        writer.hold()
+        let small = try [background(900), background(900)]
+        let large = try background(2_500) // more than the 2,000 bytes on its own
+        let afterLarge = try background(10)
+        let normal = try store.submit([StreamWrite(stream: "live", events: [event()])])
+        let commits = store.writerStatistics.commits
+        writer.release()
+        let live = try await normal.result().firstPosition
+        var positions: [UInt64] = []
+        for pending in small { positions.append(try await pending.result().firstPosition) }
+        // The two small ones committed with the normal append, right after it.
+        #expect(positions == [live + 1, live + 2])
+        #expect(store.writerStatistics.commits == commits + 1)
+        // The large one does not fit, and the small one queued after it keeps its place behind it.
+        #expect(try store.head().position == live + 2)
+        #expect(writer.queuedCount == 2)
+
+        // A normal append alone does not carry it either, and takes nothing past it.
+        let normalAgain = try await store.append([StreamWrite(stream: "live", events: [event()])])
+        #expect(normalAgain.firstPosition == live + 3)
+        #expect(writer.queuedCount == 2)
+
+        // Once real-time work is quiet, both commit, in the order queued.
+        store.deferBackground(false)
+        let largePosition = try await large.result().firstPosition
+        let lastPosition = try await afterLarge.result().firstPosition
+        #expect([largePosition, lastPosition] == [live + 4, live + 5])
+        store.close()
+    }
+
+    @Test("a commit takes at most maxBackgroundBytes of background appends (a larger one alone)")
+    func backgroundCommitBytes() async throws {
+        let dir = TemporaryDirectory()
+        let store = try EventStore.open(dir.data, options: .init(mapSize: 64 << 20, maxBackgroundBytes: 8_000))
+        let writer = try #require(store.writer)
+        func background(_ bytes: Int) throws -> PendingAppend {
+            try store.submit([StreamWrite(stream: "bulk", events: [NewEvent(type: "bulk.rows", payload: [UInt8](repeating: 0x20, count: bytes))])],
+                             priority: .background)
+        }
+        writer.hold()
+        // 3,000 + 3,000 fit; 3,000 more would not. The 9,000-byte one commits alone.
+        let pending = try [3_000, 3_000, 3_000, 3_000, 9_000, 1_000].map(background)
+        let commits = store.writerStatistics.commits
+        writer.release()
+        var positions: [UInt64] = []
+        for p in pending { positions.append(try await p.result().firstPosition) }
+        #expect(positions == Array(1...6))
+        #expect(store.writerStatistics.commits == commits + 4)
+        store.close()
     }
 
     @Test("invalid appends are rejected with the field, value and rule, and write nothing")

@@ -56,10 +56,11 @@ public struct AppendResult: Sendable, Hashable {
 public enum AppendPriority: Sendable, Hashable {
     /// Commits with the appends waiting with it, in the order queued.
     case normal
-    /// Bulk work (an importer's batches): commits after the normal appends waiting with it. While
-    /// `EventStore.deferBackground` is on, one such append per commit, and only as often as
-    /// `Options.backgroundShare` allows: a real-time append waits behind one of them rarely, and
-    /// never behind more than one.
+    /// Bulk work (an importer's batches, batch runs' steps): commits after the normal appends
+    /// waiting with it. While `EventStore.deferBackground` is on, such appends ride along with
+    /// commits of normal appends up to `Options.rideAlongBytes`, and beyond that commit one at a
+    /// time, only as often as `Options.backgroundShare` allows: a real-time append waits behind
+    /// one of them rarely, and never behind more than one.
     case background
 }
 
@@ -110,12 +111,14 @@ extension EventStore {
     /// stored, nothing is written and the original positions are returned; if only some are,
     /// the append fails with `idempotencyConflict`. A stream not at its expected version fails
     /// this append alone with `wrongExpectedVersion`, even when other appends share its commit.
+    ///
+    /// A `background` append commits after the normal ones waiting with it (see `AppendPriority`).
     @discardableResult
-    public func append(_ writes: [StreamWrite]) async throws(EventStoreError) -> AppendResult {
+    public func append(_ writes: [StreamWrite], priority: AppendPriority = .normal) async throws(EventStoreError) -> AppendResult {
         let (writer, request) = try prepare(writes)
         do {
             return try await withUnsafeThrowingContinuation { continuation in
-                writer.submit(.append(request, .continuation(continuation)))
+                writer.submit(.append(request, .continuation(continuation)), background: priority == .background)
             }
         } catch let error as EventStoreError {
             throw error

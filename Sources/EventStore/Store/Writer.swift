@@ -233,18 +233,28 @@ final class Writer: @unchecked Sendable {
                 batch.append(contentsOf: queue[0..<taken])
                 queue.removeFirst(taken)
             }
-            // Background work fills the rest of the commit; while deferring, one append of it
-            // now and then (`backgroundShare`), so a real-time append rarely waits behind it.
-            if let due = backgroundDue(), due <= ContinuousClock.now {
-                let limit = deferring && running ? 1 : background.count
+            // Background work fills the rest of the commit. While deferring: what fits in
+            // `rideAlongBytes` rides along with normal work, and one append of it now and then
+            // (`backgroundShare`) commits whatever its size, so a real-time append rarely waits
+            // behind a commit of it.
+            var backgroundTurn = false
+            if let due = backgroundDue() {
+                let deferred = deferring && running
+                backgroundTurn = due <= ContinuousClock.now
+                let riding = deferred && !backgroundTurn && taken > 0
+                let limit = deferred && backgroundTurn ? 1 : background.count
                 var backgroundEvents = 0
-                for work in background {
+                var backgroundBytes = 0
+                for work in background where backgroundTurn || riding {
                     if backgroundTaken == limit || (taken + backgroundTaken > 0
                         && (events + work.eventCount > options.maxBatchEvents
                             || bytes + work.byteCount > options.maxBatchBytes
-                            || backgroundEvents + work.eventCount > options.maxBackgroundEvents)) {
+                            || backgroundEvents + work.eventCount > options.maxBackgroundEvents
+                            || backgroundBytes + work.byteCount > options.maxBackgroundBytes))
+                        || (riding && backgroundBytes + work.byteCount > options.rideAlongBytes) {
                         break
                     }
+                    backgroundBytes += work.byteCount
                     backgroundEvents += work.eventCount
                     events += work.eventCount
                     bytes += work.byteCount
@@ -254,6 +264,7 @@ final class Writer: @unchecked Sendable {
                     batch.append(contentsOf: background[0..<backgroundTaken])
                     background.removeFirst(backgroundTaken)
                 }
+                if backgroundTaken == 0 { backgroundTurn = false }
             }
             if batch.isEmpty {
                 condition.unlock()
@@ -263,7 +274,9 @@ final class Writer: @unchecked Sendable {
             condition.unlock()
             commitSeconds = process(batch)
             answered = batch.count - backgroundTaken
-            if backgroundTaken > 0 {
+            // Only a commit that was the background work's turn counts for its share; riding
+            // along cost the writer almost nothing.
+            if backgroundTurn {
                 condition.lock()
                 lastBackground = ContinuousClock.now
                 lastBackgroundTook = .seconds(commitSeconds)

@@ -63,13 +63,16 @@ extension WorkflowEngine {
     final class PendingWrites {
         let runId: String
         let metadata: EventMetadata
+        /// Whether the run is on the batch queue (see `flush`).
+        let isBatch: Bool
         var runEvents: [DomainEvent] = []
         var other: [(stream: String, event: DomainEvent)] = []
         var isEmpty: Bool { runEvents.isEmpty && other.isEmpty }
 
-        init(runId: String, metadata: EventMetadata) {
+        init(runId: String, metadata: EventMetadata, isBatch: Bool) {
             self.runId = runId
             self.metadata = metadata
+            self.isBatch = isBatch
         }
 
         func clear() {
@@ -108,7 +111,8 @@ extension WorkflowEngine {
         guard let created = try? createdEvent(of: run) else { return }
         run.created = created
         let c = run.created
-        let pending = PendingWrites(runId: runId, metadata: Self.metadata(nil, correlation: runId, causation: runId))
+        let pending = PendingWrites(runId: runId, metadata: Self.metadata(nil, correlation: runId, causation: runId),
+                                    isBatch: c.queue == .batch)
         let definition: WorkflowDefinition
         do {
             definition = try self.definition(c.workflowId, version: c.version)
@@ -151,10 +155,15 @@ extension WorkflowEngine {
     }
 
     /// Appends what is pending; false when storage failed (the run resumes later from its history).
+    ///
+    /// While real-time work is in flight, a batch run's appends are background work in the
+    /// store: they ride along with real-time commits instead of making a real-time append wait
+    /// for a commit of theirs. Otherwise they are normal appends, which the writer groups with
+    /// the other workers' appends (a drain of batch runs is bound by commits).
     func flush(_ pending: PendingWrites) async -> Bool {
         guard !pending.isEmpty else { return true }
         do {
-            try await append(pending.writes())
+            try await append(pending.writes(), priority: pending.isBatch && deferringBackground ? .background : .normal)
             pending.clear()
             return true
         } catch {

@@ -93,9 +93,11 @@ public actor WorkflowEngine {
     private var quietWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
     private var nextQuietToken = 0
     private var graceRunning = false
+    /// When real-time work last became quiet (no run being created, queued or executed).
+    private var realtimeQuietSince = ContinuousClock.now
     /// Whether the store defers background appends (an importer's batches) now: from the moment
     /// a real-time run is being created or queued until `realtimeGrace` after the last one left.
-    private var deferringBackground = false
+    private(set) var deferringBackground = false
     func isExecuting(_ runId: String) -> Bool { executing.contains(runId) }
     private var tasks: [Task<Void, Never>] = []
     private var stopped = false
@@ -248,17 +250,17 @@ public actor WorkflowEngine {
 
     /// Appends and waits for the read models to include the events.
     @discardableResult
-    func append(_ writes: [StreamWrite]) async throws(WorkflowError) -> AppendResult {
-        let result = try await record(writes)
+    func append(_ writes: [StreamWrite], priority: AppendPriority = .normal) async throws(WorkflowError) -> AppendResult {
+        let result = try await record(writes, priority: priority)
         try await caughtUpOrStopping(result.lastPosition)
         return result
     }
 
     /// Appends without waiting for the read models.
-    func record(_ writes: [StreamWrite]) async throws(WorkflowError) -> AppendResult {
+    func record(_ writes: [StreamWrite], priority: AppendPriority = .normal) async throws(WorkflowError) -> AppendResult {
         guard !stopped else { throw Self.shutDown }
         do {
-            return try await store.append(writes)
+            return try await store.append(writes, priority: priority)
         } catch {
             throw WorkflowError(appending: error)
         }
@@ -441,10 +443,16 @@ public actor WorkflowEngine {
         if stopped { stopDeferring() }
         guard !quietWaiters.isEmpty || deferringBackground else { return }
         if stopped { return resumeQuietWaiters() }
-        guard realtimeIsQuiet, !graceRunning else { return }
+        guard realtimeIsQuiet else { return }
+        realtimeQuietSince = .now
+        guard !graceRunning else { return }
         graceRunning = true
+        waitOutGrace(Self.realtimeGrace)
+    }
+
+    private func waitOutGrace(_ duration: Duration) {
         Task { [weak self] in
-            try? await Task.sleep(for: Self.realtimeGrace)
+            try? await Task.sleep(for: duration)
             await self?.graceEnded()
         }
     }
@@ -452,7 +460,13 @@ public actor WorkflowEngine {
     /// How long no real-time run must be in flight before waiting batch work goes ahead.
     static let realtimeGrace = Duration.milliseconds(30)
 
+    /// Batch work goes ahead only when real-time work has been quiet for the whole grace: a
+    /// check that fell into the short gap between two real-time runs would let it in there.
     private func graceEnded() {
+        let quietFor = ContinuousClock.now - realtimeQuietSince
+        if !stopped, realtimeIsQuiet, quietFor < Self.realtimeGrace {
+            return waitOutGrace(Self.realtimeGrace - quietFor)
+        }
         graceRunning = false
         if realtimeIsQuiet || stopped {
             stopDeferring()
