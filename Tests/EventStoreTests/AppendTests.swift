@@ -294,8 +294,10 @@ struct AppendTests {
     func backgroundAppends() async throws {
         let dir = TemporaryDirectory()
         // A share of one half: a deferred background commit waits as long as the last one took.
-        // Nothing rides along with normal commits here (see `backgroundAppendsRideAlong`).
-        let store = try EventStore.open(dir.data, options: .init(mapSize: 64 << 20, backgroundShare: 0.5, rideAlongBytes: 0))
+        // Nothing rides along with normal commits here (see `backgroundAppendsRideAlong`), and
+        // no quiet gap lets them go (see `backgroundAppendsAfterQuietGap`).
+        let store = try EventStore.open(dir.data, options: .init(mapSize: 64 << 20, backgroundShare: 0.5, rideAlongBytes: 0,
+                                                                 backgroundGap: .seconds(3_600)))
         let writer = try #require(store.writer)
         func background(_ version: UInt64) throws -> PendingAppend {
             try store.submit([StreamWrite(stream: "bulk", expected: version == 0 ? .noStream : .exact(version),
@@ -342,7 +344,7 @@ struct AppendTests {
         let dir = TemporaryDirectory()
         // The smallest share: after a background commit that took t, the next turn waits 999 t.
         let store = try EventStore.open(dir.data, options: .init(mapSize: 64 << 20, backgroundShare: 0.001,
-                                                                 rideAlongBytes: 2_000))
+                                                                 rideAlongBytes: 2_000, backgroundGap: .seconds(3_600)))
         let writer = try #require(store.writer)
         func payload(_ bytes: Int) -> NewEvent { NewEvent(type: "bulk.row", payload: [UInt8](repeating: 0x20, count: bytes)) }
         func background(_ bytes: Int) throws -> PendingAppend {
@@ -380,6 +382,37 @@ struct AppendTests {
         let largePosition = try await large.result().firstPosition
         let lastPosition = try await afterLarge.result().firstPosition
         #expect([largePosition, lastPosition] == [live + 4, live + 5])
+        store.close()
+    }
+
+    @Test("deferred background appends commit together once no normal append has committed for backgroundGap")
+    func backgroundAppendsAfterQuietGap() async throws {
+        let dir = TemporaryDirectory()
+        let store = try EventStore.open(dir.data, options: .init(mapSize: 256 << 20, backgroundShare: 0.001,
+                                                                 backgroundGap: .milliseconds(20)))
+        let writer = try #require(store.writer)
+        func background(_ count: Int, bytes: Int) throws -> PendingAppend {
+            try store.submit([StreamWrite(stream: "bulk", events: (0..<count).map { _ in
+                NewEvent(type: "bulk.row", payload: [UInt8](repeating: 0x20, count: bytes))
+            })], priority: .background)
+        }
+        // One large background commit first: its time puts the next paced turn (999 times
+        // as long, one append) a minute or more away.
+        _ = try await background(2_000, bytes: 4_000).result()
+        try await store.append(to: "live", [event()])
+
+        // Real-time work in flight but not committing (a run waiting on an HTTP step): the
+        // background appends go after the gap, all in one commit, while the deferral lasts.
+        store.deferBackground(true)
+        writer.hold()
+        let pending = try (0..<3).map { _ in try background(1, bytes: 100) }
+        let commits = store.writerStatistics.commits
+        writer.release()
+        var positions: [UInt64] = []
+        for p in pending { positions.append(try await p.result().firstPosition) }
+        #expect(positions == [2_002, 2_003, 2_004])
+        #expect(store.writerStatistics.commits == commits + 1)
+        #expect(store.backgroundDeferred)
         store.close()
     }
 

@@ -46,6 +46,11 @@ public final class EventStore: Sendable {
         /// a few small appends (a batch run's steps) add little to the commit they join, and a
         /// larger one (an importer's batch of rows) waits for its share of the writer's time.
         public var rideAlongBytes: Int
+        /// While background appends are deferred, they also commit as when not deferred once no
+        /// normal append has committed for this long: real-time work that waits on something
+        /// else (a run's HTTP step) does not hold them back, while real-time runs that commit
+        /// one after another (a fraction of a millisecond apart here) leave no such gap.
+        public var backgroundGap: Duration
 
         public init(
             readOnly: Bool = false,
@@ -58,7 +63,8 @@ public final class EventStore: Sendable {
             backgroundShare: Double = 0.002,
             maxBackgroundEvents: Int = 2_000,
             maxBackgroundBytes: Int = 40 << 10,
-            rideAlongBytes: Int = 8 << 10
+            rideAlongBytes: Int = 8 << 10,
+            backgroundGap: Duration = .milliseconds(5)
         ) {
             self.readOnly = readOnly
             self.mapSize = mapSize
@@ -71,6 +77,7 @@ public final class EventStore: Sendable {
             self.maxBackgroundEvents = max(1, maxBackgroundEvents)
             self.maxBackgroundBytes = max(1, maxBackgroundBytes)
             self.rideAlongBytes = max(0, rideAlongBytes)
+            self.backgroundGap = max(.zero, backgroundGap)
         }
     }
 

@@ -18,6 +18,8 @@ final class Writer: @unchecked Sendable {
     /// When the last commit with background appends ended, and how long it took.
     private var lastBackground = ContinuousClock.now
     private var lastBackgroundTook = Duration.zero
+    /// When the last commit with normal appends ended.
+    private var lastNormal = ContinuousClock.now
     private var running = true
     private var idle = false
     /// While the writer collects a batch, `submit` wakes it once the queue holds this many.
@@ -152,11 +154,15 @@ final class Writer: @unchecked Sendable {
         return queue.count + background.count
     }
 
-    /// With `condition` locked: when the next background append may be taken (nil: none waits).
-    private func backgroundDue() -> ContinuousClock.Instant? {
+    /// With `condition` locked: when background appends may next commit on their own (nil: none
+    /// waits). While deferring, that is after a quiet `backgroundGap` without normal commits, or
+    /// else on a paced turn (`backgroundShare`), which takes one append.
+    private func backgroundDue() -> (at: ContinuousClock.Instant, paced: Bool)? {
         guard !background.isEmpty else { return nil }
-        guard deferring && running else { return lastBackground }
-        return lastBackground + lastBackgroundTook * ((1 - options.backgroundShare) / options.backgroundShare)
+        guard deferring && running else { return (lastBackground, false) }
+        let paced = lastBackground + lastBackgroundTook * ((1 - options.backgroundShare) / options.backgroundShare)
+        let quiet = lastNormal + options.backgroundGap
+        return quiet < paced ? (quiet, false) : (paced, true)
     }
 
     /// Counters of the commits made so far.
@@ -195,7 +201,7 @@ final class Writer: @unchecked Sendable {
                 }
                 if queue.isEmpty {
                     // Only background work (or none): wait for normal work, or for its turn.
-                    guard let due = backgroundDue() else {
+                    guard let due = backgroundDue()?.at else {
                         guard running else { break }
                         idle = true
                         condition.wait()
@@ -234,15 +240,17 @@ final class Writer: @unchecked Sendable {
                 queue.removeFirst(taken)
             }
             // Background work fills the rest of the commit. While deferring: what fits in
-            // `rideAlongBytes` rides along with normal work, and one append of it now and then
-            // (`backgroundShare`) commits whatever its size, so a real-time append rarely waits
+            // `rideAlongBytes` rides along with normal work; after a quiet gap without normal
+            // commits it goes as when not deferring; and one append of it now and then
+            // (`backgroundShare`) commits whatever its size. So a real-time append rarely waits
             // behind a commit of it.
             var backgroundTurn = false
             if let due = backgroundDue() {
                 let deferred = deferring && running
-                backgroundTurn = due <= ContinuousClock.now
+                // A quiet gap ends when normal work comes: then only what rides along.
+                backgroundTurn = due.at <= ContinuousClock.now && (!deferred || due.paced || taken == 0)
                 let riding = deferred && !backgroundTurn && taken > 0
-                let limit = deferred && backgroundTurn ? 1 : background.count
+                let limit = deferred && backgroundTurn && due.paced ? 1 : background.count
                 var backgroundEvents = 0
                 var backgroundBytes = 0
                 for work in background where backgroundTurn || riding {
@@ -276,10 +284,13 @@ final class Writer: @unchecked Sendable {
             answered = batch.count - backgroundTaken
             // Only a commit that was the background work's turn counts for its share; riding
             // along cost the writer almost nothing.
-            if backgroundTurn {
+            if backgroundTurn || answered > 0 {
                 condition.lock()
-                lastBackground = ContinuousClock.now
-                lastBackgroundTook = .seconds(commitSeconds)
+                if backgroundTurn {
+                    lastBackground = ContinuousClock.now
+                    lastBackgroundTook = .seconds(commitSeconds)
+                }
+                if answered > 0 { lastNormal = ContinuousClock.now }
                 condition.unlock()
             }
             // The batch's requests (events, payloads, the engine's decoded values) are freed on
