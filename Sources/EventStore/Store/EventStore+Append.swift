@@ -57,10 +57,12 @@ public enum AppendPriority: Sendable, Hashable {
     /// Commits with the appends waiting with it, in the order queued.
     case normal
     /// Bulk work (an importer's batches, batch runs' steps): commits after the normal appends
-    /// waiting with it. While `EventStore.deferBackground` is on, such appends ride along with
-    /// commits of normal appends up to `Options.rideAlongBytes`, and beyond that commit one at a
-    /// time, only as often as `Options.backgroundShare` allows: a real-time append waits behind
-    /// one of them rarely, and never behind more than one.
+    /// waiting with it, at most `Options.maxBackgroundBytes` of it per commit. While
+    /// `EventStore.deferBackground` is on, such appends ride along with commits of normal appends
+    /// up to `Options.rideAlongBytes`, commit in the gaps normal appends leave
+    /// (`Options.backgroundGap`), and otherwise one at a time, only as often as
+    /// `Options.backgroundShare` allows: a real-time append waits behind one of their commits
+    /// rarely, and never behind more than one.
     case background
 }
 

@@ -37,8 +37,8 @@ public final class EventStore: Sendable {
         /// The most payload bytes of background appends one commit takes (one larger append
         /// commits alone). One event can carry much work (an importer's batch of 200 rows is one
         /// event of about 9 KB), so this bounds a background commit where the event count does
-        /// not: 40 KiB is four such batches, a few milliseconds of commit here, at no measured
-        /// cost to an import's rows per second.
+        /// not: 40 KiB is four such batches, a few milliseconds of commit here (docs/importers.md:
+        /// an import's rows per second came out 3–4% lower at the median, within the noise).
         public var maxBackgroundBytes: Int
         /// While background appends are deferred, those at the head of their queue ride along
         /// with a commit of normal appends up to this many payload bytes. One fsync then commits
