@@ -29,6 +29,8 @@ public struct ServerConfiguration: Sendable {
     public var secretKey: String?
     /// Hours an `Idempotency-Key` answer is kept; nil: forever.
     public var idempotencyHours: Int? = 24
+    /// Timeouts and the cap on open connections (docs/http.md, "Connections").
+    public var connections = ConnectionLimits()
 
     public init(dataDirectory: String, host: String = "127.0.0.1", port: Int = 8080,
                 rateLimitPerMinute: Int? = 60_000, dailyRunQuota: Int? = nil, maxBatchProfiles: Int = 10_000,
@@ -69,8 +71,10 @@ public func buildApplication(
         let api = RunlogAPI(engine: engine, keys: keys, importers: importers, accounts: accounts, tasks: tasks,
                             rateLimit: configuration.rateLimitPerMinute,
                             idempotencyHours: configuration.idempotencyHours, logger: logger)
+        let registry = ConnectionRegistry(maxConnections: configuration.connections.maxConnections)
         var app = Application(
-            router: api.makeRouter(),
+            responder: api.makeResponder(),
+            server: configuration.connections.server(registry: registry, logger: logger),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "runlog"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? configuration.port) },
             logger: logger

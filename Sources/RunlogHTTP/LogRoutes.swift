@@ -12,7 +12,7 @@ extension RunlogAPI {
             let filter = try Self.logFilter(request)
             let backward = try Self.flag(request, "backward")
             let limit = try request.queryInt("limit", Int.self, in: 1...1000) ?? 100
-            let from = try request.queryInt("from", UInt64.self, in: 1...UInt64.max)
+            let from = try request.queryInt("from", UInt64.self, in: 1...Self.maxPosition)
             let events = try store.readAll(from: from, direction: backward ? .backward : .forward, filter: filter,
                                            limit: limit)
             var next = "null"
@@ -30,10 +30,11 @@ extension RunlogAPI {
         router.get("/v1/log/stream") { request, context in
             try context.require(.read)
             let filter = try Self.logFilter(request)
-            var from = try request.queryInt("from", UInt64.self, in: 1...UInt64.max) ?? 1
+            var from = try request.queryInt("from", UInt64.self, in: 1...Self.maxPosition) ?? 1
             if let last = request.headers[Self.lastEventID] {
-                guard let position = UInt64(last.trimmingCharacters(in: .whitespaces)) else {
-                    throw APIError.badRequest("Last-Event-ID must be a log position", field: "Last-Event-ID", value: last)
+                guard let position = UInt64(last.trimmingCharacters(in: .whitespaces)), position < Self.maxPosition else {
+                    throw APIError.badRequest("Last-Event-ID must be a log position from 0 to \(Self.maxPosition - 1)",
+                                              field: "Last-Event-ID", value: last)
                 }
                 from = position + 1
             }
@@ -53,6 +54,8 @@ extension RunlogAPI {
     }
 
     static let lastEventID = HTTPField.Name("Last-Event-ID")!
+    /// The largest log position a request may name: positions are JSON integers, exact up to 2^63 - 1.
+    static let maxPosition = UInt64(Int64.max)
 
     static func logFilter(_ request: Request) throws -> EventFilter {
         let types = request.uri.queryParameters.getAll("type").flatMap { $0.split(separator: ",").map(String.init) }

@@ -3,6 +3,8 @@ import EventStore
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
+import NIOHTTP1
 import Synchronization
 import Workflows
 import Profiles
@@ -68,6 +70,10 @@ struct RequestMiddleware: RouterMiddleware {
             return APIError(error)
         case let error as EventStoreError:
             return APIError(error)
+        case is NIOTooManyBytesError:
+            return APIError.bodyTooLarge
+        case let error as HTTPParserError:
+            return APIError.malformedRequest(error)
         case let error as HTTPError:
             switch error.status {
             case .notFound:

@@ -1,6 +1,7 @@
 import HTTPTypes
 import Foundation
 import Hummingbird
+import NIOCore
 import Workflows
 
 /// A JSON request body read as an object, with typed field access that names the field, the
@@ -90,6 +91,9 @@ extension Request {
             let buffer = try await body.collect(upTo: RunlogRequestContext.bodyLimit)
             return Array(buffer.readableBytesView)
         } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw APIError.bodyTooLarge
+        } catch is NIOTooManyBytesError {
+            // A chunked body has no Content-Length: its size is known only while it is read.
             throw APIError.bodyTooLarge
         }
     }

@@ -66,9 +66,10 @@ extension RunlogAPI {
                               allowed: ["id", "type", "object_type", "object_token", "data", "occurred_at", "queue"]) { body in
                 var occurredAt: Int64?
                 if let value = body.value("occurred_at") {
-                    guard let ms = Self.milliseconds(value) else {
+                    guard let ms = Self.milliseconds(value), JSONText.timestampRange.contains(ms) else {
                         throw APIError.invalid(field: "occurred_at", value: value,
-                                               rule: "must be an RFC 3339 time or UTC milliseconds")
+                                               rule: "must be an RFC 3339 time or UTC milliseconds, from "
+                                                   + "0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z")
                     }
                     occurredAt = ms
                 }
@@ -126,9 +127,9 @@ extension RunlogAPI {
         case .string(let text):
             let formatter = ISO8601DateFormatter()
             formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-            if let date = formatter.date(from: text) { return Int64((date.timeIntervalSince1970 * 1000).rounded()) }
+            if let date = formatter.date(from: text) { return Int64(exactly: (date.timeIntervalSince1970 * 1000).rounded()) }
             formatter.formatOptions = [.withInternetDateTime]
-            return formatter.date(from: text).map { Int64($0.timeIntervalSince1970 * 1000) }
+            return formatter.date(from: text).flatMap { Int64(exactly: ($0.timeIntervalSince1970 * 1000).rounded()) }
         default: return nil
         }
     }

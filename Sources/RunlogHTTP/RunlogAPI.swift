@@ -53,6 +53,12 @@ public struct RunlogAPI: Sendable {
         return router
     }
 
+    /// Every route, with `HEAD` answered wherever `GET` is: the `GET` route's status and headers
+    /// (its `Content-Length` too, when known) without the body.
+    public func makeResponder() -> some HTTPResponder<Context> {
+        HeadAsGetResponder(base: makeRouter().buildResponder())
+    }
+
     /// Runs a command: checks the role, reads and parses the body, and, with an
     /// `Idempotency-Key`, answers a retry with the first answer instead of running it again.
     /// `lenient` bodies (the launch API's) that are not strict JSON are parsed again after
@@ -69,6 +75,7 @@ public struct RunlogAPI: Sendable {
         let bytes = try await request.bodyBytes()
         var json: JSONValue?
         if !bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
+            if !lenient { try Self.requireJSONContentType(request) }
             do {
                 json = lenient ? try LenientJSON.parse(bytes) : try JSONValue(parsing: bytes)
             } catch {
@@ -96,6 +103,19 @@ public struct RunlogAPI: Sendable {
     }
 
     static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
+
+    /// 415 unless a body comes as JSON: `application/json`, a `+json` type, or no Content-Type.
+    static func requireJSONContentType(_ request: Request) throws {
+        guard let header = request.headers[.contentType] else { return }
+        let type = header.split(separator: ";", maxSplits: 1)[...].first.map {
+            $0.trimmingCharacters(in: .whitespaces).lowercased()
+        } ?? ""
+        guard type == "application/json" || type.hasSuffix("+json") else {
+            throw APIError(.unsupportedMediaType, "unsupported_media_type",
+                           "the request body must be JSON: send Content-Type: application/json",
+                           field: "Content-Type", value: header)
+        }
+    }
 }
 
 extension RunlogAPI {
@@ -154,5 +174,29 @@ extension RunlogAPI {
                 return Answer(Representation.key(keys.key(id: id)!))
             }
         }
+    }
+}
+
+/// Answers `HEAD` with what `GET` answers, minus the body (RFC 9110, 9.3.2); a streamed body is
+/// never started.
+struct HeadAsGetResponder<Base: HTTPResponder>: HTTPResponder {
+    let base: Base
+
+    func respond(to request: Request, context: Base.Context) async throws -> Response {
+        guard request.method == .head else { return try await base.respond(to: request, context: context) }
+        var head = request.head
+        head.method = .get
+        var response = try await base.respond(to: Request(head: head, body: request.body), context: context)
+        if response.headers[.contentLength] == nil {
+            if let length = response.body.contentLength {
+                response.headers[.contentLength] = String(length)
+            } else {
+                // A stream of unknown length: nothing frames the empty answer but the end of the connection.
+                response.headers[.connection] = "close"
+            }
+        }
+        // No length of its own, so the server keeps the Content-Length header set above.
+        response.body = ResponseBody { writer in try await writer.finish(nil) }
+        return response
     }
 }

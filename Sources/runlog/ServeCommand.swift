@@ -35,6 +35,15 @@ struct ServeCommand: AsyncParsableCommand {
     var idempotencyHours = 24
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
+    @Option(name: .customLong("idle-timeout"),
+            help: "Seconds a connection may stay idle, or take to send a request's line and headers, before it is closed.")
+    var idleTimeout = 60
+    @Option(name: .customLong("body-timeout"),
+            help: "Seconds a request body may send nothing before its connection is closed (also closed below 1 KiB/s on average after 10 s).")
+    var bodyTimeout = 30
+    @Option(name: .customLong("max-connections"),
+            help: "Open connections at most; at the cap a new connection closes the one idle longest (default: 10000, or half the descriptor limit when lower).")
+    var maxConnections: Int?
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port \(port) must be from 0 to 65535") }
@@ -45,6 +54,11 @@ struct ServeCommand: AsyncParsableCommand {
         guard maxBatchProfiles >= 1 else { throw ValidationError("--max-batch-profiles must be 1 or more") }
         guard (0...87_600).contains(idempotencyHours) else {
             throw ValidationError("--idempotency-hours must be from 0 (forever) to 87600 (ten years)")
+        }
+        guard (1...86_400).contains(idleTimeout) else { throw ValidationError("--idle-timeout must be from 1 to 86400") }
+        guard (1...86_400).contains(bodyTimeout) else { throw ValidationError("--body-timeout must be from 1 to 86400") }
+        if let maxConnections, !(1...1_000_000).contains(maxConnections) {
+            throw ValidationError("--max-connections must be from 1 to 1000000")
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is unknown") }
     }
@@ -60,6 +74,10 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.sharedWorkers = sharedWorkers
         configuration.batchYieldLimit = .milliseconds(batchYieldMs)
         configuration.idempotencyHours = idempotencyHours == 0 ? nil : idempotencyHours
+        raiseDescriptorLimit()
+        configuration.connections = ConnectionLimits(maxConnections: maxConnections ?? ConnectionLimits.defaultMaxConnections)
+        configuration.connections.idleTimeout = .seconds(idleTimeout)
+        configuration.connections.bodyTimeout = .seconds(bodyTimeout)
         let app: any ApplicationProtocol
         do {
             let host = self.host

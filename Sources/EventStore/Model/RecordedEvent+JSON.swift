@@ -106,13 +106,21 @@ public enum JSONText {
         return String(decoding: compact, as: UTF8.self)
     }
 
-    /// RFC 3339 UTC with milliseconds, e.g. `2026-11-22T23:05:01.042Z`.
+    /// The times a timestamp may hold, in UTC milliseconds: from `0001-01-01T00:00:00.000Z` to
+    /// `9999-12-31T23:59:59.999Z`, the years RFC 3339 can write. Inputs outside are refused.
+    public static let timestampRange: ClosedRange<Int64> = -62_135_596_800_000...253_402_300_799_999
+
+    /// RFC 3339 UTC with milliseconds, e.g. `2026-11-22T23:05:01.042Z`. Total: a value outside
+    /// `timestampRange` (only a log written before the range was checked can hold one) is written
+    /// with its year as a plain number, never trapping.
     public static func timestamp(milliseconds: Int64) -> String {
-        let seconds = milliseconds >= 0 ? milliseconds / 1000 : (milliseconds - 999) / 1000
-        let ms = milliseconds - seconds * 1000
+        // Floor division without overflow: Int64.min is a possible stored value.
+        let (quotient, remainder) = milliseconds.quotientAndRemainder(dividingBy: 1000)
+        let seconds = remainder < 0 ? quotient - 1 : quotient
+        let ms = remainder < 0 ? remainder + 1000 : remainder
         var time = time_t(seconds)
         var parts = tm()
-        gmtime_r(&time, &parts)
+        guard gmtime_r(&time, &parts) != nil else { return "out-of-range time (\(milliseconds) ms)" }
         // Written into 24 bytes (it is in every answer that shows a record's times).
         let year = Int(parts.tm_year) + 1900
         guard (0...9999).contains(year) else {

@@ -196,7 +196,8 @@ extension WorkflowEngine {
         guard let event = object.events.last(where: { $0.eventType == eventType }) else {
             return "\(objectType) \(token) has no \(eventType) event"
         }
-        if configuration.clock() - event.occurredAt > maxAge {
+        // Overflow-safe: a log written before times were range-checked may hold any Int64.
+        if event.occurredAt < configuration.clock().subtractingReportingOverflow(maxAge).partialValue {
             return "the \(eventType) event of \(objectType) \(token) is older than 3 months"
         }
         if let criteria {

@@ -117,6 +117,10 @@ extension WorkflowEngine {
         try Self.validateObjectName("object_token", objectToken)
         try Self.validateObjectName("type", eventType)
         guard case .object = data else { throw .invalid(field: "data", value: data, rule: "must be a JSON object") }
+        if let occurredAt, !JSONText.timestampRange.contains(occurredAt) {
+            throw .invalid(field: "occurred_at", value: .integer(occurredAt),
+                           rule: "must be a time from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z")
+        }
         let key = ObjectKey(type: objectType, token: objectToken)
         let eventId = eventId ?? Ids.make("evt_")
         if state.objects[key]?.events.contains(where: { $0.eventId == eventId }) == true {
