@@ -71,6 +71,7 @@ extension APIError {
         case .conflict: status = .conflict
         case .preconditionFailed: status = .preconditionFailed
         case .quotaExceeded: status = .tooManyRequests
+        case .tooLarge: status = .contentTooLarge
         default: status = .serviceUnavailable
         }
         let first = error.issues.first

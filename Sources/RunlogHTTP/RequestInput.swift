@@ -21,9 +21,14 @@ struct BodyFields {
         guard case .object(let object) = json else {
             throw APIError.badRequest("the request body must be a JSON object", field: "body", value: json.typeName)
         }
-        for name in object.keys.sorted() where !(allowed?.contains(name) ?? true) {
-            throw APIError.invalid(field: name, value: object[name],
-                                   rule: "is not a known field (known: \((allowed ?? []).sorted().joined(separator: ", ")))")
+        if let allowed {
+            // The first unknown name in sorted order, found in one pass.
+            var first: String?
+            for name in object.keys where !allowed.contains(name) && first.map({ name < $0 }) ?? true { first = name }
+            if let name = first {
+                throw APIError.invalid(field: name, value: object[name],
+                                       rule: "is not a known field (known: \(allowed.sorted().joined(separator: ", ")))")
+            }
         }
         fields = object
     }

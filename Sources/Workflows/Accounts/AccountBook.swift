@@ -155,7 +155,7 @@ public final class AccountBook: CredentialProvider, Sendable {
                     catchUp(uid)
                     continue
                 }
-                throw WorkflowError(.storage, error.message)
+                throw WorkflowError(appending: error)
             }
             for recorded in (try? store.readAll(from: result.firstPosition, limit: 1)) ?? [] { apply(recorded) }
             return accounts.withLock { $0[uid]! }

@@ -304,7 +304,7 @@ public actor WorkflowEngine {
                 result = try await store.append(to: Streams.workflow(id), expected: .exact(workflow.streamVersion),
                                                 events.map { $0.newEvent(metadata: Self.metadata(actor)) })
             } catch {
-                guard error.code == .wrongExpectedVersion else { throw WorkflowError(.storage, error.message) }
+                guard error.code == .wrongExpectedVersion else { throw WorkflowError(appending: error) }
                 await caughtUp(to: (try? store.head().position) ?? 0)
                 continue
             }

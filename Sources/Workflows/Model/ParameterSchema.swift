@@ -62,28 +62,64 @@ public struct ParameterSchema: Sendable, Hashable {
 
     // MARK: Validation of values
 
-    /// Every rule `parameters` breaks, each naming the field, the value and the rule; empty when valid.
+    /// Issues `validate` lists at most; beyond them one more issue counts the rest.
+    public static let maxIssues = 100
+
+    /// The rules `parameters` breaks, each naming the field, the value and the rule; empty when valid.
+    /// At most `maxIssues` are listed (then one that counts the rest), and the work stays linear in
+    /// the input however many rules it breaks.
     public func validate(_ parameters: JSONValue) -> [FieldIssue] {
         guard case .object(let object) = parameters else {
             return [FieldIssue(field: "parameters", value: parameters.jsonText, rule: "must be a JSON object")]
         }
-        var issues: [FieldIssue] = []
+        var issues = Issues()
         Self.validate(object, fields, prefix: "", into: &issues)
-        return issues
+        if issues.unlisted > 0 {
+            issues.listed.append(FieldIssue(field: "parameters", value: nil,
+                                            rule: "breaks \(issues.unlisted) more rules than the \(Self.maxIssues) listed"))
+        }
+        return issues.listed
+    }
+
+    /// Issues found so far: the first `maxIssues`, and a count of the others (never built).
+    private struct Issues {
+        var listed: [FieldIssue] = []
+        var unlisted = 0
+        var room: Int { ParameterSchema.maxIssues - listed.count }
+
+        mutating func add(_ issue: @autoclosure () -> FieldIssue) {
+            if listed.count < ParameterSchema.maxIssues { listed.append(issue()) } else { unlisted += 1 }
+        }
     }
 
     private static func validate(_ object: [String: JSONValue], _ fields: [Field], prefix: String,
-                                 into issues: inout [FieldIssue]) {
+                                 into issues: inout Issues) {
         let known = Set(fields.map(\.name))
-        for key in object.keys.sorted() where !known.contains(key) {
-            issues.append(FieldIssue(field: prefix + key, value: object[key]!.jsonText,
-                                     rule: "is not a field of the parameter schema"))
+        // The first unknown keys in sorted order, kept in a bounded sorted buffer: linear, not n log n.
+        var unknown: [String] = []
+        var unknownCount = 0
+        let room = issues.room
+        for key in object.keys where !known.contains(key) {
+            unknownCount += 1
+            guard room > 0, unknown.count < room || key < unknown[unknown.count - 1] else { continue }
+            var low = 0, high = unknown.count
+            while low < high {
+                let mid = (low + high) / 2
+                if unknown[mid] < key { low = mid + 1 } else { high = mid }
+            }
+            unknown.insert(key, at: low)
+            if unknown.count > room { unknown.removeLast() }
         }
+        for key in unknown {
+            issues.add(FieldIssue(field: prefix + key, value: object[key]!.jsonText,
+                                  rule: "is not a field of the parameter schema"))
+        }
+        issues.unlisted += unknownCount - unknown.count
         for field in fields {
             let path = prefix + field.name
             guard let value = object[field.name], value != .null else {
                 if field.required {
-                    issues.append(FieldIssue(field: path, value: nil, rule: "is required (\(field.type.name))"))
+                    issues.add(FieldIssue(field: path, value: nil, rule: "is required (\(field.type.name))"))
                 }
                 continue
             }
@@ -91,36 +127,36 @@ public struct ParameterSchema: Sendable, Hashable {
         }
     }
 
-    private static func check(_ value: JSONValue, _ type: FieldType, path: String, into issues: inout [FieldIssue]) {
+    private static func check(_ value: JSONValue, _ type: FieldType, path: String, into issues: inout Issues) {
         switch type {
         case .scalar(let scalar):
             if let rule = scalar.violation(value) {
-                issues.append(FieldIssue(field: path, value: value.jsonText, rule: rule))
+                issues.add(FieldIssue(field: path, value: value.jsonText, rule: rule))
             }
         case .array(let scalar):
             guard case .array(let items) = value else {
-                issues.append(FieldIssue(field: path, value: value.jsonText, rule: "must be an array of \(scalar.rawValue)"))
+                issues.add(FieldIssue(field: path, value: value.jsonText, rule: "must be an array of \(scalar.rawValue)"))
                 return
             }
             for (i, item) in items.enumerated() {
                 if let rule = scalar.violation(item) {
-                    issues.append(FieldIssue(field: "\(path)[\(i)]", value: item.jsonText, rule: rule))
+                    issues.add(FieldIssue(field: "\(path)[\(i)]", value: item.jsonText, rule: rule))
                 }
             }
         case .object(let fields):
             guard case .object(let sub) = value else {
-                issues.append(FieldIssue(field: path, value: value.jsonText, rule: "must be an object"))
+                issues.add(FieldIssue(field: path, value: value.jsonText, rule: "must be an object"))
                 return
             }
             validate(sub, fields, prefix: path + ".", into: &issues)
         case .arrayOfObjects(let fields):
             guard case .array(let items) = value else {
-                issues.append(FieldIssue(field: path, value: value.jsonText, rule: "must be an array of objects"))
+                issues.add(FieldIssue(field: path, value: value.jsonText, rule: "must be an array of objects"))
                 return
             }
             for (i, item) in items.enumerated() {
                 guard case .object(let sub) = item else {
-                    issues.append(FieldIssue(field: "\(path)[\(i)]", value: item.jsonText, rule: "must be an object"))
+                    issues.add(FieldIssue(field: "\(path)[\(i)]", value: item.jsonText, rule: "must be an object"))
                     continue
                 }
                 validate(sub, fields, prefix: "\(path)[\(i)].", into: &issues)

@@ -35,6 +35,8 @@ public struct WorkflowError: Error, Sendable, Hashable, CustomStringConvertible 
         public static let preconditionFailed = Code("precondition_failed")
         /// The daily run quota is used up; `resetsAt` says when it resets.
         public static let quotaExceeded = Code("quota_exceeded")
+        /// The input is larger than a limit of the store (an event's payload, 1 MiB); retrying cannot help.
+        public static let tooLarge = Code("too_large")
         /// Storage failed.
         public static let storage = Code("storage")
         public var description: String { name }
@@ -54,7 +56,10 @@ public struct WorkflowError: Error, Sendable, Hashable, CustomStringConvertible 
     }
 
     public var description: String {
-        issues.isEmpty ? message : message + ": " + issues.map(\.description).joined(separator: "; ")
+        // The issues travel in full in `issues`; the message names the first few.
+        guard !issues.isEmpty else { return message }
+        let shown = issues.prefix(3).map(\.description).joined(separator: "; ")
+        return message + ": " + shown + (issues.count > 3 ? "; and \(issues.count - 3) more" : "")
     }
 
     static func invalid(_ issues: [FieldIssue], _ what: String) -> WorkflowError {
@@ -69,11 +74,20 @@ public struct WorkflowError: Error, Sendable, Hashable, CustomStringConvertible 
 
 extension WorkflowError {
     /// The error of a failed append: `conflict` when a stream was not at its expected version
-    /// (another command got there first), `storage` otherwise.
+    /// (another command got there first), `tooLarge` or `invalid` when the input broke a limit of
+    /// the store, `storage` otherwise (the store cannot serve: worth retrying later).
     public init(appending error: EventStoreError) {
-        if error.code == .wrongExpectedVersion {
+        switch error.code {
+        case .wrongExpectedVersion:
             self.init(.conflict, "changed concurrently: \(error.message)")
-        } else {
+        case .payloadTooLarge:
+            self.init(.tooLarge, error.message, issues: [FieldIssue(
+                field: error.field ?? "payload", value: error.value,
+                rule: "must fit the store's limit of 1 MiB per event (as recorded, after sealing)")])
+        case .invalidArgument:
+            self.init(.invalid, error.message,
+                      issues: [FieldIssue(field: error.field ?? "payload", value: error.value, rule: error.message)])
+        default:
             self.init(.storage, error.message)
         }
     }
