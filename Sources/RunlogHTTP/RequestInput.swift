@@ -123,9 +123,10 @@ extension Request {
         var text = Substring(header)
         if text.hasPrefix("W/") { text = text.dropFirst(2) }
         if text.hasPrefix("\""), text.hasSuffix("\""), text.count >= 2 { text = text.dropFirst().dropLast() }
-        guard let version = UInt64(text) else {
-            throw APIError.badRequest("If-Match must be an ETag this server gave (a quoted version such as \"3\")",
-                                      field: "If-Match", value: header)
+        // Versions are JSON integers: 2^63 - 1 at most (and an Int, which the draft's version is).
+        guard let version = UInt64(text), version <= UInt64(Int64.max) else {
+            throw APIError.badRequest("If-Match must be an ETag this server gave (a quoted version such as \"3\", "
+                                      + "at most 9223372036854775807)", field: "If-Match", value: header)
         }
         return version
     }

@@ -187,16 +187,15 @@ struct HeadAsGetResponder<Base: HTTPResponder>: HTTPResponder {
         var head = request.head
         head.method = .get
         var response = try await base.respond(to: Request(head: head, body: request.body), context: context)
-        if response.headers[.contentLength] == nil {
-            if let length = response.body.contentLength {
-                response.headers[.contentLength] = String(length)
-            } else {
-                // A stream of unknown length: nothing frames the empty answer but the end of the connection.
-                response.headers[.connection] = "close"
-            }
-        }
-        // No length of its own, so the server keeps the Content-Length header set above.
+        let length = response.headers[.contentLength] ?? response.body.contentLength.map { String($0) }
+        // Setting the body resets Content-Length: it goes back on after.
         response.body = ResponseBody { writer in try await writer.finish(nil) }
+        if let length {
+            response.headers[.contentLength] = length
+        } else {
+            // A stream of unknown length: nothing frames the empty answer but the end of the connection.
+            response.headers[.connection] = "close"
+        }
         return response
     }
 }

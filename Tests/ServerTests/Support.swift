@@ -91,7 +91,7 @@ final class TestServer: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    var application: some ApplicationProtocol { Application(router: api.makeRouter()) }
+    var application: some ApplicationProtocol { Application(responder: api.makeResponder()) }
 
     /// Runs `body` with a client of the application.
     @discardableResult
