@@ -127,9 +127,14 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private let logger: Logger
     private var id: Int?
 
+    /// Request heads and ends read, and answers ended, on this connection. Pipelined requests
+    /// can be read ahead of the answers: the request being answered is number `answered`.
+    private var heads = 0
+    private var ends = 0
+    private var answered = 0
     /// A request's head was read and its end not yet.
-    private var requestOpen = false
-    /// The final answer to the current request has begun.
+    private var requestOpen: Bool { heads > ends }
+    /// The final answer to the request being answered has begun.
     private var responding = false
     /// The answer began before the request was read to its end: the connection closes after it.
     private var answeredEarly = false
@@ -178,7 +183,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         if discarding {
             if case .body(let buffer) = part { discarded += buffer.readableBytes }
             if case .end = part {
-                requestOpen = false
+                ends += 1
                 context.close(promise: nil)
             } else if discarded > limits.lingerBytes {
                 context.close(promise: nil)
@@ -187,9 +192,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         }
         switch part {
         case .head(let head):
-            requestOpen = true
-            responding = false
-            answeredEarly = false
+            heads += 1
             bodyBytes = 0
             bodyStarted = .now
             lastBodyByte = bodyStarted
@@ -202,7 +205,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             bodyBytes += buffer.readableBytes
             lastBodyByte = .now
         case .end:
-            requestOpen = false
+            ends += 1
             timer?.cancel()
             timer = nil
         }
@@ -219,20 +222,22 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         switch unwrapOutboundIn(data) {
         case .head(var response) where response.status.kind != .informational:
             responding = true
-            if requestOpen || parseFailed {
+            // Early: the request being answered has not been read to its end.
+            if ends <= answered || parseFailed {
                 answeredEarly = true
                 response.headerFields[.connection] = "close"
                 context.write(wrapOutboundOut(.head(response)), promise: promise)
                 return
             }
         case .end:
+            answered += 1
+            responding = false
             if answeredEarly || parseFailed {
                 context.writeAndFlush(data, promise: promise)
                 finishEarlyAnswer(context)
                 return
             }
-            responding = false
-            if let id { registry.setIdle(id, true) }
+            if let id, answered == heads, !requestOpen { registry.setIdle(id, true) }
         default:
             break
         }
@@ -250,8 +255,9 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             context.fireErrorCaught(error)
             return
         }
-        guard !responding else {
-            context.close(promise: nil)
+        guard answered == heads, !responding else {
+            // An answer is still on its way: it goes out, then the connection closes (parseFailed).
+            if discarding { context.close(promise: nil) }
             return
         }
         // No request is in progress (a bad request line or headers): answer here, in the JSON shape.

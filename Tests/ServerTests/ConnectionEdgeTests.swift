@@ -159,6 +159,24 @@ struct ConnectionEdgeTests {
         }
     }
 
+    @Test("pipelined requests are answered in order on one open connection")
+    func pipelining() async throws {
+        try await LiveServer.with { server in
+            let connection = try RawConnection(port: server.port)
+            let body = #"{"name": "pipelined"}"#
+            await connection.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                                  + "POST /v1/workflows HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(server.admin)\r\n"
+                                  + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+                                  + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            let bytes = await connection.readAll(timeout: 2)
+            #expect(!bytes.closed)
+            let text = String(decoding: bytes.bytes, as: UTF8.self)
+            let statuses = text.components(separatedBy: "HTTP/1.1 ").dropFirst().map { $0.prefix(3) }
+            #expect(statuses == ["200", "201", "200"])
+            #expect(!text.lowercased().contains("connection: close"))
+        }
+    }
+
     @Test("2,000 idle connections: /healthz still answers, and the idle ones are closed after the idle timeout")
     func idleCrowd() async throws {
         try await LiveServer.with(configure: { $0.connections.idleTimeout = .seconds(2) }) { server in
