@@ -166,6 +166,10 @@ public struct JSONParseError: Error, Hashable, Sendable, CustomStringConvertible
 }
 
 extension JSONValue: Codable {
+    /// Decodes with Foundation's coders, which Runlog uses only for JSON it wrote itself (stored
+    /// event payloads). `JSONDecoder` does not show a number's text, so an integer beyond 64 bits
+    /// read here would become a `Double`: input from users goes through `init(parsing:)`, which
+    /// refuses such integers.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if container.decodeNil() {
