@@ -88,42 +88,23 @@ enum Compiler {
                 }
                 let c: Comparison = op == "$gt" ? .gt : op == "$gte" ? .gte : op == "$lt" ? .lt : .lte
                 predicates.append(.compare(c, arg))
-            case "$in", "$nin", "$all":
+            case "$in", "$nin":
                 guard case .array(let values) = arg else { throw fail("needs an array of values, got \(arg.typeName)") }
-                predicates.append(op == "$in" ? .in(values) : op == "$nin" ? .nin(values) : .containsAll(values))
+                predicates.append(op == "$in" ? .in(values) : .nin(values))
+            case "$all":
+                guard case .array(let values) = arg else { throw fail("needs an array of values, got \(arg.typeName)") }
+                predicates.append(try all(values, at: path, fail))
             case "$elemMatch":
-                guard case .object(let sub) = arg, !sub.isEmpty else {
-                    throw fail("needs a non-empty object: a query on the elements' fields, or operators")
-                }
-                let operatorsOnly = sub.keys.allSatisfy { $0.hasPrefix("$") && !logical.contains($0) }
-                if operatorsOnly {
-                    predicates.append(.elemMatchValue(try operators(sub, at: path)))
-                } else {
-                    predicates.append(.elemMatchDocument(try document(sub, at: path)))
-                }
+                predicates.append(try elemMatch(arg, at: path, fail))
             case "$size":
-                guard case .integer(let n) = arg, n >= 0 else { throw fail("needs a non-negative integer, got \(arg.jsonText)") }
-                predicates.append(.size(Int(n)))
+                predicates.append(.size(try size(arg, fail)))
             case "$exists":
-                guard case .bool(let b) = arg else { throw fail("needs true or false, got \(arg.jsonText)") }
-                predicates.append(.exists(b))
+                predicates.append(.exists(try exists(arg, fail)))
             case "$type":
                 let items: [JSONValue] = arg.arrayValue ?? [arg]
                 var aliases: [TypeAlias] = []
                 for item in items {
-                    switch item {
-                    case .string(let name):
-                        guard let alias = TypeAlias(rawValue: name) else {
-                            throw fail("unknown type \"\(name)\"; use one of "
-                                       + TypeAlias.allCases.map(\.rawValue).joined(separator: ", "))
-                        }
-                        aliases.append(alias)
-                    case .integer(let code):
-                        guard let alias = TypeAlias.codes[Int(code)] else { throw fail("unknown type code \(code)") }
-                        aliases.append(alias)
-                    default:
-                        throw fail("needs a type name or code, got \(item.typeName)")
-                    }
+                    aliases.append(try typeAlias(item, fail))
                 }
                 guard !aliases.isEmpty else { throw fail("needs at least one type") }
                 predicates.append(.type(aliases))
@@ -154,5 +135,90 @@ enum Compiler {
             }
         }
         return predicates.count == 1 ? predicates[0] : .all(predicates)
+    }
+
+    /// `$all`: values the field must each equal (as `$and` of equalities, like MongoDB), or only
+    /// `{"$elemMatch": …}` documents, each of which some element must match.
+    static func all(_ values: [JSONValue], at path: String,
+                    _ fail: (String) -> ConditionError) throws(ConditionError) -> Predicate {
+        func elemMatchArgument(_ value: JSONValue) -> JSONValue? {
+            guard case .object(let o) = value, o.count == 1 else { return nil }
+            return o["$elemMatch"]
+        }
+        guard values.contains(where: { elemMatchArgument($0) != nil }) else {
+            for (i, value) in values.enumerated() {
+                if case .object(let o) = value, let key = o.keys.sorted().first(where: { $0.hasPrefix("$") }) {
+                    throw fail("element [\(i)] is an operator object (\(key)); $all takes values to find, "
+                               + "or only {\"$elemMatch\": …} documents")
+                }
+            }
+            return .containsAll(values)
+        }
+        var matches: [Predicate] = []
+        for (i, value) in values.enumerated() {
+            guard let argument = elemMatchArgument(value) else {
+                throw fail("element [\(i)] is \(value.jsonText), but the other elements are {\"$elemMatch\": …} "
+                           + "documents; use only $elemMatch documents, or only values")
+            }
+            matches.append(try elemMatch(argument, at: path, fail))
+        }
+        return .all(matches)
+    }
+
+    /// `$elemMatch`: a query on the elements' fields, or operators on the elements' values.
+    static func elemMatch(_ arg: JSONValue, at path: String,
+                          _ fail: (String) -> ConditionError) throws(ConditionError) -> Predicate {
+        guard case .object(let sub) = arg, !sub.isEmpty else {
+            throw fail("needs a non-empty object: a query on the elements' fields, or operators")
+        }
+        let operatorsOnly = sub.keys.allSatisfy { $0.hasPrefix("$") && !logical.contains($0) }
+        if operatorsOnly {
+            return .elemMatchValue(try operators(sub, at: path))
+        }
+        return .elemMatchDocument(try document(sub, at: path))
+    }
+
+    /// `$size`: a non-negative whole number (`2` or `2.0`, as MongoDB accepts).
+    static func size(_ arg: JSONValue, _ fail: (String) -> ConditionError) throws(ConditionError) -> Int {
+        let count: Int?
+        switch arg {
+        case .integer(let n): count = Int(exactly: n)
+        case .number(let d): count = Int(exactly: d)
+        default: throw fail("needs a non-negative whole number, got \(arg.jsonText)")
+        }
+        guard let count else { throw fail("needs a non-negative whole number, got \(arg.jsonText)") }
+        guard count >= 0 else { throw fail("may not be negative, got \(arg.jsonText)") }
+        return count
+    }
+
+    /// `$exists`: `true` / `false`, or a number as MongoDB reads it (non-zero is true, `0` false).
+    static func exists(_ arg: JSONValue, _ fail: (String) -> ConditionError) throws(ConditionError) -> Bool {
+        switch arg {
+        case .bool(let b): return b
+        case .integer(let n): return n != 0
+        case .number(let d) where !d.isNaN: return d != 0
+        default: throw fail("needs true or false (or 1 / 0), got \(arg.jsonText)")
+        }
+    }
+
+    /// One `$type` entry: a MongoDB alias or a numeric code (`2` or `2.0`).
+    static func typeAlias(_ item: JSONValue, _ fail: (String) -> ConditionError) throws(ConditionError) -> TypeAlias {
+        let code: Int64?
+        switch item {
+        case .string(let name):
+            guard let alias = TypeAlias(rawValue: name) else {
+                throw fail("unknown type \"\(name)\"; use one of "
+                           + TypeAlias.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            return alias
+        case .integer(let n): code = n
+        case .number(let d): code = Int64(exactly: d)
+        default: throw fail("needs a type name or code, got \(item.typeName)")
+        }
+        guard let code, let alias = TypeAlias.codes[code] else {
+            throw fail("unknown type code \(item.jsonText); codes are "
+                       + TypeAlias.codes.keys.sorted().map(String.init).joined(separator: ", "))
+        }
+        return alias
     }
 }

@@ -57,12 +57,9 @@ struct Evaluator {
         case .nin(let targets):
             return !test(.in(targets), values)
         case .containsAll(let targets):
+            // MongoDB: `$and` of equalities, each of which any value reached may satisfy.
             guard !targets.isEmpty else { return false }
-            return values.contains { value in
-                targets.allSatisfy { target in
-                    value == target || (value.arrayValue?.contains(target) ?? false)
-                }
-            }
+            return targets.allSatisfy { test(.eq($0), values) }
         case .elemMatchDocument(let node):
             return values.contains { value in
                 value.arrayValue?.contains { element in
@@ -113,8 +110,14 @@ struct Evaluator {
         switch (value, target) {
         case (.integer(let a), .integer(let b)):
             order = a < b ? -1 : a == b ? 0 : 1
-        case (.integer, .number), (.number, .integer), (.number, .number):
-            let a = value.numericValue!, b = target.numericValue!
+        case (.integer(let a), .number(let b)):
+            guard let o = JSONValue.order(a, b) else { return false }
+            order = o
+        case (.number(let a), .integer(let b)):
+            guard let o = JSONValue.order(b, a) else { return false }
+            order = -o
+        case (.number(let a), .number(let b)):
+            guard !a.isNaN && !b.isNaN else { return false }
             order = a < b ? -1 : a == b ? 0 : 1
         case (.string(let a), .string(let b)):
             // Binary (Unicode scalar) order, like MongoDB's default collation.

@@ -29,6 +29,10 @@ public struct Condition: Sendable, Hashable, CustomStringConvertible {
         do {
             value = try JSONValue(parsing: text)
         } catch {
+            if let path = error.path {
+                // Valid JSON with a number out of range: name where it is.
+                throw ConditionError(path: path, operator: nil, error.message)
+            }
             throw ConditionError(path: "", operator: nil, "the condition is not valid JSON: \(error.message)")
         }
         try self.init(value)
@@ -93,12 +97,18 @@ indirect enum Node: Sendable {
 
 enum Comparison: Sendable { case gt, gte, lt, lte }
 
-/// A MongoDB type alias for `$type`.
+/// A MongoDB type alias for `$type`: every alias MongoDB accepts. The BSON types a JSON value
+/// never has (`date`, `objectId`, `decimal`, …) are accepted and match nothing.
 enum TypeAlias: String, Sendable, CaseIterable {
-    case double, string, object, array, bool, null, int, long, number
+    case double, string, object, array, binData, undefined, objectId, bool, date, null, regex, dbPointer
+    case javascript, symbol, javascriptWithScope, int, timestamp, long, decimal, minKey, maxKey, number
 
-    static let codes: [Int: TypeAlias] = [1: .double, 2: .string, 3: .object, 4: .array, 8: .bool,
-                                          10: .null, 16: .int, 18: .long]
+    /// MongoDB's numeric codes (`number` has none).
+    static let codes: [Int64: TypeAlias] = [
+        1: .double, 2: .string, 3: .object, 4: .array, 5: .binData, 6: .undefined, 7: .objectId, 8: .bool,
+        9: .date, 10: .null, 11: .regex, 12: .dbPointer, 13: .javascript, 14: .symbol, 15: .javascriptWithScope,
+        16: .int, 17: .timestamp, 18: .long, 19: .decimal, -1: .minKey, 127: .maxKey,
+    ]
 
     func matches(_ value: JSONValue) -> Bool {
         switch (self, value) {

@@ -1,5 +1,6 @@
 /// A byte-level JSON parser into `JSONValue` (RFC 8259; integers that fit in 64 bits stay
-/// integers).
+/// integers, integers beyond them and numbers beyond a `Double`'s range are refused: rounding a
+/// 20-digit id to a float would make two different ids equal).
 ///
 /// Hand-written because decoding payloads is the projection rebuild's hot path: with
 /// Foundation's `JSONDecoder` a rebuild spent 85% of its time decoding (73k events/s in
@@ -9,11 +10,24 @@ enum JSONParser {
 
     static func parse(_ bytes: UnsafeRawBufferPointer) throws(JSONParseError) -> JSONValue {
         var parser = State(bytes: bytes)
-        parser.skipWhitespace()
-        let value = try parser.value(depth: 0)
-        parser.skipWhitespace()
-        guard parser.index == bytes.count else { throw parser.error("unexpected text after the document") }
-        return value
+        do throws(JSONParseError) {
+            parser.skipWhitespace()
+            let value = try parser.value(depth: 0)
+            parser.skipWhitespace()
+            guard parser.index == bytes.count else { throw parser.error("unexpected text after the document") }
+            return value
+        } catch {
+            // Only on failure: name the path of a number out of range (the common path keeps no path).
+            guard let fault = error.numberFault else { throw error }
+            throw JSONParseError(fault, path: path(to: fault.offset, in: bytes))
+        }
+    }
+
+    /// The path (`items[2].id`, "" for the top) of the value that starts at byte `target`, found
+    /// by walking the document again up to it; nil when the text before it does not parse.
+    static func path(to target: Int, in bytes: UnsafeRawBufferPointer) -> String? {
+        var state = State(bytes: bytes)
+        return try? state.find(target, path: "", depth: 0)
     }
 
     struct State {
@@ -98,6 +112,47 @@ enum JSONParser {
                 return try number()
             default:
                 throw error("unexpected character")
+            }
+        }
+
+        /// The path of the value starting at byte `target`, when it is this value or inside it
+        /// (`path` is this value's own path); reads past this value otherwise.
+        mutating func find(_ target: Int, path: String, depth: Int) throws(JSONParseError) -> String? {
+            skipWhitespace()
+            if index == target { return path }
+            guard depth < JSONParser.maxDepth, index < bytes.count else { return nil }
+            let open = bytes[index]
+            guard open == UInt8(ascii: "{") || open == UInt8(ascii: "[") else {
+                try skip(depth: depth)
+                return nil
+            }
+            let object = open == UInt8(ascii: "{")
+            let close = object ? UInt8(ascii: "}") : UInt8(ascii: "]")
+            index += 1
+            skipWhitespace()
+            if index < bytes.count, bytes[index] == close {
+                index += 1
+                return nil
+            }
+            var position = 0
+            while true {
+                skipWhitespace()
+                let inner: String
+                if object {
+                    guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { return nil }
+                    let key = try string()
+                    skipWhitespace()
+                    guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { return nil }
+                    index += 1
+                    inner = path.isEmpty ? key : path + "." + key
+                } else {
+                    inner = path + "[\(position)]"
+                }
+                if let found = try find(target, path: inner, depth: depth + 1) { return found }
+                position += 1
+                skipWhitespace()
+                guard index < bytes.count, bytes[index] == UInt8(ascii: ",") else { return nil }
+                index += 1
             }
         }
 
@@ -196,13 +251,33 @@ enum JSONParser {
                 guard isDigit(index) else { throw error("an exponent needs digits") }
                 while isDigit(index) { index += 1 }
             }
-            if isInteger && !overflow {
-                if !negative && integer <= UInt64(Int64.max) { return .integer(Int64(integer)) }
-                if negative && integer <= UInt64(Int64.max) + 1 { return .integer(integer == UInt64(Int64.max) + 1 ? .min : -Int64(integer)) }
+            if isInteger {
+                if !overflow {
+                    if !negative && integer <= UInt64(Int64.max) { return .integer(Int64(integer)) }
+                    if negative && integer <= UInt64(Int64.max) + 1 {
+                        return .integer(integer == UInt64(Int64.max) + 1 ? .min : -Int64(integer))
+                    }
+                }
+                throw outOfRange(from: start, integer: true)
             }
             let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
-            guard let d = Double(text), d.isFinite else { throw error("number \(text) is out of range") }
+            guard let d = Double(text), d.isFinite else { throw outOfRange(from: start, integer: false) }
             return .number(d)
+        }
+
+        /// The error for the number from `start` to `index`: an integer beyond 64 bits (kept
+        /// exact by no JSONValue case, and never rounded to a float), or a number beyond a Double.
+        func outOfRange(from start: Int, integer: Bool) -> JSONParseError {
+            let count = index - start
+            var text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<min(index, start + 40)]),
+                              as: UTF8.self)
+            if count > 40 { text += "… (\(count) characters)" }
+            let rule = integer
+                ? "is outside the 64-bit integer range (\(Int64.min) to \(Int64.max)); "
+                    + "send it as a string to keep every digit"
+                : "is outside the range of a 64-bit float (magnitude up to \(Double.greatestFiniteMagnitude))"
+            let subject = (integer ? "the integer " : "the number ") + text
+            return JSONParseError(JSONParseError.NumberFault(offset: start, subject: subject, rule: rule), path: nil)
         }
 
         mutating func string() throws(JSONParseError) -> String {

@@ -4,7 +4,9 @@ import EventStore
 /// A JSON document: what run contexts, payloads, parameters and conditions are made of.
 ///
 /// Integers and floating-point numbers are kept apart (a parameter schema tells `integer` from
-/// `number`) but compare as numbers: `1 == 1.0`. Objects compare regardless of key order.
+/// `number`) but compare as numbers, exactly: `1 == 1.0`, while `9007199254740993` (2^53 + 1)
+/// is not equal to the float `9007199254740992.0` it would round to. Objects compare regardless
+/// of key order.
 public enum JSONValue: Sendable, Hashable {
     case null
     case bool(Bool)
@@ -14,7 +16,8 @@ public enum JSONValue: Sendable, Hashable {
     case array([JSONValue])
     case object([String: JSONValue])
 
-    /// The numeric value of an integer or a number.
+    /// The numeric value of an integer or a number, as a `Double`: integers beyond 2^53 round to
+    /// the nearest `Double`, so compare with `==` (exact), not through this.
     public var numericValue: Double? {
         switch self {
         case .integer(let i): Double(i)
@@ -76,18 +79,32 @@ public enum JSONValue: Sendable, Hashable {
         case (.integer(let a), .integer(let b)): a == b
         // Bound one case at a time: a combined pattern here crashes the Swift 6.3.1 optimizer
         // (CopyPropagation) in release builds.
-        case (.integer(let a), .number(let b)): Double(a) == b
-        case (.number(let a), .integer(let b)): a == Double(b)
+        case (.integer(let a), .number(let b)): Self.order(a, b) == 0
+        case (.number(let a), .integer(let b)): Self.order(b, a) == 0
         case (.number(let a), .number(let b)): a == b
         default: false
         }
+    }
+
+    /// How an integer compares with a float, exactly (the integer is not rounded to a `Double`):
+    /// -1 when it is smaller, 0 when equal, 1 when greater, nil when the float is NaN.
+    static func order(_ integer: Int64, _ float: Double) -> Int? {
+        guard !float.isNaN else { return nil }
+        // 2^63 is exact as a Double; every Int64 is in -2^63..<2^63.
+        if float >= 9_223_372_036_854_775_808.0 { return -1 }
+        if float < -9_223_372_036_854_775_808.0 { return 1 }
+        let whole = float.rounded(.towardZero)
+        let wholeInteger = Int64(whole) // exact: whole is an integer in -2^63..<2^63
+        if integer != wholeInteger { return integer < wholeInteger ? -1 : 1 }
+        return float > whole ? -1 : float < whole ? 1 : 0
     }
 
     public func hash(into hasher: inout Hasher) {
         switch self {
         case .null: hasher.combine(0)
         case .bool(let b): hasher.combine(b)
-        // Integers and numbers that are equal must hash alike.
+        // Integers and numbers that are equal must hash alike (an integer equal to a float
+        // converts to exactly that float; integers that round alike merely share a hash).
         case .integer(let i): hasher.combine(Double(i))
         case .number(let d): hasher.combine(d)
         case .string(let s): hasher.combine(s)
@@ -114,13 +131,45 @@ extension JSONValue: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, Expre
 
 // MARK: Parsing and printing (Foundation's JSON coders)
 
-/// A JSON text that does not parse.
+/// A JSON text that does not parse, or holds a number Runlog cannot keep exactly.
 public struct JSONParseError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// What is wrong and where: a byte offset, and for a number out of range its path too.
     public var message: String
-    public var description: String { "invalid JSON: \(message)" }
+    /// The path of the value at fault (`items[2].id`; "" for the whole document) when known: for
+    /// a number out of range read by `JSONValue(parsing:)`.
+    public var path: String?
+    /// Set for a number out of range until its path is known.
+    var numberFault: NumberFault?
+
+    /// A number that is valid JSON but out of range: where it starts, what it is, what it breaks.
+    struct NumberFault: Hashable, Sendable {
+        var offset: Int
+        var subject: String
+        var rule: String
+    }
+
+    init(message: String) {
+        self.message = message
+    }
+
+    /// The error for a number out of range, at `path` when known.
+    init(_ fault: NumberFault, path: String?) {
+        let place = path.map { $0.isEmpty ? " (the whole document)" : " at \"\($0)\"" } ?? ""
+        message = "\(fault.subject)\(place) \(fault.rule) (byte \(fault.offset))"
+        self.path = path
+        numberFault = path == nil ? fault : nil
+    }
+
+    public var description: String {
+        path == nil && numberFault == nil ? "invalid JSON: \(message)" : "JSON number out of range: \(message)"
+    }
 }
 
 extension JSONValue: Codable {
+    /// Decodes with Foundation's coders, which Runlog uses only for JSON it wrote itself (stored
+    /// event payloads). `JSONDecoder` does not show a number's text, so an integer beyond 64 bits
+    /// read here would become a `Double`: input from users goes through `init(parsing:)`, which
+    /// refuses such integers.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if container.decodeNil() {
