@@ -79,6 +79,10 @@ public struct RunlogAPI: Sendable {
             do {
                 json = lenient ? try LenientJSON.parse(bytes) : try JSONValue(parsing: bytes)
             } catch {
+                if let path = error.path {
+                    // Valid JSON with a number out of range: named by its path, never rounded.
+                    throw APIError.badRequest(error.message, field: path.isEmpty ? "body" : path)
+                }
                 throw APIError.badRequest("the request body is not valid JSON"
                                           + (lenient ? " (also after removing comments, trailing commas and placeholders)" : "")
                                           + ": \(error.message)", field: "body")

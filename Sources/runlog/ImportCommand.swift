@@ -164,8 +164,8 @@ final class ImportProgress: @unchecked Sendable {
 
     func update(_ run: JSONValue) {
         guard terminal else { return }
-        let read = Int(run["progress"]?["rows_read"]?.numericValue ?? 0)
-        let errors = Int(run["progress"]?["rows_errored"]?.numericValue ?? 0)
+        let read = (run["progress"]?["rows_read"]?.intValue ?? 0)
+        let errors = (run["progress"]?["rows_errored"]?.intValue ?? 0)
         let elapsed = max(0.001, Double((ContinuousClock.now - started).components.seconds)
                             + Double((ContinuousClock.now - started).components.attoseconds) / 1e18)
         let spinner = ["|", "/", "-", "\\"][Int(elapsed * 5) % 4]
@@ -176,14 +176,14 @@ final class ImportProgress: @unchecked Sendable {
     func summary(_ run: JSONValue) {
         if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
         let p = run["progress"] ?? [:]
-        func n(_ key: String) -> Int { Int(p[key]?.numericValue ?? 0) }
+        func n(_ key: String) -> Int { (p[key]?.intValue ?? 0) }
         let verb = run["dry_run"] == true ? "to create (dry run)" : "created"
         print("importer run \(run["id"]?.stringValue ?? "?"): \(run["status"]?.stringValue ?? "?")"
               + (run["reason"]?.stringValue.map { " (\($0))" } ?? ""))
         print("rows read \(n("rows_read")), runs \(verb) \(n("runs_created")), skipped \(n("rows_skipped")), "
               + "errored \(n("rows_errored"))")
         for reason in run["errors_by_reason"]?.arrayValue ?? [] {
-            print("  \(Int(reason["rows"]?.numericValue ?? 0)) × \(reason["error"]?.stringValue ?? "")")
+            print("  \((reason["rows"]?.intValue ?? 0)) × \(reason["error"]?.stringValue ?? "")")
         }
     }
 }

@@ -86,7 +86,7 @@ struct WorkflowsCommand: AsyncParsableCommand {
             if let client = try server.client() {
                 let answer = try await client.send(.POST, "/v1/workflows/\(workflow)/revert",
                                                    body: ["to": .integer(Int64(to)), "activate": .bool(activate)])
-                print("workflow \(workflow): version \(answer["version"]?.numericValue.map { Int($0) } ?? 0) created from "
+                print("workflow \(workflow): version \(answer["version"]?.intValue ?? 0) created from "
                       + "version \(to)" + (activate ? " and activated" : ""))
                 return
             }

@@ -26,6 +26,16 @@ public enum JSONValue: Sendable, Hashable {
         }
     }
 
+    /// The value as an `Int` when it is an integer, or a number with no fraction that fits; nil
+    /// otherwise (never trapping on a huge or fractional number).
+    public var intValue: Int? {
+        switch self {
+        case .integer(let i): Int(exactly: i)
+        case .number(let d): Int(exactly: d)
+        default: nil
+        }
+    }
+
     public var stringValue: String? {
         if case .string(let s) = self { return s }
         return nil
