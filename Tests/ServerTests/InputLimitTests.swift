@@ -136,6 +136,56 @@ struct InputLimitTests {
         await server.close()
     }
 
+    @Test("an event id that is empty, over 255 bytes or with control characters is refused with 422")
+    func eventIds() async throws {
+        let server = try await TestServer()
+        try await server.test { client in
+            for id in ["", String(repeating: "y", count: 256), "a\u{0}b", "line\nbreak"] {
+                let answer = try await client.call(.post, "/v1/events", key: server.service, json: [
+                    "id": .string(id), "type": "signup", "object_type": "user", "object_token": "u1", "data": [:],
+                ])
+                #expect(answer.status == .unprocessableContent, "id \(id.prefix(20))")
+                #expect(answer.json["error"]?["field"] == "id")
+            }
+        }
+        await server.close()
+    }
+
+    @Test("a workflow whose run_workflow step starts itself stops at 16 runs deep")
+    func runWorkflowCycle() async throws {
+        let server = try await TestServer()
+        try await server.test { client in
+            let created = try await client.call(.post, "/v1/workflows", key: server.admin, json: ["name": "Loop"])
+            let id = try #require(created.json["id"]?.stringValue)
+            let definition: JSONValue = [
+                "trigger": ["kind": "api", "schema": ["fields": []]],
+                "routes": [["name": "again", "steps": [
+                    ["step_uid": "again", "type": "run_workflow", "parameters": ["workflow_id": .string(id)]],
+                ]]],
+            ]
+            #expect(try await client.call(.put, "/v1/workflows/\(id)/draft", key: server.admin, json: definition,
+                                          headers: [.ifMatch: "\"0\""]).status == .ok)
+            #expect(try await client.call(.post, "/v1/workflows/\(id)/versions", key: server.admin,
+                                          json: ["activate": true]).status == .created)
+            #expect(try await client.call(.post, "/v1/workflows/\(id)/runs", key: server.admin,
+                                          json: ["parameters": [:]]).status == .created)
+            var runs: [JSONValue] = []
+            for _ in 0..<200 {
+                runs = try await client.call(.get, "/v1/workflows/\(id)/runs?limit=1000", key: server.admin)
+                    .json["runs"]?.arrayValue ?? []
+                let ended = runs.filter { ["completed", "failed"].contains($0["status"]?.stringValue ?? "") }
+                if runs.count >= 16 && ended.count == runs.count { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            runs = try await client.call(.get, "/v1/workflows/\(id)/runs?limit=1000", key: server.admin)
+                .json["runs"]?.arrayValue ?? []
+            #expect(runs.count == 16)
+            #expect(runs.filter { $0["status"] == "failed" }.count == 1)
+        }
+        await server.close()
+    }
+
     @Test("a payload over the store's 1 MiB event limit is 413 too_large, not a retryable 503")
     func payloadTooLarge() async throws {
         let server = try await TestServer()

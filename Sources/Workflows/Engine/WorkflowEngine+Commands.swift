@@ -164,7 +164,10 @@ extension WorkflowEngine {
     }
 
     static func requireVersion(_ workflow: WorkflowRecord, _ version: Int) throws(WorkflowError) {
-        guard version >= 1, version <= workflow.latestVersion else {
+        guard version >= 1 else {
+            throw .invalid(field: "version", value: .integer(Int64(version)), rule: "must be 1 or more")
+        }
+        guard version <= workflow.latestVersion else {
             throw WorkflowError(.notFound, "workflow \(workflow.id) has no version \(version) (latest is \(workflow.latestVersion))")
         }
     }

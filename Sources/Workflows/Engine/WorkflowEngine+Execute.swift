@@ -269,6 +269,20 @@ extension WorkflowEngine {
                 complete(["run_id": .string(existing)])
                 return .completed(decision: nil)
             }
+            // A chain of runs started by run_workflow steps (a workflow that starts itself, or a
+            // cycle) ends at a fixed depth instead of starting runs without end.
+            var depth = 1
+            var source = run.created.source
+            while source.kind == "workflow", depth < Self.maxRunWorkflowDepth,
+                  let parent = source.reference?.split(separator: "/").first.map(String.init),
+                  let record = runRecord(parent) {
+                depth += 1
+                source = record.created.source
+            }
+            guard depth < Self.maxRunWorkflowDepth else {
+                return fail("run_workflow chains are at most \(Self.maxRunWorkflowDepth) runs deep; "
+                            + "run \(runId) is the last of one (does a workflow start itself?)")
+            }
             do {
                 let started = try await startRun(workflowId: child, parameters: p["parameters"] ?? [:],
                                                   source: RunSource(kind: "workflow", reference: "\(runId)/\(step.uid)"),
@@ -282,6 +296,9 @@ extension WorkflowEngine {
             return await performHTTP(step, run: run, pending: pending)
         }
     }
+
+    /// How many runs deep a chain of `run_workflow` steps may go.
+    static let maxRunWorkflowDepth = 16
 
     /// The first value a dotted path reaches in the run's context.
     func value(at path: String, in run: RunRecord) -> JSONValue? {

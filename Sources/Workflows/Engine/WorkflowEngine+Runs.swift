@@ -121,6 +121,10 @@ extension WorkflowEngine {
             throw .invalid(field: "occurred_at", value: .integer(occurredAt),
                            rule: "must be a time from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z")
         }
+        if let eventId, eventId.isEmpty || eventId.utf8.count > 255
+            || eventId.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            throw .invalid(field: "id", value: .string(eventId), rule: "must be 1 to 255 bytes without control characters")
+        }
         let key = ObjectKey(type: objectType, token: objectToken)
         let eventId = eventId ?? Ids.make("evt_")
         if state.objects[key]?.events.contains(where: { $0.eventId == eventId }) == true {
