@@ -16,7 +16,7 @@ final class DirectoryLock: Sendable {
 
     init(directory: String) throws(EventStoreError) {
         let path = directory + "/" + Self.fileName
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             throw EventStoreError(.storage, "cannot open \(path): \(String(cString: strerror(errno)))")
         }
