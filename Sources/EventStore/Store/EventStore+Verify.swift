@@ -78,7 +78,7 @@ extension EventStore {
         do {
             view = try Envelope.View(value)
         } catch {
-            let why = (error as? EventStoreError)?.message ?? "\(error)"
+            let why = error.message
             return .failure(ChainFailure(position: position, reason: "the envelope does not decode: \(why)"))
         }
         guard view.position == position else {
