@@ -19,7 +19,8 @@ struct DamagedDataTests {
         var i = 0
         while i < count {
             let events = (i..<min(count, i + 25)).map { n in
-                event("t", "{\"n\":\(n + 1),\"m\":\"marker-\(n + 1)-end\",\"pad\":\"\(String(repeating: "x", count: 120))\"}")
+                let pad = String(repeating: "x", count: 120)
+                return event("t", "{\"n\":\(n + 1),\"m\":\"marker-\(n + 1)-end\",\"pad\":\"\(pad)\"}")
             }
             try await store.append(to: "s-\(i % 7)", events)
             i += events.count
@@ -44,7 +45,10 @@ struct DamagedDataTests {
     static func run(_ arguments: [String]) async throws -> Outcome {
         let child = try ChildProcess(arguments)
         if arguments.first == "serve" {
-            if (try? await child.waitFor(timeout: .seconds(60), { $0.contains { $0.hasPrefix("listening on") } })) != nil {
+            let listening: Void? = try? await child.waitFor(timeout: .seconds(60)) { lines in
+                lines.contains { $0.hasPrefix("listening on") }
+            }
+            if listening != nil {
                 child.kill(SIGTERM)
                 let status = await child.wait()
                 return Outcome(status: status, signaled: false, started: true, stdout: child.output,

@@ -59,7 +59,9 @@ enum DataFile {
         func u16(_ at: Int) -> UInt16 { UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt16.self)) }
         func u32(_ at: Int) -> UInt32 { UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt32.self)) }
         func u64(_ at: Int) -> UInt64 { UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
-        guard u16(10) & metaFlag != 0 else { return .failure(MetaProblem("is not a meta page (zeroed or overwritten)")) }
+        guard u16(10) & metaFlag != 0 else {
+            return .failure(MetaProblem("is not a meta page (zeroed or overwritten)"))
+        }
         guard u32(16) == magic else { return .failure(MetaProblem("does not carry LMDB's magic number")) }
         guard u32(20) == dataVersion else {
             return .failure(MetaProblem("is LMDB file format version \(u32(20)), not \(dataVersion)"))
@@ -107,7 +109,8 @@ enum DataFile {
                 throw EventStoreError(.storage, "cannot read \(path): \(String(cString: strerror(errno)))")
             }
             guard n == metaBytes else {
-                throw damaged(path, "it is \(size) bytes, too short to hold meta page \(index) (the file was cut short)")
+                throw damaged(path, "it is \(size) bytes, too short to hold meta page \(index) "
+                              + "(the file was cut short)")
             }
             return buffer.withUnsafeBytes { parseMeta($0) }
         }
@@ -174,7 +177,8 @@ enum DataFile {
         }
         let pageSize = first.pageSize
         guard size >= 2 * pageSize,
-              case .success(let second) = parseMeta(UnsafeRawBufferPointer(rebasing: file[pageSize..<pageSize + metaBytes]))
+              case .success(let second) = parseMeta(
+                  UnsafeRawBufferPointer(rebasing: file[pageSize..<pageSize + metaBytes]))
         else {
             throw damaged(path, "meta page 1 is not valid")
         }

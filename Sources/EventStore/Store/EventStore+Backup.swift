@@ -31,12 +31,15 @@ extension EventStore {
         do {
             try env.copy(to: destination, compact: true)
         } catch let error as LMDBError {
+            // Leave no partial copy that could pass for a backup.
+            unlink(destination + "/" + DataFile.name)
             if error == .closed { throw .closedStore }
             if LMDBError.damage.contains(error) {
                 throw DataFile.damaged(directory + "/" + DataFile.name, "LMDB says: \(error)")
             }
             throw .storage(error, "cannot copy the log to \(destination)")
         } catch {
+            unlink(destination + "/" + DataFile.name)
             throw EventStoreError(.storage, "cannot copy the log to \(destination): \(error)")
         }
         _ = chmod(destination + "/" + DataFile.name, 0o600)

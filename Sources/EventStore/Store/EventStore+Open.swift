@@ -15,12 +15,15 @@ extension EventStore {
     static func makePrivateDirectory(_ directory: String) throws(EventStoreError) {
         let parent = (directory as NSString).deletingLastPathComponent
         do {
-            if !parent.isEmpty { try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) }
+            if !parent.isEmpty {
+                try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+            }
         } catch {
             throw EventStoreError(.storage, "cannot create data directory \(directory): \(error)")
         }
         if mkdir(directory, 0o700) != 0 && errno != EEXIST {
-            throw EventStoreError(.storage, "cannot create data directory \(directory): \(String(cString: strerror(errno)))")
+            throw EventStoreError(.storage,
+                                  "cannot create data directory \(directory): \(String(cString: strerror(errno)))")
         }
     }
 

@@ -288,7 +288,13 @@ public final class EventStore: Sendable {
 
     /// Runs `body` in a read transaction, turning LMDB errors into `EventStoreError`.
     func read<T>(_ what: String, _ body: (borrowing LMDBTransaction) throws -> T) throws(EventStoreError) -> T {
-        try Self.wrap(what) { try env.read(body) }
+        try Self.wrap(what) {
+            do {
+                return try env.read(body)
+            } catch let error as LMDBError where LMDBError.damage.contains(error) {
+                throw DataFile.damaged(directory + "/" + DataFile.name, "cannot \(what): LMDB says: \(error)")
+            }
+        }
     }
 
     static func wrap<T>(_ what: String, _ body: () throws -> T) throws(EventStoreError) -> T {
