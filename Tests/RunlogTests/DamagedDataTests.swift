@@ -105,7 +105,7 @@ struct DamagedDataTests {
     // MARK: Item 13: damaged data files
 
     enum Damage: String, CaseIterable, Sendable {
-        case flip, zeroLeaf, zeroBranch, zeroMeta, truncate, empty, missing
+        case flip, flipHeader, zeroLeaf, zeroBranch, zeroMeta, truncate, empty, missing
     }
 
     /// Damages the copy's data.mdb.
@@ -132,6 +132,14 @@ struct DamagedDataTests {
                 bytes[range.lowerBound] ^= 0x04
                 from = range.upperBound
             }
+        case .flipHeader:
+            // One bit of the entry count (the lower bound) of the pages holding event 150.
+            var flipped = 0
+            for page in 2..<(bytes.count / pageSize) where holds("marker-150-end")(page * pageSize) {
+                bytes[page * pageSize + 12] ^= 0x40
+                flipped += 1
+            }
+            #expect(flipped >= 1)
         case .zeroLeaf:
             #expect(zeroPages(where: holds("marker-150-end")) >= 1)
         case .zeroBranch:
