@@ -1,4 +1,4 @@
-import EventStore
+public import EventStore
 import Foundation
 public import Hummingbird
 public import Logging
@@ -31,6 +31,8 @@ public struct ServerConfiguration: Sendable {
     public var idempotencyHours: Int? = 24
     /// Timeouts and the cap on open connections (docs/http.md, "Connections").
     public var connections = ConnectionLimits()
+    /// How the store is opened (the start-up checks of `runlog serve`).
+    public var storeOptions = EventStore.Options()
 
     public init(dataDirectory: String, host: String = "127.0.0.1", port: Int = 8080,
                 rateLimitPerMinute: Int? = 60_000, dailyRunQuota: Int? = nil, maxBatchProfiles: Int = 10_000,
@@ -53,7 +55,7 @@ public func buildApplication(
     logger: Logger,
     onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) async throws -> some ApplicationProtocol {
-    let store = try EventStore(directory: configuration.dataDirectory)
+    let store = try EventStore(directory: configuration.dataDirectory, options: configuration.storeOptions)
     do {
         let box = try SecretBox.load(
             environmentValue: configuration.secretKey ?? ProcessInfo.processInfo.environment[SecretBox.environmentVariable],

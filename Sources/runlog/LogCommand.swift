@@ -58,9 +58,10 @@ extension LogCommand {
             }
             let bytes = Array(payload.utf8)
             do {
-                _ = try JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])
+                _ = try JSONValue(parsing: bytes)
             } catch {
-                throw ValidationError("--payload is invalid: must be a JSON document")
+                throw ValidationError("--payload \(quoted(payload)) is invalid: \(error.message); it must be one JSON "
+                                      + "document (RFC 8259: no trailing commas, no byte order mark)")
             }
             let store = try self.store.open(readOnly: false)
             defer { store.close() }
@@ -238,6 +239,11 @@ extension LogCommand {
             }
         }
     }
+}
+
+/// `value` in quotes, cut at 80 characters, for error messages.
+func quoted(_ value: String) -> String {
+    "\"" + (value.count > 80 ? String(value.prefix(80)) + "…" : value) + "\""
 }
 
 func formatBytes(_ bytes: Int) -> String {

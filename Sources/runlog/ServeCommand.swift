@@ -10,7 +10,9 @@ struct ServeCommand: AsyncParsableCommand {
         abstract: "Serve the HTTP API on the data directory (the one process that writes to it).",
         discussion: """
             Stops gracefully on SIGTERM or SIGINT: requests in flight are answered, then the \
-            engine stops and the store closes. Prints `listening on http://HOST:PORT` once ready.
+            engine stops and the store closes. Prints `listening on http://HOST:PORT` once ready. \
+            Refuses a data directory that group or others may read (run chmod 700 on it), a damaged \
+            data.mdb, and a log whose last --verify-tail events do not verify.
             """
     )
 
@@ -44,6 +46,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-connections"),
             help: "Open connections at most; at the cap a new connection closes the one idle longest (default: 10000, or half the descriptor limit when lower).")
     var maxConnections: Int?
+    @Option(name: .customLong("verify-tail"),
+            help: "Events at the end of the log whose hash chain is recomputed at start (0: only the head's).")
+    var verifyTail = 10_000
+    @Flag(name: .customLong("allow-broken-chain"),
+          help: "Start and append even when the end of the chain does not verify (after an operator has looked).")
+    var allowBrokenChain = false
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port \(port) must be from 0 to 65535") }
@@ -61,12 +69,26 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("--max-connections must be from 1 to 1000000")
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is unknown") }
+        guard verifyTail >= 0 else { throw ValidationError("--verify-tail \(verifyTail) is invalid: must be 0 or more") }
+    }
+
+    /// Refuses a data directory that group or others may read or enter: it holds the log (personal
+    /// data, the hashes of the API keys) and maybe secret.key.
+    static func checkPermissions(_ directory: String) throws {
+        var info = stat()
+        guard stat(directory, &info) == 0 else { return }  // a new directory is made with mode 0700
+        let mode = info.st_mode & 0o777
+        guard mode & 0o077 == 0 else {
+            throw CLIError("data directory \(directory) is open to group or others (mode \(String(mode, radix: 8))); "
+                           + "it holds the log and the keys: run chmod 700 \(directory), then start again")
+        }
     }
 
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in ServerLogHandler(label: label, level: level) }
         let logger = Logger(label: "runlog")
+        try Self.checkPermissions(store.directory)
         var configuration = ServerConfiguration(
             dataDirectory: store.directory, host: host, port: port,
             rateLimitPerMinute: rateLimit == 0 ? nil : rateLimit, dailyRunQuota: dailyRunQuota == 0 ? nil : dailyRunQuota,
@@ -78,6 +100,11 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.connections = ConnectionLimits(maxConnections: maxConnections ?? ConnectionLimits.defaultMaxConnections)
         configuration.connections.idleTimeout = .seconds(idleTimeout)
         configuration.connections.bodyTimeout = .seconds(bodyTimeout)
+        configuration.storeOptions.verifyTailEvents = verifyTail
+        configuration.storeOptions.allowBrokenChain = allowBrokenChain
+        if allowBrokenChain {
+            logger.warning("--allow-broken-chain: appending even if the end of the hash chain does not verify")
+        }
         let app: any ApplicationProtocol
         do {
             let host = self.host

@@ -20,6 +20,11 @@ public struct LMDBError: Error, Hashable, CustomStringConvertible, Sendable {
     public static let mapFull = LMDBError(code: MDB_MAP_FULL)
     public static let mapResized = LMDBError(code: MDB_MAP_RESIZED)
     public static let readersFull = LMDBError(code: MDB_READERS_FULL)
+    /// The codes with which LMDB reports a damaged file (rather than a failing system call).
+    public static let damage: Set<LMDBError> = [
+        LMDBError(code: MDB_CORRUPTED), LMDBError(code: MDB_INVALID), LMDBError(code: MDB_PAGE_NOTFOUND),
+        LMDBError(code: MDB_VERSION_MISMATCH),
+    ]
     /// The environment was closed by this process.
     public static let closed = LMDBError(code: EBADF)
 
@@ -70,7 +75,9 @@ public final class LMDBEnvironment: @unchecked Sendable {
             }
             var flags = UInt32(MDB_NOTLS)
             if readOnly { flags |= UInt32(MDB_RDONLY) }
-            try check(mdb_env_open(env, path, flags, 0o644))
+            // Files LMDB creates (data.mdb, lock.mdb) are private to the owner: the log holds
+            // personal data and the hashes of the API keys.
+            try check(mdb_env_open(env, path, flags, 0o600))
         } catch {
             mdb_env_close(env)
             throw error
@@ -196,6 +203,16 @@ public final class LMDBEnvironment: @unchecked Sendable {
         return stat
     }
 
+    /// Writes a consistent copy of the environment as of one read transaction to the directory
+    /// `path` (which must exist and hold no `data.mdb`); `compact` leaves out free pages and
+    /// renumbers the rest (`mdb_env_copy2` with `MDB_CP_COMPACT`). Writers go on meanwhile.
+    public func copy(to path: String, compact: Bool) throws {
+        resizeLock.lockShared()
+        defer { resizeLock.unlock() }
+        if closed { throw LMDBError.closed }
+        try check(mdb_env_copy2(handle, path, compact ? UInt32(MDB_CP_COMPACT) : 0))
+    }
+
     /// Flushes the data buffers to disk (`fdatasync`).
     public func sync(force: Bool = true) throws {
         resizeLock.lockShared()
@@ -208,6 +225,9 @@ public final class LMDBEnvironment: @unchecked Sendable {
 /// A transaction; valid only inside the closure that received it.
 public struct LMDBTransaction: ~Copyable {
     let handle: OpaquePointer
+
+    /// The id of the transaction: for a read transaction, the id of the commit it reads.
+    public var id: UInt64 { UInt64(mdb_txn_id(handle)) }
 
     /// Returns the value stored under `key`, valid until the transaction ends, or nil.
     public func get(_ db: LMDBDatabase, _ key: UnsafeRawBufferPointer) throws -> UnsafeRawBufferPointer? {

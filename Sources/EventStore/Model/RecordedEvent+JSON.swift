@@ -92,6 +92,11 @@ public enum JSONText {
     }
 
     /// `payload` as compact single-line JSON text, or nil when it is not JSON.
+    ///
+    /// The stored bytes are given as they are when they are strict JSON on one line. Foundation's
+    /// parser, used here, also takes what RFC 8259 does not allow (a byte order mark, UTF-16,
+    /// trailing commas); a payload that shows a sign of one (stored before `runlog log append`
+    /// checked payloads with the strict parser) is written out again from what was parsed.
     public static func compactJSON(_ payload: [UInt8]) -> String? {
         guard !payload.isEmpty else { return nil }
         let hasLineBreak = payload.contains(UInt8(ascii: "\n")) || payload.contains(UInt8(ascii: "\r"))
@@ -99,7 +104,7 @@ public enum JSONText {
         guard let object = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) else {
             return nil
         }
-        if !hasLineBreak { return String(decoding: payload, as: UTF8.self) }
+        if !hasLineBreak && !mayBeLenient(payload) { return String(decoding: payload, as: UTF8.self) }
         guard let compact = try? JSONSerialization.data(withJSONObject: object, options: [.fragmentsAllowed]) else {
             return nil
         }
@@ -109,6 +114,23 @@ public enum JSONText {
     /// The times a timestamp may hold, in UTC milliseconds: from `0001-01-01T00:00:00.000Z` to
     /// `9999-12-31T23:59:59.999Z`, the years RFC 3339 can write. Inputs outside are refused.
     public static let timestampRange: ClosedRange<Int64> = -62_135_596_800_000...253_402_300_799_999
+
+    /// Whether JSON text Foundation accepted may hold what strict JSON does not: a byte order mark,
+    /// a NUL byte (UTF-16 or UTF-32 text) or a comma before a closing bracket. A false alarm (such
+    /// a comma inside a string) only costs writing the payload out again.
+    static func mayBeLenient(_ payload: [UInt8]) -> Bool {
+        if payload.starts(with: [0xEF, 0xBB, 0xBF]) || payload.contains(0) { return true }
+        var afterComma = false
+        for byte in payload {
+            switch byte {
+            case UInt8(ascii: ","): afterComma = true
+            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"): continue
+            case UInt8(ascii: "]"), UInt8(ascii: "}"): if afterComma { return true }
+            default: afterComma = false
+            }
+        }
+        return false
+    }
 
     /// RFC 3339 UTC with milliseconds, e.g. `2026-11-22T23:05:01.042Z`. Total: a value outside
     /// `timestampRange` (only a log written before the range was checked can hold one) is written

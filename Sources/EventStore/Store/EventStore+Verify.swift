@@ -23,34 +23,13 @@ extension EventStore {
                 var entry = try Keys.withUInt64(expected) { try cursor.seek(atLeast: $0) }
                 var inChunk = 0
                 while let (key, value) = entry, inChunk < Self.scanChunk {
-                    guard let position = Keys.uint64(key) else {
-                        failure = (expected, "a key in the events database is not a position")
+                    let computed: EventHash
+                    switch Self.checkEntry(key: key, value: value, expected: expected, previous: previous) {
+                    case .failure(let broken):
+                        failure = (broken.position, broken.reason)
                         return
-                    }
-                    guard position == expected else {
-                        failure = (expected, "position \(expected) is missing (next stored is \(position))")
-                        return
-                    }
-                    let view: Envelope.View
-                    do {
-                        view = try Envelope.View(value)
-                    } catch {
-                        failure = (position, "the envelope does not decode: \((error as? EventStoreError)?.message ?? "\(error)")")
-                        return
-                    }
-                    guard view.position == position else {
-                        failure = (position, "the envelope names position \(view.position)")
-                        return
-                    }
-                    guard view.previousHash == previous else {
-                        failure = (position, "previous hash \(view.previousHash) is not the hash of position "
-                                   + "\(position - 1) (\(previous))")
-                        return
-                    }
-                    let computed = Envelope.chainHash(previous: previous, canonical: view.canonical)
-                    guard computed == view.hash else {
-                        failure = (position, "stored hash \(view.hash) does not match the recomputed \(computed)")
-                        return
+                    case .success(let hash):
+                        computed = hash
                     }
                     previous = computed
                     expected += 1
@@ -72,5 +51,48 @@ extension EventStore {
             )
         }
         return .intact(count: count, head: previous)
+    }
+}
+
+/// Where and why the chain breaks.
+struct ChainFailure: Error {
+    let position: UInt64
+    let reason: String
+}
+
+extension EventStore {
+    /// Checks one stored event of the chain: its key is `expected`, its envelope decodes and names
+    /// that position, its previous hash is `previous` (any, when nil) and its hash recomputes.
+    /// Returns its hash.
+    static func checkEntry(
+        key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, expected: UInt64, previous: EventHash?
+    ) -> Result<EventHash, ChainFailure> {
+        guard let position = Keys.uint64(key) else {
+            return .failure(ChainFailure(position: expected, reason: "a key in the events database is not a position"))
+        }
+        guard position == expected else {
+            return .failure(ChainFailure(position: expected,
+                                         reason: "position \(expected) is missing (next stored is \(position))"))
+        }
+        let view: Envelope.View
+        do {
+            view = try Envelope.View(value)
+        } catch {
+            let why = error.message
+            return .failure(ChainFailure(position: position, reason: "the envelope does not decode: \(why)"))
+        }
+        guard view.position == position else {
+            return .failure(ChainFailure(position: position, reason: "the envelope names position \(view.position)"))
+        }
+        if let previous, view.previousHash != previous {
+            return .failure(ChainFailure(position: position, reason: "previous hash \(view.previousHash) is not the "
+                                         + "hash of position \(position - 1) (\(previous))"))
+        }
+        let computed = Envelope.chainHash(previous: view.previousHash, canonical: view.canonical)
+        guard computed == view.hash else {
+            return .failure(ChainFailure(position: position, reason: "stored hash \(view.hash) does not match the "
+                                         + "recomputed \(computed)"))
+        }
+        return .success(computed)
     }
 }

@@ -51,6 +51,16 @@ public final class EventStore: Sendable {
         /// else (a run's HTTP step) does not hold them back, while real-time runs that commit
         /// one after another (a fraction of a millisecond apart here) leave no such gap.
         public var backgroundGap: Duration
+        /// Walk every B-tree page of the data file at open and check its header before LMDB reads
+        /// it, so a zeroed or overwritten page ends the open with `corrupted` instead of an LMDB
+        /// assertion that aborts the process. Costs one read of the file's pages.
+        public var checksPages: Bool
+        /// A writable open checks that the last stored event is the recorded head and recomputes
+        /// the hash chain of this many events at the end of the log (0: only the head's own hash).
+        public var verifyTailEvents: Int
+        /// A writable open whose tail check fails goes ahead anyway instead of throwing
+        /// `corrupted`: new events then chain onto a log that does not verify.
+        public var allowBrokenChain: Bool
 
         public init(
             readOnly: Bool = false,
@@ -64,7 +74,10 @@ public final class EventStore: Sendable {
             maxBackgroundEvents: Int = 2_000,
             maxBackgroundBytes: Int = 40 << 10,
             rideAlongBytes: Int = 8 << 10,
-            backgroundGap: Duration = .milliseconds(5)
+            backgroundGap: Duration = .milliseconds(5),
+            checksPages: Bool = true,
+            verifyTailEvents: Int = 10_000,
+            allowBrokenChain: Bool = false
         ) {
             self.readOnly = readOnly
             self.mapSize = mapSize
@@ -78,6 +91,9 @@ public final class EventStore: Sendable {
             self.maxBackgroundBytes = max(1, maxBackgroundBytes)
             self.rideAlongBytes = max(0, rideAlongBytes)
             self.backgroundGap = max(.zero, backgroundGap)
+            self.checksPages = checksPages
+            self.verifyTailEvents = max(0, verifyTailEvents)
+            self.allowBrokenChain = allowBrokenChain
         }
     }
 
@@ -132,6 +148,12 @@ public final class EventStore: Sendable {
     }
 
     /// Opens (and, when writable, creates) the store in `directory`.
+    ///
+    /// A new directory is made with mode 0700 and its files with 0600. Before LMDB maps an
+    /// existing `data.mdb`, its meta pages and size are checked (an empty or cut-short file throws
+    /// `corrupted`); with `checksPages`, every page is checked too. A writable open refuses a
+    /// directory whose `data.mdb` is missing while other files show a log was there, and checks
+    /// the tail of the chain (`verifyTailEvents`, `allowBrokenChain`).
     public init(directory: String, options: Options = Options()) throws(EventStoreError) {
         self.directory = directory
         self.options = options
@@ -141,22 +163,27 @@ public final class EventStore: Sendable {
             if options.readOnly {
                 throw EventStoreError(.dataDirectoryMissing, "data directory \(directory) does not exist")
             }
-            do {
-                try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            } catch {
-                throw EventStoreError(.storage, "cannot create data directory \(directory): \(error)")
-            }
+            try Self.makePrivateDirectory(directory)
         } else if !isDirectory.boolValue {
             throw EventStoreError.invalid("data directory", directory, "must be a directory")
         }
-        if options.readOnly && !fm.fileExists(atPath: directory + "/data.mdb") {
+        let dataPath = directory + "/" + DataFile.name
+        if options.readOnly && !fm.fileExists(atPath: dataPath) {
             throw EventStoreError(.dataDirectoryMissing, "data directory \(directory) holds no Runlog data")
         }
         lock = options.readOnly ? nil : try DirectoryLock(directory: directory)
+        let existing = try DataFile.inspect(path: dataPath)
+        if existing == nil && !options.readOnly {
+            try Self.refuseMissingLog(directory)
+        }
         let env: LMDBEnvironment
         let dbs: Databases
         do {
             env = try LMDBEnvironment(path: directory, mapSize: options.mapSize, readOnly: options.readOnly)
+            if !options.readOnly { Self.makePrivate(directory) }
+            if existing != nil && options.checksPages {
+                try Self.checkPages(env, path: dataPath)
+            }
             dbs = Databases(
                 events: try env.openDatabase("events"),
                 streams: try env.openDatabase("streams"),
@@ -167,6 +194,10 @@ public final class EventStore: Sendable {
                 vault: try env.openDatabase("vault"),
                 requests: options.readOnly ? try? env.openDatabase("requests") : try env.openDatabase("requests")
             )
+        } catch let error as EventStoreError {
+            throw error
+        } catch let error as LMDBError where LMDBError.damage.contains(error) {
+            throw DataFile.damaged(dataPath, "LMDB says: \(error)")
         } catch let error as LMDBError {
             throw .storage(error, "cannot open the LMDB environment in \(directory)")
         } catch {
@@ -176,6 +207,20 @@ public final class EventStore: Sendable {
         self.dbs = dbs
         let head = try Self.wrap("read the log head") { try env.read { txn in try Head.read(txn, dbs) } }
         notifier.advance(to: head.position)
+        if !options.readOnly {
+            let report = try Self.wrap("check the end of the log") {
+                try env.read { txn in try Self.checkTail(txn, dbs, count: options.verifyTailEvents) }
+            }
+            if case .broken(let position, let reason) = report, !options.allowBrokenChain {
+                env.close()
+                throw EventStoreError(
+                    .corrupted,
+                    "the hash chain of \(dataPath) does not verify at position \(position): \(reason). Nothing "
+                        + "is written on a broken chain: run `runlog log verify` and restore the data directory "
+                        + "from a backup, or start with --allow-broken-chain to append to it anyway"
+                )
+            }
+        }
         if options.readOnly {
             writer = nil
         } else {
@@ -243,7 +288,13 @@ public final class EventStore: Sendable {
 
     /// Runs `body` in a read transaction, turning LMDB errors into `EventStoreError`.
     func read<T>(_ what: String, _ body: (borrowing LMDBTransaction) throws -> T) throws(EventStoreError) -> T {
-        try Self.wrap(what) { try env.read(body) }
+        try Self.wrap(what) {
+            do {
+                return try env.read(body)
+            } catch let error as LMDBError where LMDBError.damage.contains(error) {
+                throw DataFile.damaged(directory + "/" + DataFile.name, "cannot \(what): LMDB says: \(error)")
+            }
+        }
     }
 
     static func wrap<T>(_ what: String, _ body: () throws -> T) throws(EventStoreError) -> T {
