@@ -20,8 +20,10 @@ extension RunlogAPI {
                 throw APIError(.contentTooLarge, "body_too_large", "the upload is larger than the limit of \(Self.uploadLimit) bytes")
             }
             let chunks = request.body.map { Array($0.readableBytesView) }
+            let length = request.headers[.contentLength].flatMap(Int.init)
             do {
-                let source = try await importers.createCSVDataSource(name: name, chunks: chunks, actor: context.actor)
+                let source = try await importers.createCSVDataSource(name: name, chunks: chunks, expectedBytes: length,
+                                                                     actor: context.actor)
                 return Answer(Self.dataSource(source), status: .created, headers: [.location: "/v1/data-sources/\(source.id)"])
             } catch let error as WorkflowError {
                 throw APIError(error)

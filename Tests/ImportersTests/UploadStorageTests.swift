@@ -36,6 +36,25 @@ struct UploadStorageTests {
         #expect(await f.service.snapshot.dataSources.isEmpty)
     }
 
+    @Test("an upload whose body ends before the bytes announced (a cut connection) is refused, naming Content-Length")
+    func truncatedUploadRefused() async throws {
+        let f = try await ImportFixture()
+        defer { Task { await f.close() } }
+        let body = Array("ip,score\n10.0.0.1,1\n10.0.".utf8)
+        do {
+            _ = try await f.service.createCSVDataSource(name: "cut", chunks: ChunkList([body]), expectedBytes: 4_096,
+                                                        actor: "test")
+            Issue.record("a cut upload was accepted")
+        } catch let error as WorkflowError {
+            #expect(error.issues.first?.field == "Content-Length")
+            #expect(error.description.contains("ended after \(body.count) of the 4096 bytes"), "\(error)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: f.path + "/uploads") == [])
+        let whole = try await f.service.createCSVDataSource(name: "whole", chunks: ChunkList([body]),
+                                                            expectedBytes: body.count, actor: "test")
+        #expect(whole.bytes == body.count)
+    }
+
     @Test("S3 credentials kept in clear by an earlier version still read, and are sealed at the next start")
     func clearCredentialsStillReadAndAreSealed() async throws {
         let given = Mutex<[S3Secret]>([])

@@ -152,11 +152,12 @@ public actor ImporterService {
     // MARK: Data sources
 
     /// Stores an uploaded CSV file (streamed to disk, never held whole) and records it. The
-    /// header row must be valid CSV. When anything fails (the body, the disk, the header, the
-    /// append) no file is left behind; a full disk throws an `UploadIOError` whose `isDiskFull`
-    /// is true.
+    /// header row must be valid CSV. With `expectedBytes` (the request's `Content-Length`), a body
+    /// that ends sooner (a connection cut mid-upload) is refused. When anything fails (the body,
+    /// the disk, the header, the append) no file is left behind; a full disk throws an
+    /// `UploadIOError` whose `isDiskFull` is true.
     public func createCSVDataSource<Chunks: AsyncSequence>(
-        name: String, chunks: Chunks, actor: String?
+        name: String, chunks: Chunks, expectedBytes: Int? = nil, actor: String?
     ) async throws -> DataSourceRecord where Chunks.Element == [UInt8] {
         try Self.validName(name)
         let id = Self.makeId("ds_")
@@ -169,6 +170,13 @@ public actor ImporterService {
             if !recorded { try? FileManager.default.removeItem(atPath: moved ? path : partial) }
         }
         let (bytes, digest, header) = try await write(chunks, to: partial)
+        if let expectedBytes, bytes != expectedBytes {
+            let rule = "the upload ended after \(bytes) of the \(expectedBytes) bytes announced (the connection was "
+                + "cut?); nothing was kept: upload the file again"
+            throw WorkflowError(.invalid, rule, issues: [
+                FieldIssue(field: "Content-Length", value: String(expectedBytes), rule: "must match the bytes sent"),
+            ])
+        }
         let columns: [String]
         switch header {
         case .fields(let fields, _)?:
