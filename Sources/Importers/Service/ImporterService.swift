@@ -82,14 +82,15 @@ public actor ImporterService {
         self.state = state
         self.scanFrom = state.position + 1
         try FileManager.default.createDirectory(atPath: uploads, withIntermediateDirectories: true)
-        try Self.removeLeftovers(in: uploads, keeping: Set(state.dataSources.values.compactMap(\.file)))
+        Self.removeLeftovers(in: uploads, keeping: Set(state.dataSources.values.compactMap(\.file)))
     }
 
-    /// Deletes the upload files (`ds_…`) that no recorded data source holds.
-    static func removeLeftovers(in uploads: String, keeping files: Set<String>) throws {
-        for name in try FileManager.default.contentsOfDirectory(atPath: uploads)
+    /// Deletes the upload files (`ds_…`) that no recorded data source holds. One that cannot be
+    /// deleted does not stop the start (it is tried again at the next).
+    static func removeLeftovers(in uploads: String, keeping files: Set<String>) {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: uploads)) ?? []
         where name.hasPrefix("ds_") && !files.contains(name) {
-            try FileManager.default.removeItem(atPath: uploads + "/" + name)
+            try? FileManager.default.removeItem(atPath: uploads + "/" + name)
         }
     }
 

@@ -29,6 +29,7 @@ public struct UploadIOError: Error, Sendable, CustomStringConvertible {
     /// What was being done: `create`, `write`, `fsync`, `close`.
     public var operation: String
 
+    /// An error of `operation` with the C error number `errno`.
     public init(errno: Int32, operation: String) {
         self.errno = errno
         self.operation = operation
@@ -37,6 +38,7 @@ public struct UploadIOError: Error, Sendable, CustomStringConvertible {
     /// The disk (or the user's quota on it) is full: `ENOSPC` or `EDQUOT`.
     public var isDiskFull: Bool { errno == ENOSPC || errno == EDQUOT }
 
+    /// The operation and the system's text for the error, e.g. `write failed: No space left on device (errno 28)`.
     public var description: String {
         "\(operation) failed: \(String(cString: strerror(errno))) (errno \(errno))"
     }
@@ -45,8 +47,10 @@ public struct UploadIOError: Error, Sendable, CustomStringConvertible {
 /// Uploaded files on the local disk, written with `open`/`write`/`fsync`/`close` so a failure
 /// keeps its `errno` (a full disk is told apart from other failures).
 public struct DiskUploadFiles: UploadFiles {
+    /// The local disk.
     public init() {}
 
+    /// Creates `path` with `O_CREAT | O_EXCL` (mode 0644 less the umask).
     public func create(_ path: String) throws(UploadIOError) -> any UploadFile {
         let fd = path.withCString { systemOpen($0, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
         guard fd >= 0 else { throw UploadIOError(errno: errno, operation: "create") }
