@@ -1,6 +1,7 @@
 public import EventStore
 import Crypto
 import Foundation
+import HTTPTypes
 import Synchronization
 import Workflows
 
@@ -49,7 +50,7 @@ public enum KeyEvent {
         var generator = SystemRandomNumberGenerator()
         for i in secret.indices { secret[i] = generator.next() }
         let id = "key_" + UUID.timeOrdered().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
-        let text = "rlk_" + Data(secret).base64EncodedString()
+        let text = textPrefix + Data(secret).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
             .replacingOccurrences(of: "=", with: "")
         let payload: JSONValue = ["keyId": .string(id), "role": .string(role.rawValue), "name": .string(name),
@@ -60,6 +61,9 @@ public enum KeyEvent {
     public static func revoked(_ id: String) -> NewEvent {
         NewEvent(type: revokedType, payload: JSONValue.object(["keyId": .string(id)]).jsonBytes)
     }
+
+    /// How every key's text begins.
+    public static let textPrefix = "rlk_"
 
     /// Hex SHA-256 of a key's text.
     public static func hash(_ key: String) -> String {
@@ -137,4 +141,27 @@ func hexString(_ bytes: some Sequence<UInt8>) -> String {
         out.append(digits[Int(byte & 0x0F)])
     }
     return String(decoding: out, as: UTF8.self)
+}
+
+extension Answer {
+    /// What a retry of `POST /v1/keys` with the same `Idempotency-Key` gets, kept instead of
+    /// `created` (201 with the key's text): only hashes of keys are ever stored, so the text
+    /// cannot be shown again. 409 `api_key_already_created`, naming the key that was made (its
+    /// id, role and name, in `created_key`, and `Location`), so a client that lost the first
+    /// answer can revoke that key and make another.
+    static func keyAlreadyCreated(_ created: Answer) -> Answer {
+        var key = (try? JSONValue(parsing: Array(created.body.utf8)))?.objectValue ?? [:]
+        key["key"] = nil
+        let id = key["id"]?.stringValue ?? ""
+        let message = "this request already created API key \(id); a key's text is shown only once, in the answer "
+            + "to the request that created it, and is not kept, so a retry cannot show it again. If that answer "
+            + "was lost, revoke \(id) (DELETE /v1/keys/\(id)) and create another key"
+        let body: JSONValue = [
+            "error": ["code": "api_key_already_created", "message": .string(message)],
+            "created_key": .object(key),
+        ]
+        var headers: HTTPFields = [:]
+        headers[.location] = created.headers[.location]
+        return Answer(body, status: .conflict, headers: headers)
+    }
 }

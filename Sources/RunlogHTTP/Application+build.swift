@@ -68,7 +68,8 @@ public func buildApplication(
                                                                            credentials: accounts,
                                                                            batchYieldLimit: configuration.batchYieldLimit))
         let keys = try KeyRing(store: store)
-        let importers = try ImporterService(engine: engine, uploads: configuration.dataDirectory + "/uploads")
+        let importers = try ImporterService(engine: engine, uploads: configuration.dataDirectory + "/uploads",
+                                            secrets: box)
         let tasks = BatchTasks(engine: engine, maxProfiles: configuration.maxBatchProfiles)
         let api = RunlogAPI(engine: engine, keys: keys, importers: importers, accounts: accounts, tasks: tasks,
                             rateLimit: configuration.rateLimitPerMinute,

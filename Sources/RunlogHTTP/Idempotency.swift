@@ -49,11 +49,14 @@ final class IdempotencyCache: Sendable {
         return hexString(hasher.finalize())
     }
 
-    /// Runs `command` once per (API key, idempotency key): a repeat answers what the first did.
+    /// Runs `command` once per (API key, idempotency key): a repeat answers what the first did,
+    /// or, with `kept`, what `kept` makes of a successful first answer (one that shows a secret
+    /// must not be stored as it is).
     func run(
         keyId: String,
         idempotencyKey: String,
         fingerprint: String,
+        kept: (@Sendable (Answer) -> Answer)? = nil,
         _ command: () async throws -> Answer
     ) async throws -> Answer {
         guard !idempotencyKey.isEmpty, idempotencyKey.utf8.count <= 255 else {
@@ -61,17 +64,21 @@ final class IdempotencyCache: Sendable {
                                       value: idempotencyKey)
         }
         let name = "idem/\(keyId)/\(idempotencyKey)"
-        if let stored = try lookup(name) { return try replay(stored, fingerprint: fingerprint, key: idempotencyKey, name: name) }
+        if let stored = try await lookup(name) {
+            return try replay(stored, fingerprint: fingerprint, key: idempotencyKey, name: name)
+        }
         guard inFlight.withLock({ $0.insert(name).inserted }) else { throw Self.inProgress(idempotencyKey) }
         defer { _ = inFlight.withLock { $0.remove(name) } }
         // It may have finished between the lookup and the claim.
-        if let stored = try lookup(name) { return try replay(stored, fingerprint: fingerprint, key: idempotencyKey, name: nil) }
+        if let stored = try await lookup(name) {
+            return try replay(stored, fingerprint: fingerprint, key: idempotencyKey, name: nil)
+        }
         let mark = EventStore.RequestMark(name: name, value: Array(JSONValue.object([
             "fingerprint": .string(fingerprint), "recorded": true, "at": .integer(now()),
         ]).jsonText.utf8))
         do {
             let answer = try await EventStore.$requestMark.withValue(mark) { try await command() }
-            await save(name, fingerprint, answer)
+            await save(name, fingerprint, kept?(answer) ?? answer)
             return answer
         } catch let error as APIError where error.status.code < 500 {
             // A refusal is an answer too: the retry gets the same one.
@@ -80,15 +87,48 @@ final class IdempotencyCache: Sendable {
         }
     }
 
-    private func lookup(_ name: String) throws -> Stored? {
+    private func lookup(_ name: String) async throws -> Stored? {
         guard let bytes = try store.requestRecord(name), let json = try? JSONValue(parsing: bytes),
               let fingerprint = json["fingerprint"]?.stringValue, !isExpired(json) else { return nil }
         guard case .integer(let status)? = json["status"], let body = json["body"]?.stringValue else {
             return json["recorded"] == true ? Stored(fingerprint: fingerprint, answer: nil) : nil
         }
+        if let scrubbed = Self.withoutKeyText(json) {
+            // Kept by a version that stored new keys' text: never answer it again, nor keep it.
+            try? await store.putRequestRecord(name, scrubbed.jsonBytes)
+            return Self.stored(scrubbed)
+        }
+        return Stored(fingerprint: fingerprint, answer: Self.stored(json)?.answer ?? (Int(status), [:], body))
+    }
+
+    private static func stored(_ json: JSONValue) -> Stored? {
+        guard let fingerprint = json["fingerprint"]?.stringValue, case .integer(let status)? = json["status"],
+              let body = json["body"]?.stringValue else { return nil }
         var headers: [String: String] = [:]
         for (name, value) in json["headers"]?.objectValue ?? [:] { headers[name] = value.stringValue }
         return Stored(fingerprint: fingerprint, answer: (Int(status), headers, body))
+    }
+
+    /// A record holding the answer to `POST /v1/keys` with the new key's text, as versions before
+    /// this one kept it, made into what is kept now (`Answer.keyAlreadyCreated`); nil for any other.
+    static func withoutKeyText(_ record: JSONValue) -> JSONValue? {
+        guard let stored = stored(record), let answer = stored.answer,
+              let body = try? JSONValue(parsing: Array(answer.body.utf8)),
+              body["key"]?.stringValue?.hasPrefix(KeyEvent.textPrefix) == true,
+              body["id"]?.stringValue?.hasPrefix("key_") == true else { return nil }
+        var fields = HTTPFields()
+        for (name, value) in answer.headers {
+            if let field = HTTPField.Name(name) { fields[field] = value }
+        }
+        let kept = Answer.keyAlreadyCreated(Answer(status: HTTPResponse.Status(code: answer.status), headers: fields,
+                                                   body: answer.body))
+        var object = record.objectValue ?? [:]
+        object["status"] = .integer(Int64(kept.status.code))
+        object["body"] = .string(kept.body)
+        let headers = kept.headers.filter { keptHeaders.contains($0.name) }
+            .map { ($0.name.canonicalName, JSONValue.string($0.value)) }
+        object["headers"] = .object(Dictionary(headers) { $1 })
+        return .object(object)
     }
 
     /// The kept answer again. For a mark: 409, in progress while this process runs the command
@@ -141,18 +181,22 @@ final class IdempotencyCache: Sendable {
         return now() - at > retention
     }
 
-    /// Deletes the records past the retention, a page at a time; returns how many.
+    /// Deletes the records past the retention, a page at a time, and rewrites those that still
+    /// hold a new key's text (`withoutKeyText`); returns how many were deleted.
     @discardableResult
     func sweep(pageSize: Int = 1_000) async throws -> Int {
-        guard retention != nil else { return 0 }
         var after: String?
         var deleted = 0
         repeat {
-            let page = try store.requestRecords(after: after, limit: pageSize) { bytes -> Bool? in
+            let page = try store.requestRecords(after: after, limit: pageSize) { bytes -> JSONValue? in
                 guard let json = try? JSONValue(parsing: Array(bytes)) else { return nil }
-                return isExpired(json) ? true : nil
+                return isExpired(json) ? .null : Self.withoutKeyText(json)
             }
-            let names = page.records.map(\.name).filter { name in !inFlight.withLock { $0.contains(name) } }
+            for (name, scrubbed) in page.records where scrubbed != .null {
+                try await store.putRequestRecord(name, scrubbed.jsonBytes)
+            }
+            let names = page.records.filter { $0.value == .null }.map(\.name)
+                .filter { name in !inFlight.withLock { $0.contains(name) } }
             try await store.deleteRequestRecords(names)
             deleted += names.count
             after = page.last

@@ -20,11 +20,15 @@ extension RunlogAPI {
                 throw APIError(.contentTooLarge, "body_too_large", "the upload is larger than the limit of \(Self.uploadLimit) bytes")
             }
             let chunks = request.body.map { Array($0.readableBytesView) }
+            let length = request.headers[.contentLength].flatMap(Int.init)
             do {
-                let source = try await importers.createCSVDataSource(name: name, chunks: chunks, actor: context.actor)
+                let source = try await importers.createCSVDataSource(name: name, chunks: chunks, expectedBytes: length,
+                                                                     actor: context.actor)
                 return Answer(Self.dataSource(source), status: .created, headers: [.location: "/v1/data-sources/\(source.id)"])
             } catch let error as WorkflowError {
                 throw APIError(error)
+            } catch let error as UploadIOError {
+                throw Self.uploadFailed(error)
             }
         }
         router.post("/v1/data-sources") { request, context in
@@ -35,14 +39,18 @@ extension RunlogAPI {
                                            rule: "must be s3 (upload CSV files to POST /v1/data-sources/csv)")
                 }
                 let s3 = try BodyFields(body.value("s3") ?? [:], allowed: ["bucket", "key", "prefix", "region", "endpoint"])
-                let credentials = try BodyFields(body.value("credentials") ?? [:],
-                                                 allowed: ["access_key_id", "secret_access_key", "session_token"])
+                let credentials = try Self.maskingSecrets {
+                    try BodyFields(body.value("credentials") ?? [:],
+                                   allowed: ["access_key_id", "secret_access_key", "session_token"])
+                }
                 let settings = S3Settings(bucket: try s3.requiredString("bucket"), key: try s3.string("key"),
                                           prefix: try s3.string("prefix"), region: try s3.string("region") ?? "us-east-1",
                                           endpoint: try s3.string("endpoint"))
-                let secret = S3Secret(accessKeyId: try credentials.requiredString("access_key_id"),
-                                      secretAccessKey: try credentials.requiredString("secret_access_key"),
-                                      sessionToken: try credentials.string("session_token"))
+                let secret = try Self.maskingSecrets {
+                    S3Secret(accessKeyId: try credentials.requiredString("access_key_id"),
+                             secretAccessKey: try credentials.requiredString("secret_access_key"),
+                             sessionToken: try credentials.string("session_token"))
+                }
                 let source = try await importers.createS3DataSource(name: try body.requiredString("name"), settings: settings,
                                                                     secret: secret, actor: context.actor)
                 return Answer(Self.dataSource(source), status: .created, headers: [.location: "/v1/data-sources/\(source.id)"])
@@ -155,6 +163,38 @@ extension RunlogAPI {
             let next: JSONValue = page.count > limit ? .integer(Int64(shown.last?.created.source.row ?? 0)) : .null
             return Answer(["runs": .array(items), "next_after_row": next])
         }
+    }
+
+    /// Reads the `credentials` of an S3 data source: an error names the field as
+    /// `credentials.<name>` and shows no value (a misspelled field may hold the secret).
+    static func maskingSecrets<T>(_ read: () throws -> T) throws -> T {
+        do {
+            return try read()
+        } catch var error as APIError {
+            let field = error.field.map { "credentials." + $0 }
+            let shown = error.value != nil || error.issues.contains { $0.value != nil }
+            let note = shown ? " (the value is not shown)" : ""
+            let rules = error.issues.map { $0.rule + note }
+            error.field = field
+            error.value = nil
+            error.issues = rules.map { FieldIssue(field: field ?? "credentials", value: nil, rule: $0) }
+            if let field, let rule = rules.first { error.message = "\(field) \(rule)" }
+            throw error
+        }
+    }
+
+    /// 507 when the disk holding the uploads is full (or the quota on it is used up), 503 for any
+    /// other failure to write the file; nothing of the upload is kept either way.
+    static func uploadFailed(_ error: UploadIOError) -> APIError {
+        if error.isDiskFull {
+            let status = HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")
+            return APIError(status, "insufficient_storage",
+                            "the upload was not stored: the server's disk for uploads is full (\(error)); nothing "
+                            + "of it was kept. Free space on the server, or upload a smaller file, then try again")
+        }
+        return APIError(.serviceUnavailable, "storage",
+                        "the upload was not stored: writing it to the server's disk failed (\(error)); nothing "
+                        + "of it was kept. Try again later")
     }
 
     /// Runs a domain call, answering its error in the API's shape.

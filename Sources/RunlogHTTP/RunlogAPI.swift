@@ -69,6 +69,7 @@ public struct RunlogAPI: Sendable {
         _ permission: Permission,
         allowed: Set<String>?,
         lenient: Bool = false,
+        kept: (@Sendable (Answer) -> Answer)? = nil,
         _ body: @escaping (BodyFields) async throws -> Answer
     ) async throws -> Answer {
         try context.require(permission)
@@ -103,7 +104,7 @@ public struct RunlogAPI: Sendable {
         let fingerprint = IdempotencyCache.fingerprint(method: request.method.rawValue,
                                                        path: request.uri.description + (context.projectId.map { " " + $0 } ?? ""),
                                                        body: bytes)
-        return try await idempotency.run(keyId: keyId, idempotencyKey: key, fingerprint: fingerprint, run)
+        return try await idempotency.run(keyId: keyId, idempotencyKey: key, fingerprint: fingerprint, kept: kept, run)
     }
 
     static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
@@ -145,7 +146,9 @@ extension RunlogAPI {
             return Answer(["keys": .array(keys.all.map(Representation.key))])
         }
         router.post("/v1/keys") { request, context in
-            try await command(request, context, .admin, allowed: ["role", "name"]) { body in
+            // A retry with the same Idempotency-Key gets 409: the key's text is never stored.
+            try await command(request, context, .admin, allowed: ["role", "name"],
+                              kept: Answer.keyAlreadyCreated) { body in
                 let roleText = try body.requiredString("role")
                 guard let role = Role(rawValue: roleText) else {
                     throw APIError.invalid(field: "role", value: .string(roleText),

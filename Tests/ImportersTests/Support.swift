@@ -19,6 +19,8 @@ final class ImportFixture: @unchecked Sendable {
     var engine: WorkflowEngine
     var service: ImporterService
     let clock = TestClock()
+    /// Seals S3 credentials; the same across restarts, as a server's key file is.
+    let box = SecretBox.random()
     let quota: Int?
     let batchSize: Int
     let s3: (@Sendable (S3Settings, S3Secret) -> any S3ObjectSource)?
@@ -30,16 +32,18 @@ final class ImportFixture: @unchecked Sendable {
         self.batchSize = batchSize
         self.s3 = s3
         store = try EventStore(directory: path, options: .init(mapSize: 512 << 20))
-        (engine, service) = try await Self.start(store, quota: quota, clock: clock, batchSize: batchSize, path: path, s3: s3)
+        (engine, service) = try await Self.start(store, quota: quota, clock: clock, batchSize: batchSize, path: path,
+                                                 box: box, s3: s3)
     }
 
-    static func start(_ store: EventStore, quota: Int?, clock: TestClock, batchSize: Int, path: String,
+    static func start(_ store: EventStore, quota: Int?, clock: TestClock, batchSize: Int, path: String, box: SecretBox,
                       s3: (@Sendable (S3Settings, S3Secret) -> any S3ObjectSource)?) async throws -> (WorkflowEngine, ImporterService) {
         let engine = try await WorkflowEngine(store: store, configuration: EngineConfiguration(
             dailyRunQuota: quota, clock: { clock.value }))
         await engine.start()
-        let service = try s3.map { try ImporterService(engine: engine, uploads: path + "/uploads", batchSize: batchSize, s3: $0) }
-            ?? ImporterService(engine: engine, uploads: path + "/uploads", batchSize: batchSize)
+        let service = try s3.map {
+            try ImporterService(engine: engine, uploads: path + "/uploads", secrets: box, batchSize: batchSize, s3: $0)
+        } ?? ImporterService(engine: engine, uploads: path + "/uploads", secrets: box, batchSize: batchSize)
         await service.start()
         return (engine, service)
     }
@@ -50,7 +54,8 @@ final class ImportFixture: @unchecked Sendable {
         await engine.shutdown()
         store.close()
         store = try EventStore(directory: path, options: .init(mapSize: 512 << 20))
-        (engine, service) = try await Self.start(store, quota: quota, clock: clock, batchSize: batchSize, path: path, s3: s3)
+        (engine, service) = try await Self.start(store, quota: quota, clock: clock, batchSize: batchSize, path: path,
+                                                 box: box, s3: s3)
     }
 
     func close() async {

@@ -35,7 +35,7 @@ struct S3ImportTests {
         let store = try EventStore(directory: path)
         let engine = try await WorkflowEngine(store: store)
         await engine.start()
-        let service = try ImporterService(engine: engine, uploads: path + "/uploads")
+        let service = try ImporterService(engine: engine, uploads: path + "/uploads", secrets: SecretBox.random())
         await service.start()
         defer { Task { await service.shutdown(); await engine.shutdown(); store.close() } }
         let wf = try await engine.createWorkflow(name: "s3", actor: "test")

@@ -35,6 +35,8 @@ final class TestServer: @unchecked Sendable {
         var sharedWorkers = 3
         var http: (any HTTPPerformer)?
         var logger: Logger?
+        /// Where uploads are written (nil: the disk).
+        var uploadFiles: (any UploadFiles)?
     }
 
     init(rateLimit: Int? = nil, quota: Int? = nil, options: Options = Options()) async throws {
@@ -66,7 +68,8 @@ final class TestServer: @unchecked Sendable {
         if let http = options.http { configuration.http = http }
         let engine = try await WorkflowEngine(store: store, configuration: configuration)
         await engine.start()
-        let importers = try ImporterService(engine: engine, uploads: directory + "/uploads")
+        let importers = try ImporterService(engine: engine, uploads: directory + "/uploads", secrets: box,
+                                            files: options.uploadFiles ?? DiskUploadFiles())
         await importers.start()
         let api = RunlogAPI(engine: engine, keys: try KeyRing(store: store), importers: importers, accounts: accounts,
                             tasks: BatchTasks(engine: engine, maxProfiles: maxBatchProfiles), rateLimit: rateLimit,

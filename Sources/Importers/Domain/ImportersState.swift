@@ -47,7 +47,7 @@ public struct ImportersState: Sendable {
                   let status = p["status"]?.stringValue.flatMap(ImportRunRecord.Status.init(rawValue:)) else { return }
             run.status = status
             run.reason = p["reason"]?.stringValue
-            run.rowsLeft = p["rowsLeft"]?.numericValue.map { Int($0) }
+            run.rowsLeft = p["rowsLeft"]?.intValue
             run.finishedAt = at
             runs[id] = run
         case ImporterEvent.runResumed:
@@ -113,7 +113,7 @@ public struct DataSourceRecord: Sendable, Hashable {
         self.name = name
         self.kind = kind
         file = p["file"]?.stringValue
-        bytes = p["bytes"]?.numericValue.map { Int($0) }
+        bytes = p["bytes"]?.intValue
         sha256 = p["sha256"]?.stringValue
         header = p["header"]?.arrayValue?.compactMap(\.stringValue)
         s3 = p["s3"].flatMap(S3Settings.init(json:))
@@ -170,16 +170,16 @@ public struct ImporterRecord: Sendable, Hashable {
     init?(_ p: JSONValue, at: Int64, by: String?) {
         guard let id = p["importerId"]?.stringValue, let name = p["name"]?.stringValue,
               let dataSourceId = p["dataSourceId"]?.stringValue, let workflowId = p["workflowId"]?.stringValue,
-              let version = p["version"]?.numericValue, let mapping = try? ImporterMapping(json: p["mapping"]),
+              let version = p["version"]?.intValue, let mapping = try? ImporterMapping(json: p["mapping"]),
               let query = try? ImporterQuery(json: p["query"]) else { return nil }
         self.id = id
         self.name = name
         self.dataSourceId = dataSourceId
         self.workflowId = workflowId
-        self.version = Int(version)
+        self.version = version
         self.mapping = mapping
         self.query = query
-        revision = p["revision"]?.numericValue.map { Int($0) } ?? 1
+        revision = p["revision"]?.intValue ?? 1
         savedAt = at
         savedBy = by
     }
@@ -210,8 +210,8 @@ public struct ErroredRow: Sendable, Hashable {
     }
 
     init?(json: JSONValue) {
-        guard let row = json["row"]?.numericValue, let error = json["error"]?.stringValue else { return nil }
-        self.init(row: Int(row), line: json["line"]?.numericValue.map { Int($0) } ?? 0,
+        guard let row = json["row"]?.intValue, let error = json["error"]?.stringValue else { return nil }
+        self.init(row: row, line: json["line"]?.intValue ?? 0,
                   field: json["field"]?.stringValue ?? "", value: json["value"]?.stringValue ?? "", error: error,
                   cells: json["cells"]?.arrayValue?.compactMap(\.stringValue) ?? [])
     }
@@ -249,13 +249,13 @@ public struct ImportRunRecord: Sendable, Hashable {
 
     init?(_ p: JSONValue, at: Int64, by: String?) {
         guard let id = p["importerRunId"]?.stringValue, let importerId = p["importerId"]?.stringValue,
-              let workflowId = p["workflowId"]?.stringValue, let version = p["version"]?.numericValue else { return nil }
+              let workflowId = p["workflowId"]?.stringValue, let version = p["version"]?.intValue else { return nil }
         self.id = id
         self.importerId = importerId
         self.workflowId = workflowId
-        self.version = Int(version)
+        self.version = version
         dryRun = p["dryRun"]?.boolValue ?? false
-        onlyRows = p["onlyRows"]?.arrayValue?.compactMap { $0.numericValue.map { Int($0) } }
+        onlyRows = p["onlyRows"]?.arrayValue?.compactMap { $0.intValue }
         rerunOf = p["rerunOf"]?.stringValue
         startedAt = at
         startedBy = by
@@ -263,7 +263,7 @@ public struct ImportRunRecord: Sendable, Hashable {
 
     mutating func apply(progress p: JSONValue) {
         if let header = p["header"]?.arrayValue { self.header = header.compactMap(\.stringValue) }
-        func int(_ key: String) -> Int { p[key]?.numericValue.map { Int($0) } ?? 0 }
+        func int(_ key: String) -> Int { p[key]?.intValue ?? 0 }
         rowsRead += int("read")
         runsCreated += int("created")
         rowsSkipped += int("skipped")

@@ -30,6 +30,10 @@ public actor ImporterService {
     /// about half what it is at 1,000, for a few percent fewer rows/s.
     let batchSize: Int
     let s3: @Sendable (S3Settings, S3Secret) -> any S3ObjectSource
+    /// Seals the credentials of S3 data sources (nil: S3 data sources cannot be created or read).
+    let secrets: SecretBox?
+    /// Where uploaded files are written.
+    let files: any UploadFiles
     var state: ImportersState
     private var scanFrom: UInt64
     private var tasks: [String: Task<Void, Never>] = [:]
@@ -52,9 +56,16 @@ public actor ImporterService {
     /// Events of trigger objects older than this cannot be imported (seed 000's FAQ).
     static let maxEventAge: Int64 = 92 * 86_400_000
 
+    /// Opens the service on `engine`'s store. Files in `uploads` that no data source holds (an
+    /// upload that failed, or was cut short by a crash: `*.partial`, or a file whose event was
+    /// never recorded) are deleted. `secrets` seals the credentials of S3 data sources (the
+    /// server's `SecretBox`); without it S3 data sources cannot be created or read. `files` is
+    /// where uploads are written (tests give a disk that fills up).
     public init(
         engine: WorkflowEngine,
         uploads: String,
+        secrets: SecretBox? = nil,
+        files: any UploadFiles = DiskUploadFiles(),
         batchSize: Int = 200,
         recordingDepth: Int = 8,
         s3: @escaping @Sendable (S3Settings, S3Secret) -> any S3ObjectSource = { S3ClientSource(settings: $0, secret: $1) }
@@ -62,6 +73,8 @@ public actor ImporterService {
         self.engine = engine
         self.store = engine.store
         self.uploads = uploads
+        self.secrets = secrets
+        self.files = files
         self.batchSize = batchSize
         self.recordingDepth = max(1, recordingDepth)
         self.s3 = s3
@@ -69,10 +82,22 @@ public actor ImporterService {
         self.state = state
         self.scanFrom = state.position + 1
         try FileManager.default.createDirectory(atPath: uploads, withIntermediateDirectories: true)
+        Self.removeLeftovers(in: uploads, keeping: Set(state.dataSources.values.compactMap(\.file)))
     }
 
-    /// Resumes the importer runs a previous process left running.
-    public func start() {
+    /// Deletes the upload files (`ds_…`) that no recorded data source holds. One that cannot be
+    /// deleted does not stop the start (it is tried again at the next).
+    static func removeLeftovers(in uploads: String, keeping files: Set<String>) {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: uploads)) ?? []
+        where name.hasPrefix("ds_") && !files.contains(name) {
+            try? FileManager.default.removeItem(atPath: uploads + "/" + name)
+        }
+    }
+
+    /// Resumes the importer runs a previous process left running, after sealing S3 credentials
+    /// that an earlier version kept in clear.
+    public func start() async {
+        await sealClearCredentials()
         for run in state.runs.values.sorted(by: { $0.startedAt < $1.startedAt }) where run.status == .running {
             launch(run.id)
         }
@@ -128,82 +153,106 @@ public actor ImporterService {
     // MARK: Data sources
 
     /// Stores an uploaded CSV file (streamed to disk, never held whole) and records it. The
-    /// header row must be valid CSV.
+    /// header row must be valid CSV. With `expectedBytes` (the request's `Content-Length`), a body
+    /// that ends sooner (a connection cut mid-upload) is refused. When anything fails (the body,
+    /// the disk, the header, the append) no file is left behind; a full disk throws an
+    /// `UploadIOError` whose `isDiskFull` is true.
     public func createCSVDataSource<Chunks: AsyncSequence>(
-        name: String, chunks: Chunks, actor: String?
+        name: String, chunks: Chunks, expectedBytes: Int? = nil, actor: String?
     ) async throws -> DataSourceRecord where Chunks.Element == [UInt8] {
         try Self.validName(name)
         let id = Self.makeId("ds_")
         let file = id + ".csv"
         let path = uploads + "/" + file
         let partial = path + ".partial"
-        _ = FileManager.default.createFile(atPath: partial, contents: nil)
-        guard let handle = FileHandle(forWritingAtPath: partial) else {
-            throw WorkflowError(.storage, "cannot create \(partial)")
+        var recorded = false
+        var moved = false
+        defer {
+            if !recorded { try? FileManager.default.removeItem(atPath: moved ? path : partial) }
         }
-        var hasher = SHA256()
-        var bytes = 0
-        var parser = CSVParser()
-        var header: CSVParser.Record?
-        do {
-            for try await chunk in chunks {
-                try handle.write(contentsOf: chunk)
-                hasher.update(data: chunk)
-                bytes += chunk.count
-                if header == nil {
-                    chunk.withUnsafeBytes { raw in parser.parse(raw) { record in if header == nil { header = record } } }
-                }
-            }
-            if header == nil { parser.finish { record in if header == nil { header = record } } }
-            try handle.synchronize()
-            try handle.close()
-        } catch {
-            try? handle.close()
-            try? FileManager.default.removeItem(atPath: partial)
-            throw error
+        let (bytes, digest, header) = try await write(chunks, to: partial)
+        if let expectedBytes, bytes != expectedBytes {
+            let rule = "the upload ended after \(bytes) of the \(expectedBytes) bytes announced (the connection was "
+                + "cut?); nothing was kept: upload the file again"
+            throw WorkflowError(.invalid, rule, issues: [
+                FieldIssue(field: "Content-Length", value: String(expectedBytes), rule: "must match the bytes sent"),
+            ])
         }
         let columns: [String]
         switch header {
         case .fields(let fields, _)?:
             columns = fields
         case .malformed(let line, let column, let message)?:
-            try? FileManager.default.removeItem(atPath: partial)
             throw WorkflowError(.invalid, "the header row is not valid CSV: line \(line), column \(column): \(message)",
                                 issues: [FieldIssue(field: "header", value: nil, rule: message)])
         case nil:
-            try? FileManager.default.removeItem(atPath: partial)
             throw WorkflowError(.invalid, "the file is empty: a CSV data source needs a header row",
                                 issues: [FieldIssue(field: "file", value: nil, rule: "must have a header row")])
         }
         if let duplicate = Dictionary(grouping: columns, by: { $0 }).first(where: { $0.value.count > 1 })?.key {
-            try? FileManager.default.removeItem(atPath: partial)
             throw WorkflowError(.invalid, "the header names column \(duplicate) twice",
                                 issues: [FieldIssue(field: "header", value: JSONValue.string(duplicate).jsonText,
                                                     rule: "column names must be unique")])
         }
         try FileManager.default.moveItem(atPath: partial, toPath: path)
-        let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        moved = true
         let payload: JSONValue = [
             "dataSourceId": .string(id), "name": .string(name), "kind": "csv", "file": .string(file),
             "bytes": .integer(Int64(bytes)), "sha256": .string(digest), "header": .array(columns.map(JSONValue.string)),
         ]
         try await append([StreamWrite(stream: Streams.dataSource(id), expected: .noStream,
                                       events: [ImporterEvent.event(ImporterEvent.dataSourceCreated, payload, actor: actor)])])
+        recorded = true
         return state.dataSources[id]!
     }
 
+    /// Writes `chunks` to the new file `path` and syncs it; returns its size, its SHA-256 (hex)
+    /// and its first CSV record. The caller deletes the file when this throws.
+    private func write<Chunks: AsyncSequence>(
+        _ chunks: Chunks, to path: String
+    ) async throws -> (bytes: Int, sha256: String, header: CSVParser.Record?) where Chunks.Element == [UInt8] {
+        let handle = try files.create(path)
+        defer { try? handle.close() }
+        var hasher = SHA256()
+        var bytes = 0
+        var parser = CSVParser()
+        var header: CSVParser.Record?
+        for try await chunk in chunks {
+            try handle.write(chunk)
+            hasher.update(data: chunk)
+            bytes += chunk.count
+            if header == nil {
+                chunk.withUnsafeBytes { raw in parser.parse(raw) { record in if header == nil { header = record } } }
+            }
+        }
+        if header == nil { parser.finish { record in if header == nil { header = record } } }
+        try handle.synchronize()
+        try handle.close()
+        return (bytes, hasher.finalize().map { String(format: "%02x", $0) }.joined(), header)
+    }
+
     /// Records an S3 data source. The credentials go to the vault (outside the hash chain), never
-    /// to the log.
+    /// to the log, sealed with the server's secret key (AES-GCM, bound to the data source). An
+    /// error never shows the secret access key or the session token.
     public func createS3DataSource(name: String, settings: S3Settings, secret: S3Secret,
                                    actor: String?) async throws -> DataSourceRecord {
         try Self.validName(name)
+        guard let secrets else {
+            throw WorkflowError(.storage, "this importer service has no secret key to seal S3 credentials with")
+        }
         guard (settings.key == nil) != (settings.prefix == nil) else {
             throw WorkflowError(.invalid, "an S3 data source reads one key or every key under a prefix",
                                 issues: [FieldIssue(field: "s3.key", value: nil, rule: "give exactly one of key and prefix")])
         }
         func refuse(_ field: String, _ value: String, _ rule: String) -> WorkflowError {
-            WorkflowError(.invalid, "\(field) \(rule)",
-                          issues: [FieldIssue(field: field, value: JSONValue.string(value).jsonText, rule: rule)])
+            guard !S3Secret.maskedFields.contains(field) else {
+                let masked = rule + " (the value is not shown)"
+                return WorkflowError(.invalid, "\(field) \(masked)",
+                                     issues: [FieldIssue(field: field, value: nil, rule: masked)])
+            }
+            return WorkflowError(.invalid, "\(field) \(rule)", issues: [
+                FieldIssue(field: field, value: JSONValue.string(value).jsonText, rule: rule),
+            ])
         }
         for (field, value) in [("s3.bucket", settings.bucket), ("s3.region", settings.region),
                                ("s3.key", settings.key ?? "-"), ("credentials.access_key_id", secret.accessKeyId),
@@ -219,7 +268,7 @@ public actor ImporterService {
         }
         let id = Self.makeId("ds_")
         do {
-            try await store.putVaultEntry("datasource/\(id)", secret.json.jsonBytes)
+            try await store.putVaultEntry(Self.vaultEntry(id), secret.sealed(with: secrets, dataSource: id))
         } catch {
             throw WorkflowError(.storage, error.message)
         }
@@ -418,17 +467,53 @@ public actor ImporterService {
             return [(file, FileChunks(path: uploads + "/" + file))]
         case .s3:
             guard let settings = source.s3 else { throw WorkflowError(.storage, "data source \(source.id) has no S3 settings") }
-            guard let bytes = try store.vaultEntry("datasource/\(source.id)"), let json = try? JSONValue(parsing: bytes),
-                  let secret = S3Secret(json: json) else {
-                throw WorkflowError(.storage, "the credentials of data source \(source.id) are missing from the vault")
-            }
-            let reader = s3(settings, secret)
+            let reader = s3(settings, try credentials(of: source.id))
             return try await reader.keys().map { key in (key, reader.chunks(of: key)) }
         }
     }
 }
 
-/// S3 credentials as kept in the vault.
+extension ImporterService {
+    static func vaultEntry(_ dataSourceId: String) -> String { "datasource/\(dataSourceId)" }
+
+    /// The credentials of an S3 data source, from the vault: sealed, or in clear as versions
+    /// before sealing kept them.
+    func credentials(of dataSourceId: String) throws -> S3Secret {
+        guard let bytes = try store.vaultEntry(Self.vaultEntry(dataSourceId)),
+              let json = try? JSONValue(parsing: bytes) else {
+            throw WorkflowError(.storage, "the credentials of data source \(dataSourceId) are missing from the vault")
+        }
+        if let clear = S3Secret(json: json) { return clear }
+        guard let sealed = json["sealed"]?.stringValue else {
+            throw WorkflowError(.storage,
+                                "the credentials of data source \(dataSourceId) in the vault are not readable")
+        }
+        guard let secrets else {
+            throw WorkflowError(.storage, "this importer service has no secret key to open S3 credentials with")
+        }
+        guard let text = try? secrets.open(sealed, context: S3Secret.sealContext(dataSourceId)),
+              let opened = try? JSONValue(parsing: Array(text.utf8)), let secret = S3Secret(json: opened) else {
+            throw WorkflowError(.storage, "the credentials of data source \(dataSourceId) cannot be decrypted with "
+                                + "this server's secret key (was \(SecretBox.environmentVariable) or "
+                                + "\(SecretBox.keyFileName) changed?)")
+        }
+        return secret
+    }
+
+    /// Seals the S3 credentials that versions before sealing kept in clear in the vault. One that
+    /// fails stays readable and is sealed on a later start.
+    func sealClearCredentials() async {
+        guard let secrets else { return }
+        for source in state.dataSources.values where source.kind == .s3 {
+            guard let bytes = try? store.vaultEntry(Self.vaultEntry(source.id)),
+                  let json = try? JSONValue(parsing: bytes), let clear = S3Secret(json: json) else { continue }
+            let sealed = clear.sealed(with: secrets, dataSource: source.id)
+            try? await store.putVaultEntry(Self.vaultEntry(source.id), sealed)
+        }
+    }
+}
+
+/// S3 credentials as kept in the vault: sealed, `{"sealed": base64 of AES-GCM}` (see `SecretBox`).
 public struct S3Secret: Sendable, Hashable, CustomStringConvertible {
     public var accessKeyId: String
     public var secretAccessKey: String
@@ -452,6 +537,17 @@ public struct S3Secret: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { "S3Secret(accessKeyId: \(accessKeyId), secretAccessKey: ***)" }
+
+    /// The fields whose values an error never shows.
+    public static let maskedFields: Set<String> = ["credentials.secret_access_key", "credentials.session_token"]
+
+    /// What the sealed credentials of a data source are bound to: they open only as its own.
+    static func sealContext(_ dataSourceId: String) -> String { "runlog-datasource/\(dataSourceId)/credentials" }
+
+    /// The vault entry: `{"sealed": …}`, the credentials' JSON sealed under `box`.
+    func sealed(with box: SecretBox, dataSource id: String) -> [UInt8] {
+        JSONValue.object(["sealed": .string(box.seal(json.jsonText, context: Self.sealContext(id)))]).jsonBytes
+    }
 }
 
 /// The S3 reader of a build without an S3 client.
