@@ -81,7 +81,8 @@ public actor ImporterService {
         let state = try ImportersState.rebuild(from: engine.store)
         self.state = state
         self.scanFrom = state.position + 1
-        try FileManager.default.createDirectory(atPath: uploads, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: uploads, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
         Self.removeLeftovers(in: uploads, keeping: Set(state.dataSources.values.compactMap(\.file)))
     }
 

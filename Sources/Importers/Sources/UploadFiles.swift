@@ -52,7 +52,7 @@ public struct DiskUploadFiles: UploadFiles {
 
     /// Creates `path` with `O_CREAT | O_EXCL` (mode 0644 less the umask).
     public func create(_ path: String) throws(UploadIOError) -> any UploadFile {
-        let fd = path.withCString { systemOpen($0, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
+        let fd = path.withCString { systemOpen($0, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600) }
         guard fd >= 0 else { throw UploadIOError(errno: errno, operation: "create") }
         return DiskUploadFile(fd)
     }
