@@ -146,6 +146,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var bodyStarted = ContinuousClock.now
     private var lastBodyByte = ContinuousClock.now
     private var bodyBytes = 0
+    /// The request being read declared a body (Content-Length above 0, or chunked).
+    private var expectsBody = false
     private var timer: Scheduled<Void>?
 
     init(limits: ConnectionLimits, registry: ConnectionRegistry, logger: Logger) {
@@ -197,7 +199,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             bodyStarted = .now
             lastBodyByte = bodyStarted
             if let id { registry.setIdle(id, false) }
-            if Self.hasBody(head) { scheduleBodyCheck(context) }
+            expectsBody = Self.hasBody(head)
             if head.headerFields[.expect]?.lowercased() == "100-continue", acceptsBody(head) {
                 context.writeAndFlush(wrapOutboundOut(.head(HTTPResponse(status: .continue))), promise: nil)
             }
@@ -215,6 +217,9 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     func channelReadComplete(context: ChannelHandlerContext) {
         // While discarding, the request handler reads nothing more: keep the socket drained.
         if discarding { context.read() }
+        // A body still arriving after this read gets its progress checked; most bodies arrive with
+        // their head in one read and need no timer.
+        if expectsBody, requestOpen, timer == nil { scheduleBodyCheck(context) }
         context.fireChannelReadComplete()
     }
 

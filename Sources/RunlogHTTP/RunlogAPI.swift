@@ -111,7 +111,7 @@ public struct RunlogAPI: Sendable {
 
     /// 415 unless a body comes as JSON: `application/json`, a `+json` type, or no Content-Type.
     static func requireJSONContentType(_ request: Request) throws {
-        guard let header = request.headers[.contentType] else { return }
+        guard let header = request.headers[.contentType], header != "application/json" else { return }
         let type = header.split(separator: ";", maxSplits: 1)[...].first.map {
             $0.trimmingCharacters(in: .whitespaces).lowercased()
         } ?? ""
