@@ -60,14 +60,17 @@ public func raiseDescriptorLimit() {
     _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
 }
 
-/// The open connections of one server, with which of them are idle and since when.
+/// The open connections of one server, with which of them are idle and in what order they
+/// became idle (a counter, not a clock: no clock read per request).
 final class ConnectionRegistry: Sendable {
     private struct Entry {
         let channel: any Channel
-        var idleSince: ContinuousClock.Instant?
+        /// When the connection last became idle, in `State.tick`s; nil while busy.
+        var idleSince: UInt64?
     }
     private struct State {
         var nextId = 0
+        var tick: UInt64 = 0
         var entries: [Int: Entry] = [:]
     }
     private let state = Mutex(State())
@@ -85,7 +88,7 @@ final class ConnectionRegistry: Sendable {
         let (id, evicted): (Int?, (any Channel)?) = state.withLock { state in
             var evicted: (any Channel)?
             if state.entries.count >= maxConnections {
-                var oldest: (id: Int, since: ContinuousClock.Instant)?
+                var oldest: (id: Int, since: UInt64)?
                 for (id, entry) in state.entries {
                     if let since = entry.idleSince, oldest.map({ since < $0.since }) ?? true { oldest = (id, since) }
                 }
@@ -93,7 +96,8 @@ final class ConnectionRegistry: Sendable {
                 evicted = state.entries.removeValue(forKey: oldest.id)?.channel
             }
             state.nextId += 1
-            state.entries[state.nextId] = Entry(channel: channel, idleSince: .now)
+            state.tick += 1
+            state.entries[state.nextId] = Entry(channel: channel, idleSince: state.tick)
             return (state.nextId, evicted)
         }
         evicted?.close(promise: nil)
@@ -103,7 +107,8 @@ final class ConnectionRegistry: Sendable {
     func setIdle(_ id: Int, _ idle: Bool) {
         state.withLock { state in
             guard state.entries[id] != nil else { return }
-            state.entries[id]!.idleSince = idle ? .now : nil
+            state.tick += 1
+            state.entries[id]!.idleSince = idle ? state.tick : nil
         }
     }
 
@@ -143,8 +148,11 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// Reading and throwing away the rest of a body after an early answer.
     private var discarding = false
     private var discarded = 0
-    private var bodyStarted = ContinuousClock.now
-    private var lastBodyByte = ContinuousClock.now
+    /// Seconds the body check has seen the current body open, and the bytes it had at the check
+    /// before (no clock is read per request: the check counts its own one-second ticks).
+    private var bodySeconds = 0
+    private var stalledSeconds = 0
+    private var bytesAtLastCheck = 0
     private var bodyBytes = 0
     /// The request being read declared a body (Content-Length above 0, or chunked).
     private var expectsBody = false
@@ -196,8 +204,9 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         case .head(let head):
             heads += 1
             bodyBytes = 0
-            bodyStarted = .now
-            lastBodyByte = bodyStarted
+            bodySeconds = 0
+            stalledSeconds = 0
+            bytesAtLastCheck = 0
             if let id { registry.setIdle(id, false) }
             expectsBody = Self.hasBody(head)
             if head.headerFields[.expect]?.lowercased() == "100-continue", acceptsBody(head) {
@@ -205,7 +214,6 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             }
         case .body(let buffer):
             bodyBytes += buffer.readableBytes
-            lastBodyByte = .now
         case .end:
             ends += 1
             timer?.cancel()
@@ -301,13 +309,15 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         timer = context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) { [self] in
             timer = nil
             guard requestOpen, !discarding else { return }
-            let now = ContinuousClock.now
-            let elapsed = now - bodyStarted
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            if now - lastBodyByte > limits.bodyTimeout
-                || (elapsed > limits.bodyGrace && Double(bodyBytes) < Double(limits.minBodyBytesPerSecond) * seconds) {
+            bodySeconds += 1
+            stalledSeconds = bodyBytes == bytesAtLastCheck ? stalledSeconds + 1 : 0
+            bytesAtLastCheck = bodyBytes
+            if stalledSeconds >= Int(limits.bodyTimeout.components.seconds)
+                || (bodySeconds > Int(limits.bodyGrace.components.seconds)
+                    && bodyBytes < limits.minBodyBytesPerSecond * bodySeconds) {
                 logger.info("closing a connection whose request body is too slow",
-                            metadata: ["bytes": .stringConvertible(bodyBytes), "seconds": .stringConvertible(seconds)])
+                            metadata: ["bytes": .stringConvertible(bodyBytes),
+                                       "seconds": .stringConvertible(bodySeconds)])
                 context.close(promise: nil)
                 return
             }
