@@ -57,6 +57,17 @@ struct NumberLimitsTests {
         }
     }
 
+    @Test("another system's JSON keeps integers beyond 64 bits as their exact digits, in strings")
+    func foreignBigIntegers() throws {
+        let text = #"{"id": 12345678901234567890, "other": 12345678901234567891, "n": 7, "x": -99999999999999999999}"#
+        #expect(throws: JSONParseError.self) { try JSONValue(parsing: text) }
+        let value = try JSONValue(parsingForeign: Array(text.utf8))
+        #expect(value["id"] == "12345678901234567890")
+        #expect(value["other"] == "12345678901234567891")
+        #expect(value["n"] == 7)
+        #expect(value["x"] == "-99999999999999999999")
+    }
+
     @Test("integers and floats compare by exact value in equality and in conditions")
     func exactComparison() throws {
         let twoTo53 = 9_007_199_254_740_992.0

@@ -362,7 +362,7 @@ extension WorkflowEngine {
             switch result {
             case .success(let response) where (200..<300).contains(response.status):
                 let text = String(decoding: response.body, as: UTF8.self)
-                let bodyValue = (try? JSONValue(parsing: text)) ?? .string(text)
+                let bodyValue = (try? JSONValue(parsingForeign: response.body)) ?? .string(text)
                 pending.runEvents.append(.stepCompleted(StepCompleted(runId: runId, stepUid: step.uid, output: [
                     "status": .integer(Int64(response.status)), "body": bodyValue,
                 ])))

@@ -8,8 +8,10 @@
 enum JSONParser {
     static let maxDepth = 128
 
-    static func parse(_ bytes: UnsafeRawBufferPointer) throws(JSONParseError) -> JSONValue {
+    static func parse(_ bytes: UnsafeRawBufferPointer, bigIntegersAsText: Bool = false) throws(JSONParseError)
+        -> JSONValue {
         var parser = State(bytes: bytes)
+        parser.bigIntegersAsText = bigIntegersAsText
         do throws(JSONParseError) {
             parser.skipWhitespace()
             let value = try parser.value(depth: 0)
@@ -33,6 +35,8 @@ enum JSONParser {
     struct State {
         let bytes: UnsafeRawBufferPointer
         var index = 0
+        /// Integers beyond 64 bits become strings of their exact digits instead of an error.
+        var bigIntegersAsText = false
 
         func error(_ message: String) -> JSONParseError {
             JSONParseError(message: "\(message) at byte \(index)")
@@ -257,6 +261,10 @@ enum JSONParser {
                     if negative && integer <= UInt64(Int64.max) + 1 {
                         return .integer(integer == UInt64(Int64.max) + 1 ? .min : -Int64(integer))
                     }
+                }
+                if bigIntegersAsText {
+                    return .string(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]),
+                                          as: UTF8.self))
                 }
                 throw outOfRange(from: start, integer: true)
             }

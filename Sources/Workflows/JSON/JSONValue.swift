@@ -230,9 +230,17 @@ extension JSONValue {
         self = try bytes.withUnsafeBytes { Self.parse($0) }.get()
     }
 
-    private static func parse(_ bytes: UnsafeRawBufferPointer) -> Result<JSONValue, JSONParseError> {
+    /// Parses JSON written by another system (an `http_request` step's answer), where integers
+    /// beyond 64 bits (such as 20-digit ids) are common: they become strings of their exact digits
+    /// instead of refusing the whole document. Never rounded either way.
+    public init(parsingForeign bytes: [UInt8]) throws(JSONParseError) {
+        self = try bytes.withUnsafeBytes { Self.parse($0, bigIntegersAsText: true) }.get()
+    }
+
+    private static func parse(_ bytes: UnsafeRawBufferPointer,
+                              bigIntegersAsText: Bool = false) -> Result<JSONValue, JSONParseError> {
         do {
-            return .success(try JSONParser.parse(bytes))
+            return .success(try JSONParser.parse(bytes, bigIntegersAsText: bigIntegersAsText))
         } catch {
             return .failure(error)
         }
