@@ -55,6 +55,8 @@ extension WorkflowEngine {
         expectedDraftVersion: Int?,
         actor: String? = nil
     ) async throws(WorkflowError) -> Draft {
+        // Unknown keys first: a misspelt key explains the other errors it causes.
+        try WorkflowDefinition.checkKeys(definition)
         _ = try WorkflowDefinition(json: definition)
         let record = try await mutateWorkflow(workflowId, actor: actor) { workflow throws(WorkflowError) in
             let current = workflow.draft?.version ?? 0

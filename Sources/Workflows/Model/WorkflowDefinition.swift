@@ -140,6 +140,53 @@ extension WorkflowDefinition {
         self.routes = routes
     }
 
+    /// Refuses keys the JSON form does not have, anywhere in a definition (a route's misspelt
+    /// `"conditon"` or an `"if"` would otherwise be stored and ignored: a route with no condition
+    /// matches every run). Checked when a draft is saved, not when a stored version is read, so
+    /// versions saved before this check stay readable.
+    public static func checkKeys(_ json: JSONValue) throws(WorkflowError) {
+        func check(_ value: JSONValue?, _ path: String, _ what: String, _ allowed: Set<String>) throws(WorkflowError) {
+            guard case .object(let o)? = value else { return }
+            var first: String?
+            for key in o.keys where !allowed.contains(key) && first.map({ key < $0 }) ?? true { first = key }
+            if let key = first {
+                throw .invalid(field: path.isEmpty ? key : path + "." + key, value: o[key],
+                               rule: "is not a key of \(what); allowed: " + allowed.sorted().joined(separator: ", "))
+            }
+        }
+        func checkSchema(_ value: JSONValue?, _ path: String) throws(WorkflowError) {
+            try check(value, path, "a parameter schema", ["fields"])
+            try checkFields(value?["fields"], path + ".fields")
+        }
+        func checkFields(_ value: JSONValue?, _ path: String) throws(WorkflowError) {
+            guard case .array(let fields)? = value else { return }
+            for (i, field) in fields.enumerated() {
+                try check(field, "\(path)[\(i)]", "a schema field", ["name", "type", "required", "items", "fields"])
+                try checkFields(field["fields"], "\(path)[\(i)].fields")
+            }
+        }
+        try check(json, "", "a workflow definition", ["trigger", "routes"])
+        let trigger = json["trigger"]
+        switch trigger?["kind"]?.stringValue {
+        case "event": try check(trigger, "trigger", "an event trigger", ["kind", "event_type", "criteria"])
+        case "api":
+            try check(trigger, "trigger", "an api trigger", ["kind", "schema", "sticky_field"])
+            try checkSchema(trigger?["schema"], "trigger.schema")
+        case "action":
+            try check(trigger, "trigger", "an action trigger", ["kind", "object_type", "inputs"])
+            try checkSchema(trigger?["inputs"], "trigger.inputs")
+        default: break
+        }
+        guard case .array(let routes)? = json["routes"] else { return }
+        for (i, route) in routes.enumerated() {
+            try check(route, "routes[\(i)]", "a route", ["name", "condition", "steps"])
+            guard case .array(let steps)? = route["steps"] else { continue }
+            for (j, step) in steps.enumerated() {
+                try check(step, "routes[\(i)].steps[\(j)]", "a step", ["step_uid", "type", "parameters"])
+            }
+        }
+    }
+
     private static func trigger(_ value: JSONValue?) throws(WorkflowError) -> Trigger {
         guard case .object(let t)? = value, case .string(let kind)? = t["kind"] else {
             throw .invalid(field: "trigger.kind", value: value?["kind"], rule: "must be \"event\", \"api\" or \"action\"")
