@@ -254,7 +254,9 @@ extension RunlogAPI {
             "started_by": Representation.string(r.startedBy), "finished_at": Representation.time(r.finishedAt),
             "rerun_of": Representation.string(r.rerunOf),
             "progress": [
-                "rows_read": .integer(Int64(r.rowsRead)), "runs_created": .integer(Int64(r.runsCreated)),
+                // A dry run creates nothing: what it counts is the runs a real run would create.
+                "rows_read": .integer(Int64(r.rowsRead)), "runs_created": .integer(r.dryRun ? 0 : Int64(r.runsCreated)),
+                "runs_to_create": r.dryRun ? .integer(Int64(r.runsCreated)) : .null,
                 "rows_skipped": .integer(Int64(r.rowsSkipped)), "rows_errored": .integer(Int64(r.rowsErrored)),
                 "last_row": .integer(Int64(r.lastRow)), "rows_left": Representation.int(r.rowsLeft),
             ],

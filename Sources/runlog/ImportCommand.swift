@@ -147,7 +147,8 @@ struct ImportCommand: AsyncParsableCommand {
     static func json(_ r: ImportRunRecord) -> JSONValue {
         ["id": .string(r.id), "status": .string(r.status.rawValue), "reason": r.reason.map(JSONValue.string) ?? .null,
          "dry_run": .bool(r.dryRun),
-         "progress": ["rows_read": .integer(Int64(r.rowsRead)), "runs_created": .integer(Int64(r.runsCreated)),
+         "progress": ["rows_read": .integer(Int64(r.rowsRead)), "runs_created": .integer(r.dryRun ? 0 : Int64(r.runsCreated)),
+                      "runs_to_create": r.dryRun ? .integer(Int64(r.runsCreated)) : .null,
                       "rows_skipped": .integer(Int64(r.rowsSkipped)), "rows_errored": .integer(Int64(r.rowsErrored))],
          "errors_by_reason": .array(r.errorsByReason.map { ["error": .string($0.error), "rows": .integer(Int64($0.count))] })]
     }
@@ -180,7 +181,8 @@ final class ImportProgress: @unchecked Sendable {
         let verb = run["dry_run"] == true ? "to create (dry run)" : "created"
         print("importer run \(run["id"]?.stringValue ?? "?"): \(run["status"]?.stringValue ?? "?")"
               + (run["reason"]?.stringValue.map { " (\($0))" } ?? ""))
-        print("rows read \(n("rows_read")), runs \(verb) \(n("runs_created")), skipped \(n("rows_skipped")), "
+        let runs = run["dry_run"] == true ? n("runs_to_create") : n("runs_created")
+        print("rows read \(n("rows_read")), runs \(verb) \(runs), skipped \(n("rows_skipped")), "
               + "errored \(n("rows_errored"))")
         for reason in run["errors_by_reason"]?.arrayValue ?? [] {
             print("  \((reason["rows"]?.intValue ?? 0)) × \(reason["error"]?.stringValue ?? "")")

@@ -43,7 +43,8 @@ struct ImporterAPITests {
             let dry = try await client.call(.post, "/v1/importers/\(importerId)/runs", key: key, json: ["dry_run": true])
             #expect(dry.status == .created)
             let dryDone = try await Self.finished(client, key, try #require(dry.json["id"]?.stringValue))
-            #expect(dryDone["progress"]?["runs_created"] == 27)
+            #expect(dryDone["progress"]?["runs_to_create"] == 27)
+            #expect(dryDone["progress"]?["runs_created"] == 0)
             #expect(try await client.call(.get, "/v1/workflows/\(wf)/runs", key: key).json["runs"]?.arrayValue?.isEmpty == true)
 
             let started = try await client.call(.post, "/v1/importers/\(importerId)/runs", key: key)
@@ -52,6 +53,7 @@ struct ImporterAPITests {
             #expect(done["status"] == "completed")
             #expect(done["progress"]?["rows_read"] == 30)
             #expect(done["progress"]?["runs_created"] == 27)
+            #expect(done["progress"]?["runs_to_create"] == .null)
             #expect(done["progress"]?["rows_errored"] == 3)
             #expect(done["errors_by_reason"]?[0]?["rows"] == 3)
             #expect(done["errors"]?[0]?["field"] == "amount")
