@@ -65,6 +65,11 @@ struct WorkflowsCommand: AsyncParsableCommand {
             } else {
                 state = try WorkflowsState.rebuild(from: opened, asOf: parseTime(time!)!)
             }
+            if state.workflows[workflow] == nil,
+               let created = try opened.readStream(Streams.workflow(workflow), limit: 1).first {
+                throw CLIError("workflow \(workflow) did not exist yet at position \(state.position): it was "
+                               + "created at position \(created.position)")
+            }
             print("as of position \(state.position)")
             try printVersions(state, workflow)
         }

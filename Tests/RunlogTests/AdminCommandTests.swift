@@ -54,6 +54,10 @@ struct AdminCommandTests {
         #expect(asOf.status == 0, "\(asOf.stderr)")
         #expect(!asOf.stdout.contains { $0.hasPrefix("v3") })
         #expect(asOf.stdout.contains { $0.hasPrefix("v2") && $0.contains("active") })
+        // Before the workflow existed: said so, with where it was created.
+        let before = try await ChildProcess.run(["workflows", "as-of", workflowId, "--position", "0"] + d)
+        #expect(before.status != 0)
+        #expect(before.stderr.contains("did not exist yet at position 0"), "\(before.stderr)")
 
         let show = try await ChildProcess.run(["runs", "show", runId] + d)
         #expect(show.status == 0, "\(show.stderr)")

@@ -120,6 +120,14 @@ struct LaunchAPITests {
                 .post, "/v3/workflows/\(httpWorkflow)/schedule", key: server.service,
                 body: #"{"job_name": "with an account", "inputs": [], "steps": [{"step_uid": "call", "# + fragment + "}]}")
             #expect(withAccount.status == .created, "\(withAccount.json)")
+            // Accounts on a step that uses none: the rule names the step's type with its article.
+            let onApprove = try await client.launch(
+                .post, "/v3/workflows/\(try await APITests.activeWorkflow(client, server.service, definition: Self.definition))/schedule",
+                key: server.service,
+                body: #"{"job_name": "accounts on approve", "inputs": [], "steps": [{"step_uid": "ok", "# + fragment + "}]}")
+            #expect(onApprove.status == .unprocessableContent)
+            #expect(onApprove.json["error"]?["issues"]?[0]?["rule"]?.stringValue?.contains("is an approve step") == true,
+                    "\(onApprove.json)")
             let accountJob = try #require(withAccount.json["job_uid"]?.stringValue)
             #expect(try await Self.job(client, server, accountJob)["steps"]?[0]?["accounts"] == [.string(uid)])
         }
@@ -552,6 +560,8 @@ struct LaunchAPITests {
             let noName = try await client.launch(.post, path, key: server.service, json: ["account": ["api_key": "x"]])
             #expect(noName.status == .unprocessableContent)
             #expect(noName.json["error"]?["field"] == "account.name")
+            // Said once, not twice ("…: account.name: is required for a new account").
+            #expect(noName.json["error"]?["message"] == "account.name is required for a new account")
             let badSecret = try await client.launch(.post, path, key: server.service,
                                                     json: ["account": ["name": "n", "api_key": "line\nbreak-SECRET-7"]])
             #expect(badSecret.json["error"]?["field"] == "account.api_key")

@@ -68,7 +68,8 @@ extension WorkflowEngine {
             }
             if !setting.accounts.isEmpty && step.type != .httpRequest {
                 throw .invalid(field: at + ".accounts", value: .array(setting.accounts.map(JSONValue.string)),
-                               rule: "step \(step.uid) is a \(step.type.rawValue) step, which uses no account "
+                               rule: "step \(step.uid) is \(Self.article(step.type.rawValue)) \(step.type.rawValue) step, "
+                                   + "which uses no account "
                                    + "(only http_request steps do)")
             }
             for (j, account) in setting.accounts.enumerated() where !accountExists(account) {
@@ -216,5 +217,12 @@ extension WorkflowEngine {
     func project(of run: RunRecord) -> String? {
         guard run.created.source.kind == "job", let jobId = run.created.source.reference else { return nil }
         return jobs.jobs[jobId]?.scheduled.projectId
+    }
+}
+
+extension WorkflowEngine {
+    /// "a" or "an" before `word` (by its first letter: enough for step type names).
+    static func article(_ word: String) -> String {
+        "aeiou".contains(word.first?.lowercased().first ?? "x") ? "an" : "a"
     }
 }

@@ -56,8 +56,10 @@ public struct WorkflowError: Error, Sendable, Hashable, CustomStringConvertible 
     }
 
     public var description: String {
-        // The issues travel in full in `issues`; the message names the first few.
+        // The issues travel in full in `issues`; the message names the first few, unless it
+        // already says what its one issue says.
         guard !issues.isEmpty else { return message }
+        if issues.count == 1, message.contains(issues[0].rule) { return message }
         let shown = issues.prefix(3).map(\.description).joined(separator: "; ")
         return message + ": " + shown + (issues.count > 3 ? "; and \(issues.count - 3) more" : "")
     }
