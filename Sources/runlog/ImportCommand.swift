@@ -11,8 +11,9 @@ struct ImportCommand: AsyncParsableCommand {
         commandName: "import",
         abstract: "Import a CSV file: one workflow run per row (an importer and an importer run).",
         discussion: """
-            Maps columns onto the workflow's parameters (--map column=param, a dotted path for a \
-            nested object field), or gives the token column of event-triggered and action \
+            Maps columns onto the workflow's parameters: a column whose header is a parameter's \
+            name maps onto it, --map column=param (a dotted path for a nested object field) maps \
+            any other and wins; unmapped columns are listed. Or gives the token column of event-triggered and action \
             workflows (--token-column, with --object-type for event-triggered ones). With \
             --server the file is uploaded to a running server; without, the import runs here on \
             --data-dir (the created runs execute when the server next starts). Shows a progress \
@@ -42,16 +43,58 @@ struct ImportCommand: AsyncParsableCommand {
         guard FileManager.default.isReadableFile(atPath: file) else { throw ValidationError("cannot read \(file)") }
     }
 
-    var mapping: JSONValue {
+    /// The mapping: every column whose header equals a parameter of the workflow's active version
+    /// (`parameters`), then the explicit `--map` pairs, which win. Columns left unmapped (but the
+    /// token column) are listed on standard error.
+    func mapping(parameters: [String]) throws -> JSONValue {
+        let header = try Self.header(of: file)
         var columns: [String: JSONValue] = [:]
+        let explicitTargets = Set(map.compactMap { $0.split(separator: "=", maxSplits: 1).last.map(String.init) })
+        for column in header where parameters.contains(column) && !explicitTargets.contains(column) {
+            columns[column] = .string(column)
+        }
         for pair in map {
             let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
             columns[parts[0]] = .string(parts[1])
+        }
+        let unmapped = header.filter { columns[$0] == nil && $0 != tokenColumn }
+        if !unmapped.isEmpty {
+            let note = "columns not mapped (no parameter of that name; --map column=parameter maps one): "
+                + unmapped.joined(separator: ", ") + "\n"
+            FileHandle.standardError.write(Data(note.utf8))
         }
         var o: [String: JSONValue] = ["columns": .object(columns)]
         if let tokenColumn { o["token_column"] = .string(tokenColumn) }
         if let objectType { o["object_type"] = .string(objectType) }
         return .object(o)
+    }
+
+    /// The fields of the file's first record (its header row); at most its first MiB is read.
+    static func header(of path: String) throws -> [String] {
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw CLIError("cannot read \(path)") }
+        defer { try? handle.close() }
+        let bytes = (try? handle.read(upToCount: 1 << 20)) ?? Data()
+        var parser = CSVParser()
+        var first: [String]?
+        bytes.withUnsafeBytes { buffer in
+            parser.parse(buffer) { record in
+                if first == nil, case .fields(let fields, _) = record { first = fields }
+            }
+        }
+        if first == nil {
+            parser.finish { record in if first == nil, case .fields(let fields, _) = record { first = fields } }
+        }
+        return first ?? []
+    }
+
+    /// The top-level parameter names of a definition's trigger: the API schema's or the action's inputs.
+    static func parameterNames(_ definition: JSONValue?) -> [String] {
+        guard let definition, let parsed = try? WorkflowDefinition(json: definition) else { return [] }
+        switch parsed.trigger {
+        case .api(let schema, _): return schema.fields.map(\.name)
+        case .action(_, let inputs): return inputs.fields.map(\.name)
+        case .event: return []
+        }
     }
 
     func query() throws -> JSONValue {
@@ -96,9 +139,14 @@ struct ImportCommand: AsyncParsableCommand {
         guard response.status.code == 201, let sourceId = source["id"]?.stringValue else {
             throw CLIError("upload failed (\(response.status.code)): \(source["error"]?["message"]?.stringValue ?? "")")
         }
+        var parameters: [String] = []
+        if let active = try await client.send(.GET, "/v1/workflows/\(workflow)")["active_version"]?.intValue {
+            parameters = Self.parameterNames(
+                try await client.send(.GET, "/v1/workflows/\(workflow)/versions/\(active)")["definition"])
+        }
         let importer = try await client.send(.POST, "/v1/importers", body: [
             "name": .string(importerName), "data_source_id": .string(sourceId), "workflow_id": .string(workflow),
-            "mapping": mapping, "query": try query(),
+            "mapping": try mapping(parameters: parameters), "query": try query(),
         ])
         guard let importerId = importer["id"]?.stringValue else { throw CLIError("no importer id in \(importer.jsonText)") }
         let started = try await client.send(.POST, "/v1/importers/\(importerId)/runs", body: ["dry_run": .bool(dryRun)])
@@ -121,9 +169,14 @@ struct ImportCommand: AsyncParsableCommand {
         do {
             let source = try await service.createCSVDataSource(name: importerName, chunks: FileChunks(path: file),
                                                                actor: "runlog-cli")
+            let definition: JSONValue? = await engine.read { state in
+                guard let record = state.workflows[workflow], let active = record.active,
+                      record.versions.indices.contains(active - 1) else { return nil }
+                return record.versions[active - 1].definition
+            }
             let importer = try await service.saveImporter(
                 id: nil, name: importerName, dataSourceId: source.id, workflowId: workflow,
-                mapping: try ImporterMapping(json: mapping), query: try ImporterQuery(json: try query()), actor: "runlog-cli")
+                mapping: try ImporterMapping(json: try mapping(parameters: Self.parameterNames(definition))), query: try ImporterQuery(json: try query()), actor: "runlog-cli")
             let started = try await service.startRun(importerId: importer.id, dryRun: dryRun, actor: "runlog-cli")
             var record = started
             while record.status == .running {

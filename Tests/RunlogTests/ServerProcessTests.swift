@@ -313,6 +313,18 @@ struct ImporterProcessTests {
                                               "--server", server.base, "--key", key])
         #expect(dry.stdout.contains("rows read 51, runs to create (dry run) 9, skipped 41, errored 1"),
                 "\(dry.stdout) \(dry.stderr)")
+        // Without --map, a column whose header is a parameter's name maps onto it; others are listed.
+        let automatic = try await ChildProcess.run(["import", file, "--workflow", wf, "--dry-run",
+                                                    "--server", server.base, "--key", key])
+        #expect(automatic.stdout.contains("rows read 51, runs to create (dry run) 50, skipped 0, errored 1"),
+                "\(automatic.stdout) \(automatic.stderr)")
+        let extra = dir.path + "/extra.csv"
+        try "ip,note\n10.0.0.1,x\n".write(toFile: extra, atomically: true, encoding: .utf8)
+        let listed = try await ChildProcess.run(["import", extra, "--workflow", wf, "--dry-run",
+                                                 "--server", server.base, "--key", key])
+        #expect(listed.stderr.contains("columns not mapped (no parameter of that name; --map column=parameter maps one): note"),
+                "\(listed.stderr)")
+        #expect(listed.stdout.contains { $0.contains("runs to create (dry run) 1,") }, "\(listed.stdout)")
         server.child.kill(SIGTERM)
         _ = await server.child.wait()
         let local = try await ChildProcess.run(["import", file, "--workflow", wf, "--map", "ip=ip", "--data-dir", dir.data])
