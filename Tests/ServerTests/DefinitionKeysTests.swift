@@ -55,4 +55,42 @@ struct DefinitionKeysTests {
         }
         await server.close()
     }
+
+    @Test("a condition path whose root the document lacks, or a parameter the schema lacks, is 422 naming both")
+    func conditionPaths() async throws {
+        let server = try await TestServer()
+        try await server.test { client in
+            let created = try await client.call(.post, "/v1/workflows", key: server.admin, json: ["name": "Paths"])
+            let id = try #require(created.json["id"]?.stringValue)
+            let step: JSONValue = ["step_uid": "no", "type": "decline"]
+            let eventTrigger: JSONValue = ["kind": "event", "event_type": "inquiry.completed",
+                                           "criteria": ["data.country": "FR"]]
+            let cases: [(JSONValue, String, String)] = [
+                (Self.definition(route: ["name": "fr", "condition": ["event.data.score": ["$gt": 1]], "steps": [step]],
+                                 trigger: eventTrigger),
+                 "trigger.criteria.data.country", "its roots: event, object"),
+                (Self.definition(route: ["name": "big", "condition": ["parameters.amout": ["$gt": 100]],
+                                         "steps": [step]]),
+                 "routes[0].condition.parameters.amout", "its fields: amount"),
+                (Self.definition(route: ["name": "big", "condition": ["$or": [["object.data.score": 1],
+                                                                              ["parameters.amount": 2]]],
+                                         "steps": [step]]),
+                 "routes[0].condition.object.data.score", "its roots: apicontent, custom_data, parameters, run"),
+            ]
+            for (definition, field, listed) in cases {
+                let saved = try await client.call(.put, "/v1/workflows/\(id)/draft", key: server.admin, json: definition)
+                #expect(saved.status == .unprocessableContent, "\(field)")
+                #expect(saved.json["error"]?["field"]?.stringValue == field, "\(saved.json)")
+                #expect(saved.json["error"]?["message"]?.stringValue?.contains(listed) == true, "\(saved.json)")
+            }
+            // Paths into data known only at run time are accepted.
+            let fine = Self.definition(route: ["name": "fr", "condition": ["object.data.anything.at.all": 1],
+                                               "steps": [step]],
+                                       trigger: ["kind": "event", "event_type": "inquiry.completed",
+                                                 "criteria": ["event.data.country": "FR"]])
+            let saved = try await client.call(.put, "/v1/workflows/\(id)/draft", key: server.admin, json: fine)
+            #expect(saved.status == .ok, "\(saved.json)")
+        }
+        await server.close()
+    }
 }

@@ -57,7 +57,7 @@ extension WorkflowEngine {
     ) async throws(WorkflowError) -> Draft {
         // Unknown keys first: a misspelt key explains the other errors it causes.
         try WorkflowDefinition.checkKeys(definition)
-        _ = try WorkflowDefinition(json: definition)
+        try WorkflowDefinition(json: definition).checkConditionPaths()
         let record = try await mutateWorkflow(workflowId, actor: actor) { workflow throws(WorkflowError) in
             let current = workflow.draft?.version ?? 0
             if let expected = expectedDraftVersion, expected != current {

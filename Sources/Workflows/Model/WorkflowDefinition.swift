@@ -187,6 +187,67 @@ extension WorkflowDefinition {
         }
     }
 
+    /// Refuses a condition path that cannot exist in the document its condition sees: a root
+    /// that document does not have (`data.country` in event criteria, where the path is
+    /// `event.data.country`), or a parameter (API trigger) or input (action trigger) that the
+    /// schema lacks. Paths into object data, event data and lists are known only at run time and
+    /// are not checked. Checked when a draft is saved, like `checkKeys`.
+    public func checkConditionPaths() throws(WorkflowError) {
+        // Extra roots a batch task's runs see (seed 003), whatever the trigger.
+        var routeRoots: Set<String> = ["run", "apicontent", "custom_data"]
+        var schema: (root: String, schema: ParameterSchema)?
+        switch trigger {
+        case .event(_, let criteria):
+            if let criteria {
+                try Self.checkPaths(criteria.source, at: "trigger.criteria", roots: ["event", "object"], schema: nil)
+            }
+            routeRoots.formUnion(["event", "object", "inputs"])
+        case .api(let parameters, _):
+            routeRoots.insert("parameters")
+            schema = ("parameters", parameters)
+        case .action(_, let inputs):
+            routeRoots.formUnion(["inputs", "object"])
+            schema = ("inputs", inputs)
+        }
+        for (i, route) in routes.enumerated() where route.condition != .always {
+            try Self.checkPaths(route.condition.source, at: "routes[\(i)].condition", roots: routeRoots, schema: schema)
+        }
+    }
+
+    /// The field paths of a condition: its keys and those under `$and`, `$or` and `$nor`.
+    static func paths(in condition: JSONValue) -> [String] {
+        guard case .object(let o) = condition else { return [] }
+        var out: [String] = []
+        for (key, value) in o {
+            if ["$and", "$or", "$nor"].contains(key), case .array(let items) = value {
+                for item in items { out += paths(in: item) }
+            } else if !key.hasPrefix("$") {
+                out.append(key)
+            }
+        }
+        return out.sorted()
+    }
+
+    private static func checkPaths(_ condition: JSONValue, at: String, roots: Set<String>,
+                                   schema: (root: String, schema: ParameterSchema)?) throws(WorkflowError) {
+        for path in paths(in: condition) {
+            let parts = path.split(separator: ".", maxSplits: 1).map(String.init)
+            guard let root = parts.first, roots.contains(root) else {
+                throw .invalid(field: at + "." + path, value: .string(path),
+                               rule: "starts at \"\(parts.first ?? "")\", which this condition's document does not "
+                                   + "have; its roots: " + roots.sorted().joined(separator: ", "))
+            }
+            if let schema, root == schema.root, parts.count == 2,
+               let name = parts[1].split(separator: ".").first.map(String.init),
+               !schema.schema.fields.contains(where: { $0.name == name }) {
+                let names = schema.schema.fields.map(\.name)
+                throw .invalid(field: at + "." + path, value: .string(path),
+                               rule: "names \(root).\(name), which is not a field of the trigger's schema; its fields: "
+                                   + (names.isEmpty ? "none" : names.joined(separator: ", ")))
+            }
+        }
+    }
+
     private static func trigger(_ value: JSONValue?) throws(WorkflowError) -> Trigger {
         guard case .object(let t)? = value, case .string(let kind)? = t["kind"] else {
             throw .invalid(field: "trigger.kind", value: value?["kind"], rule: "must be \"event\", \"api\" or \"action\"")
