@@ -41,7 +41,13 @@ extension WorkflowEngine {
             if issues.count >= 100 { break }
         }
         guard issues.isEmpty else {
-            throw .invalid(issues, "the inputs do not match the input keys of \(workflow.id) version \(version)")
+            var message = "the inputs do not match the input keys of \(workflow.id) version \(version)"
+            if let merged = Self.mergedSingleKeyInputs(request.inputs), schema.validate(merged).isEmpty {
+                // The seed's own example sends one run's fields as separate one-key objects.
+                message += "; each element of inputs is one run: to start one run with these fields, send "
+                    + "them as one object: \"inputs\": [\(merged.jsonText)]"
+            }
+            throw .invalid(issues, message)
         }
         // Step settings against the steps of the pinned version.
         let steps = definition.stepsByUid
@@ -224,5 +230,20 @@ extension WorkflowEngine {
     /// "a" or "an" before `word` (by its first letter: enough for step type names).
     static func article(_ word: String) -> String {
         "aeiou".contains(word.first?.lowercased().first ?? "x") ? "an" : "a"
+    }
+}
+
+extension WorkflowEngine {
+    /// Several inputs that each hold one key, all different, merged into one object; nil otherwise.
+    static func mergedSingleKeyInputs(_ inputs: [JSONValue]) -> JSONValue? {
+        guard inputs.count > 1 else { return nil }
+        var merged: [String: JSONValue] = [:]
+        for input in inputs {
+            guard case .object(let o) = input, o.count == 1, let (key, value) = o.first, merged[key] == nil else {
+                return nil
+            }
+            merged[key] = value
+        }
+        return .object(merged)
     }
 }
