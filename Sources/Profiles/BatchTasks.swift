@@ -144,22 +144,36 @@ public actor BatchTasks {
                 throw TaskAPIError(404, "task_id = \(JSONValue.string(taskId).jsonText): no task has this id")
             }
         }
-        let statuses: [RunRecord.Status?]
+        let records: [RunRecord?]
         do {
-            statuses = try engine.runStatuses(task.runIds)
+            records = try engine.runRecords(task.runIds)
         } catch {
             throw TaskAPIError(500, "the task's runs could not be read", debug: error.message)
         }
-        let ended = statuses.filter { $0 == .completed || $0 == .failed }.count
+        let succeeded = records.filter { $0?.status == .completed }.count
+        let failed = records.filter { $0?.status == .failed }.count
+        let ended = succeeded + failed
         let total = task.runIds.count
         let progress = total == 0 ? 100 : ended * 100 / total
+        // The seed's fields as it shapes them, plus each profile's run and outcome and the counts,
+        // so that a task whose runs failed does not read as a plain success.
+        let perProfile: [JSONValue] = task.profileIds.enumerated().map { i, profile in
+            let record = i < records.count ? records[i] : nil
+            return ["profile_id": profile,
+                    "run_id": i < task.runIds.count ? .string(task.runIds[i]) : .null,
+                    "run_status": record.map { .string($0.status.rawValue) } ?? .null,
+                    "run_error": record?.failure.map(JSONValue.string) ?? .null]
+        }
         let answer: JSONValue = [
             "data": [
                 "status": .string(ended == total ? "completed" : "processing"),
                 "progress": .integer(Int64(progress)),
+                "succeeded": .integer(Int64(succeeded)),
+                "failed": .integer(Int64(failed)),
                 "result": [
-                    "error": 0, "error_text": "",
-                    "result": .array(task.profileIds.map { ["profile_id": $0] }),
+                    "error": 0,
+                    "error_text": .string(failed == 0 ? "" : "\(failed) of \(total) runs failed"),
+                    "result": .array(perProfile),
                 ],
             ],
             "error": 0,

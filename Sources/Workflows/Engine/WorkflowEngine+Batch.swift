@@ -196,4 +196,9 @@ extension WorkflowEngine {
     public nonisolated func runStatuses(_ ids: [String]) throws(WorkflowError) -> [RunRecord.Status?] {
         try runs.statuses(ids)
     }
+
+    /// The runs `ids` name, from the run table (nil for an id it does not hold), in that order.
+    public nonisolated func runRecords(_ ids: [String]) throws(WorkflowError) -> [RunRecord?] {
+        try runs.runs(ids)
+    }
 }
