@@ -44,6 +44,9 @@ enum Representation {
             "sticky_field": string(r.stickyField), "staged_at": time(r.stagedAt), "staged_by": string(r.stagedBy),
             "status": .string(r.status.rawValue), "finished_at": time(r.finishedAt),
             "arms": ["treatment": .integer(Int64(r.treatmentRuns)), "control": .integer(Int64(r.controlRuns))],
+            "history": .array(r.history.map { change in
+                ["percentage": .number(change.percentage), "at": time(change.at), "by": string(change.by)]
+            }),
         ]
     }
 

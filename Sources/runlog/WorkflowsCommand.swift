@@ -179,6 +179,11 @@ func printVersions(_ state: WorkflowsState, _ id: String) throws {
         print("rollout    \(r.id): v\(r.treatmentVersion) (treatment) at \(formatPercent(r.percentage)) against "
               + "v\(r.controlVersion) (control); runs \(r.treatmentRuns) treatment, \(r.controlRuns) control")
     }
+    for r in wf.pastRollouts.reversed() {
+        let steps = r.history.map { formatPercent($0.percentage) }.joined(separator: " → ")
+        print("rollout    \(r.id): v\(r.treatmentVersion) against v\(r.controlVersion), \(r.status.rawValue) "
+              + (r.finishedAt.map { JSONText.timestamp(milliseconds: $0) } ?? "") + " (\(steps))")
+    }
     for v in wf.versions.reversed() {
         var line = "v\(v.version)".padding(toLength: 6, withPad: " ", startingAt: 0) + wf.status(of: v.version).padding(toLength: 11, withPad: " ", startingAt: 0)
         line += JSONText.timestamp(milliseconds: v.publishedAt) + (v.publishedBy.map { " by \($0)" } ?? "")

@@ -183,6 +183,13 @@ struct APITests {
             #expect(ended.json["active_version"] == 2)
             let past = try await client.call(.get, "/v1/workflows/\(id)/rollouts", key: key)
             #expect(past.json["rollouts"]?.arrayValue?.map { $0["status"]?.stringValue } == ["promoted", "ended"])
+            // The final percentage, and every one before it with who set it.
+            let rollouts = past.json["rollouts"]?.arrayValue ?? []
+            #expect(rollouts.map { $0["percentage"] } == [100.0, 0.0])
+            #expect(rollouts.first?["history"]?.arrayValue?.map { $0["percentage"] } == [50.0, 80.0, 100.0])
+            #expect(rollouts.last?["history"]?.arrayValue?.map { $0["percentage"] } == [10.0, 0.0])
+            let actor = try #require(server.api.keys.authenticate(key)?.id)
+            #expect(rollouts.first?["history"]?.arrayValue?.allSatisfy { $0["by"]?.stringValue == actor } == true)
         }
     }
 

@@ -156,14 +156,16 @@ public struct WorkflowsState: Sendable, Equatable {
         case .rolloutStaged(let e):
             workflows[e.workflowId]?.rollout = RolloutRecord(
                 id: e.rolloutId, treatmentVersion: e.treatmentVersion, controlVersion: e.controlVersion,
-                percentage: e.percentage, stickyField: e.stickyField, stagedAt: at, stagedBy: actor
+                percentage: e.percentage, stickyField: e.stickyField, stagedAt: at, stagedBy: actor,
+                history: [PercentageChange(percentage: e.percentage, at: at, by: actor)]
             )
         case .rolloutPercentageChanged(let e):
             workflows[e.workflowId]?.rollout?.percentage = e.percentage
+            workflows[e.workflowId]?.rollout?.history.append(PercentageChange(percentage: e.percentage, at: at, by: actor))
         case .rolloutPromoted(let e):
-            finishRollout(e.workflowId, status: .promoted, at: at)
+            finishRollout(e.workflowId, status: .promoted, percentage: 100, at: at, by: actor)
         case .rolloutEnded(let e):
-            finishRollout(e.workflowId, status: .ended, at: at)
+            finishRollout(e.workflowId, status: .ended, percentage: 0, at: at, by: actor)
         case .runCreated(let e):
             if keepsRuns {
                 runs.put(RunRecord(created: e, createdAt: at, createdPosition: position, detailed: keepsRunDetails))
@@ -270,10 +272,16 @@ public struct WorkflowsState: Sendable, Equatable {
         return version >= 1 && version <= count
     }
 
-    private mutating func finishRollout(_ workflowId: String, status: RolloutRecord.Status, at: Int64) {
+    private mutating func finishRollout(_ workflowId: String, status: RolloutRecord.Status, percentage: Double,
+                                        at: Int64, by actor: String?) {
         guard var rollout = workflows[workflowId]?.rollout else { return }
         rollout.status = status
         rollout.finishedAt = at
+        // The final percentage: promoted means every run on the treatment, ended none.
+        if rollout.percentage != percentage {
+            rollout.history.append(PercentageChange(percentage: percentage, at: at, by: actor))
+        }
+        rollout.percentage = percentage
         workflows[workflowId]?.pastRollouts.append(rollout)
         workflows[workflowId]?.rollout = nil
     }
@@ -327,6 +335,13 @@ public struct VersionRecord: Sendable, Equatable {
     public var activatedAt: Int64?
 }
 
+/// One percentage a rollout had from `at` (UTC ms), set by `by`.
+public struct PercentageChange: Sendable, Equatable {
+    public var percentage: Double
+    public var at: Int64
+    public var by: String?
+}
+
 public struct RolloutRecord: Sendable, Equatable {
     public enum Status: String, Sendable, Equatable { case active, promoted, ended }
     public var id: String
@@ -338,6 +353,9 @@ public struct RolloutRecord: Sendable, Equatable {
     public var stagedBy: String?
     public var status: Status = .active
     public var finishedAt: Int64?
+    /// Every percentage the rollout had, with when and by whom: the staged one, each change, and
+    /// the final one (100 when promoted, 0 when ended).
+    public var history: [PercentageChange] = []
     /// Runs assigned to each arm.
     public var treatmentRuns = 0
     public var controlRuns = 0
