@@ -21,9 +21,13 @@ enum Representation {
         ]
     }
 
+    /// A draft, with a warning for each condition path known only at run time (object and event
+    /// data, lists, a batch task's roots): saved, but not checked against the trigger.
     static func draft(_ workflowId: String, _ d: Draft) -> JSONValue {
-        ["workflow_id": .string(workflowId), "version": .integer(Int64(d.version)), "definition": d.definition,
-         "saved_at": time(d.savedAt), "saved_by": string(d.savedBy)]
+        let warnings = (try? WorkflowDefinition(json: d.definition).checkConditionPaths()) ?? []
+        return ["workflow_id": .string(workflowId), "version": .integer(Int64(d.version)), "definition": d.definition,
+                "saved_at": time(d.savedAt), "saved_by": string(d.savedBy),
+                "warnings": .array(warnings.map { ["field": .string($0.field), "message": .string($0.rule)] })]
     }
 
     static func version(_ w: WorkflowRecord, _ v: VersionRecord, definition: Bool) -> JSONValue {

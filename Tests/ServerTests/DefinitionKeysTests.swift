@@ -56,7 +56,7 @@ struct DefinitionKeysTests {
         await server.close()
     }
 
-    @Test("a condition path whose root the document lacks, or a parameter the schema lacks, is 422 naming both")
+    @Test("a condition path that cannot exist is 422 naming it and what is there; one known only at run time is saved with a warning")
     func conditionPaths() async throws {
         let server = try await TestServer()
         try await server.test { client in
@@ -76,6 +76,22 @@ struct DefinitionKeysTests {
                                                                               ["parameters.amount": 2]]],
                                          "steps": [step]]),
                  "routes[0].condition.object.data.score", "its roots: apicontent, custom_data, parameters, run"),
+                // A key the engine never puts in `run` or `event`, and a path below a scalar parameter.
+                (Self.definition(route: ["name": "done", "condition": ["run.status": "completed"], "steps": [step]]),
+                 "routes[0].condition.run.status", "its keys: arm, id, version, workflow_id"),
+                (Self.definition(route: ["name": "fr", "condition": ["event.payload.country": "FR"], "steps": [step]],
+                                 trigger: ["kind": "event", "event_type": "inquiry.completed"]),
+                 "routes[0].condition.event.payload.country", "its keys: data, occurred_at, type"),
+                (Self.definition(route: ["name": "big", "condition": ["parameters.amount.value": ["$gt": 100]],
+                                         "steps": [step]]),
+                 "routes[0].condition.parameters.amount.value", "goes below parameters.amount, a field of type integer"),
+                // Nested schema fields are walked: an object field's sub-field must exist.
+                (Self.definition(route: ["name": "paris", "condition": ["parameters.address.town": "Paris"],
+                                         "steps": [step]],
+                                 trigger: ["kind": "api", "schema": ["fields": [
+                                     ["name": "address", "type": "object",
+                                      "fields": [["name": "city", "type": "string"]]]]]]),
+                 "routes[0].condition.parameters.address.town", "its fields: city"),
             ]
             for (definition, field, listed) in cases {
                 let saved = try await client.call(.put, "/v1/workflows/\(id)/draft", key: server.admin, json: definition)
@@ -90,6 +106,35 @@ struct DefinitionKeysTests {
                                                  "criteria": ["event.data.country": "FR"]])
             let saved = try await client.call(.put, "/v1/workflows/\(id)/draft", key: server.admin, json: fine)
             #expect(saved.status == .ok, "\(saved.json)")
+            // ... each with a warning in the answer, naming where it is and why it was not checked.
+            let warnings = saved.json["warnings"]?.arrayValue ?? []
+            #expect(warnings.compactMap { $0["field"]?.stringValue }
+                    == ["trigger.criteria.event.data.country", "routes[0].condition.object.data.anything.at.all"],
+                    "\(saved.json)")
+            #expect(warnings.first?["message"]?.stringValue?.contains("event.data is the event's data, known only at run time")
+                    == true, "\(warnings)")
+            // A list parameter's elements, and a batch task's roots, are also known only at run time.
+            let lists = Self.definition(route: ["name": "vip", "condition": ["$and": [["parameters.tags.0": "vip"],
+                                                                                     ["custom_data.plan": "pro"],
+                                                                                     ["parameters.amount": 3]]],
+                                                "steps": [step]],
+                                        trigger: ["kind": "api", "schema": ["fields": [
+                                            ["name": "tags", "type": "array", "items": "string"],
+                                            ["name": "amount", "type": "integer"]]]])
+            let listSaved = try await client.call(.put, "/v1/workflows/\(id)/draft", key: server.admin, json: lists)
+            #expect(listSaved.status == .ok, "\(listSaved.json)")
+            #expect((listSaved.json["warnings"]?.arrayValue ?? []).compactMap { $0["field"]?.stringValue }
+                    == ["routes[0].condition.custom_data.plan", "routes[0].condition.parameters.tags.0"],
+                    "\(listSaved.json)")
+            // The draft read back carries the same warnings; a definition with checked paths only has none.
+            let read = try await client.call(.get, "/v1/workflows/\(id)/draft", key: server.admin)
+            #expect(read.json["warnings"] == listSaved.json["warnings"])
+            let checked = Self.definition(route: ["name": "big", "condition": ["parameters.amount": ["$gt": 100],
+                                                                               "run.arm": "treatment"],
+                                                  "steps": [step]])
+            let clean = try await client.call(.put, "/v1/workflows/\(id)/draft", key: server.admin, json: checked)
+            #expect(clean.status == .ok, "\(clean.json)")
+            #expect(clean.json["warnings"] == .array([]))
         }
         await server.close()
     }

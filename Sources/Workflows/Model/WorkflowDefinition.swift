@@ -189,29 +189,60 @@ extension WorkflowDefinition {
 
     /// Refuses a condition path that cannot exist in the document its condition sees: a root
     /// that document does not have (`data.country` in event criteria, where the path is
-    /// `event.data.country`), or a parameter (API trigger) or input (action trigger) that the
-    /// schema lacks. Paths into object data, event data and lists are known only at run time and
-    /// are not checked. Checked when a draft is saved, like `checkKeys`.
-    public func checkConditionPaths() throws(WorkflowError) {
+    /// `event.data.country`), a key the engine never puts there (`run.status`, `event.payload`),
+    /// a parameter (API trigger) or input (action trigger) that the schema lacks, or a path below
+    /// a scalar field. Checked when a draft is saved, like `checkKeys`.
+    ///
+    /// Returns a warning for each path whose end is known only at run time (object and event
+    /// data, lists, a batch task's extra roots): it is accepted, not checked.
+    @discardableResult
+    public func checkConditionPaths() throws(WorkflowError) -> [FieldIssue] {
+        let run = PathShape.keys(["id": .scalar("string"), "workflow_id": .scalar("string"),
+                                  "version": .scalar("integer"), "arm": .scalar("string")])
+        let event = PathShape.keys(["type": .scalar("string"), "occurred_at": .scalar("integer"),
+                                    "data": .runtime("the event's data")])
+        let object = PathShape.keys(["type": .scalar("string"), "token": .scalar("string"),
+                                     "data": .runtime("the object's data"), "tags": .runtime("a list"),
+                                     "decision": .scalar("string")])
         // Extra roots a batch task's runs see (seed 003), whatever the trigger.
-        var routeRoots: Set<String> = ["run", "apicontent", "custom_data"]
-        var schema: (root: String, schema: ParameterSchema)?
+        var routeRoots: [String: PathShape] = [
+            "run": run,
+            "apicontent": .runtime("a batch task's content, present on the runs a batch task starts"),
+            "custom_data": .runtime("a batch task's custom data, present on the runs a batch task starts"),
+        ]
+        var warnings: [FieldIssue] = []
         switch trigger {
         case .event(_, let criteria):
             if let criteria {
-                try Self.checkPaths(criteria.source, at: "trigger.criteria", roots: ["event", "object"], schema: nil)
+                try Self.checkPaths(criteria.source, at: "trigger.criteria",
+                                    roots: ["event": event, "object": object], warnings: &warnings)
             }
-            routeRoots.formUnion(["event", "object", "inputs"])
+            routeRoots["event"] = event
+            routeRoots["object"] = object
+            routeRoots["inputs"] = .runtime("an imported row's inputs")
         case .api(let parameters, _):
-            routeRoots.insert("parameters")
-            schema = ("parameters", parameters)
+            routeRoots["parameters"] = .fields(parameters.fields, "the trigger's schema")
         case .action(_, let inputs):
-            routeRoots.formUnion(["inputs", "object"])
-            schema = ("inputs", inputs)
+            routeRoots["inputs"] = .fields(inputs.fields, "the trigger's inputs")
+            routeRoots["object"] = object
         }
         for (i, route) in routes.enumerated() where route.condition != .always {
-            try Self.checkPaths(route.condition.source, at: "routes[\(i)].condition", roots: routeRoots, schema: schema)
+            try Self.checkPaths(route.condition.source, at: "routes[\(i)].condition", roots: routeRoots,
+                                warnings: &warnings)
         }
+        return warnings
+    }
+
+    /// What is known, when a draft is saved, about a part of the document a condition sees.
+    private indirect enum PathShape {
+        /// An object with exactly these keys.
+        case keys([String: PathShape])
+        /// A parameter schema's fields (named for messages).
+        case fields([ParameterSchema.Field], String)
+        /// A value with no sub-fields, of this type.
+        case scalar(String)
+        /// Known only at run time (why).
+        case runtime(String)
     }
 
     /// The field paths of a condition: its keys and those under `$and`, `$or` and `$nor`.
@@ -228,22 +259,46 @@ extension WorkflowDefinition {
         return out.sorted()
     }
 
-    private static func checkPaths(_ condition: JSONValue, at: String, roots: Set<String>,
-                                   schema: (root: String, schema: ParameterSchema)?) throws(WorkflowError) {
-        for path in paths(in: condition) {
-            let parts = path.split(separator: ".", maxSplits: 1).map(String.init)
-            guard let root = parts.first, roots.contains(root) else {
-                throw .invalid(field: at + "." + path, value: .string(path),
-                               rule: "starts at \"\(parts.first ?? "")\", which this condition's document does not "
-                                   + "have; its roots: " + roots.sorted().joined(separator: ", "))
-            }
-            if let schema, root == schema.root, parts.count == 2,
-               let name = parts[1].split(separator: ".").first.map(String.init),
-               !schema.schema.fields.contains(where: { $0.name == name }) {
-                let names = schema.schema.fields.map(\.name)
-                throw .invalid(field: at + "." + path, value: .string(path),
-                               rule: "names \(root).\(name), which is not a field of the trigger's schema; its fields: "
-                                   + (names.isEmpty ? "none" : names.joined(separator: ", ")))
+    private static func checkPaths(_ condition: JSONValue, at: String, roots: [String: PathShape],
+                                   warnings: inout [FieldIssue]) throws(WorkflowError) {
+        var seen = Set<String>()
+        for path in paths(in: condition) where seen.insert(path).inserted {
+            let field = at + "." + path
+            var shape = PathShape.keys(roots)
+            var walked = ""
+            walk: for part in path.split(separator: ".", omittingEmptySubsequences: false).map(String.init) {
+                let here = walked.isEmpty ? part : walked + "." + part
+                switch shape {
+                case .keys(let keys):
+                    guard let next = keys[part] else {
+                        let rule = walked.isEmpty
+                            ? "starts at \"\(part)\", which this condition's document does not have; its roots: "
+                                + keys.keys.sorted().joined(separator: ", ")
+                            : "names \(here), which \(walked) does not have; its keys: " + keys.keys.sorted().joined(separator: ", ")
+                        throw .invalid(field: field, value: .string(path), rule: rule)
+                    }
+                    shape = next
+                case .fields(let fields, let what):
+                    guard let f = fields.first(where: { $0.name == part }) else {
+                        let names = fields.map(\.name)
+                        throw .invalid(field: field, value: .string(path),
+                                       rule: "names \(here), which is not a field of \(what); its fields: "
+                                           + (names.isEmpty ? "none" : names.joined(separator: ", ")))
+                    }
+                    switch f.type {
+                    case .scalar(let type): shape = .scalar(type.rawValue)
+                    case .object(let sub): shape = .fields(sub, "the object field \(here)")
+                    case .array, .arrayOfObjects: shape = .runtime("a list")
+                    }
+                case .scalar(let type):
+                    throw .invalid(field: field, value: .string(path),
+                                   rule: "goes below \(walked), a field of type \(type), which has no sub-fields")
+                case .runtime(let what):
+                    warnings.append(FieldIssue(field: field, value: JSONValue.string(path).jsonText,
+                                               rule: "\(walked) is \(what), known only at run time: this path is not checked"))
+                    break walk
+                }
+                walked = here
             }
         }
     }
