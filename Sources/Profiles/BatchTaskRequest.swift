@@ -139,6 +139,10 @@ public struct BatchTaskRequest: Sendable, Hashable {
             }
         }
         var items: [Item] = []
+        guard !dataItems.isEmpty else {
+            throw .invalid("data", o["data"], "must be an array of at least one data object, each with its profile's "
+                           + "\"data\" (or send custom_request without matching to start the workflow for existing profiles)")
+        }
         items.reserveCapacity(dataItems.count)
         for (i, element) in dataItems.enumerated() {
             items.append(try Self.item(element, at: "data[\(i)]", root: o, mode: mode, fieldName: fieldName,

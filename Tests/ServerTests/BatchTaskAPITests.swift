@@ -473,6 +473,9 @@ struct BatchTaskAPITests {
             try await expectError(with(["matching": "phone"]), .badRequest, "data[0].data.phone")
             try await expectError(with(["data": [["data": ["email": "not-an-email"]]]]), .badRequest, "data[0].data.email")
             try await expectError(with(["format": "xml"]), .badRequest, "format")
+            // Nothing to import is a mistake, not an empty task.
+            try await expectError(with(["data": nil]), .badRequest, "data")
+            try await expectError(with(["data": []]), .badRequest, "at least one data object")
             try await expectError(with(["colour": "red"]), .badRequest, "colour")
             try await expectError(with(["data": [["data": ["email": "s@example.com", "subscriptions": [["channel": "email"]]]]]]),
                                   .badRequest, "data[0].data.subscriptions[0].email")
