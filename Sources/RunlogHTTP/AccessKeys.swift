@@ -78,6 +78,9 @@ public final class KeyRing: Sendable {
         var byHash: [String: APIKeyRecord] = [:]
         var byId: [String: String] = [:]
         var position: UInt64 = 0
+        /// The version of `KeyEvent.stream` folded in: a revoke expects it, so two revokes that
+        /// each leave "another admin" cannot both commit.
+        var streamVersion: UInt64 = 0
     }
     private let keys = Mutex(Keys())
 
@@ -98,6 +101,7 @@ public final class KeyRing: Sendable {
         keys.withLock { keys in
             guard event.position > keys.position else { return }
             keys.position = event.position
+            if event.stream == KeyEvent.stream { keys.streamVersion = max(keys.streamVersion, event.streamVersion) }
             switch event.type {
             case KeyEvent.createdType:
                 guard let role = payload["role"]?.stringValue.flatMap(Role.init(rawValue:)),
@@ -123,6 +127,14 @@ public final class KeyRing: Sendable {
 
     public func key(id: String) -> APIKeyRecord? {
         keys.withLock { keys in keys.byId[id].flatMap { keys.byHash[$0] } }
+    }
+
+    /// The version of the keys' stream folded in so far.
+    public var streamVersion: UInt64 { keys.withLock { $0.streamVersion } }
+
+    /// Live admin keys other than `id`.
+    public func otherLiveAdmins(than id: String) -> Int {
+        keys.withLock { keys in keys.byHash.values.count { $0.role == .admin && $0.revokedAt == nil && $0.id != id } }
     }
 
     /// Every key, oldest first.

@@ -173,9 +173,21 @@ extension RunlogAPI {
                 let id = try context.parameters.require("id")
                 guard let key = keys.key(id: id) else { throw APIError.notFound("key \(id) does not exist") }
                 if key.revokedAt == nil {
+                    // The last live admin key stays: without it no one could manage keys over HTTP.
+                    let version = keys.streamVersion
+                    if key.role == .admin, keys.otherLiveAdmins(than: id) == 0 {
+                        throw APIError(.conflict, "last_admin_key",
+                                       "key \(id) is the last live admin key; create another admin key before revoking it",
+                                       field: "id", value: id)
+                    }
                     var event = KeyEvent.revoked(id)
                     event.metadata = EventMetadata(actor: context.actor)
-                    let result = try await store.append(to: KeyEvent.stream, expected: .any, [event])
+                    let result: AppendResult
+                    do {
+                        result = try await store.append(to: KeyEvent.stream, expected: .exact(version), [event])
+                    } catch let error as EventStoreError where error.code == .wrongExpectedVersion {
+                        throw APIError(.conflict, "conflict", "the keys changed while key \(id) was being revoked; retry")
+                    }
                     for recorded in try store.readAll(from: result.firstPosition, limit: 1) { keys.apply(recorded) }
                 }
                 return Answer(Representation.key(keys.key(id: id)!))

@@ -63,6 +63,21 @@ struct APITests {
             #expect(try await client.call(.delete, "/v1/keys/\(newId)", key: server.admin).status == .ok)
             #expect(try await client.call(.get, "/v1/log", key: newKey).status == .unauthorized)
 
+            // The last live admin key cannot be revoked (no one could manage keys over HTTP after);
+            // once another admin key exists, it can.
+            let adminId = try #require(server.api.keys.authenticate(server.admin)?.id)
+            let head = try server.store.head().position
+            let last = try await client.call(.delete, "/v1/keys/\(adminId)", key: server.admin)
+            #expect(last.status == .conflict)
+            #expect(last.json["error"]?["code"] == "last_admin_key", "\(last.json)")
+            #expect(try server.store.head().position == head, "nothing recorded")
+            let second = try await client.call(.post, "/v1/keys", key: server.admin, json: ["role": "admin", "name": "second"])
+            let secondKey = try #require(second.json["key"]?.stringValue)
+            #expect(try await client.call(.delete, "/v1/keys/\(adminId)", key: secondKey).status == .ok)
+            #expect(try await client.call(.get, "/v1/keys", key: server.admin).status == .unauthorized)
+            let secondId = try #require(second.json["id"]?.stringValue)
+            #expect(try await client.call(.delete, "/v1/keys/\(secondId)", key: secondKey).status == .conflict)
+
             // The actor of every event is the key's id, and the log never holds a key's text.
             let log = try await client.call(.get, "/v1/log?type=workflow.created.v1", key: server.auditor)
             let serviceId = try #require(server.api.keys.authenticate(server.service)?.id)
