@@ -91,13 +91,14 @@ public func buildApplication(
     }
 }
 
-/// Deletes expired `Idempotency-Key` records at start and then every hour, until shutdown.
+/// Deletes expired `Idempotency-Key` records at start and then every hour, until shutdown, and
+/// rewrites records that still hold a new key's text. Without a retention (records kept
+/// forever) nothing expires: it makes the one pass at start, for those rewrites.
 struct IdempotencySweeper: Service {
     let cache: IdempotencyCache
     let logger: Logger
 
     func run() async throws {
-        guard cache.retention != nil else { return }
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 do {
@@ -108,6 +109,7 @@ struct IdempotencySweeper: Service {
                 } catch {
                     logger.warning("cannot delete expired idempotency records", metadata: ["error": .string("\(error)")])
                 }
+                guard cache.retention != nil else { return }
                 try? await Task.sleep(for: .seconds(3_600))
             }
         }

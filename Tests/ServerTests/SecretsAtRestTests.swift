@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Importers
+import Logging
 import Testing
 @testable import RunlogHTTP
 import Workflows
@@ -72,6 +73,27 @@ struct SecretsAtRestTests {
         }
         let kept = try #require(try server.store.requestRecord(name))
         #expect(!String(decoding: kept, as: UTF8.self).contains(text))
+    }
+
+    @Test("records kept forever (--idempotency-hours 0) that hold a key's text are rewritten at start")
+    func keyTextScrubbedWithoutRetention() async throws {
+        let server = try await TestServer()
+        defer { Task { await server.close() } }
+        let name = "idem/key_admin/forever"
+        let text = KeyEvent.textPrefix + "clear-text-kept-forever"
+        let old: JSONValue = [
+            "fingerprint": "f", "status": 201, "headers": ["Location": "/v1/keys/key_old"],
+            "body": .string(JSONValue.object(["id": "key_old", "role": "auditor", "name": "old", "key": .string(text)])
+                .jsonText),
+            "at": 0,
+        ]
+        try await server.store.putRequestRecord(name, old.jsonBytes)
+        let forever = IdempotencyCache(store: server.store, retentionHours: nil)
+        // The server's sweeper: with no retention it makes one pass and returns.
+        try await IdempotencySweeper(cache: forever, logger: Logger(label: "test")).run()
+        let kept = try #require(try server.store.requestRecord(name), "a record kept forever is not deleted")
+        #expect(!String(decoding: kept, as: UTF8.self).contains(text))
+        #expect(String(decoding: kept, as: UTF8.self).contains("key_old"))
     }
 
     @Test("S3 credentials are sealed in the store; refusals of credentials never show the secret")
