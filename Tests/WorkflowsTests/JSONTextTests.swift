@@ -27,6 +27,13 @@ struct JSONTextTests {
         #expect(JSONValue.number(.infinity).jsonText == "null")
     }
 
+    @Test("nonNull is nil for null and the value otherwise")
+    func nonNull() {
+        #expect(JSONValue.null.nonNull == Optional<JSONValue>.none)
+        #expect(JSONValue.object([:]).nonNull == .some(.object([:])))
+        #expect(JSONValue.integer(0).nonNull == .some(.integer(0)))
+    }
+
     @Test("timestamps are RFC 3339 in UTC with milliseconds, before 1970 too")
     func timestamps() {
         for (ms, text) in [(Int64(0), "1970-01-01T00:00:00.000Z"), (-1, "1969-12-31T23:59:59.999Z"),

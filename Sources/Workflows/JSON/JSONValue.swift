@@ -53,7 +53,10 @@ public enum JSONValue: Sendable, Hashable {
 
     /// This value, or nil when it is `null`.
     public var nonNull: JSONValue? {
-        self == .null ? nil : self
+        // Not `self == .null ? nil : self`: there `nil` is JSONValue's nil literal, `.null`, and
+        // the answer would be `.some(.null)`.
+        if case .null = self { return Optional.none }
+        return self
     }
 
     public var boolValue: Bool? {
