@@ -51,11 +51,13 @@ struct ConditionCommand: ParsableCommand {
     }
 }
 
-struct RolloutCommand: ParsableCommand {
+struct RolloutCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rollout",
-        abstract: "Rollout assignment, reproducible by anyone.",
-        subcommands: [Bucket.self]
+        abstract: "Stage, change, promote, end and inspect rollouts; compute a key's bucket.",
+        discussion: "show reads the data directory, or the server with --server; stage, set, promote and end "
+            + "go through --server URL --key KEY.",
+        subcommands: [Stage.self, SetPercentage.self, Promote.self, End.self, Show.self, Bucket.self]
     )
 
     struct Bucket: ParsableCommand {
