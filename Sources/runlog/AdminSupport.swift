@@ -49,6 +49,12 @@ func requireWorkflow(_ state: WorkflowsState, _ id: String) throws -> WorkflowRe
 // MARK: Text of JSON values
 
 extension JSONValue {
+    /// The value, or nil for JSON null.
+    var present: JSONValue? {
+        if case .null = self { return Optional.none }
+        return self
+    }
+
     /// The value as text: strings bare, null as `-`, numbers as JSON writes them.
     var text: String {
         switch self {

@@ -38,7 +38,7 @@ struct WorkflowsCommand: AsyncParsableCommand {
             output.emit(json) { answer in
                 var lines = ["ID                                  NUMBER  ACTIVE  LATEST  ROLLOUT            NAME"]
                 for wf in answer["workflows"]?.arrayValue ?? [] {
-                    let rollout = wf["rollout"]?.nonNull
+                    let rollout = wf["rollout"]?.present
                         .map { "v\($0["treatment_version"]?.text ?? "?") at \(percentText($0["percentage"]))" } ?? "-"
                     let latest = wf["latest_version"]?.intValue ?? 0
                     lines.append(pad(wf["id"]?.text ?? "?", 36) + pad(wf["number"]?.text ?? "?", 8)

@@ -88,6 +88,8 @@ struct AdminCLITests {
         let other = try await ChildProcess.run(["workflows", "create", "Other"] + s)
         #expect(other.status == 0, "\(other.stderr)")
         #expect(other.stdout.count == 1 && other.stdout[0].hasSuffix("created: Other, number 2"), "\(other.stdout)")
+        let list = try await ChildProcess.run(["workflows", "list"] + s)
+        #expect(list.stdout.count == 3 && list.stdout[2].contains(" -       -       -  "), "\(list.stdout)")
 
         // draft --file: If-Match from the current draft version; a stale --if-match is refused.
         let v1 = try Self.write(Self.definition.replacingOccurrences(of: "STEP", with: "a1"), dir.path + "/v1.json")
