@@ -111,6 +111,7 @@ struct WorkflowsCommand: AsyncParsableCommand {
         )
         @OptionGroup var store: StoreOptions
         @OptionGroup var server: ServerOptions
+        @OptionGroup var output: JSONOutput
         @Argument(help: "The workflow id.") var workflow: String
         @Option(help: "The version to copy.") var to: Int
         @Flag(help: "Make the new version active.") var activate = false
@@ -118,26 +119,35 @@ struct WorkflowsCommand: AsyncParsableCommand {
         var actor = "runlog-cli"
 
         func run() async throws {
+            let json: JSONValue
             if let client = try server.client() {
-                let answer = try await client.send(.POST, "/v1/workflows/\(workflow)/revert",
-                                                   body: ["to": .integer(Int64(to)), "activate": .bool(activate)])
-                print("workflow \(workflow): version \(answer["version"]?.intValue ?? 0) created from "
-                      + "version \(to)" + (activate ? " and activated" : ""))
-                return
+                json = try await client.send(.POST, "/v1/workflows/\(segment(workflow))/revert",
+                                             body: ["to": .integer(Int64(to)), "activate": .bool(activate)])
+            } else {
+                json = try await revertHere()
             }
+            output.emit(json) { v in
+                ["workflow \(workflow): version \(v["version"]?.text ?? "?") created from version \(to)"
+                 + (activate ? " and activated" : "")]
+            }
+        }
+
+        /// Reverts on the data directory, which no server may hold; returns the new version as the API shows it.
+        func revertHere() async throws -> JSONValue {
             let opened = try store.openForWriting()
             defer { opened.close() }
             let engine = try await WorkflowEngine(store: opened)
             await engine.start()
             do {
                 let version = try await engine.revert(workflowId: workflow, to: to, activate: activate, actor: actor)
-                print("workflow \(workflow): version \(version.version) created from version \(to)"
-                      + (activate ? " and activated" : ""))
-            } catch {
+                let record = await engine.read { $0.workflows[workflow] }
+                await engine.shutdown()
+                guard let record else { throw CLIError("workflow \(workflow) does not exist") }
+                return Representation.version(record, version, definition: true)
+            } catch let error as WorkflowError {
                 await engine.shutdown()
                 throw CLIError(error.description)
             }
-            await engine.shutdown()
         }
     }
 }

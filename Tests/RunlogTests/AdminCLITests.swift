@@ -106,17 +106,26 @@ struct AdminCLITests {
         let broken = expectOneErrorLine(try await ChildProcess.run(["workflows", "draft", id, "--file", notJSON] + s))
         #expect(broken.contains("is not valid JSON"), "\(broken)")
 
+        // From standard input, with the draft version it replaces given.
+        let piped = try await ChildProcess.run(["workflows", "draft", id, "--file", "-", "--if-match", "1"] + s,
+                                               input: Data(Self.definition.replacingOccurrences(of: "STEP", with: "a1").utf8))
+        #expect(piped.stdout == ["workflow \(id): draft version 2 saved"], "\(piped.stderr)")
+        let notObject = expectOneErrorLine(try await ChildProcess.run(["workflows", "draft", id, "--file", "-"] + s,
+                                                                      input: Data("[1]".utf8)))
+        #expect(notObject.contains("standard input is not a workflow definition"), "\(notObject)")
+
         // The draft reads back, offline and through the server.
         let draftOffline = try parsedJSON(try await ChildProcess.run(["workflows", "draft", id, "--json"] + d))
         let draftServer = try parsedJSON(try await ChildProcess.run(["workflows", "draft", id, "--json"] + s))
         #expect(draftOffline == draftServer)
-        #expect(draftOffline["version"]?.intValue == 1)
+        #expect(draftOffline["version"]?.intValue == 2)
 
         // publish, publish again, roll the second out.
         let published = try parsedJSON(try await ChildProcess.run(["workflows", "publish", id, "--activate",
                                                                   "--description", "first", "--json"] + s))
         #expect(published["status"]?.stringValue == "active")
-        _ = try await ChildProcess.run(["workflows", "draft", id, "--file", v2] + s)
+        let savedV2 = try await ChildProcess.run(["workflows", "draft", id, "--file", v2] + s)
+        #expect(savedV2.stdout == ["workflow \(id): draft version 3 saved"], "\(savedV2.stderr)")
         let second = try await ChildProcess.run(["workflows", "publish", id, "--description", "second"] + s)
         #expect(second.stdout == ["workflow \(id): version 2 published (published)"], "\(second.stderr)")
         let staged = try await ChildProcess.run(["rollout", "stage", id, "--version", "2", "--percentage", "25"] + s)
@@ -310,6 +319,10 @@ struct AdminCLITests {
         let zero = expectUsageError(try await ChildProcess.run(["workflows", "list", "--server", url, "--key", "k",
                                                                 "--connect-timeout", "0"]))
         #expect(zero.contains("--connect-timeout"), "\(zero)")
+
+        let bucket = try parsedJSON(try await ChildProcess.run(["rollout", "bucket", "--seed", "b", "--key", "a",
+                                                                "--percentage", "66.51", "--json"]))
+        #expect(bucket["bucket"] == 0.665 && bucket["arm"] == "treatment", "\(bucket)")
 
         let version = try await ChildProcess.run(["--version"])
         #expect(version.status == 0)

@@ -14,6 +14,9 @@ struct CLIDocsTests {
     static func help(_ path: [String]) async throws -> Help {
         let result = try await ChildProcess.run(path + ["--help"])
         #expect(result.status == 0, "runlog \(path.joined(separator: " ")) --help: \(result.stderr)")
+        // `runlog help …` says the same.
+        let viaHelp = try await ChildProcess.run(["help"] + path)
+        #expect(viaHelp.stdout == result.stdout, "runlog help \(path.joined(separator: " ")) differs from --help")
         var help = Help()
         var section = ""
         for line in result.stdout {
