@@ -48,6 +48,14 @@ struct ServerOptions: ParsableArguments {
         return APIClient(base: url, key: key, connectTimeout: connectTimeout)
     }
 
+    /// The client of `--server` for a command that reads: nil when there is no server, or when
+    /// `--data-dir` is given and `--server` is not (an option on the command line wins over
+    /// $RUNLOG_SERVER).
+    func readingClient(_ store: StoreOptions) throws -> APIClient? {
+        if store.dataDir != nil, server == nil { return nil }
+        return try client()
+    }
+
     /// The client of `--server` for a command that writes: without a server, an error saying
     /// to give one (the server is the one process that writes to the data directory).
     func writingClient(_ command: String) throws -> APIClient {

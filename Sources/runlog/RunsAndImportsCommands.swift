@@ -42,7 +42,7 @@ struct RunsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let json: JSONValue
-            if let client = try server.client() {
+            if let client = try server.readingClient(store) {
                 json = try await client.send(.GET, "/v1/workflows/\(segment(workflow))/runs" + query([
                     ("status", status), ("arm", arm), ("version", version.map(String.init)), ("after", after),
                     ("limit", String(limit)),
@@ -95,7 +95,7 @@ struct RunsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let json: JSONValue
-            if let client = try server.client() {
+            if let client = try server.readingClient(store) {
                 json = try await client.send(.GET, "/v1/runs/\(segment(run))")
             } else {
                 let opened = try store.open(readOnly: true)
@@ -175,7 +175,7 @@ struct ImportsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let json: JSONValue
-            if let client = try server.client() {
+            if let client = try server.readingClient(store) {
                 json = try await client.send(.GET, importer.map { "/v1/importers/\(segment($0))/runs" } ?? "/v1/importers")
             } else {
                 let state = try ImportsCommand.offlineState(store)
@@ -220,7 +220,7 @@ struct ImportsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let json: JSONValue
-            if let client = try server.client() {
+            if let client = try server.readingClient(store) {
                 json = try await client.send(.GET, "/v1/import-runs/\(segment(run))")
             } else {
                 json = RunlogAPI.importRun(try ImportsCommand.requireRun(try ImportsCommand.offlineState(store), run))
@@ -263,7 +263,7 @@ struct ImportsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let csv: String
-            if let client = try server.client() {
+            if let client = try server.readingClient(store) {
                 let answer = try await client.call(.GET, "/v1/import-runs/\(segment(run))/errored-rows")
                 csv = String(decoding: answer.body, as: UTF8.self)
             } else {

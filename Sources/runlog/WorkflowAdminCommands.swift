@@ -17,7 +17,7 @@ extension WorkflowsCommand {
 
         func run() async throws {
             let json: JSONValue
-            if let client = try server.client() {
+            if let client = try server.readingClient(store) {
                 json = try await client.send(.GET, "/v1/workflows/\(segment(workflow))")
             } else {
                 json = Representation.workflow(try requireWorkflow(try loadState(store), workflow))
@@ -108,7 +108,7 @@ extension WorkflowsCommand {
 
         func show() async throws {
             let json: JSONValue
-            if let client = try server.client() {
+            if let client = try server.readingClient(store) {
                 json = try await client.send(.GET, "/v1/workflows/\(segment(workflow))/draft")
             } else {
                 let record = try requireWorkflow(try loadState(store), workflow)
@@ -285,7 +285,7 @@ extension RolloutCommand {
 
         func run() async throws {
             let json: JSONValue
-            if let client = try server.client() {
+            if let client = try server.readingClient(store) {
                 json = try await client.send(.GET, "/v1/workflows/\(segment(workflow))/rollouts")
             } else {
                 let record = try requireWorkflow(try loadState(store), workflow)

@@ -29,7 +29,7 @@ struct WorkflowsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let json: JSONValue
-            if let client = try server.client() {
+            if let client = try server.readingClient(store) {
                 json = try await client.send(.GET, "/v1/workflows")
             } else {
                 let state = try loadState(store)

@@ -324,6 +324,19 @@ struct AdminCLITests {
                                                                 "--percentage", "66.51", "--json"]))
         #expect(bucket["bucket"] == 0.665 && bucket["arm"] == "treatment", "\(bucket)")
 
+        // $RUNLOG_SERVER is the default; an explicit --data-dir reads the data directory instead.
+        let dir = TemporaryDirectory()
+        #expect(try await ChildProcess.run(["init", "--data-dir", dir.data]).status == 0)
+        var environment = ProcessInfo.processInfo.environment
+        environment["RUNLOG_SERVER"] = url
+        environment["RUNLOG_KEY"] = "k"
+        let viaEnvironment = try ChildProcess(["workflows", "list"], environment: environment)
+        #expect(await viaEnvironment.wait() != 0)
+        #expect(viaEnvironment.errorOutput.contains("cannot connect to \(url)"), "\(viaEnvironment.errorOutput)")
+        let explicit = try ChildProcess(["workflows", "list", "--data-dir", dir.data], environment: environment)
+        #expect(await explicit.wait() == 0, "\(explicit.errorOutput)")
+        #expect(explicit.output.count == 1 && explicit.output[0].hasPrefix("ID "), "\(explicit.output)")
+
         let version = try await ChildProcess.run(["--version"])
         #expect(version.status == 0)
         #expect(version.stdout.count == 1 && version.stdout[0].wholeMatch(of: /\d+\.\d+\.\d+/) != nil, "\(version.stdout)")
