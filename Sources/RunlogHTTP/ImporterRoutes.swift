@@ -2,8 +2,8 @@ import EventStore
 import Foundation
 import HTTPTypes
 import Hummingbird
-import Importers
-import Workflows
+public import Importers
+public import Workflows
 
 /// Data sources, importers and importer runs (seed 000).
 extension RunlogAPI {
@@ -223,7 +223,7 @@ extension RunlogAPI {
 
     // MARK: Representations
 
-    static func dataSource(_ s: DataSourceRecord) -> JSONValue {
+    public static func dataSource(_ s: DataSourceRecord) -> JSONValue {
         var json: [String: JSONValue] = [
             "id": .string(s.id), "name": .string(s.name), "kind": .string(s.kind.rawValue),
             "created_at": Representation.time(s.createdAt), "created_by": Representation.string(s.createdBy),
@@ -239,14 +239,14 @@ extension RunlogAPI {
         return .object(json)
     }
 
-    static func importer(_ i: ImporterRecord) -> JSONValue {
+    public static func importer(_ i: ImporterRecord) -> JSONValue {
         ["id": .string(i.id), "name": .string(i.name), "data_source_id": .string(i.dataSourceId),
          "workflow_id": .string(i.workflowId), "version": .integer(Int64(i.version)), "mapping": i.mapping.json,
          "query": i.query.json, "revision": .integer(Int64(i.revision)), "saved_at": Representation.time(i.savedAt),
          "saved_by": Representation.string(i.savedBy)]
     }
 
-    static func importRun(_ r: ImportRunRecord) -> JSONValue {
+    public static func importRun(_ r: ImportRunRecord) -> JSONValue {
         [
             "id": .string(r.id), "importer_id": .string(r.importerId), "workflow_id": .string(r.workflowId),
             "version": .integer(Int64(r.version)), "dry_run": .bool(r.dryRun), "status": .string(r.status.rawValue),

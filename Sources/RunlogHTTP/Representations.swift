@@ -1,16 +1,16 @@
 import EventStore
-import Workflows
+public import Workflows
 
 /// The JSON of each resource, in snake_case, timestamps as RFC 3339 UTC.
-enum Representation {
-    static func time(_ ms: Int64?) -> JSONValue {
+public enum Representation {
+    public static func time(_ ms: Int64?) -> JSONValue {
         ms.map { .string(JSONText.timestamp(milliseconds: $0)) } ?? .null
     }
 
-    static func string(_ value: String?) -> JSONValue { value.map(JSONValue.string) ?? .null }
-    static func int(_ value: Int?) -> JSONValue { value.map { .integer(Int64($0)) } ?? .null }
+    public static func string(_ value: String?) -> JSONValue { value.map(JSONValue.string) ?? .null }
+    public static func int(_ value: Int?) -> JSONValue { value.map { .integer(Int64($0)) } ?? .null }
 
-    static func workflow(_ w: WorkflowRecord) -> JSONValue {
+    public static func workflow(_ w: WorkflowRecord) -> JSONValue {
         [
             "id": .string(w.id), "name": .string(w.name), "number": .integer(Int64(w.number)),
             "created_at": time(w.createdAt), "created_by": string(w.createdBy),
@@ -23,14 +23,14 @@ enum Representation {
 
     /// A draft, with a warning for each condition path known only at run time (object and event
     /// data, lists, a batch task's roots): saved, but not checked against the trigger.
-    static func draft(_ workflowId: String, _ d: Draft) -> JSONValue {
+    public static func draft(_ workflowId: String, _ d: Draft) -> JSONValue {
         let warnings = (try? WorkflowDefinition(json: d.definition).checkConditionPaths()) ?? []
         return ["workflow_id": .string(workflowId), "version": .integer(Int64(d.version)), "definition": d.definition,
                 "saved_at": time(d.savedAt), "saved_by": string(d.savedBy),
                 "warnings": .array(warnings.map { ["field": .string($0.field), "message": .string($0.rule)] })]
     }
 
-    static func version(_ w: WorkflowRecord, _ v: VersionRecord, definition: Bool) -> JSONValue {
+    public static func version(_ w: WorkflowRecord, _ v: VersionRecord, definition: Bool) -> JSONValue {
         var json: [String: JSONValue] = [
             "workflow_id": .string(w.id), "version": .integer(Int64(v.version)), "status": .string(w.status(of: v.version)),
             "description": .string(v.description), "published_at": time(v.publishedAt),
@@ -41,7 +41,7 @@ enum Representation {
         return .object(json)
     }
 
-    static func rollout(_ r: RolloutRecord) -> JSONValue {
+    public static func rollout(_ r: RolloutRecord) -> JSONValue {
         [
             "id": .string(r.id), "treatment_version": .integer(Int64(r.treatmentVersion)),
             "control_version": .integer(Int64(r.controlVersion)), "percentage": .number(r.percentage),
@@ -54,7 +54,7 @@ enum Representation {
         ]
     }
 
-    static func run(_ r: RunRecord) -> JSONValue {
+    public static func run(_ r: RunRecord) -> JSONValue {
         let c = r.created
         var source: [String: JSONValue] = ["kind": .string(c.source.kind)]
         if let reference = c.source.reference { source["reference"] = .string(reference) }
@@ -73,7 +73,7 @@ enum Representation {
         ]
     }
 
-    static func step(_ s: StepRecord) -> JSONValue {
+    public static func step(_ s: StepRecord) -> JSONValue {
         [
             "step_uid": .string(s.uid), "type": .string(s.type), "status": .string(s.status.rawValue),
             "attempts": .integer(Int64(s.attempts)), "idempotency_key": string(s.idempotencyKey),
@@ -82,7 +82,7 @@ enum Representation {
         ]
     }
 
-    static func object(_ o: ObjectView) -> JSONValue {
+    public static func object(_ o: ObjectView) -> JSONValue {
         [
             "type": .string(o.type), "token": .string(o.token), "data": o.data ?? .null,
             "tags": .array(o.tags.map(JSONValue.string)), "decision": string(o.decision), "redacted": .bool(o.redacted),
@@ -93,12 +93,12 @@ enum Representation {
         ]
     }
 
-    static func quota(_ q: QuotaStatus) -> JSONValue {
+    public static func quota(_ q: QuotaStatus) -> JSONValue {
         ["day": .string(q.day), "used": .integer(Int64(q.used)), "limit": int(q.limit),
          "remaining": q.limit.map { .integer(Int64(max(0, $0 - q.used))) } ?? .null, "resets_at": time(q.resetsAt)]
     }
 
-    static func key(_ k: APIKeyRecord) -> JSONValue {
+    public static func key(_ k: APIKeyRecord) -> JSONValue {
         ["id": .string(k.id), "role": .string(k.role.rawValue), "name": .string(k.name),
          "created_at": time(k.createdAt), "created_by": string(k.createdBy), "revoked_at": time(k.revokedAt)]
     }

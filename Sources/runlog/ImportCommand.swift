@@ -129,15 +129,14 @@ struct ImportCommand: AsyncParsableCommand {
         let name = importerName.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? "import"
         var request = HTTPClientRequest(url: client.base + "/v1/data-sources/csv?name=" + name)
         request.method = .POST
-        request.headers.add(name: "Authorization", value: "Bearer \(client.key)")
         request.headers.add(name: "Content-Type", value: "text/csv")
         let chunks = FileByteBuffers(path: file)
         request.body = .stream(chunks, length: .known(Int64(size)))
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(3600))
-        let body = try await response.body.collect(upTo: 16 << 20)
-        let source = (try? JSONValue(parsing: Array(body.readableBytesView))) ?? .null
-        guard response.status.code == 201, let sourceId = source["id"]?.stringValue else {
-            throw CLIError("upload failed (\(response.status.code)): \(source["error"]?["message"]?.stringValue ?? "")")
+        let answer = try await client.execute(request, timeout: .seconds(3600))
+        let source = answer.json
+        guard answer.status == 201, let sourceId = source["id"]?.stringValue else {
+            throw CLIError("the upload failed: " + APIClient.describe(answer: answer, method: .POST,
+                                                                    url: client.base + "/v1/data-sources/csv"))
         }
         var parameters: [String] = []
         if let active = try await client.send(.GET, "/v1/workflows/\(workflow)")["active_version"]?.intValue {

@@ -21,10 +21,11 @@ struct Runlog: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "runlog",
         abstract: "Runlog: an event-sourced workflow platform on an append-only, hash-chained log.",
+        version: RunlogVersion.current,
         subcommands: [
-            InitCommand.self, ServeCommand.self, KeysCommand.self, ImportCommand.self, LogCommand.self,
-            BackupCommand.self, WorkflowsCommand.self, RunsCommand.self, ConditionCommand.self, RolloutCommand.self,
-            DevCommand.self,
+            InitCommand.self, ServeCommand.self, KeysCommand.self, ImportCommand.self, ImportsCommand.self,
+            LogCommand.self, BackupCommand.self, WorkflowsCommand.self, RunsCommand.self, ConditionCommand.self,
+            RolloutCommand.self, DevCommand.self,
         ]
     )
 }

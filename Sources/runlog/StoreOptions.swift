@@ -40,7 +40,7 @@ struct StoreOptions: ParsableArguments {
     }
 }
 
-/// A failure to report as `error: message` with exit code 1.
+/// A failure to report as `Error: message` with exit code 1 (ArgumentParser prints it so).
 struct CLIError: Error, CustomStringConvertible {
     let description: String
     init(_ message: String) { description = message }
@@ -73,5 +73,5 @@ struct Output {
 }
 
 func printError(_ message: String) {
-    FileHandle.standardError.write(Data(("error: " + message + "\n").utf8))
+    FileHandle.standardError.write(Data(("Error: " + message + "\n").utf8))
 }

@@ -51,11 +51,13 @@ struct ConditionCommand: ParsableCommand {
     }
 }
 
-struct RolloutCommand: ParsableCommand {
+struct RolloutCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rollout",
-        abstract: "Rollout assignment, reproducible by anyone.",
-        subcommands: [Bucket.self]
+        abstract: "Stage, change, promote, end and inspect rollouts; compute a key's bucket.",
+        discussion: "show reads the data directory, or the server with --server; stage, set, promote and end "
+            + "go through --server URL --key KEY.",
+        subcommands: [Stage.self, SetPercentage.self, Promote.self, End.self, Show.self, Bucket.self]
     )
 
     struct Bucket: ParsableCommand {
@@ -68,6 +70,7 @@ struct RolloutCommand: ParsableCommand {
         @Option(help: "The rollout's seed (its id).") var seed: String
         @Option(help: "The sticky key (trigger object token, chosen parameter, or run id).") var key: String
         @Option(help: "Also print whether the key is in treatment at this percentage (0–100).") var percentage: Double?
+        @OptionGroup var output: JSONOutput
 
         func validate() throws {
             if let percentage, !(0...100).contains(percentage) {
@@ -77,6 +80,16 @@ struct RolloutCommand: ParsableCommand {
 
         func run() {
             let units = RolloutBucket.units(seed: seed, key: key)
+            if output.json {
+                var json: [String: JSONValue] = ["seed": .string(seed), "key": .string(key),
+                                                 "bucket": .number(Double(units) / 10_000)]
+                if let percentage {
+                    json["percentage"] = .number(percentage)
+                    json["arm"] = .string(RolloutBucket.inTreatment(seed: seed, key: key, percentage: percentage)
+                                          ? "treatment" : "control")
+                }
+                return print(JSONValue.object(json).jsonText)
+            }
             var line = formatBucket(units)
             if let percentage {
                 line += RolloutBucket.inTreatment(seed: seed, key: key, percentage: percentage) ? " treatment" : " control"

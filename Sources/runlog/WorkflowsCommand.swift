@@ -1,6 +1,7 @@
 import ArgumentParser
 import EventStore
 import Foundation
+import RunlogHTTP
 import Workflows
 
 /// Admin commands over the read models, rebuilt from the log. Reading commands open the data
@@ -9,21 +10,42 @@ import Workflows
 struct WorkflowsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "workflows",
-        abstract: "Inspect and revert workflow versions.",
-        subcommands: [List.self, Versions.self, Revert.self, AsOf.self]
+        abstract: "Create, edit, publish, activate, inspect and revert workflows.",
+        discussion: """
+            Reading commands (list, show, draft without --file, versions, as-of) read the data \
+            directory, or the server with --server. Writing commands (create, draft --file, publish, \
+            activate, deactivate) go through --server URL --key KEY; revert also writes to a data \
+            directory no server holds.
+            """,
+        subcommands: [List.self, Show.self, Create.self, DraftCommand.self, Publish.self, Activate.self, Deactivate.self,
+                      Versions.self, Revert.self, AsOf.self]
     )
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Every workflow: id, number, name, active version, rollout.")
         @OptionGroup var store: StoreOptions
+        @OptionGroup var server: ServerOptions
+        @OptionGroup var output: JSONOutput
 
         func run() async throws {
-            let state = try loadState(store)
-            print("ID                                  NUMBER  ACTIVE  LATEST  ROLLOUT            NAME")
-            for wf in state.workflows.values.sorted(by: { $0.number < $1.number }) {
-                let rollout = wf.rollout.map { "v\($0.treatmentVersion) at \(formatPercent($0.percentage))" } ?? "-"
-                print(pad(wf.id, 36) + pad(String(wf.number), 8) + pad(wf.active.map { "v\($0)" } ?? "-", 8)
-                      + pad(wf.latestVersion == 0 ? "-" : "v\(wf.latestVersion)", 8) + pad(rollout, 19) + wf.name)
+            let json: JSONValue
+            if let client = try server.readingClient(store) {
+                json = try await client.send(.GET, "/v1/workflows")
+            } else {
+                let state = try loadState(store)
+                json = ["workflows": .array(state.workflows.values.sorted { $0.number < $1.number }.map(Representation.workflow))]
+            }
+            output.emit(json) { answer in
+                var lines = ["ID                                  NUMBER  ACTIVE  LATEST  ROLLOUT            NAME"]
+                for wf in answer["workflows"]?.arrayValue ?? [] {
+                    let rollout = wf["rollout"]?.present
+                        .map { "v\($0["treatment_version"]?.text ?? "?") at \(percentText($0["percentage"]))" } ?? "-"
+                    let latest = wf["latest_version"]?.intValue ?? 0
+                    lines.append(pad(wf["id"]?.text ?? "?", 36) + pad(wf["number"]?.text ?? "?", 8)
+                                 + pad(versionText(wf["active_version"]), 8) + pad(latest == 0 ? "-" : "v\(latest)", 8)
+                                 + pad(rollout, 19) + (wf["name"]?.text ?? ""))
+                }
+                return lines
             }
         }
     }
@@ -31,10 +53,12 @@ struct WorkflowsCommand: AsyncParsableCommand {
     struct Versions: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "A workflow's version history, newest first.")
         @OptionGroup var store: StoreOptions
+        @OptionGroup var output: JSONOutput
         @Argument(help: "The workflow id.") var workflow: String
 
         func run() async throws {
             let state = try loadState(store)
+            if output.json { return print(try versionsJSON(state, workflow).jsonText) }
             try printVersions(state, workflow)
         }
     }
@@ -45,6 +69,7 @@ struct WorkflowsCommand: AsyncParsableCommand {
             abstract: "A workflow's version history as it was at a log position or time."
         )
         @OptionGroup var store: StoreOptions
+        @OptionGroup var output: JSONOutput
         @Argument(help: "The workflow id.") var workflow: String
         @Option(help: "Replay the log up to this position.") var position: UInt64?
         @Option(help: "Replay the log up to this time (RFC 3339, e.g. 2026-11-22T10:00:00Z).") var time: String?
@@ -70,6 +95,11 @@ struct WorkflowsCommand: AsyncParsableCommand {
                 throw CLIError("workflow \(workflow) did not exist yet at position \(state.position): it was "
                                + "created at position \(created.position)")
             }
+            if output.json {
+                guard case .object(var json) = try versionsJSON(state, workflow) else { return }
+                json["position"] = .integer(Int64(state.position))
+                return print(JSONValue.object(json).jsonText)
+            }
             print("as of position \(state.position)")
             try printVersions(state, workflow)
         }
@@ -81,6 +111,7 @@ struct WorkflowsCommand: AsyncParsableCommand {
         )
         @OptionGroup var store: StoreOptions
         @OptionGroup var server: ServerOptions
+        @OptionGroup var output: JSONOutput
         @Argument(help: "The workflow id.") var workflow: String
         @Option(help: "The version to copy.") var to: Int
         @Flag(help: "Make the new version active.") var activate = false
@@ -88,66 +119,34 @@ struct WorkflowsCommand: AsyncParsableCommand {
         var actor = "runlog-cli"
 
         func run() async throws {
+            let json: JSONValue
             if let client = try server.client() {
-                let answer = try await client.send(.POST, "/v1/workflows/\(workflow)/revert",
-                                                   body: ["to": .integer(Int64(to)), "activate": .bool(activate)])
-                print("workflow \(workflow): version \(answer["version"]?.intValue ?? 0) created from "
-                      + "version \(to)" + (activate ? " and activated" : ""))
-                return
+                json = try await client.send(.POST, "/v1/workflows/\(segment(workflow))/revert",
+                                             body: ["to": .integer(Int64(to)), "activate": .bool(activate)])
+            } else {
+                json = try await revertHere()
             }
+            output.emit(json) { v in
+                ["workflow \(workflow): version \(v["version"]?.text ?? "?") created from version \(to)"
+                 + (activate ? " and activated" : "")]
+            }
+        }
+
+        /// Reverts on the data directory, which no server may hold; returns the new version as the API shows it.
+        func revertHere() async throws -> JSONValue {
             let opened = try store.openForWriting()
             defer { opened.close() }
             let engine = try await WorkflowEngine(store: opened)
             await engine.start()
             do {
                 let version = try await engine.revert(workflowId: workflow, to: to, activate: activate, actor: actor)
-                print("workflow \(workflow): version \(version.version) created from version \(to)"
-                      + (activate ? " and activated" : ""))
-            } catch {
+                let record = await engine.read { $0.workflows[workflow] }
+                await engine.shutdown()
+                guard let record else { throw CLIError("workflow \(workflow) does not exist") }
+                return Representation.version(record, version, definition: true)
+            } catch let error as WorkflowError {
                 await engine.shutdown()
                 throw CLIError(error.description)
-            }
-            await engine.shutdown()
-        }
-    }
-}
-
-struct RunsCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "runs",
-        abstract: "Inspect workflow runs.",
-        subcommands: [Show.self]
-    )
-
-    struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "A run: status, version, arm, route and step history.")
-        @OptionGroup var store: StoreOptions
-        @Argument(help: "The run id.") var run: String
-
-        func run() async throws {
-            let opened = try store.open(readOnly: true)
-            defer { opened.close() }
-            let state = try loadState(opened)
-            guard let summary = state.runs[run] else { throw CLIError("run \(run) does not exist") }
-            // The replayed state keeps a summary of each run; parameters and outputs are in its stream.
-            let r = try summary.withDetails(from: opened)
-            let c = r.created
-            print("run        \(r.id)")
-            print("workflow   \(c.workflowId) version \(c.version), arm \(c.arm.rawValue)"
-                  + (c.rolloutId.map { " (rollout \($0))" } ?? ""))
-            print("source     \(c.source.kind)" + (c.source.reference.map { " \($0)" } ?? "")
-                  + (c.source.row.map { " row \($0)" } ?? "") + ", \(c.queue.rawValue) queue")
-            if let type = c.objectType, let token = c.objectToken { print("object     \(type) \(token)") }
-            print("created    \(JSONText.timestamp(milliseconds: r.createdAt))")
-            print("status     \(r.status.rawValue)" + (r.decision.map { ", \($0)" } ?? "")
-                  + (r.failure.map { ": \($0)" } ?? ""))
-            print("route      \(r.routeDecided ? (r.route ?? "(none matched)") : "(not yet decided)")")
-            for step in r.steps {
-                var line = "step       \(step.uid) \(step.type): \(step.status.rawValue)"
-                if step.attempts > 1 { line += " after \(step.attempts) attempts" }
-                if let output = step.output { line += " " + output.jsonText }
-                if let error = step.error { line += " (\(error))" }
-                print(line)
             }
         }
     }
@@ -165,6 +164,14 @@ func loadState(_ store: EventStore) throws -> WorkflowsState {
     } catch {
         throw CLIError("cannot replay the log: \(error)")
     }
+}
+
+/// The API's answer to GET /v1/workflows/{id}/versions, from the replayed state.
+func versionsJSON(_ state: WorkflowsState, _ id: String) throws -> JSONValue {
+    let wf = try requireWorkflow(state, id)
+    return ["workflow_id": .string(wf.id), "active_version": Representation.int(wf.active),
+            "rollout": wf.rollout.map(Representation.rollout) ?? .null,
+            "versions": .array(wf.versions.map { Representation.version(wf, $0, definition: false) })]
 }
 
 func printVersions(_ state: WorkflowsState, _ id: String) throws {

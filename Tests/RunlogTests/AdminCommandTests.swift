@@ -46,8 +46,13 @@ struct AdminCommandTests {
         let revert = try await ChildProcess.run(["workflows", "revert", workflowId, "--to", "1", "--activate"] + d)
         #expect(revert.status == 0, "\(revert.stderr)")
         #expect(revert.stdout == ["workflow \(workflowId): version 3 created from version 1 and activated"])
+        let json = try JSONValue(parsing: try await ChildProcess.run(["workflows", "revert", workflowId, "--to", "2", "--json"] + d)
+            .stdout.joined())
+        #expect(json["version"] == 4 && json["status"] == "published" && json["reverted_from"] == 2, "\(json)")
+        #expect(json["definition"]?["routes"]?.arrayValue?.count == 1, "\(json)")
         let after = try await ChildProcess.run(["workflows", "versions", workflowId] + d)
         #expect(after.stdout.contains { $0.hasPrefix("v3") && $0.contains("active") && $0.contains("revert of v1") })
+        #expect(after.stdout.contains { $0.hasPrefix("v4") && $0.contains("published") && $0.contains("revert of v2") })
         #expect(after.stdout.contains { $0.hasPrefix("v2") && $0.contains("published") })
 
         let asOf = try await ChildProcess.run(["workflows", "as-of", workflowId, "--position", "\(positionBeforeRevert)"] + d)

@@ -46,7 +46,8 @@ final class ChildProcess: @unchecked Sendable {
     private let stdout = Pipe()
     private let stderr = Pipe()
 
-    init(_ arguments: [String], environment: [String: String]? = nil) throws {
+    /// `input`, when given, is written to the child's standard input, which is then closed.
+    init(_ arguments: [String], environment: [String: String]? = nil, input: Data? = nil) throws {
         let path = RunlogBinary.path
         guard FileManager.default.isExecutableFile(atPath: path) else {
             throw ChildError("the runlog executable is missing at \(path): build it first (tools/test does)")
@@ -56,7 +57,13 @@ final class ChildProcess: @unchecked Sendable {
         if let environment { process.environment = environment }
         process.standardOutput = stdout
         process.standardError = stderr
+        let stdin = input.map { _ in Pipe() }
+        if let stdin { process.standardInput = stdin }
         try process.run()
+        if let stdin, let input {
+            stdin.fileHandleForWriting.write(input)
+            try? stdin.fileHandleForWriting.close()
+        }
         let out = stdout.fileHandleForReading
         let err = stderr.fileHandleForReading
         Thread.detachNewThread { [self] in
@@ -115,8 +122,8 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// Runs `runlog` with `arguments` to completion.
-    static func run(_ arguments: [String]) async throws -> (status: Int32, stdout: [String], stderr: String) {
-        let child = try ChildProcess(arguments)
+    static func run(_ arguments: [String], input: Data? = nil) async throws -> (status: Int32, stdout: [String], stderr: String) {
+        let child = try ChildProcess(arguments, input: input)
         let status = await child.wait()
         return (status, child.output, child.errorOutput)
     }

@@ -1,23 +1,10 @@
 public import Workflows
 
 extension ImporterService {
-    /// The errored rows of an importer run as CSV: the original columns, then `row`, `field`,
-    /// `value` and `error`. Fix the cells and import the file again (the extra columns are not
-    /// mapped, so they are ignored).
+    /// The errored rows of an importer run as CSV (`ImportersState.erroredRowsCSV`).
     public func erroredRowsCSV(_ runId: String) throws(WorkflowError) -> String {
-        let run = try requireRun(runId)
-        var header = run.header
-        if header.isEmpty, let importer = state.importers[run.importerId] {
-            header = state.dataSources[importer.dataSourceId]?.header ?? []
-        }
-        var out = CSVWriter.line(header + ["row", "field", "value", "error"])
-        for error in run.errors.sorted(by: { $0.row < $1.row }) {
-            var cells = error.cells
-            if cells.count < header.count { cells += Array(repeating: "", count: header.count - cells.count) }
-            out += CSVWriter.line(Array(cells.prefix(header.count))
-                                  + [String(error.row), error.field, error.value, error.error])
-        }
-        return out
+        _ = try requireRun(runId)
+        return state.erroredRowsCSV(runId) ?? ""
     }
 
     /// The workflow runs an importer run created, with their rows, in row order.
@@ -41,6 +28,27 @@ extension ImporterService {
         }
         var out = CSVWriter.line(["row", "outcome", "run_id", "run_status", "error"])
         for (_, cells) in lines.sorted(by: { $0.0 < $1.0 }) { out += CSVWriter.line(cells) }
+        return out
+    }
+}
+
+extension ImportersState {
+    /// The errored rows of an importer run as CSV: the original columns, then `row`, `field`,
+    /// `value` and `error`. Fix the cells and import the file again (the extra columns are not
+    /// mapped, so they are ignored). Nil when there is no such run.
+    public func erroredRowsCSV(_ runId: String) -> String? {
+        guard let run = runs[runId] else { return nil }
+        var header = run.header
+        if header.isEmpty, let importer = importers[run.importerId] {
+            header = dataSources[importer.dataSourceId]?.header ?? []
+        }
+        var out = CSVWriter.line(header + ["row", "field", "value", "error"])
+        for error in run.errors.sorted(by: { $0.row < $1.row }) {
+            var cells = error.cells
+            if cells.count < header.count { cells += Array(repeating: "", count: header.count - cells.count) }
+            out += CSVWriter.line(Array(cells.prefix(header.count))
+                                  + [String(error.row), error.field, error.value, error.error])
+        }
         return out
     }
 }
