@@ -17,11 +17,10 @@ public struct TextCheck: Sendable {
         public var description: String {
             switch kind {
             case .nul:
-                return "byte \(offset) (line \(line)) is a NUL byte: a CSV file is text, and this looks like a "
-                    + "binary file"
+                return "byte \(offset) (line \(line)) is a NUL byte (this looks like a binary file)"
             case .utf8:
-                return "byte \(offset) (line \(line)) is not valid UTF-8: a CSV file must be UTF-8 text (save it as "
-                    + "UTF-8, with or without a byte order mark)"
+                return "byte \(offset) (line \(line)) is not valid UTF-8 (save the file as UTF-8, with or without a "
+                    + "byte order mark)"
             }
         }
     }

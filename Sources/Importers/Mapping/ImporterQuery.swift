@@ -184,7 +184,8 @@ struct QueryView: Sendable {
                [.integer, .number, .boolean].contains(scalar) {
                 let example = scalar == .boolean ? #"{"\#(root)": true}"# : #"{"\#(root)": {"$gte": 50}}"#
                 refuse(path, "compares text with \(root), which is mapped to the \(scalar.rawValue) parameter "
-                       + "\(mapper.columns[k].target.path) and is compared as one; write a \(scalar.rawValue) (\(example)), "
+                       + "\(mapper.columns[k].target.path) and is compared as one; write \(scalar == .integer ? "an" : "a") "
+                       + "\(scalar.rawValue) (\(example)), "
                        + "or name columns.\(root) for the cell's text")
             }
         }

@@ -221,9 +221,9 @@ public actor ImporterService {
         var header: CSVParser.Record?
         var text = TextCheck()
         func refuse(_ violation: TextCheck.Violation) -> WorkflowError {
-            WorkflowError(.invalid, "the file is not text: \(violation); nothing was kept", issues: [
-                FieldIssue(field: "file", value: nil, rule: "must be UTF-8 text without NUL bytes: \(violation)"),
-            ])
+            let rule = "must be UTF-8 text without NUL bytes: \(violation)"
+            return WorkflowError(.invalid, "file \(rule); nothing was kept",
+                                 issues: [FieldIssue(field: "file", value: nil, rule: rule)])
         }
         for try await chunk in chunks {
             if let violation = chunk.withUnsafeBytes({ text.check($0) }) { throw refuse(violation) }
