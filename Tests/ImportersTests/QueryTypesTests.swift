@@ -133,4 +133,29 @@ struct QueryTypesTests {
         }
         #expect(await f.service.snapshot.importers.isEmpty)
     }
+
+    @Test("an S3 source's header is known only when a run reads it: the run checks the condition the same way, and fails naming it")
+    func checkedWhenRunReadsS3() async throws {
+        let f = try await ImportFixture(s3: { _, _ in OneObject(text: "ip,score\n10.0.0.1,6\n10.0.0.2,50\n") })
+        defer { Task { await f.close() } }
+        let wf = try await f.activeWorkflow(apiWorkflow)
+        let source = try await f.service.createS3DataSource(
+            name: "s", settings: S3Settings(bucket: "b", key: "k.csv", prefix: nil, region: "us-east-1", endpoint: nil),
+            secret: S3Secret(accessKeyId: "AKID", secretAccessKey: "s"), actor: "test")
+        func importer(_ condition: JSONValue) async throws -> String {
+            try await f.service.saveImporter(id: nil, name: "s", dataSourceId: source.id, workflowId: wf,
+                                             mapping: ImporterMapping(columns: ["ip": "ip", "score": "score"]),
+                                             query: try ImporterQuery(json: ["condition": condition]), actor: "test").id
+        }
+        let bad = try await f.run(try await importer(["score": ["$gte": "50"]]), dryRun: true)
+        #expect(bad.status == .failed)
+        #expect(bad.reason?.contains("query.condition.score compares text with score") == true, "\(bad.reason ?? "")")
+        let missing = try await f.run(try await importer(["scor": 1]))
+        #expect(missing.status == .failed)
+        #expect(missing.reason?.contains("names scor, which is not a column") == true, "\(missing.reason ?? "")")
+        let good = try await f.run(try await importer(["score": ["$gte": 50]]))
+        #expect(good.status == .completed)
+        #expect(good.runsCreated == 1)
+        #expect(good.rowsSkipped == 1)
+    }
 }

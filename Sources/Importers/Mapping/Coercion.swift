@@ -98,35 +98,44 @@ struct RowMapper: Sendable {
     struct Converted {
         /// The parameters built so far (nested objects for dotted paths).
         var root: [String: JSONValue] = [:]
-        /// Per column of `columns`, in order: its value, nil when the cell is empty or did not convert.
+        /// Per column of `columns`, in order (with `perColumn` only): its value, nil when the cell
+        /// is empty or did not convert.
         var values: [JSONValue?] = []
-        /// Per column of `columns`: the cell did not convert.
+        /// Per column of `columns` (with `perColumn` only): the cell did not convert.
         var failed: [Bool] = []
         var issues: [RowIssue] = []
     }
 
     /// Converts every mapped cell of `cells` by its parameter's type (an empty cell is missing).
-    func convert(_ cells: [String]) -> Converted {
+    /// `perColumn`: also keep each column's value and whether it failed (`values`, `failed`),
+    /// for the query box's condition; without it they stay empty.
+    func convert(_ cells: [String], perColumn: Bool = false) -> Converted {
         var converted = Converted()
-        converted.values.reserveCapacity(columns.count)
-        converted.failed.reserveCapacity(columns.count)
+        if perColumn {
+            converted.values.reserveCapacity(columns.count)
+            converted.failed.reserveCapacity(columns.count)
+        }
         for column in columns {
             let cell = column.index < cells.count ? cells[column.index] : ""
-            if cell.isEmpty {
-                converted.values.append(nil)
-                converted.failed.append(false)
-                continue
+            var value: JSONValue?
+            if !cell.isEmpty {
+                switch Coercion.value(cell, as: column.target.type) {
+                case .success(let good):
+                    value = good
+                    Self.set(&converted.root, column.target.parts[...], good)
+                case .failure(let broken):
+                    converted.issues.append(RowIssue(field: column.name, value: cell,
+                                                     error: "\(column.target.path) \(broken.rule)"))
+                    if perColumn {
+                        converted.values.append(nil)
+                        converted.failed.append(true)
+                    }
+                    continue
+                }
             }
-            switch Coercion.value(cell, as: column.target.type) {
-            case .success(let value):
-                Self.set(&converted.root, column.target.parts[...], value)
+            if perColumn {
                 converted.values.append(value)
                 converted.failed.append(false)
-            case .failure(let broken):
-                converted.issues.append(RowIssue(field: column.name, value: cell,
-                                                 error: "\(column.target.path) \(broken.rule)"))
-                converted.values.append(nil)
-                converted.failed.append(true)
             }
         }
         return converted

@@ -232,7 +232,7 @@ extension ImporterService {
             }
             let cells = plan.query.cells(fields, header: plan.header)
             // Converted once: the condition sees these values and the run's parameters are built from them.
-            let converted = plan.mapper?.convert(cells)
+            let converted = plan.mapper?.convert(cells, perColumn: plan.view != nil)
             // A cell the condition names that did not convert makes the row errored (below), not skipped.
             if let view = plan.view, !(converted.map(view.namesFailedCell) ?? false), !view.matches(cells, converted) {
                 return .skipped
