@@ -172,6 +172,12 @@ struct UploadFormTests {
                 (Self.form([.file(csv), .file(csv, name: "more", filename: "more.csv")]), Self.formType,
                  .unprocessableContent, "file", "send one file per upload"),
                 (Self.form([]), Self.formType, .unprocessableContent, "file", "no file part"),
+                (Self.form([Part(headers: "Content-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\n"
+                                     + "Content-Transfer-Encoding: base64", content: Array("YSxiCjEsMgo=".utf8))]),
+                 Self.formType, .unprocessableContent, "Content-Transfer-Encoding", "send the file's bytes as they are"),
+                (Self.form([.file([])]), Self.formType, .unprocessableContent, "file", "the file is empty"),
+                (Self.form([Part(headers: "Content-Type: text/csv", content: csv)]), Self.formType, .badRequest, "body",
+                 "no Content-Disposition"),
                 (Self.form([.field("name", "signups"), .file(csv)]), Self.formType, .unprocessableContent,
                  "form field name", "?name="),
                 (Array(Self.form([.file(csv)]).dropLast(30)), Self.formType, .badRequest, "body",
