@@ -29,8 +29,8 @@ extension RunlogAPI {
                     source = try await importers.createCSVDataSource(
                         name: name, chunks: MultipartFileChunks(base: chunks, boundary: boundary), actor: context.actor)
                 } else {
-                    source = try await importers.createCSVDataSource(name: name, chunks: chunks, expectedBytes: length,
-                                                                     actor: context.actor)
+                    source = try await importers.createCSVDataSource(
+                        name: name, chunks: chunks, expectedBytes: length, actor: context.actor)
                 }
                 return Answer(Self.dataSource(source), status: .created, headers: [.location: "/v1/data-sources/\(source.id)"])
             } catch let error as WorkflowError {
