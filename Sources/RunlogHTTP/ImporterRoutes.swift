@@ -22,13 +22,23 @@ extension RunlogAPI {
             let chunks = request.body.map { Array($0.readableBytesView) }
             let length = request.headers[.contentLength].flatMap(Int.init)
             do {
-                let source = try await importers.createCSVDataSource(name: name, chunks: chunks, expectedBytes: length,
-                                                                     actor: context.actor)
+                let source: DataSourceRecord
+                // The file as the body (text/csv, octet-stream, …), or as the file part of a form.
+                if let boundary = try MultipartFileReader.boundary(contentType: request.headers[.contentType]) {
+                    // A form that ends early ends before its closing boundary: the reader refuses it.
+                    source = try await importers.createCSVDataSource(
+                        name: name, chunks: MultipartFileChunks(base: chunks, boundary: boundary), actor: context.actor)
+                } else {
+                    source = try await importers.createCSVDataSource(
+                        name: name, chunks: chunks, expectedBytes: length, actor: context.actor)
+                }
                 return Answer(Self.dataSource(source), status: .created, headers: [.location: "/v1/data-sources/\(source.id)"])
             } catch let error as WorkflowError {
                 throw APIError(error)
             } catch let error as UploadIOError {
                 throw Self.uploadFailed(error)
+            } catch let error as MultipartError {
+                throw error.apiError
             }
         }
         router.post("/v1/data-sources") { request, context in

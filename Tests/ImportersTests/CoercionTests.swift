@@ -90,11 +90,12 @@ struct CoercionTests {
         ])
         let header = query.header(["first", "last", "country"])
         #expect(header == ["first", "last", "country", "full"])
-        let kept = query.apply(["Ada", "Lovelace", "DE"], header: header)
-        #expect(kept.keep)
-        #expect(kept.cells.last == "Ada Lovelace {x}")
-        #expect(!query.apply(["Ada", "Lovelace", "US"], header: header).keep)
-        #expect(!query.apply(["Bob", "B", "DE"], header: header).keep)
+        let view = try QueryView(try #require(query.condition), header: header, mapper: nil)
+        let cells = query.cells(["Ada", "Lovelace", "DE"], header: header)
+        #expect(view.matches(cells, nil))
+        #expect(cells.last == "Ada Lovelace {x}")
+        #expect(!view.matches(query.cells(["Ada", "Lovelace", "US"], header: header), nil))
+        #expect(!view.matches(query.cells(["Bob", "B", "DE"], header: header), nil))
         #expect(throws: WorkflowError.self) { try ImporterQuery(json: ["condition": ["$bogus": 1]]) }
     }
 }

@@ -93,20 +93,64 @@ struct RowMapper: Sendable {
         self.schema = schema
     }
 
-    /// The run's parameters for `cells`, or every rule the row breaks (field = column name).
-    func parameters(_ cells: [String]) -> Result<JSONValue, RowIssues> {
+    /// A row's mapped cells converted by their parameters' types, once: what the query box's
+    /// condition looks at and what the run's parameters are built from.
+    struct Converted {
+        /// The parameters built so far (nested objects for dotted paths).
         var root: [String: JSONValue] = [:]
+        /// Per column of `columns`, in order (with `perColumn` only): its value, nil when the cell
+        /// is empty or did not convert.
+        var values: [JSONValue?] = []
+        /// Per column of `columns` (with `perColumn` only): the cell did not convert.
+        var failed: [Bool] = []
         var issues: [RowIssue] = []
+    }
+
+    /// Converts every mapped cell of `cells` by its parameter's type (an empty cell is missing).
+    /// `perColumn`: also keep each column's value and whether it failed (`values`, `failed`),
+    /// for the query box's condition; without it they stay empty.
+    func convert(_ cells: [String], perColumn: Bool = false) -> Converted {
+        var converted = Converted()
+        if perColumn {
+            converted.values.reserveCapacity(columns.count)
+            converted.failed.reserveCapacity(columns.count)
+        }
         for column in columns {
             let cell = column.index < cells.count ? cells[column.index] : ""
-            if cell.isEmpty { continue }
-            switch Coercion.value(cell, as: column.target.type) {
-            case .success(let value):
-                Self.set(&root, column.target.parts[...], value)
-            case .failure(let broken):
-                issues.append(RowIssue(field: column.name, value: cell, error: "\(column.target.path) \(broken.rule)"))
+            var value: JSONValue?
+            if !cell.isEmpty {
+                switch Coercion.value(cell, as: column.target.type) {
+                case .success(let good):
+                    value = good
+                    Self.set(&converted.root, column.target.parts[...], good)
+                case .failure(let broken):
+                    converted.issues.append(RowIssue(field: column.name, value: cell,
+                                                     error: "\(column.target.path) \(broken.rule)"))
+                    if perColumn {
+                        converted.values.append(nil)
+                        converted.failed.append(true)
+                    }
+                    continue
+                }
+            }
+            if perColumn {
+                converted.values.append(value)
+                converted.failed.append(false)
             }
         }
+        return converted
+    }
+
+    /// The run's parameters for `cells`, or every rule the row breaks (field = column name).
+    func parameters(_ cells: [String]) -> Result<JSONValue, RowIssues> {
+        parameters(convert(cells))
+    }
+
+    /// The run's parameters from a converted row, or every rule it breaks: cells that did not
+    /// convert, required parameters left empty, the schema's other rules.
+    func parameters(_ converted: Converted) -> Result<JSONValue, RowIssues> {
+        let root = converted.root
+        var issues = converted.issues
         // Required parameters left empty, named by the column that maps them.
         var reported = Set(issues.map(\.field))
         for column in columns where column.target.required && !reported.contains(column.name)

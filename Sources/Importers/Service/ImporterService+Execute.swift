@@ -26,6 +26,8 @@ extension ImporterService {
         var objectType: String?
         var eventType: String?
         var query: ImporterQuery
+        /// What the query box's condition sees (nil: no condition).
+        var view: QueryView?
     }
 
     enum Stop: Error {
@@ -205,6 +207,14 @@ extension ImporterService {
         } catch let error as RowMapperError {
             throw Stop.failed(error.description)
         }
+        if let condition = importer.query.condition {
+            do throws(QueryViewError) {
+                plan.view = try QueryView(condition, header: full, mapper: plan.mapper)
+            } catch {
+                throw Stop.failed("the query box's condition does not fit the data: \(error.description); save the "
+                                  + "importer again with a condition that does")
+            }
+        }
         return plan
     }
 
@@ -220,14 +230,19 @@ extension ImporterService {
                                            error: "the row has \(fields.count) fields; the header has \(plan.dataHeader.count)",
                                            cells: fields))
             }
-            let (cells, keep) = plan.query.apply(fields, header: plan.header)
-            guard keep else { return .skipped }
+            let cells = plan.query.cells(fields, header: plan.header)
+            // Converted once: the condition sees these values and the run's parameters are built from them.
+            let converted = plan.mapper?.convert(cells, perColumn: plan.view != nil)
+            // A cell the condition names that did not convert makes the row errored (below), not skipped.
+            if let view = plan.view, !(converted.map(view.namesFailedCell) ?? false), !view.matches(cells, converted) {
+                return .skipped
+            }
             func error(_ field: String, _ value: String, _ message: String) -> Outcome {
                 .errored(ErroredRow(row: row, line: line, field: field, value: value, error: message, cells: fields))
             }
             var parameters: JSONValue = [:]
-            if let mapper = plan.mapper {
-                switch mapper.parameters(cells) {
+            if let mapper = plan.mapper, let converted {
+                switch mapper.parameters(converted) {
                 case .success(let value):
                     parameters = value
                 case .failure(let broken):

@@ -154,7 +154,8 @@ public actor ImporterService {
     // MARK: Data sources
 
     /// Stores an uploaded CSV file (streamed to disk, never held whole) and records it. The
-    /// header row must be valid CSV. With `expectedBytes` (the request's `Content-Length`), a body
+    /// content must be text (UTF-8 without NUL bytes, see `TextCheck`: a binary file or another
+    /// encoding is refused at its first offending byte) and the header row valid CSV. With `expectedBytes` (the request's `Content-Length`), a body
     /// that ends sooner (a connection cut mid-upload) is refused. When anything fails (the body,
     /// the disk, the header, the append) no file is left behind; a full disk throws an
     /// `UploadIOError` whose `isDiskFull` is true.
@@ -218,7 +219,14 @@ public actor ImporterService {
         var bytes = 0
         var parser = CSVParser()
         var header: CSVParser.Record?
+        var text = TextCheck()
+        func refuse(_ violation: TextCheck.Violation) -> WorkflowError {
+            let rule = "must be UTF-8 text without NUL bytes: \(violation)"
+            return WorkflowError(.invalid, "file \(rule); nothing was kept",
+                                 issues: [FieldIssue(field: "file", value: nil, rule: rule)])
+        }
         for try await chunk in chunks {
+            if let violation = chunk.withUnsafeBytes({ text.check($0) }) { throw refuse(violation) }
             try handle.write(chunk)
             hasher.update(data: chunk)
             bytes += chunk.count
@@ -226,6 +234,7 @@ public actor ImporterService {
                 chunk.withUnsafeBytes { raw in parser.parse(raw) { record in if header == nil { header = record } } }
             }
         }
+        if let violation = text.finish() { throw refuse(violation) }
         if header == nil { parser.finish { record in if header == nil { header = record } } }
         try handle.synchronize()
         try handle.close()
@@ -325,6 +334,24 @@ public actor ImporterService {
         }
         guard issues.isEmpty else {
             throw WorkflowError(.invalid, "the mapping does not fit version \(version) of \(workflowId)", issues: issues)
+        }
+        // The condition is checked against the header when it is known (an uploaded file); an S3
+        // source's header is known when a run reads it, which checks it the same way.
+        if let condition = query.condition, let header = source.header {
+            var schema: ParameterSchema?
+            switch definition.trigger {
+            case .api(let parameters, _): schema = parameters
+            case .action(_, let inputs): schema = inputs
+            case .event: schema = nil
+            }
+            let full = query.header(header)
+            let mapper = schema.flatMap { try? RowMapper(mapping: mapping, schema: $0, header: full) }
+            do throws(QueryViewError) {
+                _ = try QueryView(condition, header: full, mapper: mapper)
+            } catch {
+                throw WorkflowError(.invalid, "the query box's condition does not fit the data: \(error.description)",
+                                    issues: error.issues)
+            }
         }
         let importerId = existing?.id ?? Self.makeId("imp_")
         let payload: JSONValue = [
