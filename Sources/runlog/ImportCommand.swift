@@ -17,7 +17,10 @@ struct ImportCommand: AsyncParsableCommand {
             workflows (--token-column, with --object-type for event-triggered ones). With \
             --server the file is uploaded to a running server; without, the import runs here on \
             --data-dir (the created runs execute when the server next starts). Shows a progress \
-            bar on a terminal and a plain summary otherwise. Exit status 1 when rows errored.
+            bar on a terminal (percent of the file read, rows, rows/s, errors, ETA) and a plain \
+            summary otherwise. When the import fails before its importer run starts (a bad \
+            mapping, an inactive workflow), the data source it uploaded is deleted again. Exit \
+            status 1 when rows errored.
             """
     )
 
@@ -126,6 +129,13 @@ struct ImportCommand: AsyncParsableCommand {
 
     func runRemote(_ client: APIClient, _ progress: ImportProgress) async throws -> JSONValue {
         let size = (try FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
+        progress.fileSize = size
+        // The workflow first: an unknown one fails before anything is uploaded.
+        var parameters: [String] = []
+        if let active = try await client.send(.GET, "/v1/workflows/\(workflow)")["active_version"]?.intValue {
+            parameters = Self.parameterNames(
+                try await client.send(.GET, "/v1/workflows/\(workflow)/versions/\(active)")["definition"])
+        }
         let name = importerName.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? "import"
         var request = HTTPClientRequest(url: client.base + "/v1/data-sources/csv?name=" + name)
         request.method = .POST
@@ -139,24 +149,36 @@ struct ImportCommand: AsyncParsableCommand {
         guard response.status.code == 201, let sourceId = source["id"]?.stringValue else {
             throw CLIError("upload failed (\(response.status.code)): \(source["error"]?["message"]?.stringValue ?? "")")
         }
-        var parameters: [String] = []
-        if let active = try await client.send(.GET, "/v1/workflows/\(workflow)")["active_version"]?.intValue {
-            parameters = Self.parameterNames(
-                try await client.send(.GET, "/v1/workflows/\(workflow)/versions/\(active)")["definition"])
+        let runId: String
+        do {
+            let importer = try await client.send(.POST, "/v1/importers", body: [
+                "name": .string(importerName), "data_source_id": .string(sourceId), "workflow_id": .string(workflow),
+                "mapping": try mapping(parameters: parameters), "query": try query(),
+            ])
+            guard let importerId = importer["id"]?.stringValue else { throw CLIError("no importer id in \(importer.jsonText)") }
+            let started = try await client.send(.POST, "/v1/importers/\(importerId)/runs", body: ["dry_run": .bool(dryRun)])
+            guard let id = started["id"]?.stringValue else { throw CLIError("no run id in \(started.jsonText)") }
+            runId = id
+        } catch {
+            // The import did not start: the data source this command uploaded is deleted (the
+            // server refuses while an importer names it).
+            do {
+                _ = try await client.send(.DELETE, "/v1/data-sources/\(sourceId)")
+            } catch {
+                Self.note("the uploaded data source \(sourceId) was kept: \(error)")
+            }
+            throw error
         }
-        let importer = try await client.send(.POST, "/v1/importers", body: [
-            "name": .string(importerName), "data_source_id": .string(sourceId), "workflow_id": .string(workflow),
-            "mapping": try mapping(parameters: parameters), "query": try query(),
-        ])
-        guard let importerId = importer["id"]?.stringValue else { throw CLIError("no importer id in \(importer.jsonText)") }
-        let started = try await client.send(.POST, "/v1/importers/\(importerId)/runs", body: ["dry_run": .bool(dryRun)])
-        guard let runId = started["id"]?.stringValue else { throw CLIError("no run id in \(started.jsonText)") }
         while true {
             let run = try await client.send(.GET, "/v1/import-runs/\(runId)")
             progress.update(run)
             if run["status"] != "running" { return run }
             try await Task.sleep(for: .milliseconds(200))
         }
+    }
+
+    static func note(_ text: String) {
+        FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 
     // MARK: In this process
@@ -167,17 +189,29 @@ struct ImportCommand: AsyncParsableCommand {
         await engine.start()
         let service = try ImporterService(engine: engine, uploads: store.directory + "/uploads")
         do {
-            let source = try await service.createCSVDataSource(name: importerName, chunks: FileChunks(path: file),
-                                                               actor: "runlog-cli")
             let definition: JSONValue? = await engine.read { state in
                 guard let record = state.workflows[workflow], let active = record.active,
                       record.versions.indices.contains(active - 1) else { return nil }
                 return record.versions[active - 1].definition
             }
-            let importer = try await service.saveImporter(
-                id: nil, name: importerName, dataSourceId: source.id, workflowId: workflow,
-                mapping: try ImporterMapping(json: try mapping(parameters: Self.parameterNames(definition))), query: try ImporterQuery(json: try query()), actor: "runlog-cli")
-            let started = try await service.startRun(importerId: importer.id, dryRun: dryRun, actor: "runlog-cli")
+            let source = try await service.createCSVDataSource(name: importerName, chunks: FileChunks(path: file),
+                                                               actor: "runlog-cli")
+            let started: ImportRunRecord
+            do {
+                let importer = try await service.saveImporter(
+                    id: nil, name: importerName, dataSourceId: source.id, workflowId: workflow,
+                    mapping: try ImporterMapping(json: try mapping(parameters: Self.parameterNames(definition))),
+                    query: try ImporterQuery(json: try query()), actor: "runlog-cli")
+                started = try await service.startRun(importerId: importer.id, dryRun: dryRun, actor: "runlog-cli")
+            } catch {
+                // The import did not start: the data source this command made is deleted.
+                do {
+                    try await service.deleteDataSource(source.id, actor: "runlog-cli")
+                } catch {
+                    Self.note("the data source \(source.id) was kept: \(error)")
+                }
+                throw error
+            }
             var record = started
             while record.status == .running {
                 try await Task.sleep(for: .milliseconds(200))
@@ -202,29 +236,41 @@ struct ImportCommand: AsyncParsableCommand {
          "dry_run": .bool(r.dryRun),
          "progress": ["rows_read": .integer(Int64(r.rowsRead)), "runs_created": .integer(r.dryRun ? 0 : Int64(r.runsCreated)),
                       "runs_to_create": r.dryRun ? .integer(Int64(r.runsCreated)) : .null,
-                      "rows_skipped": .integer(Int64(r.rowsSkipped)), "rows_errored": .integer(Int64(r.rowsErrored))],
+                      "rows_skipped": .integer(Int64(r.rowsSkipped)), "rows_errored": .integer(Int64(r.rowsErrored)),
+                      "bytes_read": .integer(Int64(r.bytesRead)), "bytes_total": r.bytesTotal.map { .integer(Int64($0)) } ?? .null],
          "errors_by_reason": .array(r.errorsByReason.map { ["error": .string($0.error), "rows": .integer(Int64($0.count))] })]
     }
 }
 
-/// Progress on standard error: a bar redrawn in place on a terminal; nothing until the summary
-/// otherwise.
+/// Progress on standard error: a bar redrawn in place on a terminal (`ImportProgressBar`);
+/// nothing until the summary otherwise.
 final class ImportProgress: @unchecked Sendable {
     // `@unchecked`: used from the command's one task only.
     let terminal: Bool
     let started = ContinuousClock.now
+    /// The file's size, for when the server does not report `bytes_total`.
+    var fileSize: Int?
 
     init(terminal: Bool) { self.terminal = terminal }
 
     func update(_ run: JSONValue) {
         guard terminal else { return }
-        let read = (run["progress"]?["rows_read"]?.intValue ?? 0)
-        let errors = (run["progress"]?["rows_errored"]?.intValue ?? 0)
-        let elapsed = max(0.001, Double((ContinuousClock.now - started).components.seconds)
-                            + Double((ContinuousClock.now - started).components.attoseconds) / 1e18)
-        let spinner = ["|", "/", "-", "\\"][Int(elapsed * 5) % 4]
-        let line = "\r\(spinner) \(read) rows read · \(Int(Double(read) / elapsed)) rows/s · \(errors) errored   "
-        FileHandle.standardError.write(Data(line.utf8))
+        let p = run["progress"] ?? [:]
+        let elapsed = ContinuousClock.now - started
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let line = ImportProgressBar.line(
+            bytesRead: p["bytes_read"]?.intValue ?? 0, bytesTotal: p["bytes_total"]?.intValue ?? fileSize,
+            rows: p["rows_read"]?.intValue ?? 0, errors: p["rows_errored"]?.intValue ?? 0, elapsed: seconds,
+            width: Self.columns())
+        // Back to the line's start, the line, then clear what a longer line before left.
+        FileHandle.standardError.write(Data(("\r" + line + "\u{1B}[K").utf8))
+    }
+
+    /// The terminal's width (standard error's), else $COLUMNS, else 80.
+    static func columns() -> Int {
+        var size = winsize()
+        if ioctl(STDERR_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
+        return ProcessInfo.processInfo.environment["COLUMNS"].flatMap(Int.init) ?? 80
     }
 
     func summary(_ run: JSONValue) {
