@@ -4,6 +4,7 @@ import EventStore
 import Foundation
 import Importers
 import NIOCore
+import Synchronization
 import Workflows
 
 struct ImportCommand: AsyncParsableCommand {
@@ -141,7 +142,7 @@ struct ImportCommand: AsyncParsableCommand {
         request.method = .POST
         request.headers.add(name: "Authorization", value: "Bearer \(client.key)")
         request.headers.add(name: "Content-Type", value: "text/csv")
-        let chunks = FileByteBuffers(path: file)
+        let chunks = FileByteBuffers(path: file, sent: { progress.uploaded($0) })
         request.body = .stream(chunks, length: .known(Int64(size)))
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(3600))
         let body = try await response.body.collect(upTo: 16 << 20)
@@ -159,6 +160,7 @@ struct ImportCommand: AsyncParsableCommand {
             let started = try await client.send(.POST, "/v1/importers/\(importerId)/runs", body: ["dry_run": .bool(dryRun)])
             guard let id = started["id"]?.stringValue else { throw CLIError("no run id in \(started.jsonText)") }
             runId = id
+            progress.runStarted()
         } catch {
             // The import did not start: the data source this command uploaded is deleted (the
             // server refuses while an importer names it).
@@ -197,6 +199,7 @@ struct ImportCommand: AsyncParsableCommand {
             let source = try await service.createCSVDataSource(name: importerName, chunks: FileChunks(path: file),
                                                                actor: "runlog-cli")
             let started: ImportRunRecord
+            progress.runStarted()
             do {
                 let importer = try await service.saveImporter(
                     id: nil, name: importerName, dataSourceId: source.id, workflowId: workflow,
@@ -245,19 +248,45 @@ struct ImportCommand: AsyncParsableCommand {
 /// Progress on standard error: a bar redrawn in place on a terminal (`ImportProgressBar`);
 /// nothing until the summary otherwise.
 final class ImportProgress: @unchecked Sendable {
-    // `@unchecked`: used from the command's one task only.
+    // `@unchecked`: used from the command's one task only; `uploaded` (called as the upload's
+    // chunks are read) keeps its own state under a lock.
     let terminal: Bool
-    let started = ContinuousClock.now
+    /// When the importer run started (rows/s and the ETA count from there).
+    var started = ContinuousClock.now
     /// The file's size, for when the server does not report `bytes_total`.
     var fileSize: Int?
+    private let upload = Mutex<(sent: Int, drawn: ContinuousClock.Instant?)>((0, nil))
+    private let uploadStarted = ContinuousClock.now
 
     init(terminal: Bool) { self.terminal = terminal }
+
+    func runStarted() { started = .now }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
+    /// `bytes` more of the file were read for the upload: redraws the upload's bar (at most ten
+    /// times a second, and at the end).
+    func uploaded(_ bytes: Int) {
+        guard terminal, let total = fileSize else { return }
+        let now = ContinuousClock.now
+        let sent: Int? = upload.withLock { state in
+            state.sent += bytes
+            if let drawn = state.drawn, now - drawn < .milliseconds(100), state.sent < total { return nil }
+            state.drawn = now
+            return state.sent
+        }
+        guard let sent else { return }
+        let line = ImportProgressBar.uploadLine(bytesSent: sent, bytesTotal: total,
+                                                elapsed: Self.seconds(now - uploadStarted), width: Self.columns())
+        FileHandle.standardError.write(Data(("\r" + line + "\u{1B}[K").utf8))
+    }
 
     func update(_ run: JSONValue) {
         guard terminal else { return }
         let p = run["progress"] ?? [:]
-        let elapsed = ContinuousClock.now - started
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = Self.seconds(ContinuousClock.now - started)
         let line = ImportProgressBar.line(
             bytesRead: p["bytes_read"]?.intValue ?? 0, bytesTotal: p["bytes_total"]?.intValue ?? fileSize,
             rows: p["rows_read"]?.intValue ?? 0, errors: p["rows_errored"]?.intValue ?? 0, elapsed: seconds,
@@ -289,15 +318,21 @@ final class ImportProgress: @unchecked Sendable {
     }
 }
 
-/// A file as ByteBuffers (for the streamed upload).
+/// A file as ByteBuffers (for the streamed upload); `sent` is told each chunk's size as it is read.
 struct FileByteBuffers: AsyncSequence, Sendable {
     typealias Element = ByteBuffer
     let path: String
+    let sent: @Sendable (Int) -> Void
     struct AsyncIterator: AsyncIteratorProtocol {
         var inner: FileChunks.AsyncIterator
+        let sent: @Sendable (Int) -> Void
         mutating func next() async throws -> ByteBuffer? {
-            try await inner.next().map { ByteBuffer(bytes: $0) }
+            guard let chunk = try await inner.next() else { return nil }
+            sent(chunk.count)
+            return ByteBuffer(bytes: chunk)
         }
     }
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(inner: FileChunks(path: path).makeAsyncIterator()) }
+    func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(inner: FileChunks(path: path).makeAsyncIterator(), sent: sent)
+    }
 }

@@ -33,6 +33,15 @@ struct ImportProgressTests {
         #expect(unknown == "7 rows · 14 rows/s · 2 errors")
     }
 
+    @Test("the upload's bar: percent, bytes of the file, bytes/s and ETA")
+    func uploadLine() {
+        let line = ImportProgressBar.uploadLine(bytesSent: 1 << 20, bytesTotal: 4 << 20, elapsed: 2, width: 100)
+        #expect(line.hasSuffix("]  25% 1.0/4.0 MiB · uploading · 512.0 KiB/s · ETA 0:06"), "\(line)")
+        #expect(line.hasPrefix("[==========>" + String(repeating: " ", count: 29) + "]") && line.count <= 99, "\(line)")
+        let done = ImportProgressBar.uploadLine(bytesSent: 300, bytesTotal: 300, elapsed: 1, width: 80)
+        #expect(done.hasSuffix("] 100% 300/300 B · uploading · 300 B/s · ETA 0:00"), "\(done)")
+    }
+
     @Test("an importer run reports the source's size at the start and bytes read with each checkpoint")
     func bytesProgress() async throws {
         let fixture = try await ImportFixture(batchSize: 50)

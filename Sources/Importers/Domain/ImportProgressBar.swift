@@ -30,9 +30,26 @@ public enum ImportProgressBar {
             }
         }
         let text = parts.joined(separator: " · ")
-        let room = width - 1
-        guard let fraction else { return String(text.prefix(max(0, room))) }
+        guard let fraction else { return String(text.prefix(max(0, width - 1))) }
         // "[" + bar + "] " before the text; the bar gets what is left, 10 to 40 columns.
+        return withBar(text, fraction: fraction, width: width)
+    }
+
+    /// The line while the file is uploaded: `[====>     ]  12% 0.3/2.3 MiB · uploading · 1.2 MiB/s · ETA 0:07`.
+    public static func uploadLine(bytesSent: Int, bytesTotal: Int, elapsed: Double, width: Int) -> String {
+        let seconds = max(elapsed, 0.001)
+        let fraction = bytesTotal > 0 ? min(max(Double(bytesSent) / Double(bytesTotal), 0), 1) : 1
+        let percent = Int(fraction * 100)
+        var parts = [String(repeating: " ", count: max(0, 3 - String(percent).count)) + "\(percent)% "
+                     + bytePair(bytesSent, bytesTotal), "uploading", rate(Double(bytesSent) / seconds)]
+        parts.append(fraction >= 1 ? "ETA 0:00" : fraction > 0 ? "ETA " + clock(seconds * (1 - fraction) / fraction)
+                     : "ETA --:--")
+        return withBar(parts.joined(separator: " · "), fraction: fraction, width: width)
+    }
+
+    /// `text` after a bar of 10 to 40 columns, or alone (cut to fit) when the width has no room.
+    static func withBar(_ text: String, fraction: Double, width: Int) -> String {
+        let room = width - 1
         let barWidth = min(40, room - text.count - 3)
         guard barWidth >= 10 else { return String(text.prefix(max(0, room))) }
         let filled = Int((fraction * Double(barWidth)).rounded(.down))
@@ -41,6 +58,15 @@ public enum ImportProgressBar {
             bar += ">" + String(repeating: " ", count: barWidth - filled - 1)
         }
         return "[" + bar + "] " + text
+    }
+
+    /// Bytes per second: `512 B/s`, `1.2 MiB/s`.
+    static func rate(_ perSecond: Double) -> String {
+        let units = ["B/s", "KiB/s", "MiB/s", "GiB/s"]
+        var value = perSecond
+        var unit = 0
+        while unit < units.count - 1, value >= 1024 { value /= 1024; unit += 1 }
+        return unit == 0 ? "\(Int(value)) B/s" : "\(Double(Int((value * 10).rounded())) / 10) \(units[unit])"
     }
 
     /// `1.5/2.9 MiB` (the unit of the total for both), or `512 B/2.0 KiB` below 1 KiB.
