@@ -115,10 +115,16 @@ struct ImportCommand: AsyncParsableCommand {
     func run() async throws {
         let progress = ImportProgress(terminal: isatty(STDERR_FILENO) != 0)
         let final: JSONValue
-        if let client = try server.client() {
-            final = try await runRemote(client, progress)
-        } else {
-            final = try await runLocal(progress)
+        do {
+            if let client = try server.client() {
+                final = try await runRemote(client, progress)
+            } else {
+                final = try await runLocal(progress)
+            }
+        } catch {
+            // The error on a line of its own, not after a bar.
+            if progress.terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+            throw error
         }
         progress.summary(final)
         if (final["progress"]?["rows_errored"]?.numericValue ?? 0) > 0 || final["status"] != "completed" {
@@ -137,6 +143,9 @@ struct ImportCommand: AsyncParsableCommand {
             parameters = Self.parameterNames(
                 try await client.send(.GET, "/v1/workflows/\(workflow)/versions/\(active)")["definition"])
         }
+        // The mapping and the condition too (a --where that is not JSON).
+        let mappingJSON = try mapping(parameters: parameters)
+        let queryJSON = try query()
         let name = importerName.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? "import"
         var request = HTTPClientRequest(url: client.base + "/v1/data-sources/csv?name=" + name)
         request.method = .POST
@@ -154,7 +163,7 @@ struct ImportCommand: AsyncParsableCommand {
         do {
             let importer = try await client.send(.POST, "/v1/importers", body: [
                 "name": .string(importerName), "data_source_id": .string(sourceId), "workflow_id": .string(workflow),
-                "mapping": try mapping(parameters: parameters), "query": try query(),
+                "mapping": mappingJSON, "query": queryJSON,
             ])
             guard let importerId = importer["id"]?.stringValue else { throw CLIError("no importer id in \(importer.jsonText)") }
             let started = try await client.send(.POST, "/v1/importers/\(importerId)/runs", body: ["dry_run": .bool(dryRun)])
@@ -196,6 +205,8 @@ struct ImportCommand: AsyncParsableCommand {
                       record.versions.indices.contains(active - 1) else { return nil }
                 return record.versions[active - 1].definition
             }
+            let mappingRecord = try ImporterMapping(json: try mapping(parameters: Self.parameterNames(definition)))
+            let queryRecord = try ImporterQuery(json: try query())
             let source = try await service.createCSVDataSource(name: importerName, chunks: FileChunks(path: file),
                                                                actor: "runlog-cli")
             let started: ImportRunRecord
@@ -203,8 +214,7 @@ struct ImportCommand: AsyncParsableCommand {
             do {
                 let importer = try await service.saveImporter(
                     id: nil, name: importerName, dataSourceId: source.id, workflowId: workflow,
-                    mapping: try ImporterMapping(json: try mapping(parameters: Self.parameterNames(definition))),
-                    query: try ImporterQuery(json: try query()), actor: "runlog-cli")
+                    mapping: mappingRecord, query: queryRecord, actor: "runlog-cli")
                 started = try await service.startRun(importerId: importer.id, dryRun: dryRun, actor: "runlog-cli")
             } catch {
                 // The import did not start: the data source this command made is deleted.
