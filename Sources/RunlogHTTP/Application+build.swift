@@ -31,6 +31,8 @@ public struct ServerConfiguration: Sendable {
     public var idempotencyHours: Int? = 24
     /// Timeouts and the cap on open connections (docs/http.md, "Connections").
     public var connections = ConnectionLimits()
+    /// How long connecting to an S3 endpoint may take when an importer run reads an S3 data source.
+    public var s3ConnectTimeout: Duration = .seconds(5)
     /// How the store is opened (the start-up checks of `runlog serve`).
     public var storeOptions = EventStore.Options()
 
@@ -69,7 +71,7 @@ public func buildApplication(
                                                                            batchYieldLimit: configuration.batchYieldLimit))
         let keys = try KeyRing(store: store)
         let importers = try ImporterService(engine: engine, uploads: configuration.dataDirectory + "/uploads",
-                                            secrets: box)
+                                            secrets: box, s3ConnectTimeout: configuration.s3ConnectTimeout)
         let tasks = BatchTasks(engine: engine, maxProfiles: configuration.maxBatchProfiles)
         let api = RunlogAPI(engine: engine, keys: keys, importers: importers, accounts: accounts, tasks: tasks,
                             rateLimit: configuration.rateLimitPerMinute,

@@ -80,6 +80,13 @@ extension RunlogAPI {
             return Answer(Self.dataSource(source))
         }
 
+        router.delete("/v1/data-sources/{id}") { request, context in
+            try await command(request, context, .write, allowed: []) { _ in
+                try await importers.deleteDataSource(try context.parameters.require("id"), actor: context.actor)
+                return Answer(status: .noContent, body: "")
+            }
+        }
+
         let importerFields: Set<String> = ["name", "data_source_id", "workflow_id", "mapping", "query"]
         router.post("/v1/importers") { request, context in
             try await command(request, context, .write, allowed: importerFields) { body in
@@ -269,6 +276,7 @@ extension RunlogAPI {
                 "runs_to_create": r.dryRun ? .integer(Int64(r.runsCreated)) : .null,
                 "rows_skipped": .integer(Int64(r.rowsSkipped)), "rows_errored": .integer(Int64(r.rowsErrored)),
                 "last_row": .integer(Int64(r.lastRow)), "rows_left": Representation.int(r.rowsLeft),
+                "bytes_read": .integer(Int64(r.bytesRead)), "bytes_total": Representation.int(r.bytesTotal),
             ],
             "errors_by_reason": .array(r.errorsByReason.map { ["error": .string($0.error), "rows": .integer(Int64($0.count))] }),
             "errors": .array(r.errors.prefix(100).map { e in

@@ -2,6 +2,8 @@ public import AsyncHTTPClient
 import Foundation
 public import NIOCore
 import NIOHTTP1
+import NIOPosix
+import Synchronization
 
 /// One object of a listing.
 public struct S3Object: Sendable, Hashable {
@@ -51,17 +53,27 @@ public final class S3Client: Sendable {
     let signer: SigV4Signer
     let httpClient: HTTPClient
     let timeout: TimeAmount
+    /// How long connecting may take (with `httpClient` the client's own setting applies).
+    public let connectTimeout: Duration
     let base: Endpoint
+
+    /// How long connecting to an endpoint may take by default: an endpoint that cannot be reached
+    /// fails within this, not after the request's whole `timeout`.
+    public static let defaultConnectTimeout: Duration = .seconds(5)
 
     /// A client for `endpoint` (AWS's regional endpoint when `nil`).
     ///
     /// - Parameters:
     ///   - pathStyle: whether buckets go in the path; defaults to `true` when an endpoint is given.
+    ///   - httpClient: the HTTP client; by default one of this module's, which connects within `connectTimeout`
+    ///     and does not retry a connection that failed (so an unreachable endpoint fails at once).
     ///   - timeout: how long a request may take until its answer's head arrives (a streamed body is not bounded).
+    ///   - connectTimeout: how long connecting may take (ignored when `httpClient` is given).
     /// - Throws: ``S3Error`` with code `InvalidEndpoint` when the endpoint is not an `http` or `https` URL
     ///   with a host and no path.
     public init(credentials: S3Credentials, region: String = "us-east-1", endpoint: String? = nil,
-                pathStyle: Bool? = nil, httpClient: HTTPClient = .shared, timeout: TimeAmount = .seconds(60)) throws {
+                pathStyle: Bool? = nil, httpClient: HTTPClient? = nil, timeout: TimeAmount = .seconds(60),
+                connectTimeout: Duration = S3Client.defaultConnectTimeout) throws {
         let url = endpoint ?? S3Location.awsEndpoint(region: region)
         guard let base = Endpoint(url) else {
             throw S3Error(status: nil, code: .invalidEndpoint,
@@ -73,15 +85,18 @@ public final class S3Client: Sendable {
         self.base = base
         self.pathStyle = pathStyle ?? (endpoint != nil)
         self.signer = SigV4Signer(credentials: credentials, region: region)
-        self.httpClient = httpClient
+        self.httpClient = httpClient ?? S3HTTPClients.client(connectTimeout: TimeAmount(connectTimeout))
         self.timeout = timeout
+        self.connectTimeout = connectTimeout
     }
 
     /// A client for `location`'s region, endpoint and addressing style.
-    public convenience init(location: S3Location, credentials: S3Credentials, httpClient: HTTPClient = .shared,
-                            timeout: TimeAmount = .seconds(60)) throws {
+    public convenience init(location: S3Location, credentials: S3Credentials, httpClient: HTTPClient? = nil,
+                            timeout: TimeAmount = .seconds(60),
+                            connectTimeout: Duration = S3Client.defaultConnectTimeout) throws {
         try self.init(credentials: credentials, region: location.region, endpoint: location.endpoint,
-                      pathStyle: location.pathStyle, httpClient: httpClient, timeout: timeout)
+                      pathStyle: location.pathStyle, httpClient: httpClient, timeout: timeout,
+                      connectTimeout: connectTimeout)
     }
 
     // MARK: - Reading
@@ -141,6 +156,18 @@ public final class S3Client: Sendable {
         return S3ObjectStream(response: response)
     }
 
+    /// One object's size, entity tag and last-modified time, without its body (HeadObject).
+    ///
+    /// - Throws: ``S3Error`` (`NotFound` for a missing key: a HEAD answer has no XML body to name the code).
+    public func headObject(bucket: String, key: String) async throws -> S3Object {
+        let operation = Operation(name: "HeadObject", bucket: bucket, key: key)
+        let response = try await send(operation, method: .HEAD)
+        let size = response.headers.first(name: "Content-Length").flatMap { Int($0) } ?? 0
+        _ = try? await response.body.collect(upTo: 1 << 16)
+        return S3Object(key: key, size: size, lastModified: response.headers.first(name: "Last-Modified") ?? "",
+                        eTag: response.headers.first(name: "ETag") ?? "")
+    }
+
     // MARK: - Writing
 
     /// Writes `body` as the object `key`, replacing any; returns its entity tag.
@@ -195,7 +222,9 @@ public final class S3Client: Sendable {
         do {
             response = try await httpClient.execute(request, timeout: timeout)
         } catch {
-            throw S3Error(status: nil, code: .requestFailed, message: "no answer from \(endpoint): \(error)",
+            throw S3Error(status: nil, code: .requestFailed, message: Self.transportMessage(error, endpoint: endpoint,
+                                                                                           timeout: timeout,
+                                                                                           connectTimeout: connectTimeout),
                           operation: operation.name, bucket: operation.bucket, key: operation.key, cause: error)
         }
         guard (200..<300).contains(response.status.code) else {
@@ -257,9 +286,86 @@ public final class S3Client: Sendable {
         }
     }
 
+    /// A failed request's transport error in plain words, naming the endpoint: `cannot connect to S3
+    /// endpoint http://127.0.0.1:9 (connection refused)`, `no answer from S3 endpoint … within 60 s`.
+    static func transportMessage(_ error: any Error, endpoint: String, timeout: TimeAmount,
+                                 connectTimeout: Duration) -> String {
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .connectTimeout:
+                return "cannot connect to S3 endpoint \(endpoint) (no connection within \(seconds(TimeAmount(connectTimeout))))"
+            case .deadlineExceeded, .readTimeout:
+                return "no answer from S3 endpoint \(endpoint) within \(seconds(timeout))"
+            case .remoteConnectionClosed:
+                return "S3 endpoint \(endpoint) closed the connection before answering"
+            default:
+                return "the request to S3 endpoint \(endpoint) failed (\(error))"
+            }
+        }
+        if let cause = connectFailure(error) {
+            return "cannot connect to S3 endpoint \(endpoint) (\(cause))"
+        }
+        return "the request to S3 endpoint \(endpoint) failed (\(error))"
+    }
+
+    /// Why connecting failed, in plain words; nil when `error` is not a failure to connect.
+    static func connectFailure(_ error: any Error) -> String? {
+        switch error {
+        case let error as NIOConnectionError:
+            if let first = error.connectionErrors.first { return connectFailure(first.error) ?? "\(first.error)" }
+            if error.dnsAError != nil || error.dnsAAAAError != nil {
+                return "the host name \(error.host) does not resolve"
+            }
+            return "no address to connect to"
+        case let error as IOError:
+            switch error.errnoCode {
+            case ECONNREFUSED: return "connection refused"
+            case ECONNRESET: return "connection reset"
+            case ETIMEDOUT: return "timed out"
+            case EHOSTUNREACH: return "host unreachable"
+            case ENETUNREACH: return "network unreachable"
+            case EADDRNOTAVAIL: return "address not available"
+            default: return String(cString: strerror(error.errnoCode)).lowercased()
+            }
+        case let error as ChannelError:
+            if case .connectTimeout(let limit) = error {
+                return "no connection within \(seconds(limit))"
+            }
+            return nil
+        case is SocketAddressError:
+            return "the host name does not resolve"
+        default:
+            return nil
+        }
+    }
+
+    static func seconds(_ amount: TimeAmount) -> String {
+        let ms = amount.nanoseconds / 1_000_000
+        return ms % 1000 == 0 ? "\(ms / 1000) s" : "\(Double(ms) / 1000) s"
+    }
+
     static func excerpt(_ body: [UInt8]) -> String {
         let text = String(decoding: body.prefix(200), as: UTF8.self)
         return body.count > 200 ? text + "…" : text
+    }
+}
+
+/// The HTTP clients of S3 clients made without one: one per connect timeout, kept for the process's
+/// life (as `HTTPClient.shared` is). A connection that cannot be made is not retried: the request
+/// fails with the reason at once instead of retrying until its deadline.
+enum S3HTTPClients {
+    static let clients = Mutex<[Int64: HTTPClient]>([:])
+
+    static func client(connectTimeout: TimeAmount) -> HTTPClient {
+        clients.withLock { clients in
+            if let client = clients[connectTimeout.nanoseconds] { return client }
+            var configuration = HTTPClient.Configuration()
+            configuration.timeout.connect = connectTimeout
+            configuration.connectionPool.retryConnectionEstablishment = false
+            let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+            clients[connectTimeout.nanoseconds] = client
+            return client
+        }
     }
 }
 

@@ -66,10 +66,13 @@ public struct S3Error: Error, Sendable {
 }
 
 extension S3Error: CustomStringConvertible {
-    /// `S3 GetObject s3://bucket/key failed: 404 NoSuchKey: The specified key does not exist.`
+    /// `S3 GetObject s3://bucket/key failed: 404 NoSuchKey: The specified key does not exist.`; a request that got
+    /// no answer leads with the client's plain message:
+    /// `cannot connect to S3 endpoint http://127.0.0.1:9 (connection refused), for S3 GetObject s3://bucket/key`.
     public var description: String {
         var target = ""
         if let bucket { target = " s3://\(bucket)/\(key ?? "")" }
+        if code == .requestFailed && status == nil { return "\(message), for S3 \(operation)\(target)" }
         let status = status.map { "\($0) " } ?? ""
         return "S3 \(operation)\(target) failed: \(status)\(code.rawValue): \(message)"
     }

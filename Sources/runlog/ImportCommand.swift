@@ -4,6 +4,7 @@ import EventStore
 import Foundation
 import Importers
 import NIOCore
+import Synchronization
 import Workflows
 
 struct ImportCommand: AsyncParsableCommand {
@@ -17,7 +18,10 @@ struct ImportCommand: AsyncParsableCommand {
             workflows (--token-column, with --object-type for event-triggered ones). With \
             --server the file is uploaded to a running server; without, the import runs here on \
             --data-dir (the created runs execute when the server next starts). Shows a progress \
-            bar on a terminal and a plain summary otherwise. Exit status 1 when rows errored.
+            bar on a terminal (percent of the file read, rows, rows/s, errors, ETA) and a plain \
+            summary otherwise. When the import fails before its importer run starts (a bad \
+            mapping, an inactive workflow), the data source it uploaded is deleted again. Exit \
+            status 1 when rows errored.
             """
     )
 
@@ -111,10 +115,16 @@ struct ImportCommand: AsyncParsableCommand {
     func run() async throws {
         let progress = ImportProgress(terminal: isatty(STDERR_FILENO) != 0)
         let final: JSONValue
-        if let client = try server.client() {
-            final = try await runRemote(client, progress)
-        } else {
-            final = try await runLocal(progress)
+        do {
+            if let client = try server.client() {
+                final = try await runRemote(client, progress)
+            } else {
+                final = try await runLocal(progress)
+            }
+        } catch {
+            // The error on a line of its own, not after a bar.
+            if progress.terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+            throw error
         }
         progress.summary(final)
         if (final["progress"]?["rows_errored"]?.numericValue ?? 0) > 0 || final["status"] != "completed" {
@@ -126,11 +136,21 @@ struct ImportCommand: AsyncParsableCommand {
 
     func runRemote(_ client: APIClient, _ progress: ImportProgress) async throws -> JSONValue {
         let size = (try FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
+        progress.fileSize = size
+        // The workflow first: an unknown one fails before anything is uploaded.
+        var parameters: [String] = []
+        if let active = try await client.send(.GET, "/v1/workflows/\(workflow)")["active_version"]?.intValue {
+            parameters = Self.parameterNames(
+                try await client.send(.GET, "/v1/workflows/\(workflow)/versions/\(active)")["definition"])
+        }
+        // The mapping and the condition too (a --where that is not JSON).
+        let mappingJSON = try mapping(parameters: parameters)
+        let queryJSON = try query()
         let name = importerName.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? "import"
         var request = HTTPClientRequest(url: client.base + "/v1/data-sources/csv?name=" + name)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "text/csv")
-        let chunks = FileByteBuffers(path: file)
+        let chunks = FileByteBuffers(path: file, sent: { progress.uploaded($0) })
         request.body = .stream(chunks, length: .known(Int64(size)))
         let answer = try await client.execute(request, timeout: .seconds(3600))
         let source = answer.json
@@ -138,24 +158,37 @@ struct ImportCommand: AsyncParsableCommand {
             throw CLIError("the upload failed: " + APIClient.describe(answer: answer, method: .POST,
                                                                     url: client.base + "/v1/data-sources/csv"))
         }
-        var parameters: [String] = []
-        if let active = try await client.send(.GET, "/v1/workflows/\(workflow)")["active_version"]?.intValue {
-            parameters = Self.parameterNames(
-                try await client.send(.GET, "/v1/workflows/\(workflow)/versions/\(active)")["definition"])
+        let runId: String
+        do {
+            let importer = try await client.send(.POST, "/v1/importers", body: [
+                "name": .string(importerName), "data_source_id": .string(sourceId), "workflow_id": .string(workflow),
+                "mapping": mappingJSON, "query": queryJSON,
+            ])
+            guard let importerId = importer["id"]?.stringValue else { throw CLIError("no importer id in \(importer.jsonText)") }
+            let started = try await client.send(.POST, "/v1/importers/\(importerId)/runs", body: ["dry_run": .bool(dryRun)])
+            guard let id = started["id"]?.stringValue else { throw CLIError("no run id in \(started.jsonText)") }
+            runId = id
+            progress.runStarted()
+        } catch {
+            // The import did not start: the data source this command uploaded is deleted (the
+            // server refuses while an importer names it).
+            do {
+                _ = try await client.send(.DELETE, "/v1/data-sources/\(sourceId)")
+            } catch {
+                Self.note("the uploaded data source \(sourceId) was kept: \(error)")
+            }
+            throw error
         }
-        let importer = try await client.send(.POST, "/v1/importers", body: [
-            "name": .string(importerName), "data_source_id": .string(sourceId), "workflow_id": .string(workflow),
-            "mapping": try mapping(parameters: parameters), "query": try query(),
-        ])
-        guard let importerId = importer["id"]?.stringValue else { throw CLIError("no importer id in \(importer.jsonText)") }
-        let started = try await client.send(.POST, "/v1/importers/\(importerId)/runs", body: ["dry_run": .bool(dryRun)])
-        guard let runId = started["id"]?.stringValue else { throw CLIError("no run id in \(started.jsonText)") }
         while true {
             let run = try await client.send(.GET, "/v1/import-runs/\(runId)")
             progress.update(run)
             if run["status"] != "running" { return run }
             try await Task.sleep(for: .milliseconds(200))
         }
+    }
+
+    static func note(_ text: String) {
+        FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 
     // MARK: In this process
@@ -166,17 +199,31 @@ struct ImportCommand: AsyncParsableCommand {
         await engine.start()
         let service = try ImporterService(engine: engine, uploads: store.directory + "/uploads")
         do {
-            let source = try await service.createCSVDataSource(name: importerName, chunks: FileChunks(path: file),
-                                                               actor: "runlog-cli")
             let definition: JSONValue? = await engine.read { state in
                 guard let record = state.workflows[workflow], let active = record.active,
                       record.versions.indices.contains(active - 1) else { return nil }
                 return record.versions[active - 1].definition
             }
-            let importer = try await service.saveImporter(
-                id: nil, name: importerName, dataSourceId: source.id, workflowId: workflow,
-                mapping: try ImporterMapping(json: try mapping(parameters: Self.parameterNames(definition))), query: try ImporterQuery(json: try query()), actor: "runlog-cli")
-            let started = try await service.startRun(importerId: importer.id, dryRun: dryRun, actor: "runlog-cli")
+            let mappingRecord = try ImporterMapping(json: try mapping(parameters: Self.parameterNames(definition)))
+            let queryRecord = try ImporterQuery(json: try query())
+            let source = try await service.createCSVDataSource(name: importerName, chunks: FileChunks(path: file),
+                                                               actor: "runlog-cli")
+            let started: ImportRunRecord
+            progress.runStarted()
+            do {
+                let importer = try await service.saveImporter(
+                    id: nil, name: importerName, dataSourceId: source.id, workflowId: workflow,
+                    mapping: mappingRecord, query: queryRecord, actor: "runlog-cli")
+                started = try await service.startRun(importerId: importer.id, dryRun: dryRun, actor: "runlog-cli")
+            } catch {
+                // The import did not start: the data source this command made is deleted.
+                do {
+                    try await service.deleteDataSource(source.id, actor: "runlog-cli")
+                } catch {
+                    Self.note("the data source \(source.id) was kept: \(error)")
+                }
+                throw error
+            }
             var record = started
             while record.status == .running {
                 try await Task.sleep(for: .milliseconds(200))
@@ -201,29 +248,67 @@ struct ImportCommand: AsyncParsableCommand {
          "dry_run": .bool(r.dryRun),
          "progress": ["rows_read": .integer(Int64(r.rowsRead)), "runs_created": .integer(r.dryRun ? 0 : Int64(r.runsCreated)),
                       "runs_to_create": r.dryRun ? .integer(Int64(r.runsCreated)) : .null,
-                      "rows_skipped": .integer(Int64(r.rowsSkipped)), "rows_errored": .integer(Int64(r.rowsErrored))],
+                      "rows_skipped": .integer(Int64(r.rowsSkipped)), "rows_errored": .integer(Int64(r.rowsErrored)),
+                      "bytes_read": .integer(Int64(r.bytesRead)), "bytes_total": r.bytesTotal.map { .integer(Int64($0)) } ?? .null],
          "errors_by_reason": .array(r.errorsByReason.map { ["error": .string($0.error), "rows": .integer(Int64($0.count))] })]
     }
 }
 
-/// Progress on standard error: a bar redrawn in place on a terminal; nothing until the summary
-/// otherwise.
+/// Progress on standard error: a bar redrawn in place on a terminal (`ImportProgressBar`);
+/// nothing until the summary otherwise.
 final class ImportProgress: @unchecked Sendable {
-    // `@unchecked`: used from the command's one task only.
+    // `@unchecked`: used from the command's one task only; `uploaded` (called as the upload's
+    // chunks are read) keeps its own state under a lock.
     let terminal: Bool
-    let started = ContinuousClock.now
+    /// When the importer run started (rows/s and the ETA count from there).
+    var started = ContinuousClock.now
+    /// The file's size, for when the server does not report `bytes_total`.
+    var fileSize: Int?
+    private let upload = Mutex<(sent: Int, drawn: ContinuousClock.Instant?)>((0, nil))
+    private let uploadStarted = ContinuousClock.now
 
     init(terminal: Bool) { self.terminal = terminal }
 
+    func runStarted() { started = .now }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
+    /// `bytes` more of the file were read for the upload: redraws the upload's bar (at most ten
+    /// times a second, and at the end).
+    func uploaded(_ bytes: Int) {
+        guard terminal, let total = fileSize else { return }
+        let now = ContinuousClock.now
+        let sent: Int? = upload.withLock { state in
+            state.sent += bytes
+            if let drawn = state.drawn, now - drawn < .milliseconds(100), state.sent < total { return nil }
+            state.drawn = now
+            return state.sent
+        }
+        guard let sent else { return }
+        let line = ImportProgressBar.uploadLine(bytesSent: sent, bytesTotal: total,
+                                                elapsed: Self.seconds(now - uploadStarted), width: Self.columns())
+        FileHandle.standardError.write(Data(("\r" + line + "\u{1B}[K").utf8))
+    }
+
     func update(_ run: JSONValue) {
         guard terminal else { return }
-        let read = (run["progress"]?["rows_read"]?.intValue ?? 0)
-        let errors = (run["progress"]?["rows_errored"]?.intValue ?? 0)
-        let elapsed = max(0.001, Double((ContinuousClock.now - started).components.seconds)
-                            + Double((ContinuousClock.now - started).components.attoseconds) / 1e18)
-        let spinner = ["|", "/", "-", "\\"][Int(elapsed * 5) % 4]
-        let line = "\r\(spinner) \(read) rows read · \(Int(Double(read) / elapsed)) rows/s · \(errors) errored   "
-        FileHandle.standardError.write(Data(line.utf8))
+        let p = run["progress"] ?? [:]
+        let seconds = Self.seconds(ContinuousClock.now - started)
+        let line = ImportProgressBar.line(
+            bytesRead: p["bytes_read"]?.intValue ?? 0, bytesTotal: p["bytes_total"]?.intValue ?? fileSize,
+            rows: p["rows_read"]?.intValue ?? 0, errors: p["rows_errored"]?.intValue ?? 0, elapsed: seconds,
+            width: Self.columns())
+        // Back to the line's start, the line, then clear what a longer line before left.
+        FileHandle.standardError.write(Data(("\r" + line + "\u{1B}[K").utf8))
+    }
+
+    /// The terminal's width (standard error's), else $COLUMNS, else 80.
+    static func columns() -> Int {
+        var size = winsize()
+        if ioctl(STDERR_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
+        return ProcessInfo.processInfo.environment["COLUMNS"].flatMap(Int.init) ?? 80
     }
 
     func summary(_ run: JSONValue) {
@@ -242,15 +327,21 @@ final class ImportProgress: @unchecked Sendable {
     }
 }
 
-/// A file as ByteBuffers (for the streamed upload).
+/// A file as ByteBuffers (for the streamed upload); `sent` is told each chunk's size as it is read.
 struct FileByteBuffers: AsyncSequence, Sendable {
     typealias Element = ByteBuffer
     let path: String
+    let sent: @Sendable (Int) -> Void
     struct AsyncIterator: AsyncIteratorProtocol {
         var inner: FileChunks.AsyncIterator
+        let sent: @Sendable (Int) -> Void
         mutating func next() async throws -> ByteBuffer? {
-            try await inner.next().map { ByteBuffer(bytes: $0) }
+            guard let chunk = try await inner.next() else { return nil }
+            sent(chunk.count)
+            return ByteBuffer(bytes: chunk)
         }
     }
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(inner: FileChunks(path: path).makeAsyncIterator()) }
+    func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(inner: FileChunks(path: path).makeAsyncIterator(), sent: sent)
+    }
 }

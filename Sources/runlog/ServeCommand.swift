@@ -49,6 +49,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("verify-tail"),
             help: "Events at the end of the log whose hash chain is recomputed at start (0: only the head's).")
     var verifyTail = 10_000
+    @Option(name: .customLong("s3-connect-timeout"),
+            help: "Seconds connecting to an S3 endpoint may take when an importer run reads an S3 data source (a refused connection fails at once).")
+    var s3ConnectTimeout = 5.0
     @Flag(name: .customLong("allow-broken-chain"),
           help: "Start and append even when the end of the chain does not verify (after an operator has looked).")
     var allowBrokenChain = false
@@ -69,6 +72,9 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("--max-connections must be from 1 to 1000000")
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is unknown") }
+        guard s3ConnectTimeout.isFinite, s3ConnectTimeout >= 0.1, s3ConnectTimeout <= 600 else {
+            throw ValidationError("--s3-connect-timeout \(s3ConnectTimeout) must be from 0.1 to 600 seconds")
+        }
         guard verifyTail >= 0 else { throw ValidationError("--verify-tail \(verifyTail) is invalid: must be 0 or more") }
     }
 
@@ -100,6 +106,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.connections = ConnectionLimits(maxConnections: maxConnections ?? ConnectionLimits.defaultMaxConnections)
         configuration.connections.idleTimeout = .seconds(idleTimeout)
         configuration.connections.bodyTimeout = .seconds(bodyTimeout)
+        configuration.s3ConnectTimeout = .milliseconds(Int64((s3ConnectTimeout * 1000).rounded()))
         configuration.storeOptions.verifyTailEvents = verifyTail
         configuration.storeOptions.allowBrokenChain = allowBrokenChain
         if allowBrokenChain {

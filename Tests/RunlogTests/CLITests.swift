@@ -100,7 +100,10 @@ struct CLITests {
                                     (["--batch-yield-ms", "-1"], "--batch-yield-ms"),
                                     (["--batch-yield-ms", "60001"], "--batch-yield-ms"),
                                     (["--max-batch-profiles", "0"], "--max-batch-profiles"),
-                                    (["--idempotency-hours", "-1"], "--idempotency-hours")] {
+                                    (["--idempotency-hours", "-1"], "--idempotency-hours"),
+                                    (["--s3-connect-timeout", "0"], "--s3-connect-timeout"),
+                                    (["--s3-connect-timeout", "601"], "--s3-connect-timeout"),
+                                    (["--s3-connect-timeout", "nan"], "--s3-connect-timeout")] {
             let result = try await ChildProcess.run(["serve", "--data-dir", "/nonexistent/runlog-never"] + arguments)
             #expect(result.status != 0)
             #expect(result.stderr.contains(option), "\(result.stderr)")

@@ -337,6 +337,42 @@ struct ImporterProcessTests {
         let runs = try await request(server.base, .GET, "/v1/workflows/\(wf)/runs?limit=1000", key: key)
         #expect(runs.json["runs"]?.arrayValue?.count == 100)
     }
+
+    @Test("runlog import failing after the upload, before its importer run starts, leaves no data source behind")
+    func failedImportLeavesNoDataSource() async throws {
+        let dir = TemporaryDirectory()
+        let key = try await ServerProcess.makeKey(dir.data)
+        let file = dir.path + "/ips.csv"
+        try Self.csv(rows: 5).write(toFile: file, atomically: true, encoding: .utf8)
+        var server = try await ServerProcess.start(dir.data)
+        let wf = try await Self.activeWorkflow(server.base, key)
+        // A data source the user uploaded on purpose is never removed.
+        let explicit = try await uploadCSV(server.base, key, Self.csv(rows: 2))
+        func sources() async throws -> [String] {
+            try await request(server.base, .GET, "/v1/data-sources", key: key).json["data_sources"]?.arrayValue?
+                .compactMap { $0["id"]?.stringValue } ?? []
+        }
+        for _ in 0..<3 {
+            let bad = try await ChildProcess.run(["import", file, "--workflow", wf, "--map", "nope=ip",
+                                                  "--server", server.base, "--key", key])
+            #expect(bad.status != 0)
+            #expect(bad.stderr.contains("mapping.columns.nope"), "\(bad.stderr)")
+        }
+        let unknown = try await ChildProcess.run(["import", file, "--workflow", "wf_none", "--server", server.base,
+                                                  "--key", key])
+        #expect(unknown.status != 0)
+        #expect(try await sources() == [explicit])
+        server.child.kill(SIGTERM)
+        _ = await server.child.wait()
+        let local = try await ChildProcess.run(["import", file, "--workflow", wf, "--map", "nope=ip", "--data-dir", dir.data])
+        #expect(local.status != 0)
+        #expect(local.stderr.contains("mapping.columns.nope"), "\(local.stderr)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.data + "/uploads").filter { $0.hasPrefix("ds_") }
+        #expect(files == [explicit + ".csv"])
+        server = try await ServerProcess.start(dir.data)
+        defer { server.child.kill() }
+        #expect(try await sources() == [explicit])
+    }
 }
 
 /// Uploads CSV text as a data source; returns its id.

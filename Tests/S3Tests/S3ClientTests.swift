@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import NIOCore
 @testable import S3
@@ -133,15 +134,46 @@ struct S3ClientTests {
             #expect(denied.code == .accessDenied)
             #expect(denied.status == 403)
         }
-        // Port 1 on loopback: nothing listens there, so the connection is refused.
+        // Port 1 on loopback: nothing listens there, so the connection is refused, at once and
+        // not after the request's whole timeout; the error names the endpoint and the cause.
         let unreachable = try S3Client(credentials: S3Credentials(accessKeyId: "AKID", secretAccessKey: "s"),
-                                       endpoint: "http://127.0.0.1:1", timeout: .seconds(5))
+                                       endpoint: "http://127.0.0.1:1", timeout: .seconds(60))
+        let clock = ContinuousClock()
+        let start = clock.now
         let error = try await #require(throws: S3Error.self) {
             _ = try await unreachable.getObject(bucket: Self.bucket, key: "rows-1.csv")
         }
+        #expect(clock.now - start < .seconds(15))
         #expect(error.code == .requestFailed)
         #expect(error.status == nil && error.cause != nil)
-        #expect("\(error)".contains("s3://runlog-imports/rows-1.csv"))
+        #expect(error.message == "cannot connect to S3 endpoint http://127.0.0.1:1 (connection refused)")
+        #expect("\(error)" == "cannot connect to S3 endpoint http://127.0.0.1:1 (connection refused), "
+                + "for S3 GetObject s3://runlog-imports/rows-1.csv")
+        // A listing fails the same way.
+        let listing = try await #require(throws: S3Error.self) {
+            _ = try await unreachable.listObjects(bucket: Self.bucket, prefix: "x")
+        }
+        #expect(listing.message == "cannot connect to S3 endpoint http://127.0.0.1:1 (connection refused)")
+    }
+
+    @Test("transport failures in plain words, naming the endpoint: connect timeout, refused, no answer, closed")
+    func transportMessages() {
+        let endpoint = "https://s3.example.com"
+        func message(_ error: any Error) -> String {
+            S3Client.transportMessage(error, endpoint: endpoint, timeout: .seconds(60), connectTimeout: .seconds(5))
+        }
+        #expect(message(ChannelError.connectTimeout(.seconds(5)))
+                == "cannot connect to S3 endpoint https://s3.example.com (no connection within 5 s)")
+        #expect(message(HTTPClientError.connectTimeout)
+                == "cannot connect to S3 endpoint https://s3.example.com (no connection within 5 s)")
+        #expect(message(IOError(errnoCode: ECONNREFUSED, reason: "connect"))
+                == "cannot connect to S3 endpoint https://s3.example.com (connection refused)")
+        #expect(message(IOError(errnoCode: EHOSTUNREACH, reason: "connect"))
+                == "cannot connect to S3 endpoint https://s3.example.com (host unreachable)")
+        #expect(message(HTTPClientError.deadlineExceeded)
+                == "no answer from S3 endpoint https://s3.example.com within 60 s")
+        #expect(message(HTTPClientError.remoteConnectionClosed)
+                == "S3 endpoint https://s3.example.com closed the connection before answering")
     }
 
     @Test("keys in folders and with spaces are written, read and listed")

@@ -57,6 +57,10 @@ struct S3ImportTests {
             let run = try #require(await service.snapshot.runs[started.id])
             #expect(run.status == .completed, "\(run.reason ?? "")")
             #expect(run.runsCreated == rows)
+            // The size from HEAD (one key) or the listing (a prefix), and all of it read.
+            let objects = try await client.listObjects(bucket: bucket, prefix: settings.key ?? settings.prefix ?? "")
+            #expect(run.bytesTotal == objects.reduce(0) { $0 + $1.size })
+            #expect(run.bytesRead == run.bytesTotal)
             let created = try await service.createdRuns(started.id)
             #expect(Set(created.compactMap(\.created.source.row)) == Set(1...rows))
         }

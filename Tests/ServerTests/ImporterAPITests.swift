@@ -7,6 +7,25 @@ import Testing
 @testable import RunlogHTTP
 import Workflows
 
+/// A loopback port nothing listens on: one the system just gave out and took back.
+func closedPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw CancellationError() }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
+            bind(fd, raw, length) == 0 && getsockname(fd, raw, &length) == 0
+        }
+    }
+    guard bound else { throw CancellationError() }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
 @Suite("HTTP API: importers")
 struct ImporterAPITests {
     @Test("upload a CSV, save an importer, dry run, Activate & Run, activity, errored rows, summary, runs")
@@ -49,7 +68,14 @@ struct ImporterAPITests {
 
             let started = try await client.call(.post, "/v1/importers/\(importerId)/runs", key: key)
             let runId = try #require(started.json["id"]?.stringValue)
+            // The upload's size is the total from the start; bytes read reach it at the end.
+            let size = JSONValue.integer(Int64(csv.utf8.count))
+            #expect(uploaded.json["bytes"] == size)
+            #expect(started.json["progress"]?["bytes_total"] == size, "\(started.json)")
+            #expect(started.json["progress"]?["bytes_read"]?.intValue.map { $0 <= csv.utf8.count } == true)
             let done = try await Self.finished(client, key, runId)
+            #expect(done["progress"]?["bytes_total"] == size)
+            #expect(done["progress"]?["bytes_read"] == size)
             #expect(done["status"] == "completed")
             #expect(done["progress"]?["rows_read"] == 30)
             #expect(done["progress"]?["runs_created"] == 27)
@@ -113,6 +139,68 @@ struct ImporterAPITests {
                 #expect(refused.json["error"]?["field"] == .string(field))
             }
             #expect(try server.store.head().position == head)
+        }
+    }
+
+    @Test("DELETE a data source: 204 when no importer uses it, 409 while one does, 404 when unknown, 403 for an auditor")
+    func deleteDataSource() async throws {
+        let server = try await TestServer()
+        defer { Task { await server.close() } }
+        try await server.test { client in
+            let key = server.service
+            let wf = try await APITests.activeWorkflow(client, key)
+            let csv = "email,amount\r\na@example.com,1\r\n"
+            let unused = try #require(try await client.call(.post, "/v1/data-sources/csv?name=a", key: key, body: csv)
+                .json["id"]?.stringValue)
+            let used = try #require(try await client.call(.post, "/v1/data-sources/csv?name=b", key: key, body: csv)
+                .json["id"]?.stringValue)
+            let importer = try await client.call(.post, "/v1/importers", key: key, json: [
+                "name": "b", "data_source_id": .string(used), "workflow_id": .string(wf),
+                "mapping": ["columns": ["email": "email", "amount": "amount"]],
+            ])
+            #expect(importer.status == .created)
+            #expect(try await client.call(.delete, "/v1/data-sources/\(unused)", key: server.auditor).status == .forbidden)
+            let deleted = try await client.call(.delete, "/v1/data-sources/\(unused)", key: key)
+            #expect(deleted.status == .noContent)
+            #expect(try await client.call(.get, "/v1/data-sources/\(unused)", key: key).status == .notFound)
+            let head = try server.store.head().position
+            let refused = try await client.call(.delete, "/v1/data-sources/\(used)", key: key)
+            #expect(refused.status == .conflict)
+            #expect(refused.json["error"]?["message"]?.stringValue?.contains("used by importer") == true, "\(refused.json)")
+            #expect(try await client.call(.delete, "/v1/data-sources/\(unused)", key: key).status == .notFound)
+            #expect(try server.store.head().position == head)
+            let listed = try await client.call(.get, "/v1/data-sources", key: key)
+            #expect(listed.json["data_sources"]?.arrayValue?.compactMap { $0["id"]?.stringValue } == [used])
+        }
+    }
+
+    @Test("an importer run on an S3 endpoint nobody listens on fails within seconds, naming the endpoint and the cause")
+    func unreachableS3() async throws {
+        let server = try await TestServer()
+        defer { Task { await server.close() } }
+        try await server.test { client in
+            let key = server.service
+            let wf = try await APITests.activeWorkflow(client, key)
+            let endpoint = "http://127.0.0.1:\(try closedPort())"
+            let made = try await client.call(.post, "/v1/data-sources", key: key, json: [
+                "name": "down", "kind": "s3", "s3": ["bucket": "b", "prefix": "exports/", "endpoint": .string(endpoint)],
+                "credentials": ["access_key_id": "AKID", "secret_access_key": "secret"],
+            ])
+            #expect(made.status == .created, "\(made.json)")
+            let importer = try await client.call(.post, "/v1/importers", key: key, json: [
+                "name": "down", "data_source_id": made.json["id"] ?? .null, "workflow_id": .string(wf),
+                "mapping": ["columns": ["email": "email", "amount": "amount"]],
+            ])
+            let importerId = try #require(importer.json["id"]?.stringValue, "\(importer.json)")
+            let clock = ContinuousClock()
+            let start = clock.now
+            let started = try await client.call(.post, "/v1/importers/\(importerId)/runs", key: key)
+            #expect(started.status == .created)
+            let done = try await Self.finished(client, key, try #require(started.json["id"]?.stringValue))
+            #expect(clock.now - start < .seconds(15))
+            #expect(done["status"] == "failed")
+            let reason = done["reason"]?.stringValue ?? ""
+            #expect(reason.hasPrefix("cannot connect to S3 endpoint \(endpoint) (connection refused)"), "\(reason)")
         }
     }
 

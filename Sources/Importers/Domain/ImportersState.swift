@@ -15,6 +15,7 @@ public struct ImportersState: Sendable {
     public static let types: Set<String> = [
         ImporterEvent.dataSourceCreated, ImporterEvent.importerSaved, ImporterEvent.runStarted,
         ImporterEvent.rowsProcessed, ImporterEvent.runFinished, ImporterEvent.runResumed,
+        ImporterEvent.dataSourceDeleted,
     ]
 
     public static func rebuild(from store: EventStore) throws -> ImportersState {
@@ -32,6 +33,9 @@ public struct ImportersState: Sendable {
         case ImporterEvent.dataSourceCreated:
             guard let record = DataSourceRecord(p, at: at, by: event.metadata.actor) else { return }
             dataSources[record.id] = record
+        case ImporterEvent.dataSourceDeleted:
+            guard let id = p["dataSourceId"]?.stringValue else { return }
+            dataSources[id] = nil
         case ImporterEvent.importerSaved:
             guard let record = ImporterRecord(p, at: at, by: event.metadata.actor) else { return }
             importers[record.id] = record
@@ -48,6 +52,7 @@ public struct ImportersState: Sendable {
             run.status = status
             run.reason = p["reason"]?.stringValue
             run.rowsLeft = p["rowsLeft"]?.intValue
+            if let bytes = p["bytesRead"]?.intValue { run.bytesRead = bytes }
             run.finishedAt = at
             runs[id] = run
         case ImporterEvent.runResumed:
@@ -71,6 +76,7 @@ public struct ImportersState: Sendable {
 /// Event types and streams of the importers.
 public enum ImporterEvent {
     public static let dataSourceCreated = "datasource.created.v1"
+    public static let dataSourceDeleted = "datasource.deleted.v1"
     public static let importerSaved = "importer.saved.v1"
     public static let runStarted = "importer.run_started.v1"
     public static let rowsProcessed = "importer.rows_processed.v1"
@@ -244,6 +250,11 @@ public struct ImportRunRecord: Sendable, Hashable {
     /// The last row whose outcome is recorded: a resumed run continues after it.
     public var lastRow = 0
     public var rowsLeft: Int?
+    /// Bytes of the source read up to the last checkpoint (at most one 8 KiB slice past its last
+    /// row), and the source's size: nil until known (an upload's at the start, S3 objects' once
+    /// listed; nil when an object's size cannot be had).
+    public var bytesRead = 0
+    public var bytesTotal: Int?
     public var errors: [ErroredRow] = []
     public var streamVersion: UInt64 = 0
 
@@ -257,6 +268,7 @@ public struct ImportRunRecord: Sendable, Hashable {
         dryRun = p["dryRun"]?.boolValue ?? false
         onlyRows = p["onlyRows"]?.arrayValue?.compactMap { $0.intValue }
         rerunOf = p["rerunOf"]?.stringValue
+        bytesTotal = p["bytesTotal"]?.intValue
         startedAt = at
         startedBy = by
     }
@@ -269,6 +281,8 @@ public struct ImportRunRecord: Sendable, Hashable {
         rowsSkipped += int("skipped")
         rowsErrored += int("errored")
         lastRow = max(lastRow, int("lastRow"))
+        if let bytes = p["bytesRead"]?.intValue { bytesRead = bytes }
+        if let total = p["bytesTotal"]?.intValue { bytesTotal = total }
         errors += (p["errors"]?.arrayValue ?? []).compactMap(ErroredRow.init(json:))
     }
 

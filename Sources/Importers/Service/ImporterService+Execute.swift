@@ -52,7 +52,9 @@ extension ImporterService {
             try await checkPin(importer, pinned: run.version)
             let definition = try await engine.publishedDefinition(run.workflowId, version: run.version)
             var cursor = Cursor(importer: importer, definition: definition, run: run)
-            for object in try await objects(of: source) {
+            let objects = try await objects(of: source)
+            cursor.bytesTotal = objects.contains { $0.size == nil } ? nil : objects.reduce(0) { $0 + ($1.size ?? 0) }
+            for object in objects {
                 var parser = CSVParser()
                 cursor.objectName = object.name
                 cursor.objectHeader = nil
@@ -66,6 +68,8 @@ extension ImporterService {
                         let end = min(chunk.count, offset + Self.parseSlice)
                         records.removeAll(keepingCapacity: true)
                         chunk[offset..<end].withUnsafeBytes { raw in parser.parse(raw) { records.append($0) } }
+                        // Progress in bytes: one addition per slice, recorded with the next checkpoint.
+                        cursor.bytesRead += end - offset
                         for record in records { try await handle(record, &cursor) }
                         offset = end
                     }
@@ -75,9 +79,10 @@ extension ImporterService {
                 for record in records { try await handle(record, &cursor) }
             }
             if cursor.firstHeader == nil { throw Stop.failed("the data source has no rows, not even a header") }
-            try await flush(&cursor.batch, runId: runId, actor: actor)
+            let bytes = (read: cursor.bytesRead, total: cursor.bytesTotal)
+            try await flush(&cursor.batch, runId: runId, actor: actor, bytes: bytes)
             try await settle(runId)
-            try await finish(runId, .completed, reason: nil, rowsLeft: nil, actor: actor)
+            try await finish(runId, .completed, reason: nil, rowsLeft: nil, bytesRead: cursor.bytesRead, actor: actor)
         } catch Stop.cancelled {
             // Cancelled (the canceller records it) or shutting down (the run resumes on start).
             try? await settle(runId)
@@ -146,6 +151,9 @@ extension ImporterService {
         var firstHeader: [String]?
         var objectHeader: [String]?
         var objectName = ""
+        /// Bytes of the source parsed so far (over all its objects), and its size when known.
+        var bytesRead = 0
+        var bytesTotal: Int?
 
         init(importer: ImporterRecord, definition: WorkflowDefinition, run: ImportRunRecord) {
             self.importer = importer
@@ -178,7 +186,8 @@ extension ImporterService {
         guard row > cursor.run.lastRow, cursor.only?.contains(row) ?? true, let plan = cursor.plan else { return }
         cursor.batch.rows.append((row, await outcome(of: record, row: row, plan: plan, run: cursor.run)))
         if cursor.batch.rows.count >= batchSize {
-            try await flush(&cursor.batch, runId: cursor.run.id, actor: cursor.run.startedBy)
+            let bytes = (read: cursor.bytesRead, total: cursor.bytesTotal)
+            try await flush(&cursor.batch, runId: cursor.run.id, actor: cursor.run.startedBy, bytes: bytes)
         }
     }
 
@@ -274,7 +283,8 @@ extension ImporterService {
 
     /// Records the batch: its runs and the checkpoint in one append. When the quota has room for
     /// only some of the runs, records the rows up to the last run that fits and stops.
-    func flush(_ batch: inout Batch, runId: String, actor: String?) async throws {
+    /// `bytes` is the source's progress in bytes, recorded with the checkpoint.
+    func flush(_ batch: inout Batch, runId: String, actor: String?, bytes: (read: Int, total: Int?)) async throws {
         guard !batch.rows.isEmpty || batch.header != nil else { return }
         await engine.yieldToRealtime()
         try await settle(runId, keeping: recordingDepth - 1)
@@ -318,6 +328,8 @@ extension ImporterService {
             "skipped": .integer(Int64(skipped)), "errored": .integer(Int64(errors.count)), "errors": .array(errors),
         ]
         if let header = batch.header { progress["header"] = .array(header.map(JSONValue.string)) }
+        progress["bytesRead"] = .integer(Int64(bytes.read))
+        if let total = bytes.total { progress["bytesTotal"] = .integer(Int64(total)) }
         // Each checkpoint expects the version the one before creates: a batch commits only
         // after every batch before it, and never after one of them failed.
         let version = recordingVersion[runId] ?? run.streamVersion

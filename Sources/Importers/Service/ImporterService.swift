@@ -8,9 +8,29 @@ public import Workflows
 public protocol S3ObjectSource: Sendable {
     /// The keys to read, in order: the one key, or every key under the prefix.
     func keys() async throws -> [String]
+    /// The keys to read with their sizes in bytes when known (for the progress's `bytes_total`).
+    func objects() async throws -> [S3SourceObject]
     /// One object's bytes, streamed: each chunk is read when the importer asks for it, so a
     /// reader never runs ahead of the rows being recorded (no object is held whole in memory).
     func chunks(of key: String) -> ObjectChunks
+}
+
+/// One object of an S3 data source and its size in bytes (nil when unknown).
+public struct S3SourceObject: Sendable, Hashable {
+    public var key: String
+    public var size: Int?
+
+    public init(key: String, size: Int?) {
+        self.key = key
+        self.size = size
+    }
+}
+
+extension S3ObjectSource {
+    /// The keys to read with their sizes; by default the keys with unknown sizes.
+    public func objects() async throws -> [S3SourceObject] {
+        try await keys().map { S3SourceObject(key: $0, size: nil) }
+    }
 }
 
 /// The bytes of one object of a data source, in chunks, read as they are asked for.
@@ -60,7 +80,8 @@ public actor ImporterService {
     /// upload that failed, or was cut short by a crash: `*.partial`, or a file whose event was
     /// never recorded) are deleted. `secrets` seals the credentials of S3 data sources (the
     /// server's `SecretBox`); without it S3 data sources cannot be created or read. `files` is
-    /// where uploads are written (tests give a disk that fills up).
+    /// where uploads are written (tests give a disk that fills up). `s3ConnectTimeout` bounds
+    /// connecting to an S3 endpoint (the default reader's; `s3` replaces the reader).
     public init(
         engine: WorkflowEngine,
         uploads: String,
@@ -68,7 +89,8 @@ public actor ImporterService {
         files: any UploadFiles = DiskUploadFiles(),
         batchSize: Int = 200,
         recordingDepth: Int = 8,
-        s3: @escaping @Sendable (S3Settings, S3Secret) -> any S3ObjectSource = { S3ClientSource(settings: $0, secret: $1) }
+        s3ConnectTimeout: Duration = .seconds(5),
+        s3: (@Sendable (S3Settings, S3Secret) -> any S3ObjectSource)? = nil
     ) throws {
         self.engine = engine
         self.store = engine.store
@@ -77,7 +99,7 @@ public actor ImporterService {
         self.files = files
         self.batchSize = batchSize
         self.recordingDepth = max(1, recordingDepth)
-        self.s3 = s3
+        self.s3 = s3 ?? { S3ClientSource(settings: $0, secret: $1, connectTimeout: s3ConnectTimeout) }
         let state = try ImportersState.rebuild(from: engine.store)
         self.state = state
         self.scanFrom = state.position + 1
@@ -288,6 +310,25 @@ public actor ImporterService {
         return state.dataSources[id]!
     }
 
+    /// Deletes a data source no importer uses: records `datasource.deleted.v1`, then deletes its
+    /// uploaded file or its S3 credentials. 404 when it does not exist, 409 while an importer
+    /// names it (`runlog import` deletes the one it uploaded when the import fails before its
+    /// importer run starts).
+    public func deleteDataSource(_ id: String, actor: String?) async throws(WorkflowError) {
+        guard let source = state.dataSources[id] else { throw WorkflowError(.notFound, "data source \(id) does not exist") }
+        let users = state.importers.values.filter { $0.dataSourceId == id }.map(\.id).sorted()
+        guard users.isEmpty else {
+            throw WorkflowError(.conflict, "data source \(id) is used by importer \(users.joined(separator: ", ")); "
+                                + "only a data source no importer uses can be deleted")
+        }
+        try await append([StreamWrite(stream: Streams.dataSource(id), expected: .any, events: [
+            ImporterEvent.event(ImporterEvent.dataSourceDeleted, ["dataSourceId": .string(id)], actor: actor),
+        ])])
+        // What is left behind when these fail is deleted at the next start (files) or never read again.
+        if let file = source.file { try? FileManager.default.removeItem(atPath: uploads + "/" + file) }
+        if source.kind == .s3 { try? await store.deleteVaultEntry(Self.vaultEntry(id)) }
+    }
+
     static func validName(_ name: String) throws(WorkflowError) {
         guard !name.trimmingCharacters(in: .whitespaces).isEmpty, name.utf8.count <= 200 else {
             throw WorkflowError(.invalid, "name must be 1 to 200 bytes, not only spaces",
@@ -381,6 +422,9 @@ public actor ImporterService {
             "importerRunId": .string(runId), "importerId": .string(importerId), "workflowId": .string(importer.workflowId),
             "version": .integer(Int64(importer.version)), "dryRun": .bool(dryRun),
         ]
+        if let source = state.dataSources[importer.dataSourceId], source.kind == .csv, let bytes = source.bytes {
+            payload["bytesTotal"] = .integer(Int64(bytes))
+        }
         if let onlyRows { payload["onlyRows"] = .array(onlyRows.map { .integer(Int64($0)) }) }
         if let rerunOf { payload["rerunOf"] = .string(rerunOf) }
         try await append([StreamWrite(stream: Streams.importRun(runId), expected: .noStream,
@@ -455,11 +499,12 @@ public actor ImporterService {
     }
 
     func finish(_ runId: String, _ status: ImportRunRecord.Status, reason: String?, rowsLeft: Int?,
-                actor: String?) async throws(WorkflowError) {
+                bytesRead: Int? = nil, actor: String?) async throws(WorkflowError) {
         guard let run = state.runs[runId] else { return }
         // The runs of its last batch are in the read models before the run shows as ended.
         await engine.importedRunsQueued()
         var payload: [String: JSONValue] = ["importerRunId": .string(runId), "status": .string(status.rawValue)]
+        if let bytesRead { payload["bytesRead"] = .integer(Int64(bytesRead)) }
         if let reason { payload["reason"] = .string(reason) }
         if let rowsLeft { payload["rowsLeft"] = .integer(Int64(rowsLeft)) }
         try await append([StreamWrite(stream: Streams.importRun(runId), expected: .exact(run.streamVersion), events: [
@@ -487,16 +532,17 @@ public actor ImporterService {
 
     // MARK: Reads
 
-    /// The bytes of an S3 or CSV data source, as chunks, one object after another.
-    func objects(of source: DataSourceRecord) async throws -> [(name: String, chunks: ObjectChunks)] {
+    /// The bytes of an S3 or CSV data source, as chunks, one object after another, with each
+    /// object's size when known.
+    func objects(of source: DataSourceRecord) async throws -> [(name: String, size: Int?, chunks: ObjectChunks)] {
         switch source.kind {
         case .csv:
             guard let file = source.file else { throw WorkflowError(.storage, "data source \(source.id) has no file") }
-            return [(file, FileChunks(path: uploads + "/" + file))]
+            return [(file, source.bytes, FileChunks(path: uploads + "/" + file))]
         case .s3:
             guard let settings = source.s3 else { throw WorkflowError(.storage, "data source \(source.id) has no S3 settings") }
             let reader = s3(settings, try credentials(of: source.id))
-            return try await reader.keys().map { key in (key, reader.chunks(of: key)) }
+            return try await reader.objects().map { object in (object.key, object.size, reader.chunks(of: object.key)) }
         }
     }
 }

@@ -7,12 +7,14 @@ public struct S3ClientSource: S3ObjectSource {
     let failure: (any Error)?
     let settings: S3Settings
 
-    public init(settings: S3Settings, secret: S3Secret) {
+    /// A reader of `settings`'s objects; connecting to the endpoint may take up to `connectTimeout`.
+    public init(settings: S3Settings, secret: S3Secret, connectTimeout: Duration = .seconds(5)) {
         self.settings = settings
         let credentials = S3Credentials(accessKeyId: secret.accessKeyId, secretAccessKey: secret.secretAccessKey,
                                         sessionToken: secret.sessionToken)
         do {
-            client = try S3Client(credentials: credentials, region: settings.region, endpoint: settings.endpoint)
+            client = try S3Client(credentials: credentials, region: settings.region, endpoint: settings.endpoint,
+                                  connectTimeout: connectTimeout)
             failure = nil
         } catch {
             client = nil
@@ -25,6 +27,23 @@ public struct S3ClientSource: S3ObjectSource {
         if let key = settings.key { return [key] }
         return try await client.listObjects(bucket: settings.bucket, prefix: settings.prefix ?? "")
             .map(\.key).filter { !$0.hasSuffix("/") }
+    }
+
+    /// The objects with their sizes: from the listing, or for one key from a HEAD request (its size
+    /// unknown when HEAD fails: the GET then reports why).
+    public func objects() async throws -> [S3SourceObject] {
+        guard let client else { throw failure! }
+        if let key = settings.key {
+            let size: Int?
+            do {
+                size = try await client.headObject(bucket: settings.bucket, key: key).size
+            } catch let error as S3Error where error.status != nil {
+                size = nil
+            }
+            return [S3SourceObject(key: key, size: size)]
+        }
+        return try await client.listObjects(bucket: settings.bucket, prefix: settings.prefix ?? "")
+            .filter { !$0.key.hasSuffix("/") }.map { S3SourceObject(key: $0.key, size: $0.size) }
     }
 
     public func chunks(of key: String) -> ObjectChunks {
