@@ -75,6 +75,11 @@ extension APIError {
         default: status = .serviceUnavailable
         }
         let first = error.issues.first
+        if error.code == .storage {
+            let (status, code) = Self.storage(error.cause)
+            self.init(status, code, error.description)
+            return
+        }
         self.init(status, error.code.description, error.description, field: first?.field, value: first?.value,
                   issues: error.issues)
         if let resetsAt = error.resetsAt {
@@ -95,7 +100,22 @@ extension APIError {
         case .idempotencyConflict:
             self.init(.conflict, "idempotency_conflict", error.message)
         default:
-            self.init(.serviceUnavailable, "storage", error.message)
+            let (status, code) = Self.storage(error.code)
+            self.init(status, code, error.message)
+        }
+    }
+
+    /// The status and code of a store that cannot serve, by the store's code: the one place
+    /// they are decided. A full data file is 507 `storage_full` (retrying does not help until
+    /// an operator acts); a store open read-only is 503 `read_only`; a server that is stopping
+    /// 503 `shutting_down`; a damaged file 500 `storage_corrupted`; anything else 503 `storage`.
+    static func storage(_ cause: EventStoreError.Code?) -> (HTTPResponse.Status, String) {
+        switch cause {
+        case .mapFull?: (HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage"), "storage_full")
+        case .readOnly?: (.serviceUnavailable, "read_only")
+        case .closed?: (.serviceUnavailable, "shutting_down")
+        case .corrupted?: (.internalServerError, "storage_corrupted")
+        default: (.serviceUnavailable, "storage")
         }
     }
 }

@@ -302,7 +302,7 @@ public actor ImporterService {
         do {
             try await store.putVaultEntry(Self.vaultEntry(id), secret.sealed(with: secrets, dataSource: id))
         } catch {
-            throw WorkflowError(.storage, error.message)
+            throw WorkflowError(storage: error, "cannot keep the S3 credentials")
         }
         let payload: JSONValue = ["dataSourceId": .string(id), "name": .string(name), "kind": "s3", "s3": settings.json]
         try await append([StreamWrite(stream: Streams.dataSource(id), expected: .noStream,
@@ -412,7 +412,7 @@ public actor ImporterService {
     /// the workflow was published since the importer was saved.
     public func startRun(importerId: String, dryRun: Bool = false, onlyRows: [Int]? = nil, rerunOf: String? = nil,
                          actor: String?) async throws(WorkflowError) -> ImportRunRecord {
-        guard !stopped else { throw WorkflowError(.storage, "the importer service is shut down") }
+        guard !stopped else { throw WorkflowError.shuttingDown("the importer service is shut down") }
         guard let importer = state.importers[importerId] else {
             throw WorkflowError(.notFound, "importer \(importerId) does not exist")
         }

@@ -312,7 +312,7 @@ extension WorkflowEngine {
         do {
             event = try store.event(at: run.createdPosition)
         } catch {
-            throw WorkflowError(.storage, "cannot read run.created of \(run.id): \(error.message)")
+            throw WorkflowError(storage: error, "cannot read run.created of \(run.id)")
         }
         guard let event, case .runCreated(let created)? = try? DomainEvent.decode(type: event.type, payload: event.payload),
               created.runId == run.id else {
@@ -335,7 +335,7 @@ extension RunRecord {
         do {
             events = try store.readStream(Streams.run(id), limit: 1_000_000)
         } catch {
-            throw WorkflowError(.storage, "cannot read the history of run \(id): \(error.message)")
+            throw WorkflowError(storage: error, "cannot read the history of run \(id)")
         }
         let whole: RunRecord
         if let index = createdIndex {
@@ -375,7 +375,7 @@ extension RunRecord {
         do {
             event = try store.event(at: createdPosition)
         } catch {
-            throw WorkflowError(.storage, "cannot read the batch of run \(id): \(error.message)")
+            throw WorkflowError(storage: error, "cannot read the batch of run \(id)")
         }
         guard let event, case .runsImported(let batch)? = try? DomainEvent.decode(type: event.type, payload: event.payload) else {
             throw WorkflowError(.storage, "the log has no run.batch_imported of \(id) at position \(createdPosition)")

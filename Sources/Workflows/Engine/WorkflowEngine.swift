@@ -270,8 +270,8 @@ public actor WorkflowEngine {
     func caughtUpOrStopping(_ position: UInt64) async throws(WorkflowError) {
         await caughtUp(to: position)
         if state.position < position {
-            throw WorkflowError(.storage, "the engine is shutting down; the command was recorded at position "
-                                + "\(position) and shows once the engine runs again")
+            throw WorkflowError.shuttingDown("the engine is shutting down; the command was recorded at position "
+                                             + "\(position) and shows once the engine runs again")
         }
     }
 
@@ -314,7 +314,7 @@ public actor WorkflowEngine {
         throw WorkflowError(.conflict, "workflow \(id) is being changed by other commands; try again")
     }
 
-    static let shutDown = WorkflowError(.storage, "the workflow engine is shut down; nothing was recorded")
+    static let shutDown = WorkflowError.shuttingDown("the workflow engine is shut down; nothing was recorded")
 
     static func workflowNotFound(_ id: String) -> WorkflowError {
         WorkflowError(.notFound, "workflow \(id) does not exist")

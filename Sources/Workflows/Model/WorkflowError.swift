@@ -47,12 +47,28 @@ public struct WorkflowError: Error, Sendable, Hashable, CustomStringConvertible 
     public var issues: [FieldIssue]
     /// For `quotaExceeded`: when the quota resets (UTC ms).
     public var resetsAt: Int64?
+    /// For `storage`: the store's own code when the store failed (`mapFull`, `readOnly`,
+    /// `closed`…), so that callers can tell a full disk from a server that is stopping.
+    public var cause: EventStoreError.Code?
 
     public init(_ code: Code, _ message: String, issues: [FieldIssue] = [], resetsAt: Int64? = nil) {
         self.code = code
         self.message = message
         self.issues = issues
         self.resetsAt = resetsAt
+    }
+
+    /// The process is stopping: `storage` with the cause `closed` (worth retrying elsewhere or later).
+    public static func shuttingDown(_ message: String) -> WorkflowError {
+        var error = WorkflowError(.storage, message)
+        error.cause = .closed
+        return error
+    }
+
+    /// The store failed while doing `what`: `storage`, keeping the store's code as the cause.
+    public init(storage error: EventStoreError, _ what: String) {
+        self.init(.storage, "\(what): \(error.message)")
+        cause = error.code
     }
 
     public var description: String {
@@ -91,6 +107,7 @@ extension WorkflowError {
                       issues: [FieldIssue(field: error.field ?? "payload", value: error.value, rule: error.message)])
         default:
             self.init(.storage, error.message)
+            cause = error.code
         }
     }
 }

@@ -529,7 +529,7 @@ public struct RunTables: Sendable {
         do {
             return try store.readProjection(projection, body)
         } catch {
-            throw WorkflowError(.storage, "cannot read the run tables: \(error.message)")
+            throw WorkflowError(storage: error, "cannot read the run tables")
         }
     }
 
