@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "Workflows", targets: ["Workflows"]),
         .library(name: "Importers", targets: ["Importers"]),
         .library(name: "Profiles", targets: ["Profiles"]),
+        .library(name: "Access", targets: ["Access"]),
         .library(name: "RunlogHTTP", targets: ["RunlogHTTP"]),
         .library(name: "S3", targets: ["S3"]),
     ],
@@ -73,8 +74,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "Access",
+            dependencies: [
+                "EventStore",
+                "Workflows",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "RunlogHTTP",
             dependencies: [
+                "Access",
                 "EventStore",
                 "Workflows",
                 "Importers",
@@ -107,6 +118,7 @@ let package = Package(
         .executableTarget(
             name: "runlog",
             dependencies: [
+                "Access",
                 "EventStore",
                 "Workflows",
                 "Importers",
@@ -151,6 +163,7 @@ let package = Package(
         .testTarget(
             name: "ServerTests",
             dependencies: [
+                "Access",
                 "EventStore",
                 "Workflows",
                 "Importers",

@@ -1,3 +1,4 @@
+import Access
 public import EventStore
 import Foundation
 public import Hummingbird

@@ -1,3 +1,4 @@
+public import Access
 import EventStore
 public import Workflows
 

@@ -1,3 +1,4 @@
+public import Access
 import HTTPTypes
 public import EventStore
 import Foundation

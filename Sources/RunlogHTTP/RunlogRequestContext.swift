@@ -1,3 +1,4 @@
+import Access
 import HTTPTypes
 public import Hummingbird
 import Workflows

@@ -1,7 +1,7 @@
+import Access
 import ArgumentParser
 import EventStore
 import Foundation
-import RunlogHTTP
 import Workflows
 
 struct KeysCommand: AsyncParsableCommand {

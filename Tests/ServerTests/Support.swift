@@ -1,3 +1,4 @@
+import Access
 import EventStore
 import Foundation
 import HTTPTypes

@@ -1,7 +1,8 @@
+// API keys and roles: who may do what. A module of its own so that the `runlog` tool manages keys
+// on a data directory without the HTTP server, and the server authenticates with the same types.
 public import EventStore
 import Crypto
 import Foundation
-import HTTPTypes
 import Synchronization
 import Workflows
 
@@ -10,7 +11,7 @@ import Workflows
 public enum Role: String, Sendable, Hashable, CaseIterable, Codable {
     case service, auditor, admin
 
-    func allows(_ permission: Permission) -> Bool {
+    public func allows(_ permission: Permission) -> Bool {
         switch (self, permission) {
         case (.admin, _): true
         case (.service, .read), (.service, .write): true
@@ -21,7 +22,7 @@ public enum Role: String, Sendable, Hashable, CaseIterable, Codable {
 }
 
 /// What a route needs.
-enum Permission: String, Sendable {
+public enum Permission: String, Sendable {
     case read, write, admin
 }
 
@@ -144,7 +145,7 @@ public final class KeyRing: Sendable {
 }
 
 /// Lower-case hex of `bytes` (`String(format:)` per byte showed up in request profiles).
-func hexString(_ bytes: some Sequence<UInt8>) -> String {
+public func hexString(_ bytes: some Sequence<UInt8>) -> String {
     let digits = Array("0123456789abcdef".utf8)
     var out: [UInt8] = []
     out.reserveCapacity(64)
@@ -153,27 +154,4 @@ func hexString(_ bytes: some Sequence<UInt8>) -> String {
         out.append(digits[Int(byte & 0x0F)])
     }
     return String(decoding: out, as: UTF8.self)
-}
-
-extension Answer {
-    /// What a retry of `POST /v1/keys` with the same `Idempotency-Key` gets, kept instead of
-    /// `created` (201 with the key's text): only hashes of keys are ever stored, so the text
-    /// cannot be shown again. 409 `api_key_already_created`, naming the key that was made (its
-    /// id, role and name, in `created_key`, and `Location`), so a client that lost the first
-    /// answer can revoke that key and make another.
-    static func keyAlreadyCreated(_ created: Answer) -> Answer {
-        var key = (try? JSONValue(parsing: Array(created.body.utf8)))?.objectValue ?? [:]
-        key["key"] = nil
-        let id = key["id"]?.stringValue ?? ""
-        let message = "this request already created API key \(id); a key's text is shown only once, in the answer "
-            + "to the request that created it, and is not kept, so a retry cannot show it again. If that answer "
-            + "was lost, revoke \(id) (DELETE /v1/keys/\(id)) and create another key"
-        let body: JSONValue = [
-            "error": ["code": "api_key_already_created", "message": .string(message)],
-            "created_key": .object(key),
-        ]
-        var headers: HTTPFields = [:]
-        headers[.location] = created.headers[.location]
-        return Answer(body, status: .conflict, headers: headers)
-    }
 }
