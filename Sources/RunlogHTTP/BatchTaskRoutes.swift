@@ -10,15 +10,15 @@ import Workflows
 extension RunlogAPI {
     static let batchAPIPrefix = "/api/v1.1/"
 
-    func addBatchTaskRoutes(to router: Router<Context>, _ tasks: BatchTasks) {
-        router.post("/api/v1.1/workflows/import_and_start_batch_task") { request, _ in
+    func addBatchTaskRoutes(to router: RouterGroup<Context>, _ tasks: BatchTasks) {
+        router.post("workflows/import_and_start_batch_task") { request, _ in
             let body = try await batchBody(request)
             let key = try batchKey(body, .write)
             let task = try BatchTaskRequest(body, maxProfiles: tasks.maxProfiles)
             let taskId = try await tasks.submit(task, actor: key.id)
             return Answer(["error": 0, "error_text": "Successful operation", "task_id": .string(taskId)])
         }
-        router.post("/api/v1.1/tasks/status") { request, _ in
+        router.post("tasks/status") { request, _ in
             let body = try await batchBody(request)
             _ = try batchKey(body, .read)
             guard case .string(let taskId)? = body["task_id"], !taskId.isEmpty else {

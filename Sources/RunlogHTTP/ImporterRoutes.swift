@@ -10,8 +10,8 @@ extension RunlogAPI {
     /// Uploaded CSV files may be larger than JSON bodies: up to this many bytes.
     static let uploadLimit = 4 << 30
 
-    func addImporterRoutes(to router: Router<Context>, _ importers: ImporterService) {
-        router.post("/v1/data-sources/csv") { request, context in
+    func addImporterRoutes(to router: RouterGroup<Context>, _ importers: ImporterService) {
+        router.post("data-sources/csv") { request, context in
             try context.require(.write)
             guard let name = request.query("name") else {
                 throw APIError.badRequest("name the data source: ?name=…", field: "name")
@@ -41,7 +41,7 @@ extension RunlogAPI {
                 throw error.apiError
             }
         }
-        router.post("/v1/data-sources") { request, context in
+        router.post("data-sources") { request, context in
             try await command(request, context, .write, allowed: ["name", "kind", "s3", "credentials"]) { body in
                 let kind = try body.requiredString("kind")
                 guard kind == "s3" else {
@@ -66,12 +66,12 @@ extension RunlogAPI {
                 return Answer(Self.dataSource(source), status: .created, headers: [.location: "/v1/data-sources/\(source.id)"])
             }
         }
-        router.get("/v1/data-sources") { _, context in
+        router.get("data-sources") { _, context in
             try context.require(.read)
             let sources = await importers.snapshot.dataSources.values.sorted { $0.createdAt < $1.createdAt }
             return Answer(["data_sources": .array(sources.map(Self.dataSource))])
         }
-        router.get("/v1/data-sources/{id}") { _, context in
+        router.get("data-sources/{id}") { _, context in
             try context.require(.read)
             let id = try context.parameters.require("id")
             guard let source = await importers.snapshot.dataSources[id] else {
@@ -80,7 +80,7 @@ extension RunlogAPI {
             return Answer(Self.dataSource(source))
         }
 
-        router.delete("/v1/data-sources/{id}") { request, context in
+        router.delete("data-sources/{id}") { request, context in
             try await command(request, context, .write, allowed: []) { _ in
                 try await importers.deleteDataSource(try context.parameters.require("id"), actor: context.actor)
                 return Answer(status: .noContent, body: "")
@@ -88,24 +88,24 @@ extension RunlogAPI {
         }
 
         let importerFields: Set<String> = ["name", "data_source_id", "workflow_id", "mapping", "query"]
-        router.post("/v1/importers") { request, context in
+        router.post("importers") { request, context in
             try await command(request, context, .write, allowed: importerFields) { body in
                 let importer = try await Self.saveImporter(importers, id: nil, body, context)
                 return Answer(Self.importer(importer), status: .created, headers: [.location: "/v1/importers/\(importer.id)"])
             }
         }
-        router.put("/v1/importers/{id}") { request, context in
+        router.put("importers/{id}") { request, context in
             try await command(request, context, .write, allowed: importerFields) { body in
                 Answer(Self.importer(try await Self.saveImporter(importers, id: try context.parameters.require("id"), body,
                                                                  context)))
             }
         }
-        router.get("/v1/importers") { _, context in
+        router.get("importers") { _, context in
             try context.require(.read)
             let list = await importers.snapshot.importers.values.sorted { $0.savedAt < $1.savedAt }
             return Answer(["importers": .array(list.map(Self.importer))])
         }
-        router.get("/v1/importers/{id}") { _, context in
+        router.get("importers/{id}") { _, context in
             try context.require(.read)
             let id = try context.parameters.require("id")
             guard let importer = await importers.snapshot.importers[id] else {
@@ -113,14 +113,14 @@ extension RunlogAPI {
             }
             return Answer(Self.importer(importer))
         }
-        router.post("/v1/importers/{id}/runs") { request, context in
+        router.post("importers/{id}/runs") { request, context in
             try await command(request, context, .write, allowed: ["dry_run"]) { body in
                 let run = try await importers.startRun(importerId: try context.parameters.require("id"),
                                                        dryRun: try body.bool("dry_run") ?? false, actor: context.actor)
                 return Answer(Self.importRun(run), status: .created, headers: [.location: "/v1/import-runs/\(run.id)"])
             }
         }
-        router.get("/v1/importers/{id}/runs") { _, context in
+        router.get("importers/{id}/runs") { _, context in
             try context.require(.read)
             let id = try context.parameters.require("id")
             let state = await importers.snapshot
@@ -129,27 +129,27 @@ extension RunlogAPI {
             return Answer(["runs": .array(runs.map(Self.importRun))])
         }
 
-        router.get("/v1/import-runs/{id}") { _, context in
+        router.get("import-runs/{id}") { _, context in
             try context.require(.read)
             return Answer(Self.importRun(try await Self.importRunRecord(importers, context)))
         }
-        router.post("/v1/import-runs/{id}/cancel") { request, context in
+        router.post("import-runs/{id}/cancel") { request, context in
             try await command(request, context, .write, allowed: []) { _ in
                 Answer(Self.importRun(try await importers.cancel(try context.parameters.require("id"), actor: context.actor)))
             }
         }
-        router.post("/v1/import-runs/{id}/resume") { request, context in
+        router.post("import-runs/{id}/resume") { request, context in
             try await command(request, context, .write, allowed: []) { _ in
                 Answer(Self.importRun(try await importers.resume(try context.parameters.require("id"), actor: context.actor)))
             }
         }
-        router.post("/v1/import-runs/{id}/rerun-errored") { request, context in
+        router.post("import-runs/{id}/rerun-errored") { request, context in
             try await command(request, context, .write, allowed: []) { _ in
                 let run = try await importers.rerunErrored(try context.parameters.require("id"), actor: context.actor)
                 return Answer(Self.importRun(run), status: .created, headers: [.location: "/v1/import-runs/\(run.id)"])
             }
         }
-        router.get("/v1/import-runs/{id}/errored-rows") { _, context in
+        router.get("import-runs/{id}/errored-rows") { _, context in
             try context.require(.read)
             let id = try context.parameters.require("id")
             let csv = try await Self.domain { () async throws(WorkflowError) in try await importers.erroredRowsCSV(id) }
@@ -157,7 +157,7 @@ extension RunlogAPI {
                                                  .contentDisposition: "attachment; filename=\"\(id)-errored-rows.csv\""],
                           body: csv)
         }
-        router.get("/v1/import-runs/{id}/summary") { _, context in
+        router.get("import-runs/{id}/summary") { _, context in
             try context.require(.read)
             let id = try context.parameters.require("id")
             let csv = try await Self.domain { () async throws(WorkflowError) in try await importers.summaryCSV(id) }
@@ -165,7 +165,7 @@ extension RunlogAPI {
                                                  .contentDisposition: "attachment; filename=\"\(id)-summary.csv\""],
                           body: csv)
         }
-        router.get("/v1/import-runs/{id}/runs") { request, context in
+        router.get("import-runs/{id}/runs") { request, context in
             try context.require(.read)
             let id = try context.parameters.require("id")
             let limit = try request.queryInt("limit", Int.self, in: 1...1000) ?? 100

@@ -10,8 +10,8 @@ import Workflows
 /// with `x-api-key` and name their project in `x-project-id` (see `LaunchAuth.swift`); jobs and
 /// accounts belong to the project they were made in. `docs/launch-api.md` shows a session.
 extension RunlogAPI {
-    func addLaunchRoutes(to router: Router<Context>, accounts: AccountBook) {
-        router.post("/v3/workflows/{workflow_uid}/schedule") { request, context in
+    func addLaunchRoutes(to router: RouterGroup<Context>, accounts: AccountBook) {
+        router.post("workflows/{workflow_uid}/schedule") { request, context in
             try await launchCommand(request, context, .write,
                                     allowed: ["job_name", "inputs", "steps", "input_keys"]) { body in
                 let project = try context.requireProject()
@@ -34,7 +34,7 @@ extension RunlogAPI {
                               headers: [.location: "/v3/jobs/\(view.record.id)"])
             }
         }
-        router.get("/v3/workflows/{workflow_uid}/playground") { _, context in
+        router.get("workflows/{workflow_uid}/playground") { _, context in
             try context.require(.read)
             _ = try context.requireProject()
             let workflowId = try context.parameters.require("workflow_uid")
@@ -53,11 +53,11 @@ extension RunlogAPI {
                           headers: [HTTPField.Name("x-workflow-version")!: String(version)])
         }
 
-        router.get("/v3/jobs/{job_uid}") { _, context in
+        router.get("jobs/{job_uid}") { _, context in
             try context.require(.read)
             return Answer(Self.job(try await projectJob(context)))
         }
-        router.get("/v3/jobs/{job_uid}/results") { request, context in
+        router.get("jobs/{job_uid}/results") { request, context in
             try context.require(.read)
             let view = try await projectJob(context)
             let limit = try request.queryInt("limit", Int.self, in: 1...1000) ?? 100
@@ -78,7 +78,7 @@ extension RunlogAPI {
                            "results": .array(results), "next_cursor": next])
         }
         for action in ["pause", "resume", "stop"] {
-            router.post("/v3/jobs/{job_uid}/\(action)") { request, context in
+            router.post("jobs/{job_uid}/\(action)") { request, context in
                 try await launchCommand(request, context, .write, allowed: []) { _ in
                     let id = try await projectJob(context).record.id
                     let view: JobView
@@ -92,7 +92,7 @@ extension RunlogAPI {
             }
         }
 
-        router.post("/v3/integrations/{integration_uid}/accounts") { request, context in
+        router.post("integrations/{integration_uid}/accounts") { request, context in
             try await launchCommand(request, context, .write, allowed: ["account"]) { body in
                 let project = try context.requireProject()
                 let integration = try context.parameters.require("integration_uid")
@@ -101,7 +101,7 @@ extension RunlogAPI {
                 return Answer(["account": Self.account(saved)], status: change.uid == nil ? .created : .ok)
             }
         }
-        router.get("/v3/integrations/{integration_uid}/accounts") { _, context in
+        router.get("integrations/{integration_uid}/accounts") { _, context in
             try context.require(.read)
             let project = try context.requireProject()
             let integration = try context.parameters.require("integration_uid")

@@ -6,8 +6,8 @@ import Workflows
 
 /// The log: pages of it, and a live Server-Sent Events feed.
 extension RunlogAPI {
-    func addLogRoutes(to router: Router<Context>) {
-        router.get("/v1/log") { request, context in
+    func addLogRoutes(to router: RouterGroup<Context>) {
+        router.get("log") { request, context in
             try context.require(.read)
             let filter = try Self.logFilter(request)
             let backward = try Self.flag(request, "backward")
@@ -27,7 +27,7 @@ extension RunlogAPI {
 
         // Catch-up then live, from `from` or just after `Last-Event-ID`; each event's `id:` is its
         // position, so a client that reconnects with Last-Event-ID misses nothing and repeats nothing.
-        router.get("/v1/log/stream") { request, context in
+        router.get("log/stream") { request, context in
             try context.require(.read)
             let filter = try Self.logFilter(request)
             var from = try request.queryInt("from", UInt64.self, in: 1...Self.maxPosition) ?? 1

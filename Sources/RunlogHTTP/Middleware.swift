@@ -10,43 +10,102 @@ import Synchronization
 import Workflows
 import Profiles
 
-/// In front of every route: authenticates `Authorization: Bearer KEY` (all routes but the open
-/// ones) and applies the per-key rate limit; turns every error into the one JSON error shape;
-/// records metrics and writes one log line per request.
-struct RequestMiddleware: RouterMiddleware {
+/// One API dialect: how a request on its routes authenticates (and is rate limited) and in which
+/// shape its errors are answered. Each dialect's routes are a route group with a
+/// `DialectMiddleware` of their own (RunlogAPI.makeRouter).
+protocol Dialect: Sendable {
+    /// Authenticates the request into `context` (key, project) and returns the RateLimit headers
+    /// for the answer; throws the refusal.
+    func admit(_ request: Request, _ context: inout RunlogRequestContext) throws -> HTTPFields
+    /// The answer to an error met on one of the dialect's routes.
+    func answer(_ error: any Error, to request: Request, logger: Logger) -> Answer
+}
+
+/// `/v1` and the root routes (`/metrics`): `Authorization: Bearer KEY`, `{"error": {...}}`.
+struct BearerDialect: Dialect {
+    let check: KeyCheck
+
+    func admit(_ request: Request, _ context: inout RunlogRequestContext) throws -> HTTPFields {
+        let key = try check.authenticate(request)
+        context.key = key
+        return try check.rateLimit(key)
+    }
+
+    func answer(_ error: any Error, to request: Request, logger: Logger) -> Answer {
+        Answer(RequestRecorder.apiError(error, request: request, logger: logger))
+    }
+}
+
+/// The open routes (`/healthz`): no key, `/v1`'s error shape.
+struct OpenDialect: Dialect {
+    func admit(_ request: Request, _ context: inout RunlogRequestContext) throws -> HTTPFields { [:] }
+
+    func answer(_ error: any Error, to request: Request, logger: Logger) -> Answer {
+        Answer(RequestRecorder.apiError(error, request: request, logger: logger))
+    }
+}
+
+/// The batch task API (`/api/v1.1/`, seed 003): the token comes in the body (its routes check it,
+/// BatchTaskRoutes.swift) and every error is answered in that API's shape.
+struct BatchDialect: Dialect {
+    func admit(_ request: Request, _ context: inout RunlogRequestContext) throws -> HTTPFields { [:] }
+
+    func answer(_ error: any Error, to request: Request, logger: Logger) -> Answer {
+        TaskAPIError(RequestRecorder.apiError(error, request: request, logger: logger)).answer
+    }
+}
+
+/// The middleware of one dialect's route group: admits the request as the dialect does, turns
+/// every error into the dialect's shape, and has the `RequestRecorder` count and log it.
+struct DialectMiddleware<D: Dialect>: RouterMiddleware {
     typealias Context = RunlogRequestContext
-    let keys: KeyRing
-    let limiter: RateLimiter?
-    let metrics: ServerMetrics
-    let logger: Logger
-    static let openPaths: Set<String> = ["/healthz"]
+    let dialect: D
+    let recorder: RequestRecorder
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async -> Response {
         let start = ContinuousClock.now
         var context = context
         var response: Response
-        // The batch task API (seed 003) carries its token in the body and answers in its own shape.
-        let batchAPI = request.uri.path.hasPrefix(RunlogAPI.batchAPIPrefix)
         do {
-            var limits = HTTPFields()
-            if request.uri.path.hasPrefix("/v3/") {
-                // The launch API (seed 001): `x-api-key` and a project (LaunchAuth.swift).
-                context.key = try authenticateLaunch(request)
-                context.projectId = try Self.launchProject(request)
-                limits = try rateLimit(context.key!)
-            } else if !Self.openPaths.contains(request.uri.path) && !batchAPI {
-                context.key = try authenticate(request)
-                limits = try rateLimit(context.key!)
-            }
+            let limits = try dialect.admit(request, &context)
             response = try await next(request, context)
             response.headers.append(contentsOf: limits)
         } catch let error as TaskAPIError {
             response = (try? error.answer.response(from: request, context: context)) ?? Response(status: .internalServerError)
         } catch {
-            let apiError = Self.apiError(error, request: request, logger: logger)
-            let answer = batchAPI ? TaskAPIError(apiError).answer : Answer(apiError)
+            let answer = dialect.answer(error, to: request, logger: recorder.logger)
             response = (try? answer.response(from: request, context: context)) ?? Response(status: .internalServerError)
         }
+        recorder.record(request, response, context: context, since: start)
+        return response
+    }
+}
+
+/// In front of the requests that match no route (a path or a method no route has): the dialect
+/// the path belongs to admits the request first and answers the 404 in its shape, as it would
+/// on its own routes.
+struct UnmatchedMiddleware: RouterMiddleware {
+    typealias Context = RunlogRequestContext
+    let bearer: DialectMiddleware<BearerDialect>
+    let open: DialectMiddleware<OpenDialect>
+    let launch: DialectMiddleware<LaunchDialect>
+    let batch: DialectMiddleware<BatchDialect>
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async -> Response {
+        let path = request.uri.path
+        if path.hasPrefix("/v3/") { return await launch.handle(request, context: context, next: next) }
+        if path.hasPrefix(RunlogAPI.batchAPIPrefix) { return await batch.handle(request, context: context, next: next) }
+        if path == "/healthz" { return await open.handle(request, context: context, next: next) }
+        return await bearer.handle(request, context: context, next: next)
+    }
+}
+
+/// What every request shares, whatever its dialect: the metrics and one log line.
+struct RequestRecorder: Sendable {
+    let metrics: ServerMetrics
+    let logger: Logger
+
+    func record(_ request: Request, _ response: Response, context: RunlogRequestContext, since start: ContinuousClock.Instant) {
         let elapsed = ContinuousClock.now - start
         let route = context.endpointPath ?? "unmatched"
         metrics.record(method: request.method.rawValue, route: route, status: response.status.code, duration: elapsed)
@@ -60,7 +119,6 @@ struct RequestMiddleware: RouterMiddleware {
                 "key": .string(context.key?.id ?? "-"),
             ])
         }
-        return response
     }
 
     static func apiError(_ error: any Error, request: Request, logger: Logger) -> APIError {
@@ -103,7 +161,12 @@ extension APIError {
     )
 }
 
-extension RequestMiddleware {
+/// The Runlog API keys and the per-key rate limit, shared by the dialects that authenticate with a key
+/// in a header.
+struct KeyCheck: Sendable {
+    let keys: KeyRing
+    let limiter: RateLimiter?
+
     func authenticate(_ request: Request) throws -> APIKeyRecord {
         guard let header = request.headers[.authorization] else {
             throw Self.unauthorized("no API key: send Authorization: Bearer KEY")

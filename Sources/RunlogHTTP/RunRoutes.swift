@@ -6,8 +6,8 @@ import Workflows
 
 /// Runs, object events, objects and lists.
 extension RunlogAPI {
-    func addRunRoutes(to router: Router<Context>) {
-        router.post("/v1/workflows/{id}/runs") { request, context in
+    func addRunRoutes(to router: RouterGroup<Context>) {
+        router.post("workflows/{id}/runs") { request, context in
             try await command(request, context, .write, allowed: ["parameters", "queue"]) { body in
                 let run = try await engine.startRun(
                     workflowId: try context.parameters.require("id"), parameters: body.value("parameters") ?? [:],
@@ -15,7 +15,7 @@ extension RunlogAPI {
                 return Self.runAnswer(run, status: .created)
             }
         }
-        router.post("/v1/workflows/{id}/actions") { request, context in
+        router.post("workflows/{id}/actions") { request, context in
             try await command(request, context, .write, allowed: ["object_token", "inputs", "queue"]) { body in
                 let run = try await engine.runAction(
                     workflowId: try context.parameters.require("id"), objectToken: try body.requiredString("object_token"),
@@ -23,7 +23,7 @@ extension RunlogAPI {
                 return Self.runAnswer(run, status: .created)
             }
         }
-        router.get("/v1/workflows/{id}/runs") { request, context in
+        router.get("workflows/{id}/runs") { request, context in
             try context.require(.read)
             let id = try context.parameters.require("id")
             var status: RunRecord.Status?
@@ -54,14 +54,14 @@ extension RunlogAPI {
             let next: JSONValue = page.count > limit ? .string(runs.last!.id) : .null
             return Answer(["runs": .array(runs.map(Representation.run)), "next_after": next])
         }
-        router.get("/v1/runs/{id}") { request, context in
+        router.get("runs/{id}") { request, context in
             try context.require(.read)
             let id = try context.parameters.require("id")
             guard let run = try await engine.run(id) else { throw APIError.notFound("run \(id) does not exist") }
             return Answer(Representation.run(try engine.detailed(run)))
         }
 
-        router.post("/v1/events") { request, context in
+        router.post("events") { request, context in
             try await command(request, context, .write,
                               allowed: ["id", "type", "object_type", "object_token", "data", "occurred_at", "queue"]) { body in
                 var occurredAt: Int64?
@@ -82,7 +82,7 @@ extension RunlogAPI {
                               status: posted.duplicate ? .ok : .created)
             }
         }
-        router.get("/v1/objects/{type}/{token}") { request, context in
+        router.get("objects/{type}/{token}") { request, context in
             try context.require(.read)
             let type = try context.parameters.require("type"), token = try context.parameters.require("token")
             guard let object = await engine.objectView(type: type, token: token) else {
@@ -90,7 +90,7 @@ extension RunlogAPI {
             }
             return Answer(Representation.object(object))
         }
-        router.get("/v1/lists") { _, context in
+        router.get("lists") { _, context in
             try context.require(.read)
             let lists = await engine.read { state in
                 state.lists.keys.sorted().map { id -> JSONValue in
@@ -99,7 +99,7 @@ extension RunlogAPI {
             }
             return Answer(["lists": .array(lists)])
         }
-        router.get("/v1/lists/{id}") { _, context in
+        router.get("lists/{id}") { _, context in
             try context.require(.read)
             let id = try context.parameters.require("id")
             guard let members = await engine.read({ $0.lists[id] }) else { throw APIError.notFound("list \(id) does not exist") }

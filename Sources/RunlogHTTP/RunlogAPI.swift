@@ -39,18 +39,29 @@ public struct RunlogAPI: Sendable {
         self.logger = logger
     }
 
-    /// The router with every route and the middleware in front of them.
+    /// The router: a route group per API dialect, each with its own middleware (authentication,
+    /// rate limit, error shape; Middleware.swift), and for requests that match no route the
+    /// middleware of the dialect their path belongs to.
     public func makeRouter() -> Router<Context> {
         let router = Router(context: Context.self)
-        router.add(middleware: RequestMiddleware(keys: keys, limiter: limiter, metrics: metrics, logger: logger))
-        addSystemRoutes(to: router)
-        addKeyRoutes(to: router)
-        addWorkflowRoutes(to: router)
-        addRunRoutes(to: router)
-        addLogRoutes(to: router)
-        if let importers { addImporterRoutes(to: router, importers) }
-        if let tasks { addBatchTaskRoutes(to: router, tasks) }
-        if let accounts { addLaunchRoutes(to: router, accounts: accounts) }
+        let recorder = RequestRecorder(metrics: metrics, logger: logger)
+        let check = KeyCheck(keys: keys, limiter: limiter)
+        let bearer = DialectMiddleware(dialect: BearerDialect(check: check), recorder: recorder)
+        let open = DialectMiddleware(dialect: OpenDialect(), recorder: recorder)
+        let launch = DialectMiddleware(dialect: LaunchDialect(check: check), recorder: recorder)
+        let batch = DialectMiddleware(dialect: BatchDialect(), recorder: recorder)
+
+        let v1 = router.group("v1").add(middleware: bearer)
+        addSystemRoutes(open: router.group().add(middleware: open), root: router.group().add(middleware: bearer), v1: v1)
+        addKeyRoutes(to: v1)
+        addWorkflowRoutes(to: v1)
+        addRunRoutes(to: v1)
+        addLogRoutes(to: v1)
+        if let importers { addImporterRoutes(to: v1, importers) }
+        if let tasks { addBatchTaskRoutes(to: router.group("api/v1.1").add(middleware: batch), tasks) }
+        if let accounts { addLaunchRoutes(to: router.group("v3").add(middleware: launch), accounts: accounts) }
+        // Added after every route, this middleware runs only in front of the not-found answer.
+        router.add(middleware: UnmatchedMiddleware(bearer: bearer, open: open, launch: launch, batch: batch))
         return router
     }
 
@@ -125,28 +136,28 @@ public struct RunlogAPI: Sendable {
 }
 
 extension RunlogAPI {
-    func addSystemRoutes(to router: Router<Context>) {
-        router.get("/healthz") { _, _ in
+    func addSystemRoutes(open: RouterGroup<Context>, root: RouterGroup<Context>, v1: RouterGroup<Context>) {
+        open.get("healthz") { _, _ in
             let head = try store.head().position
             return Answer(["status": "ok", "head_position": .integer(Int64(head))])
         }
-        router.get("/metrics") { _, context in
+        root.get("metrics") { _, context in
             try context.require(.read)
             return Answer(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                           body: metrics.render(store: store))
         }
-        router.get("/v1/quota") { _, context in
+        v1.get("quota") { _, context in
             try context.require(.read)
             return Answer(Representation.quota(await engine.quotaStatus()))
         }
     }
 
-    func addKeyRoutes(to router: Router<Context>) {
-        router.get("/v1/keys") { _, context in
+    func addKeyRoutes(to router: RouterGroup<Context>) {
+        router.get("keys") { _, context in
             try context.require(.admin)
             return Answer(["keys": .array(keys.all.map(Representation.key))])
         }
-        router.post("/v1/keys") { request, context in
+        router.post("keys") { request, context in
             // A retry with the same Idempotency-Key gets 409: the key's text is never stored.
             try await command(request, context, .admin, allowed: ["role", "name"],
                               kept: Answer.keyAlreadyCreated) { body in
@@ -169,7 +180,7 @@ extension RunlogAPI {
                 return Answer(json, status: .created, headers: [.location: "/v1/keys/\(made.id)"])
             }
         }
-        router.delete("/v1/keys/{id}") { request, context in
+        router.delete("keys/{id}") { request, context in
             try await command(request, context, .admin, allowed: []) { _ in
                 let id = try context.parameters.require("id")
                 guard let key = keys.key(id: id) else { throw APIError.notFound("key \(id) does not exist") }

@@ -5,35 +5,35 @@ import Workflows
 
 /// Workflows, drafts, versions and rollouts.
 extension RunlogAPI {
-    func addWorkflowRoutes(to router: Router<Context>) {
-        router.post("/v1/workflows") { request, context in
+    func addWorkflowRoutes(to router: RouterGroup<Context>) {
+        router.post("workflows") { request, context in
             try await command(request, context, .write, allowed: ["name"]) { body in
                 let workflow = try await engine.createWorkflow(name: try body.requiredString("name"), actor: context.actor)
                 return Answer(Representation.workflow(workflow), status: .created,
                               headers: [.location: "/v1/workflows/\(workflow.id)", .eTag: etag(workflow.streamVersion)])
             }
         }
-        router.get("/v1/workflows") { request, context in
+        router.get("workflows") { request, context in
             try context.require(.read)
             let list = await engine.read { state in
                 state.workflows.values.sorted { $0.number < $1.number }.map(Representation.workflow)
             }
             return Answer(["workflows": .array(list)])
         }
-        router.get("/v1/workflows/{id}") { request, context in
+        router.get("workflows/{id}") { request, context in
             try context.require(.read)
             let workflow = try await self.workflow(context)
             return Answer(Representation.workflow(workflow), headers: [.eTag: etag(workflow.streamVersion)])
         }
 
         // Drafts: the ETag is the draft's version, and If-Match on a save must equal it.
-        router.get("/v1/workflows/{id}/draft") { request, context in
+        router.get("workflows/{id}/draft") { request, context in
             try context.require(.read)
             let workflow = try await self.workflow(context)
             guard let draft = workflow.draft else { throw APIError.notFound("workflow \(workflow.id) has no draft") }
             return Answer(Representation.draft(workflow.id, draft), headers: [.eTag: etag(draft.version)])
         }
-        router.put("/v1/workflows/{id}/draft") { request, context in
+        router.put("workflows/{id}/draft") { request, context in
             let expected = try request.ifMatch()
             return try await command(request, context, .write, allowed: nil) { body in
                 guard let definition = body.raw else {
@@ -48,7 +48,7 @@ extension RunlogAPI {
         }
 
         // Versions.
-        router.get("/v1/workflows/{id}/versions") { request, context in
+        router.get("workflows/{id}/versions") { request, context in
             try context.require(.read)
             let workflow = try await self.workflow(context)
             let versions = workflow.versions.map { Representation.version(workflow, $0, definition: false) }
@@ -57,7 +57,7 @@ extension RunlogAPI {
                            "versions": .array(versions)],
                           headers: [.eTag: etag(workflow.streamVersion)])
         }
-        router.get("/v1/workflows/{id}/versions/{version}") { request, context in
+        router.get("workflows/{id}/versions/{version}") { request, context in
             try context.require(.read)
             let workflow = try await self.workflow(context)
             let version = try Self.versionParameter(context)
@@ -67,7 +67,7 @@ extension RunlogAPI {
             return Answer(Representation.version(workflow, workflow.versions[version - 1], definition: true),
                           headers: [.eTag: etag(workflow.streamVersion)])
         }
-        router.post("/v1/workflows/{id}/versions") { request, context in
+        router.post("workflows/{id}/versions") { request, context in
             let ifMatch = try request.ifMatch()
             return try await command(request, context, .write,
                                      allowed: ["description", "activate", "rollout_percentage", "sticky_field"]) { body in
@@ -80,7 +80,7 @@ extension RunlogAPI {
                 return try await versionAnswer(id, version.version, status: .created)
             }
         }
-        router.patch("/v1/workflows/{id}/versions/{version}") { request, context in
+        router.patch("workflows/{id}/versions/{version}") { request, context in
             let ifMatch = try request.ifMatch()
             return try await command(request, context, .write, allowed: ["description"]) { body in
                 let id = try context.parameters.require("id")
@@ -90,7 +90,7 @@ extension RunlogAPI {
                 return try await versionAnswer(id, version.version, status: .ok)
             }
         }
-        router.post("/v1/workflows/{id}/versions/{version}/activate") { request, context in
+        router.post("workflows/{id}/versions/{version}/activate") { request, context in
             let ifMatch = try request.ifMatch()
             return try await command(request, context, .write, allowed: []) { _ in
                 let workflow = try await engine.activate(workflowId: try context.parameters.require("id"),
@@ -99,7 +99,7 @@ extension RunlogAPI {
                 return workflowAnswer(workflow)
             }
         }
-        router.post("/v1/workflows/{id}/deactivate") { request, context in
+        router.post("workflows/{id}/deactivate") { request, context in
             let ifMatch = try request.ifMatch()
             return try await command(request, context, .write, allowed: []) { _ in
                 let workflow = try await engine.deactivate(workflowId: try context.parameters.require("id"),
@@ -107,7 +107,7 @@ extension RunlogAPI {
                 return workflowAnswer(workflow)
             }
         }
-        router.post("/v1/workflows/{id}/revert") { request, context in
+        router.post("workflows/{id}/revert") { request, context in
             let ifMatch = try request.ifMatch()
             return try await command(request, context, .admin, allowed: ["to", "activate"]) { body in
                 let id = try context.parameters.require("id")
@@ -119,7 +119,7 @@ extension RunlogAPI {
         }
 
         // Rollouts.
-        router.get("/v1/workflows/{id}/rollout") { request, context in
+        router.get("workflows/{id}/rollout") { request, context in
             try context.require(.read)
             let workflow = try await self.workflow(context)
             guard let rollout = workflow.rollout else {
@@ -127,13 +127,13 @@ extension RunlogAPI {
             }
             return Answer(Representation.rollout(rollout), headers: [.eTag: etag(workflow.streamVersion)])
         }
-        router.get("/v1/workflows/{id}/rollouts") { request, context in
+        router.get("workflows/{id}/rollouts") { request, context in
             try context.require(.read)
             let workflow = try await self.workflow(context)
             let all = workflow.pastRollouts + (workflow.rollout.map { [$0] } ?? [])
             return Answer(["rollouts": .array(all.map(Representation.rollout))])
         }
-        router.post("/v1/workflows/{id}/rollout") { request, context in
+        router.post("workflows/{id}/rollout") { request, context in
             let ifMatch = try request.ifMatch()
             return try await command(request, context, .write, allowed: ["version", "percentage", "sticky_field"]) { body in
                 let workflow = try await engine.stageRollout(
@@ -143,7 +143,7 @@ extension RunlogAPI {
                 return workflowAnswer(workflow, status: .created)
             }
         }
-        router.patch("/v1/workflows/{id}/rollout") { request, context in
+        router.patch("workflows/{id}/rollout") { request, context in
             let ifMatch = try request.ifMatch()
             return try await command(request, context, .write, allowed: ["percentage"]) { body in
                 let workflow = try await engine.setRolloutPercentage(
@@ -153,7 +153,7 @@ extension RunlogAPI {
             }
         }
         for (action, percentage) in [("promote", 100.0), ("end", 0.0)] {
-            router.post("/v1/workflows/{id}/rollout/\(action)") { request, context in
+            router.post("workflows/{id}/rollout/\(action)") { request, context in
                 let ifMatch = try request.ifMatch()
                 return try await command(request, context, .write, allowed: []) { _ in
                     let workflow = try await engine.setRolloutPercentage(
