@@ -1,5 +1,6 @@
 import EventStore
 import Foundation
+import RunlogTestSupport
 import Synchronization
 import Testing
 @testable import Importers
@@ -27,7 +28,7 @@ final class ImportFixture: @unchecked Sendable {
 
     init(quota: Int? = nil, batchSize: Int = 1_000,
          s3: (@Sendable (S3Settings, S3Secret) -> any S3ObjectSource)? = nil) async throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("runlog-imp-\(UUID().uuidString.prefix(8))").path
+        path = TemporaryDirectory.uniquePath("runlog-imp")
         self.quota = quota
         self.batchSize = batchSize
         self.s3 = s3

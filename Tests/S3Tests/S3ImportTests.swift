@@ -1,6 +1,7 @@
 import EventStore
 import Foundation
 import Importers
+import RunlogTestSupport
 import S3
 import Testing
 import Workflows
@@ -30,7 +31,7 @@ struct S3ImportTests {
             try await client.putObject(bucket: bucket, key: "daily-part-\(part).csv", body: Array(text.utf8))
         }
 
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("runlog-s3imp-\(UUID().uuidString.prefix(8))").path
+        let path = TemporaryDirectory.uniquePath("runlog-s3imp")
         defer { try? FileManager.default.removeItem(atPath: path) }
         let store = try EventStore(directory: path)
         let engine = try await WorkflowEngine(store: store)

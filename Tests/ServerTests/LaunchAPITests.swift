@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Logging
+import RunlogTestSupport
 import Synchronization
 import Testing
 @testable import RunlogHTTP
@@ -615,7 +616,7 @@ struct LaunchAPITests {
 
     @Test("an http_request step uses the account's api key, rotates accounts, and fails clearly on an unknown account")
     func httpStepWithAccount() async throws {
-        let counter = try LaunchHTTPCounter()
+        let counter = try HTTPCounter()
         defer { counter.stop() }
         let lines = LogCapture()
         let server = try await TestServer(options: .init(http: URLSessionHTTPPerformer(),
@@ -691,7 +692,7 @@ struct LaunchAPITests {
 @Suite("Secret key")
 struct SecretKeyTests {
     func directory() -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("runlog-key-\(UUID().uuidString.prefix(8))").path
+        TemporaryDirectory.uniquePath("runlog-key")
     }
 
     @Test("RUNLOG_SECRET_KEY: 32 bytes as base64 or hex; anything else is refused, naming the variable")
@@ -851,39 +852,5 @@ final class LogCapture: Sendable {
             let all = metadata.merging(event.metadata ?? [:]) { $1 }
             capture.lines.withLock { $0.append("\(event.level) \(event.message) \(all)") }
         }
-    }
-}
-
-/// `tools/testing/http_counter.py` on loopback: records the Authorization and Cookie headers it gets.
-final class LaunchHTTPCounter: @unchecked Sendable {
-    let process = Process()
-    let url: String
-
-    init() throws {
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("tools/testing/http_counter.py").path
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { throw GateTimeout() }
-            line.append(chunk)
-        }
-        let port = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        url = "http://127.0.0.1:\(port)"
-    }
-
-    func stats() throws -> [String: Any] {
-        let data = try Data(contentsOf: URL(string: url + "/count")!)
-        return try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
-    }
-
-    func stop() {
-        kill(process.processIdentifier, SIGKILL)
-        while process.isRunning { usleep(1_000) }
     }
 }

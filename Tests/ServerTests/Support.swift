@@ -6,6 +6,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import NIOCore
+import RunlogTestSupport
 import Testing
 import Importers
 import Profiles
@@ -41,7 +42,7 @@ final class TestServer: @unchecked Sendable {
     }
 
     init(rateLimit: Int? = nil, quota: Int? = nil, options: Options = Options()) async throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("runlog-http-\(UUID().uuidString.prefix(8))").path
+        directory = TemporaryDirectory.uniquePath("runlog-http")
         self.rateLimit = rateLimit
         self.quota = quota
         self.options = options

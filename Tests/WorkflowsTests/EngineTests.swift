@@ -1,5 +1,6 @@
 import EventStore
 import Foundation
+import RunlogTestSupport
 import Testing
 @testable import Workflows
 
@@ -417,44 +418,6 @@ final class ManualClock: @unchecked Sendable {
     var now: Int64 {
         get { lock.withLock { value } }
         set { lock.withLock { value = newValue } }
-    }
-}
-
-/// `tools/testing/http_counter.py` on loopback.
-final class HTTPCounter: @unchecked Sendable {
-    let process = Process()
-    let url: String
-
-    init() throws {
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("tools/testing/http_counter.py").path
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { throw FixtureError("http_counter.py did not start") }
-            line.append(chunk)
-        }
-        let port = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        url = "http://127.0.0.1:\(port)"
-    }
-
-    func stats() throws -> [String: Any] {
-        let data = try Data(contentsOf: URL(string: url + "/count")!)
-        return try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
-    }
-
-    func count() throws -> Int { try stats()["calls"] as? Int ?? -1 }
-    func keys() throws -> [String: Int] { try stats()["keys"] as? [String: Int] ?? [:] }
-
-    /// SIGKILL: a child can inherit a blocked SIGTERM from the test process's threads.
-    func stop() {
-        kill(process.processIdentifier, SIGKILL)
-        while process.isRunning { usleep(1_000) }
     }
 }
 

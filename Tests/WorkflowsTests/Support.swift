@@ -1,5 +1,6 @@
 import EventStore
 import Foundation
+import RunlogTestSupport
 import Testing
 @testable import Workflows
 
@@ -10,7 +11,7 @@ final class EngineFixture: @unchecked Sendable {
     let engine: WorkflowEngine
 
     init(configuration: EngineConfiguration = EngineConfiguration(), start: Bool = true) async throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("runlog-wf-\(UUID().uuidString.prefix(8))").path
+        path = TemporaryDirectory.uniquePath("runlog-wf")
         store = try EventStore(directory: path, options: .init(mapSize: 256 << 20))
         engine = try await WorkflowEngine(store: store, configuration: configuration)
         if start { await engine.start() }
@@ -40,7 +41,7 @@ final class EngineFixture: @unchecked Sendable {
             }
             try await Task.sleep(for: .milliseconds(2))
         }
-        throw FixtureError("run \(runId) did not finish")
+        throw TestFailure("run \(runId) did not finish")
     }
 }
 
@@ -86,11 +87,6 @@ func expectRunTables(
         let active = rebuilt.runs.values.filter { !$0.status.hasEnded }.map(\.id)
         #expect(try runs.activeRuns().map(\.id) == active, comment, sourceLocation: sourceLocation)
     }
-}
-
-struct FixtureError: Error, CustomStringConvertible {
-    let description: String
-    init(_ d: String) { description = d }
 }
 
 func apiWorkflow(schema: String = #"{"fields": [{"name": "ip", "type": "string", "required": true}]}"#,
