@@ -19,3 +19,13 @@ extension AsyncClosable {
         return value
     }
 }
+
+/// Teardown given as a closure, for resources that have no `close()` of their own:
+/// `try await Teardown { await service.shutdown() }.closing { _ in … }`.
+public struct Teardown: AsyncClosable {
+    private let action: @Sendable () async -> Void
+
+    public init(_ action: @escaping @Sendable () async -> Void) { self.action = action }
+
+    public func close() async { await action() }
+}
