@@ -196,31 +196,31 @@ struct BatchTaskAPITests {
 
     @Test("a task whose runs failed says so: counts, each profile's run status and error, error_text")
     func failedRuns() async throws {
-        let server = try await TestServer()
-        try await server.test { client in
-            let key = server.service
-            // set_field from a path that is not there fails the run.
-            let failing = try JSONValue(parsing: #"""
-                {"trigger": {"kind": "action", "object_type": "profile"},
-                 "routes": [{"name": "all", "steps": [{"step_uid": "bad", "type": "http_request",
-                    "parameters": {"url": "http://127.0.0.1:9/refused", "retries": 0, "timeout_ms": 1000}}]}]}
-                """#)
-            let (_, number) = try await Self.workflow(client, key, failing)
-            let answer = try await Self.post(client, Self.importPath, [
-                "token": .string(key), "workflow_id": .integer(Int64(number)), "matching": "email",
-                "data": [["data": ["email": "a@example.com"]], ["data": ["email": "b@example.com"]]],
-            ])
-            let taskId = try #require(answer.json["task_id"]?.stringValue, "\(answer.json)")
-            let status = try await Self.completed(client, key, taskId)
-            #expect(status["error"] == 0)
-            #expect(status["data"]?["failed"] == 2)
-            #expect(status["data"]?["succeeded"] == 0)
-            #expect(status["data"]?["result"]?["error_text"] == "2 of 2 runs failed")
-            let first = status["data"]?["result"]?["result"]?[0]
-            #expect(first?["run_status"] == "failed")
-            #expect(first?["run_error"]?.stringValue?.isEmpty == false, "\(status)")
+        try await TestServer.with { server in
+            try await server.test { client in
+                let key = server.service
+                // set_field from a path that is not there fails the run.
+                let failing = try JSONValue(parsing: #"""
+                    {"trigger": {"kind": "action", "object_type": "profile"},
+                     "routes": [{"name": "all", "steps": [{"step_uid": "bad", "type": "http_request",
+                        "parameters": {"url": "http://127.0.0.1:9/refused", "retries": 0, "timeout_ms": 1000}}]}]}
+                    """#)
+                let (_, number) = try await Self.workflow(client, key, failing)
+                let answer = try await Self.post(client, Self.importPath, [
+                    "token": .string(key), "workflow_id": .integer(Int64(number)), "matching": "email",
+                    "data": [["data": ["email": "a@example.com"]], ["data": ["email": "b@example.com"]]],
+                ])
+                let taskId = try #require(answer.json["task_id"]?.stringValue, "\(answer.json)")
+                let status = try await Self.completed(client, key, taskId)
+                #expect(status["error"] == 0)
+                #expect(status["data"]?["failed"] == 2)
+                #expect(status["data"]?["succeeded"] == 0)
+                #expect(status["data"]?["result"]?["error_text"] == "2 of 2 runs failed")
+                let first = status["data"]?["result"]?["result"]?[0]
+                #expect(first?["run_status"] == "failed")
+                #expect(first?["run_error"]?.stringValue?.isEmpty == false, "\(status)")
+            }
         }
-        await server.close()
     }
 
     @Test("the seed's request examples, sent as written, answer in the documented shapes; task status matches field by field")

@@ -53,18 +53,18 @@ struct LaunchAPITests {
 
     @Test("one run's fields sent as separate one-key inputs: the 422 says each input is a run and shows the merged one")
     func singleKeyInputs() async throws {
-        let server = try await TestServer()
-        try await server.test { client in
-            let workflow = try await APITests.activeWorkflow(client, server.service)
-            let answer = try await client.launch(.post, "/v3/workflows/\(workflow)/schedule", key: server.service,
-                                                 json: ["job_name": "split", "inputs": [["email": "ada@example.com"],
-                                                                                        ["amount": 5]]])
-            #expect(answer.status == .unprocessableContent)
-            let message = answer.json["error"]?["message"]?.stringValue ?? ""
-            #expect(message.contains("each element of inputs is one run"), "\(message)")
-            #expect(message.contains(#""inputs": [{"amount":5,"email":"ada@example.com"}]"#), "\(message)")
+        try await TestServer.with { server in
+            try await server.test { client in
+                let workflow = try await APITests.activeWorkflow(client, server.service)
+                let answer = try await client.launch(.post, "/v3/workflows/\(workflow)/schedule", key: server.service,
+                                                     json: ["job_name": "split", "inputs": [["email": "ada@example.com"],
+                                                                                            ["amount": 5]]])
+                #expect(answer.status == .unprocessableContent)
+                let message = answer.json["error"]?["message"]?.stringValue ?? ""
+                #expect(message.contains("each element of inputs is one run"), "\(message)")
+                #expect(message.contains(#""inputs": [{"amount":5,"email":"ada@example.com"}]"#), "\(message)")
+            }
         }
-        await server.close()
     }
 
     @Test("every request example of seed 001, sent as written (placeholders replaced), gets the documented answer")

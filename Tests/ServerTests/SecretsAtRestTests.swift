@@ -146,21 +146,21 @@ struct SecretsAtRestTests {
 
     @Test("uploads are private whatever the process's umask: uploads/ 0700, each file 0600")
     func uploadModes() async throws {
-        let server = try await TestServer()
-        try await server.test { client in
-            let uploaded = try await client.call(.post, "/v1/data-sources/csv?name=modes", key: server.service,
-                                                 body: "email\na@b.c\n")
-            #expect(uploaded.status == .created)
+        try await TestServer.with { server in
+            try await server.test { client in
+                let uploaded = try await client.call(.post, "/v1/data-sources/csv?name=modes", key: server.service,
+                                                     body: "email\na@b.c\n")
+                #expect(uploaded.status == .created)
+            }
+            let uploads = server.directory + "/uploads"
+            let directoryMode = try FileManager.default.attributesOfItem(atPath: uploads)[.posixPermissions] as? Int
+            #expect(directoryMode == 0o700)
+            let files = try FileManager.default.contentsOfDirectory(atPath: uploads)
+            #expect(!files.isEmpty)
+            for file in files {
+                let mode = try FileManager.default.attributesOfItem(atPath: uploads + "/" + file)[.posixPermissions] as? Int
+                #expect(mode == 0o600, "\(file)")
+            }
         }
-        let uploads = server.directory + "/uploads"
-        let directoryMode = try FileManager.default.attributesOfItem(atPath: uploads)[.posixPermissions] as? Int
-        #expect(directoryMode == 0o700)
-        let files = try FileManager.default.contentsOfDirectory(atPath: uploads)
-        #expect(!files.isEmpty)
-        for file in files {
-            let mode = try FileManager.default.attributesOfItem(atPath: uploads + "/" + file)[.posixPermissions] as? Int
-            #expect(mode == 0o600, "\(file)")
-        }
-        await server.close()
     }
 }
