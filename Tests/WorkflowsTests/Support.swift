@@ -5,7 +5,7 @@ import Testing
 @testable import Workflows
 
 /// A temporary data directory with an open store and a started engine.
-final class EngineFixture: @unchecked Sendable {
+final class EngineFixture: AsyncClosable, @unchecked Sendable {
     let path: String
     let store: EventStore
     let engine: WorkflowEngine
@@ -15,6 +15,12 @@ final class EngineFixture: @unchecked Sendable {
         store = try EventStore(directory: path, options: .init(mapSize: 256 << 20))
         engine = try await WorkflowEngine(store: store, configuration: configuration)
         if start { await engine.start() }
+    }
+
+    /// Runs `body` with a fresh fixture, then closes it (awaited) whether `body` returns or throws.
+    static func with<Value>(configuration: EngineConfiguration = EngineConfiguration(), start: Bool = true,
+                            _ body: (EngineFixture) async throws -> Value) async throws -> Value {
+        try await EngineFixture(configuration: configuration, start: start).closing(body)
     }
 
     func close() async {
