@@ -133,14 +133,22 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Helpers every test target shares (temporary directories, awaited teardown, the HTTP counter). A regular
+        // target that only test targets depend on, kept under Tests/ beside them: no product names it.
+        .target(
+            name: "RunlogTestSupport",
+            path: "Tests/RunlogTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "EventStoreTests",
-            dependencies: ["EventStore"],
+            dependencies: ["EventStore", "RunlogTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "RunlogTests",
             dependencies: [
+                "RunlogTestSupport",
                 "EventStore",
                 "Workflows",
                 "RunlogHTTP",
@@ -151,6 +159,7 @@ let package = Package(
         .testTarget(
             name: "S3Tests",
             dependencies: [
+                "RunlogTestSupport",
                 "S3",
                 "EventStore",
                 "Workflows",
@@ -163,6 +172,7 @@ let package = Package(
         .testTarget(
             name: "ServerTests",
             dependencies: [
+                "RunlogTestSupport",
                 "Access",
                 "EventStore",
                 "Workflows",
@@ -180,12 +190,12 @@ let package = Package(
         ),
         .testTarget(
             name: "ImportersTests",
-            dependencies: ["EventStore", "Workflows", "Importers"],
+            dependencies: ["EventStore", "Workflows", "Importers", "RunlogTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "WorkflowsTests",
-            dependencies: ["Workflows"],
+            dependencies: ["Workflows", "RunlogTestSupport"],
             swiftSettings: swiftSettings
         ),
     ],

@@ -2,23 +2,6 @@ import Foundation
 import Testing
 @testable import EventStore
 
-/// A fresh data directory, removed when the test's scope ends.
-final class TemporaryDirectory: Sendable {
-    let path: String
-
-    init() {
-        path = FileManager.default.temporaryDirectory
-            .appendingPathComponent("runlog-test-\(UUID().uuidString.prefix(8))").path
-        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    deinit {
-        try? FileManager.default.removeItem(atPath: path)
-    }
-
-    var data: String { path + "/data" }
-}
-
 extension EventStore {
     /// Opens a writable store with test-friendly defaults.
     static func open(_ directory: String, options: Options = Options(mapSize: 64 << 20)) throws -> EventStore {

@@ -44,80 +44,80 @@ struct ImportProgressTests {
 
     @Test("an importer run reports the source's size at the start and bytes read with each checkpoint")
     func bytesProgress() async throws {
-        let fixture = try await ImportFixture(batchSize: 50)
-        defer { Task { await fixture.close() } }
-        let wf = try await fixture.activeWorkflow(apiWorkflow)
-        var csv = "ip,score\n"
-        for i in 1...1_000 { csv += "10.0.\(i / 256).\(i % 256),\(i)\n" }
-        let source = try await fixture.upload(csv)
-        let importer = try await fixture.service.saveImporter(
-            id: nil, name: "b", dataSourceId: source.id, workflowId: wf,
-            mapping: ImporterMapping(columns: ["ip": "ip", "score": "score"]), query: ImporterQuery(), actor: "test")
-        let started = try await fixture.service.startRun(importerId: importer.id, actor: "test")
-        #expect(started.bytesTotal == csv.utf8.count)
-        let run = try await fixture.finished(started.id)
-        #expect(run.status == .completed)
-        #expect(run.bytesRead == csv.utf8.count)
-        #expect(run.bytesTotal == csv.utf8.count)
-        // Each checkpoint carries the bytes read so far: growing, never past the size.
-        let checkpoints = try fixture.store.readAll(filter: EventFilter(types: [ImporterEvent.rowsProcessed]), limit: .max)
-            .compactMap { try? JSONValue(parsing: $0.payload) }.filter { $0["importerRunId"] == .string(started.id) }
-        let read = checkpoints.compactMap { $0["bytesRead"]?.intValue }
-        #expect(read.count == checkpoints.count && read.count >= 20)
-        #expect(read == read.sorted() && read.allSatisfy { $0 > 0 && $0 <= csv.utf8.count })
-        #expect(checkpoints.allSatisfy { $0["bytesTotal"]?.intValue == csv.utf8.count })
+        try await ImportFixture.with(batchSize: 50) { fixture in
+            let wf = try await fixture.activeWorkflow(apiWorkflow)
+            var csv = "ip,score\n"
+            for i in 1...1_000 { csv += "10.0.\(i / 256).\(i % 256),\(i)\n" }
+            let source = try await fixture.upload(csv)
+            let importer = try await fixture.service.saveImporter(
+                id: nil, name: "b", dataSourceId: source.id, workflowId: wf,
+                mapping: ImporterMapping(columns: ["ip": "ip", "score": "score"]), query: ImporterQuery(), actor: "test")
+            let started = try await fixture.service.startRun(importerId: importer.id, actor: "test")
+            #expect(started.bytesTotal == csv.utf8.count)
+            let run = try await fixture.finished(started.id)
+            #expect(run.status == .completed)
+            #expect(run.bytesRead == csv.utf8.count)
+            #expect(run.bytesTotal == csv.utf8.count)
+            // Each checkpoint carries the bytes read so far: growing, never past the size.
+            let checkpoints = try fixture.store.readAll(filter: EventFilter(types: [ImporterEvent.rowsProcessed]), limit: .max)
+                .compactMap { try? JSONValue(parsing: $0.payload) }.filter { $0["importerRunId"] == .string(started.id) }
+            let read = checkpoints.compactMap { $0["bytesRead"]?.intValue }
+            #expect(read.count == checkpoints.count && read.count >= 20)
+            #expect(read == read.sorted() && read.allSatisfy { $0 > 0 && $0 <= csv.utf8.count })
+            #expect(checkpoints.allSatisfy { $0["bytesTotal"]?.intValue == csv.utf8.count })
 
-        // An S3 source whose sizes are known from the listing: the total is their sum.
-        let sized = try await ImportFixture(s3: { _, _ in SizedObjects(objects: ["a.csv": "ip\n1.1.1.1\n", "b.csv": "ip\n2.2.2.2\n"]) })
-        defer { Task { await sized.close() } }
-        let wf2 = try await sized.activeWorkflow(apiWorkflow)
-        let s3 = try await sized.service.createS3DataSource(
-            name: "s3", settings: S3Settings(bucket: "b", key: nil, prefix: "", region: "us-east-1", endpoint: nil),
-            secret: S3Secret(accessKeyId: "a", secretAccessKey: "s"), actor: "test")
-        let s3Importer = try await sized.service.saveImporter(
-            id: nil, name: "s3", dataSourceId: s3.id, workflowId: wf2, mapping: ImporterMapping(columns: ["ip": "ip"]),
-            query: ImporterQuery(), actor: "test")
-        let s3Started = try await sized.service.startRun(importerId: s3Importer.id, actor: "test")
-        #expect(s3Started.bytesTotal == nil)
-        let s3Run = try await sized.finished(s3Started.id)
-        #expect(s3Run.status == .completed, "\(s3Run.reason ?? "")")
-        #expect(s3Run.bytesTotal == 22 && s3Run.bytesRead == 22)
+            // An S3 source whose sizes are known from the listing: the total is their sum.
+            try await ImportFixture.with(s3: { _, _ in SizedObjects(objects: ["a.csv": "ip\n1.1.1.1\n", "b.csv": "ip\n2.2.2.2\n"]) }) { sized in
+                let wf2 = try await sized.activeWorkflow(apiWorkflow)
+                let s3 = try await sized.service.createS3DataSource(
+                    name: "s3", settings: S3Settings(bucket: "b", key: nil, prefix: "", region: "us-east-1", endpoint: nil),
+                    secret: S3Secret(accessKeyId: "a", secretAccessKey: "s"), actor: "test")
+                let s3Importer = try await sized.service.saveImporter(
+                    id: nil, name: "s3", dataSourceId: s3.id, workflowId: wf2, mapping: ImporterMapping(columns: ["ip": "ip"]),
+                    query: ImporterQuery(), actor: "test")
+                let s3Started = try await sized.service.startRun(importerId: s3Importer.id, actor: "test")
+                #expect(s3Started.bytesTotal == nil)
+                let s3Run = try await sized.finished(s3Started.id)
+                #expect(s3Run.status == .completed, "\(s3Run.reason ?? "")")
+                #expect(s3Run.bytesTotal == 22 && s3Run.bytesRead == 22)
+            }
+        }
     }
 
     @Test("a data source no importer uses is deleted with its file; one in use, or unknown, is refused and kept")
     func deleteDataSource() async throws {
-        let fixture = try await ImportFixture()
-        defer { Task { await fixture.close() } }
-        let wf = try await fixture.activeWorkflow(apiWorkflow)
-        let unused = try await fixture.upload("ip\n1.1.1.1\n")
-        let used = try await fixture.upload("ip\n2.2.2.2\n")
-        let importer = try await fixture.service.saveImporter(
-            id: nil, name: "u", dataSourceId: used.id, workflowId: wf, mapping: ImporterMapping(columns: ["ip": "ip"]),
-            query: ImporterQuery(), actor: "test")
-        let uploads = fixture.path + "/uploads/"
-        #expect(FileManager.default.fileExists(atPath: uploads + unused.file!))
+        try await ImportFixture.with { fixture in
+            let wf = try await fixture.activeWorkflow(apiWorkflow)
+            let unused = try await fixture.upload("ip\n1.1.1.1\n")
+            let used = try await fixture.upload("ip\n2.2.2.2\n")
+            let importer = try await fixture.service.saveImporter(
+                id: nil, name: "u", dataSourceId: used.id, workflowId: wf, mapping: ImporterMapping(columns: ["ip": "ip"]),
+                query: ImporterQuery(), actor: "test")
+            let uploads = fixture.path + "/uploads/"
+            #expect(FileManager.default.fileExists(atPath: uploads + unused.file!))
 
-        try await fixture.service.deleteDataSource(unused.id, actor: "test")
-        #expect(await fixture.service.snapshot.dataSources[unused.id] == nil)
-        #expect(!FileManager.default.fileExists(atPath: uploads + unused.file!))
-
-        let head = try fixture.store.head().position
-        let inUse = await #expect(throws: WorkflowError.self) {
-            try await fixture.service.deleteDataSource(used.id, actor: "test")
-        }
-        #expect(inUse?.code == .conflict)
-        #expect(inUse?.message.contains(importer.id) == true, "\(inUse?.message ?? "")")
-        let unknown = await #expect(throws: WorkflowError.self) {
             try await fixture.service.deleteDataSource(unused.id, actor: "test")
-        }
-        #expect(unknown?.code == .notFound)
-        #expect(try fixture.store.head().position == head)
-        #expect(FileManager.default.fileExists(atPath: uploads + used.file!))
+            #expect(await fixture.service.snapshot.dataSources[unused.id] == nil)
+            #expect(!FileManager.default.fileExists(atPath: uploads + unused.file!))
 
-        // After a restart (the state rebuilt from the log) the deleted one stays deleted.
-        try await fixture.restart()
-        #expect(await fixture.service.snapshot.dataSources[unused.id] == nil)
-        #expect(await fixture.service.snapshot.dataSources[used.id] != nil)
+            let head = try fixture.store.head().position
+            let inUse = await #expect(throws: WorkflowError.self) {
+                try await fixture.service.deleteDataSource(used.id, actor: "test")
+            }
+            #expect(inUse?.code == .conflict)
+            #expect(inUse?.message.contains(importer.id) == true, "\(inUse?.message ?? "")")
+            let unknown = await #expect(throws: WorkflowError.self) {
+                try await fixture.service.deleteDataSource(unused.id, actor: "test")
+            }
+            #expect(unknown?.code == .notFound)
+            #expect(try fixture.store.head().position == head)
+            #expect(FileManager.default.fileExists(atPath: uploads + used.file!))
+
+            // After a restart (the state rebuilt from the log) the deleted one stays deleted.
+            try await fixture.restart()
+            #expect(await fixture.service.snapshot.dataSources[unused.id] == nil)
+            #expect(await fixture.service.snapshot.dataSources[used.id] != nil)
+        }
     }
 }
 

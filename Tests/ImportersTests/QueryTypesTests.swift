@@ -34,23 +34,23 @@ struct QueryTypesTests {
     static func importing(_ condition: JSONValue, csv: String = QueryTypesTests.csv,
                           mapping: ImporterMapping = QueryTypesTests.mapping)
         async throws -> (run: ImportRunRecord, ips: [String]) {
-        let f = try await ImportFixture()
-        defer { Task { await f.close() } }
-        let wf = try await f.activeWorkflow(typedWorkflow)
-        let source = try await f.upload(csv)
-        let importer = try await f.service.saveImporter(id: nil, name: "q", dataSourceId: source.id, workflowId: wf,
-                                                        mapping: mapping,
-                                                        query: try ImporterQuery(json: ["condition": condition]),
-                                                        actor: "test")
-        let dry = try await f.run(importer.id, dryRun: true)
-        let run = try await f.run(importer.id)
-        #expect(dry.status == .completed && run.status == .completed, "\(dry.reason ?? "") \(run.reason ?? "")")
-        #expect(dry.runsCreated == run.runsCreated)
-        #expect(dry.rowsSkipped == run.rowsSkipped)
-        #expect(dry.rowsErrored == run.rowsErrored)
-        let ips = try f.engine.detailed(try await f.service.createdRuns(run.id))
-            .compactMap { $0.created.parameters["ip"]?.stringValue }
-        return (run, ips)
+        return try await ImportFixture.with { f in
+            let wf = try await f.activeWorkflow(typedWorkflow)
+            let source = try await f.upload(csv)
+            let importer = try await f.service.saveImporter(id: nil, name: "q", dataSourceId: source.id, workflowId: wf,
+                                                            mapping: mapping,
+                                                            query: try ImporterQuery(json: ["condition": condition]),
+                                                            actor: "test")
+            let dry = try await f.run(importer.id, dryRun: true)
+            let run = try await f.run(importer.id)
+            #expect(dry.status == .completed && run.status == .completed, "\(dry.reason ?? "") \(run.reason ?? "")")
+            #expect(dry.runsCreated == run.runsCreated)
+            #expect(dry.rowsSkipped == run.rowsSkipped)
+            #expect(dry.rowsErrored == run.rowsErrored)
+            let ips = try f.engine.detailed(try await f.service.createdRuns(run.id))
+                .compactMap { $0.created.parameters["ip"]?.stringValue }
+            return (run, ips)
+        }
     }
 
     @Test("$gte 50 on an integer column keeps 50, 60 and 100 and drops 6 (it kept nothing when cells were text)")
@@ -109,53 +109,53 @@ struct QueryTypesTests {
 
     @Test("a condition naming what the data lacks, or comparing a number column with text, is refused at save")
     func refusedAtSave() async throws {
-        let f = try await ImportFixture()
-        defer { Task { await f.close() } }
-        let wf = try await f.activeWorkflow(Self.typedWorkflow)
-        let source = try await f.upload(Self.csv)
-        for (condition, field, rule) in [
-            (["scor": ["$gte": 50]] as JSONValue, "query.condition.scor", "names scor, which is not a column"),
-            (["columns.nope": "x"], "query.condition.columns.nope", "names columns.nope, which is not a column"),
-            (["score": ["$gte": "50"]], "query.condition.score", "compares text with score"),
-            (["$and": [["score": ["$regex": "^5"]]]], "query.condition.score", "name columns.score for the cell's text"),
-            (["parameters.score": 50], "query.condition.parameters.score", "names parameters"),
-        ] {
-            do {
-                _ = try await f.service.saveImporter(id: nil, name: "q", dataSourceId: source.id, workflowId: wf,
-                                                     mapping: Self.mapping,
-                                                     query: try ImporterQuery(json: ["condition": condition]), actor: "test")
-                Issue.record("\(condition.jsonText) was accepted")
-            } catch {
-                #expect(error.code == .invalid)
-                #expect(error.issues.first?.field == field, "\(error)")
-                #expect(error.issues.first?.rule.contains(rule) == true, "\(error)")
+        try await ImportFixture.with { f in
+            let wf = try await f.activeWorkflow(Self.typedWorkflow)
+            let source = try await f.upload(Self.csv)
+            for (condition, field, rule) in [
+                (["scor": ["$gte": 50]] as JSONValue, "query.condition.scor", "names scor, which is not a column"),
+                (["columns.nope": "x"], "query.condition.columns.nope", "names columns.nope, which is not a column"),
+                (["score": ["$gte": "50"]], "query.condition.score", "compares text with score"),
+                (["$and": [["score": ["$regex": "^5"]]]], "query.condition.score", "name columns.score for the cell's text"),
+                (["parameters.score": 50], "query.condition.parameters.score", "names parameters"),
+            ] {
+                do throws(WorkflowError) {
+                    _ = try await f.service.saveImporter(id: nil, name: "q", dataSourceId: source.id, workflowId: wf,
+                                                         mapping: Self.mapping,
+                                                         query: try ImporterQuery(json: ["condition": condition]), actor: "test")
+                    Issue.record("\(condition.jsonText) was accepted")
+                } catch {
+                    #expect(error.code == .invalid)
+                    #expect(error.issues.first?.field == field, "\(error)")
+                    #expect(error.issues.first?.rule.contains(rule) == true, "\(error)")
+                }
             }
+            #expect(await f.service.snapshot.importers.isEmpty)
         }
-        #expect(await f.service.snapshot.importers.isEmpty)
     }
 
     @Test("an S3 source's header is known only when a run reads it: the run checks the condition the same way, and fails naming it")
     func checkedWhenRunReadsS3() async throws {
-        let f = try await ImportFixture(s3: { _, _ in OneObject(text: "ip,score\n10.0.0.1,6\n10.0.0.2,50\n") })
-        defer { Task { await f.close() } }
-        let wf = try await f.activeWorkflow(apiWorkflow)
-        let source = try await f.service.createS3DataSource(
-            name: "s", settings: S3Settings(bucket: "b", key: "k.csv", prefix: nil, region: "us-east-1", endpoint: nil),
-            secret: S3Secret(accessKeyId: "AKID", secretAccessKey: "s"), actor: "test")
-        func importer(_ condition: JSONValue) async throws -> String {
-            try await f.service.saveImporter(id: nil, name: "s", dataSourceId: source.id, workflowId: wf,
-                                             mapping: ImporterMapping(columns: ["ip": "ip", "score": "score"]),
-                                             query: try ImporterQuery(json: ["condition": condition]), actor: "test").id
+        try await ImportFixture.with(s3: { _, _ in OneObject(text: "ip,score\n10.0.0.1,6\n10.0.0.2,50\n") }) { f in
+            let wf = try await f.activeWorkflow(apiWorkflow)
+            let source = try await f.service.createS3DataSource(
+                name: "s", settings: S3Settings(bucket: "b", key: "k.csv", prefix: nil, region: "us-east-1", endpoint: nil),
+                secret: S3Secret(accessKeyId: "AKID", secretAccessKey: "s"), actor: "test")
+            func importer(_ condition: JSONValue) async throws -> String {
+                try await f.service.saveImporter(id: nil, name: "s", dataSourceId: source.id, workflowId: wf,
+                                                 mapping: ImporterMapping(columns: ["ip": "ip", "score": "score"]),
+                                                 query: try ImporterQuery(json: ["condition": condition]), actor: "test").id
+            }
+            let bad = try await f.run(try await importer(["score": ["$gte": "50"]]), dryRun: true)
+            #expect(bad.status == .failed)
+            #expect(bad.reason?.contains("query.condition.score compares text with score") == true, "\(bad.reason ?? "")")
+            let missing = try await f.run(try await importer(["scor": 1]))
+            #expect(missing.status == .failed)
+            #expect(missing.reason?.contains("names scor, which is not a column") == true, "\(missing.reason ?? "")")
+            let good = try await f.run(try await importer(["score": ["$gte": 50]]))
+            #expect(good.status == .completed)
+            #expect(good.runsCreated == 1)
+            #expect(good.rowsSkipped == 1)
         }
-        let bad = try await f.run(try await importer(["score": ["$gte": "50"]]), dryRun: true)
-        #expect(bad.status == .failed)
-        #expect(bad.reason?.contains("query.condition.score compares text with score") == true, "\(bad.reason ?? "")")
-        let missing = try await f.run(try await importer(["scor": 1]))
-        #expect(missing.status == .failed)
-        #expect(missing.reason?.contains("names scor, which is not a column") == true, "\(missing.reason ?? "")")
-        let good = try await f.run(try await importer(["score": ["$gte": 50]]))
-        #expect(good.status == .completed)
-        #expect(good.runsCreated == 1)
-        #expect(good.rowsSkipped == 1)
     }
 }

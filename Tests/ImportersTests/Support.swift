@@ -1,5 +1,6 @@
 import EventStore
 import Foundation
+import RunlogTestSupport
 import Synchronization
 import Testing
 @testable import Importers
@@ -13,7 +14,7 @@ final class TestClock: Sendable {
 }
 
 /// A store, an engine and an importer service on a fresh data directory.
-final class ImportFixture: @unchecked Sendable {
+final class ImportFixture: AsyncClosable, @unchecked Sendable {
     let path: String
     var store: EventStore
     var engine: WorkflowEngine
@@ -27,13 +28,20 @@ final class ImportFixture: @unchecked Sendable {
 
     init(quota: Int? = nil, batchSize: Int = 1_000,
          s3: (@Sendable (S3Settings, S3Secret) -> any S3ObjectSource)? = nil) async throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("runlog-imp-\(UUID().uuidString.prefix(8))").path
+        path = TemporaryDirectory.uniquePath("runlog-imp")
         self.quota = quota
         self.batchSize = batchSize
         self.s3 = s3
         store = try EventStore(directory: path, options: .init(mapSize: 512 << 20))
         (engine, service) = try await Self.start(store, quota: quota, clock: clock, batchSize: batchSize, path: path,
                                                  box: box, s3: s3)
+    }
+
+    /// Runs `body` with a fresh fixture, then closes it (awaited) whether `body` returns or throws.
+    static func with<Value>(quota: Int? = nil, batchSize: Int = 1_000,
+                            s3: (@Sendable (S3Settings, S3Secret) -> any S3ObjectSource)? = nil,
+                            _ body: (ImportFixture) async throws -> Value) async throws -> Value {
+        try await ImportFixture(quota: quota, batchSize: batchSize, s3: s3).closing(body)
     }
 
     static func start(_ store: EventStore, quota: Int?, clock: TestClock, batchSize: Int, path: String, box: SecretBox,

@@ -1,5 +1,6 @@
 import EventStore
 import Foundation
+import RunlogTestSupport
 import Testing
 import Workflows
 
@@ -43,7 +44,7 @@ func expectUsageError(_ result: (status: Int32, stdout: [String], stderr: String
 /// A loopback port that nothing listens on (bound, then closed).
 func closedPort() throws -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw ChildError("socket failed") }
+    guard fd >= 0 else { throw TestFailure("socket failed") }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -56,7 +57,7 @@ func closedPort() throws -> Int {
         }
     }
     close(fd)
-    guard port > 0 else { throw ChildError("bind failed") }
+    guard port > 0 else { throw TestFailure("bind failed") }
     return port
 }
 

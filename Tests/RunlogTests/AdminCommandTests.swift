@@ -1,5 +1,6 @@
 import EventStore
 import Foundation
+import RunlogTestSupport
 import Testing
 import Workflows
 

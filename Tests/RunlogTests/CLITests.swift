@@ -1,4 +1,5 @@
 import Foundation
+import RunlogTestSupport
 import Testing
 
 /// The `runlog` command as a user runs it: a real child process.

@@ -1,23 +1,7 @@
 import Foundation
+import RunlogTestSupport
 import Testing
 @testable import EventStore
-
-/// A fresh data directory, removed when the test's scope ends.
-final class TemporaryDirectory: Sendable {
-    let path: String
-
-    init() {
-        path = FileManager.default.temporaryDirectory
-            .appendingPathComponent("runlog-cli-\(UUID().uuidString.prefix(8))").path
-        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    deinit {
-        try? FileManager.default.removeItem(atPath: path)
-    }
-
-    var data: String { path + "/data" }
-}
 
 func event(_ type: String = "test.happened", _ json: String = "{}") -> NewEvent {
     NewEvent(type: type, json: json)
@@ -50,7 +34,7 @@ final class ChildProcess: @unchecked Sendable {
     init(_ arguments: [String], environment: [String: String]? = nil, input: Data? = nil) throws {
         let path = RunlogBinary.path
         guard FileManager.default.isExecutableFile(atPath: path) else {
-            throw ChildError("the runlog executable is missing at \(path): build it first (tools/test does)")
+            throw TestFailure("the runlog executable is missing at \(path): build it first (tools/test does)")
         }
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
@@ -100,10 +84,10 @@ final class ChildProcess: @unchecked Sendable {
         let deadline = ContinuousClock.now + timeout
         while !condition(output) {
             guard ContinuousClock.now < deadline else {
-                throw ChildError("timed out; stdout: \(output.suffix(5)), stderr: \(errorOutput)")
+                throw TestFailure("timed out; stdout: \(output.suffix(5)), stderr: \(errorOutput)")
             }
             guard process.isRunning || lock.withLock({ openPipes > 0 }) else {
-                throw ChildError("the child exited (\(process.terminationStatus)); stderr: \(errorOutput)")
+                throw TestFailure("the child exited (\(process.terminationStatus)); stderr: \(errorOutput)")
             }
             try await Task.sleep(for: .milliseconds(5))
         }
@@ -127,9 +111,4 @@ final class ChildProcess: @unchecked Sendable {
         let status = await child.wait()
         return (status, child.output, child.errorOutput)
     }
-}
-
-struct ChildError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import EventStore
 import Foundation
 import NIOCore
+import RunlogTestSupport
 import Testing
 import Workflows
 

@@ -1,4 +1,5 @@
 import Foundation
+import RunlogTestSupport
 import Testing
 @testable import EventStore
 

@@ -1,4 +1,5 @@
 import Foundation
+import RunlogTestSupport
 import Testing
 
 /// `runlog serve` and the key of the launch API's account secrets.

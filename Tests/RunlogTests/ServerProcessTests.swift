@@ -3,6 +3,7 @@ import EventStore
 import Foundation
 import NIOCore
 import NIOHTTP1
+import RunlogTestSupport
 import Synchronization
 import Testing
 import Workflows
@@ -23,7 +24,7 @@ struct ServerProcess {
     static func makeKey(_ directory: String, role: String = "admin") async throws -> String {
         let made = try await ChildProcess.run(["keys", "create", "--data-dir", directory, "--role", role])
         guard made.status == 0, let key = made.stdout.first, key.hasPrefix("rlk_") else {
-            throw ChildError("keys create failed: \(made.stderr)")
+            throw TestFailure("keys create failed: \(made.stderr)")
         }
         return key
     }
@@ -384,6 +385,6 @@ func uploadCSV(_ base: String, _ key: String, _ text: String) async throws -> St
     let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
     let body = try await response.body.collect(upTo: 1 << 20)
     let json = try JSONValue(parsing: Array(body.readableBytesView))
-    guard response.status.code == 201, let id = json["id"]?.stringValue else { throw ChildError("upload failed: \(json)") }
+    guard response.status.code == 201, let id = json["id"]?.stringValue else { throw TestFailure("upload failed: \(json)") }
     return id
 }

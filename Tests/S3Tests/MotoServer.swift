@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import RunlogTestSupport
 import S3
 import Testing
 
@@ -92,7 +93,7 @@ final class MotoServer: @unchecked Sendable {
         request.body = .bytes(ByteBuffer(string: count.isInfinite ? "inf" : String(Int(count))))
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
         _ = try await response.body.collect(upTo: 1 << 16)
-        guard response.status == .ok else { throw MotoError("reset-auth answered \(response.status)") }
+        guard response.status == .ok else { throw TestFailure("reset-auth answered \(response.status)") }
     }
 
     // MARK: - Start-up
@@ -106,7 +107,7 @@ final class MotoServer: @unchecked Sendable {
                 _ = try? await response.body.collect(upTo: 16 << 20)
                 if response.status == .ok { return }
             }
-            guard ContinuousClock.now < deadline else { throw MotoError("moto at \(endpoint) never answered") }
+            guard ContinuousClock.now < deadline else { throw TestFailure("moto at \(endpoint) never answered") }
             try await Task.sleep(for: .milliseconds(100))
         }
     }
@@ -128,7 +129,7 @@ final class MotoServer: @unchecked Sendable {
     private static func accessKey(_ endpoint: String, _ user: String) async throws -> S3Credentials {
         let answer = try await iam(endpoint, ["Action": "CreateAccessKey", "UserName": user])
         guard let id = element("AccessKeyId", in: answer), let secret = element("SecretAccessKey", in: answer) else {
-            throw MotoError("CreateAccessKey answered without a key: \(answer)")
+            throw TestFailure("CreateAccessKey answered without a key: \(answer)")
         }
         return S3Credentials(accessKeyId: id, secretAccessKey: secret)
     }
@@ -155,7 +156,7 @@ final class MotoServer: @unchecked Sendable {
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
         let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
         guard response.status == .ok else {
-            throw MotoError("IAM \(parameters["Action"] ?? "") answered \(response.status): \(text)")
+            throw TestFailure("IAM \(parameters["Action"] ?? "") answered \(response.status): \(text)")
         }
         return text
     }
@@ -188,16 +189,11 @@ private final class StartupOutput: @unchecked Sendable {
                 if let end = rest.firstIndex(where: \.isWhitespace) { return "http://" + rest[..<end] }
             }
             if closed || !process.isRunning {
-                throw MotoError("moto_server exited before listening (is moto[server] installed? tools/test "
+                throw TestFailure("moto_server exited before listening (is moto[server] installed? tools/test "
                     + "installs it): \(text)")
             }
-            guard ContinuousClock.now < deadline else { throw MotoError("moto_server did not start: \(text)") }
+            guard ContinuousClock.now < deadline else { throw TestFailure("moto_server did not start: \(text)") }
             try await Task.sleep(for: .milliseconds(50))
         }
     }
-}
-
-struct MotoError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }

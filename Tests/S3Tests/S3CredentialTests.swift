@@ -1,6 +1,7 @@
 import EventStore
 import Foundation
 import Importers
+import RunlogTestSupport
 import S3
 import Testing
 import Workflows
@@ -16,8 +17,7 @@ struct S3CredentialTests {
         try await client.createBucket("sealed")
         try await client.putObject(bucket: "sealed", key: "rows.csv", body: Array("ip,n\n1.1.1.1,1\n2.2.2.2,2\n".utf8))
 
-        let path = FileManager.default.temporaryDirectory
-            .appendingPathComponent("runlog-s3seal-\(UUID().uuidString.prefix(8))").path
+        let path = TemporaryDirectory.uniquePath("runlog-s3seal")
         defer { try? FileManager.default.removeItem(atPath: path) }
         let box = SecretBox.random()
         var store = try EventStore(directory: path)

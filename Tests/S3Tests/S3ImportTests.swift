@@ -1,6 +1,7 @@
 import EventStore
 import Foundation
 import Importers
+import RunlogTestSupport
 import S3
 import Testing
 import Workflows
@@ -30,52 +31,53 @@ struct S3ImportTests {
             try await client.putObject(bucket: bucket, key: "daily-part-\(part).csv", body: Array(text.utf8))
         }
 
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("runlog-s3imp-\(UUID().uuidString.prefix(8))").path
+        let path = TemporaryDirectory.uniquePath("runlog-s3imp")
         defer { try? FileManager.default.removeItem(atPath: path) }
         let store = try EventStore(directory: path)
         let engine = try await WorkflowEngine(store: store)
         await engine.start()
         let service = try ImporterService(engine: engine, uploads: path + "/uploads", secrets: SecretBox.random())
         await service.start()
-        defer { Task { await service.shutdown(); await engine.shutdown(); store.close() } }
-        let wf = try await engine.createWorkflow(name: "s3", actor: "test")
-        _ = try await engine.saveDraft(workflowId: wf.id, definition: try JSONValue(parsing: Self.definition),
-                                       expectedDraftVersion: nil, actor: "test")
-        _ = try await engine.publish(workflowId: wf.id, description: "v1", activate: true, actor: "test")
-        let secret = S3Secret(accessKeyId: moto.credentials.accessKeyId, secretAccessKey: moto.credentials.secretAccessKey)
-        let mapping = ImporterMapping(columns: ["ip": "ip", "n": "n"])
+        try await Teardown { await service.shutdown(); await engine.shutdown(); store.close() }.closing { _ in
+            let wf = try await engine.createWorkflow(name: "s3", actor: "test")
+            _ = try await engine.saveDraft(workflowId: wf.id, definition: try JSONValue(parsing: Self.definition),
+                                           expectedDraftVersion: nil, actor: "test")
+            _ = try await engine.publish(workflowId: wf.id, description: "v1", activate: true, actor: "test")
+            let secret = S3Secret(accessKeyId: moto.credentials.accessKeyId, secretAccessKey: moto.credentials.secretAccessKey)
+            let mapping = ImporterMapping(columns: ["ip": "ip", "n": "n"])
 
-        for (settings, rows) in [
-            (S3Settings(bucket: bucket, key: "single.csv", prefix: nil, region: "us-east-1", endpoint: moto.endpoint), 2),
-            (S3Settings(bucket: bucket, key: nil, prefix: "daily-", region: "us-east-1", endpoint: moto.endpoint), 300),
-        ] {
-            let source = try await service.createS3DataSource(name: "s3", settings: settings, secret: secret, actor: "test")
-            let importer = try await service.saveImporter(id: nil, name: "s3", dataSourceId: source.id, workflowId: wf.id,
+            for (settings, rows) in [
+                (S3Settings(bucket: bucket, key: "single.csv", prefix: nil, region: "us-east-1", endpoint: moto.endpoint), 2),
+                (S3Settings(bucket: bucket, key: nil, prefix: "daily-", region: "us-east-1", endpoint: moto.endpoint), 300),
+            ] {
+                let source = try await service.createS3DataSource(name: "s3", settings: settings, secret: secret, actor: "test")
+                let importer = try await service.saveImporter(id: nil, name: "s3", dataSourceId: source.id, workflowId: wf.id,
+                                                              mapping: mapping, query: ImporterQuery(), actor: "test")
+                let started = try await service.startRun(importerId: importer.id, actor: "test")
+                await service.waitUntilIdle()
+                let run = try #require(await service.snapshot.runs[started.id])
+                #expect(run.status == .completed, "\(run.reason ?? "")")
+                #expect(run.runsCreated == rows)
+                // The size from HEAD (one key) or the listing (a prefix), and all of it read.
+                let objects = try await client.listObjects(bucket: bucket, prefix: settings.key ?? settings.prefix ?? "")
+                #expect(run.bytesTotal == objects.reduce(0) { $0 + $1.size })
+                #expect(run.bytesRead == run.bytesTotal)
+                let created = try await service.createdRuns(started.id)
+                #expect(Set(created.compactMap(\.created.source.row)) == Set(1...rows))
+            }
+
+            // A wrong secret: the run fails with S3's error, naming it.
+            let wrong = S3Secret(accessKeyId: moto.credentials.accessKeyId, secretAccessKey: "not-the-secret")
+            let bad = try await service.createS3DataSource(
+                name: "bad", settings: S3Settings(bucket: bucket, key: "single.csv", prefix: nil, region: "us-east-1",
+                                                  endpoint: moto.endpoint), secret: wrong, actor: "test")
+            let importer = try await service.saveImporter(id: nil, name: "bad", dataSourceId: bad.id, workflowId: wf.id,
                                                           mapping: mapping, query: ImporterQuery(), actor: "test")
             let started = try await service.startRun(importerId: importer.id, actor: "test")
             await service.waitUntilIdle()
-            let run = try #require(await service.snapshot.runs[started.id])
-            #expect(run.status == .completed, "\(run.reason ?? "")")
-            #expect(run.runsCreated == rows)
-            // The size from HEAD (one key) or the listing (a prefix), and all of it read.
-            let objects = try await client.listObjects(bucket: bucket, prefix: settings.key ?? settings.prefix ?? "")
-            #expect(run.bytesTotal == objects.reduce(0) { $0 + $1.size })
-            #expect(run.bytesRead == run.bytesTotal)
-            let created = try await service.createdRuns(started.id)
-            #expect(Set(created.compactMap(\.created.source.row)) == Set(1...rows))
+            let failed = try #require(await service.snapshot.runs[started.id])
+            #expect(failed.status == .failed)
+            #expect(failed.reason?.contains("SignatureDoesNotMatch") == true, "\(failed.reason ?? "")")
         }
-
-        // A wrong secret: the run fails with S3's error, naming it.
-        let wrong = S3Secret(accessKeyId: moto.credentials.accessKeyId, secretAccessKey: "not-the-secret")
-        let bad = try await service.createS3DataSource(
-            name: "bad", settings: S3Settings(bucket: bucket, key: "single.csv", prefix: nil, region: "us-east-1",
-                                              endpoint: moto.endpoint), secret: wrong, actor: "test")
-        let importer = try await service.saveImporter(id: nil, name: "bad", dataSourceId: bad.id, workflowId: wf.id,
-                                                      mapping: mapping, query: ImporterQuery(), actor: "test")
-        let started = try await service.startRun(importerId: importer.id, actor: "test")
-        await service.waitUntilIdle()
-        let failed = try #require(await service.snapshot.runs[started.id])
-        #expect(failed.status == .failed)
-        #expect(failed.reason?.contains("SignatureDoesNotMatch") == true, "\(failed.reason ?? "")")
     }
 }

@@ -196,323 +196,323 @@ struct BatchTaskAPITests {
 
     @Test("a task whose runs failed says so: counts, each profile's run status and error, error_text")
     func failedRuns() async throws {
-        let server = try await TestServer()
-        try await server.test { client in
-            let key = server.service
-            // set_field from a path that is not there fails the run.
-            let failing = try JSONValue(parsing: #"""
-                {"trigger": {"kind": "action", "object_type": "profile"},
-                 "routes": [{"name": "all", "steps": [{"step_uid": "bad", "type": "http_request",
-                    "parameters": {"url": "http://127.0.0.1:9/refused", "retries": 0, "timeout_ms": 1000}}]}]}
-                """#)
-            let (_, number) = try await Self.workflow(client, key, failing)
-            let answer = try await Self.post(client, Self.importPath, [
-                "token": .string(key), "workflow_id": .integer(Int64(number)), "matching": "email",
-                "data": [["data": ["email": "a@example.com"]], ["data": ["email": "b@example.com"]]],
-            ])
-            let taskId = try #require(answer.json["task_id"]?.stringValue, "\(answer.json)")
-            let status = try await Self.completed(client, key, taskId)
-            #expect(status["error"] == 0)
-            #expect(status["data"]?["failed"] == 2)
-            #expect(status["data"]?["succeeded"] == 0)
-            #expect(status["data"]?["result"]?["error_text"] == "2 of 2 runs failed")
-            let first = status["data"]?["result"]?["result"]?[0]
-            #expect(first?["run_status"] == "failed")
-            #expect(first?["run_error"]?.stringValue?.isEmpty == false, "\(status)")
+        try await TestServer.with { server in
+            try await server.test { client in
+                let key = server.service
+                // set_field from a path that is not there fails the run.
+                let failing = try JSONValue(parsing: #"""
+                    {"trigger": {"kind": "action", "object_type": "profile"},
+                     "routes": [{"name": "all", "steps": [{"step_uid": "bad", "type": "http_request",
+                        "parameters": {"url": "http://127.0.0.1:9/refused", "retries": 0, "timeout_ms": 1000}}]}]}
+                    """#)
+                let (_, number) = try await Self.workflow(client, key, failing)
+                let answer = try await Self.post(client, Self.importPath, [
+                    "token": .string(key), "workflow_id": .integer(Int64(number)), "matching": "email",
+                    "data": [["data": ["email": "a@example.com"]], ["data": ["email": "b@example.com"]]],
+                ])
+                let taskId = try #require(answer.json["task_id"]?.stringValue, "\(answer.json)")
+                let status = try await Self.completed(client, key, taskId)
+                #expect(status["error"] == 0)
+                #expect(status["data"]?["failed"] == 2)
+                #expect(status["data"]?["succeeded"] == 0)
+                #expect(status["data"]?["result"]?["error_text"] == "2 of 2 runs failed")
+                let first = status["data"]?["result"]?["result"]?[0]
+                #expect(first?["run_status"] == "failed")
+                #expect(first?["run_error"]?.stringValue?.isEmpty == false, "\(status)")
+            }
         }
-        await server.close()
     }
 
     @Test("the seed's request examples, sent as written, answer in the documented shapes; task status matches field by field")
     func seedExamples() async throws {
-        let server = try await TestServer()
-        defer { Task { await server.close() } }
-        try await server.test { client in
-            let key = server.service
-            let (_, first) = try await Self.workflow(client, key, profileTagDefinition)
-            let (_, second) = try await Self.workflow(client, key, profileTagDefinition)
-            let documented = try JSONValue(parsing: Seed003.response)
-            var taskIds: [String] = []
-            for (example, number, seedNumber) in [(Seed003.matchingEmail, first, 2), (Seed003.matchingCustom, second, 233)] {
-                let body = example.replacingOccurrences(of: Seed003.token, with: key)
-                    .replacingOccurrences(of: "\"workflow_id\": \(seedNumber),", with: "\"workflow_id\": \(number),")
-                let answer = try await Self.post(client, Self.importPath, body)
-                #expect(answer.status == .ok, "\(answer.json)")
-                Self.sameShape(answer.json, documented)
-                #expect(answer.json["error"] == 0)
-                #expect(answer.json["error_text"] == "Successful operation")
-                let taskId = try #require(answer.json["task_id"]?.stringValue)
-                #expect(UUID(uuidString: taskId) != nil)
-                taskIds.append(taskId)
-            }
-
-            let expected = try JSONValue(parsing: Seed003.statusResponse)
-            for taskId in taskIds {
-                let body = Seed003.statusRequest.replacingOccurrences(of: Seed003.token, with: key)
-                    .replacingOccurrences(of: "task_b2f9fk6a-2479-4a63-b592-f15d4e3b69c5", with: taskId)
-                var status = try await Self.post(client, Self.statusPath, body)
-                for _ in 0..<400 where status.json["data"]?["status"] != "completed" {
-                    try await Task.sleep(for: .milliseconds(10))
-                    status = try await Self.post(client, Self.statusPath, body)
+        try await TestServer.with { server in
+            try await server.test { client in
+                let key = server.service
+                let (_, first) = try await Self.workflow(client, key, profileTagDefinition)
+                let (_, second) = try await Self.workflow(client, key, profileTagDefinition)
+                let documented = try JSONValue(parsing: Seed003.response)
+                var taskIds: [String] = []
+                for (example, number, seedNumber) in [(Seed003.matchingEmail, first, 2), (Seed003.matchingCustom, second, 233)] {
+                    let body = example.replacingOccurrences(of: Seed003.token, with: key)
+                        .replacingOccurrences(of: "\"workflow_id\": \(seedNumber),", with: "\"workflow_id\": \(number),")
+                    let answer = try await Self.post(client, Self.importPath, body)
+                    #expect(answer.status == .ok, "\(answer.json)")
+                    Self.sameShape(answer.json, documented)
+                    #expect(answer.json["error"] == 0)
+                    #expect(answer.json["error_text"] == "Successful operation")
+                    let taskId = try #require(answer.json["task_id"]?.stringValue)
+                    #expect(UUID(uuidString: taskId) != nil)
+                    taskIds.append(taskId)
                 }
-                #expect(status.status == .ok)
-                Self.sameShape(status.json, expected, extraKeys: true)
-                #expect(status.json["data"]?["succeeded"] == 2)
-                #expect(status.json["data"]?["failed"] == 0)
-                #expect(status.json["data"]?["result"]?["result"]?[0]?["run_status"] == "completed")
-                // Field by field: everything but the profile ids is the example's value.
-                #expect(status.json["data"]?["status"] == expected["data"]?["status"])
-                #expect(status.json["data"]?["progress"] == expected["data"]?["progress"])
-                #expect(status.json["data"]?["result"]?["error"] == expected["data"]?["result"]?["error"])
-                #expect(status.json["data"]?["result"]?["error_text"] == expected["data"]?["result"]?["error_text"])
-                #expect(status.json["error"] == expected["error"])
-                #expect(status.json["error_text"] == expected["error_text"])
-                let ids = Self.profileIds(status.json)
-                #expect(ids.count == 2)
-                #expect(ids.allSatisfy { Profiles.Profile.normalizedId($0) == $0 })
-                for id in ids {
-                    let profile = try await Self.profile(client, key, id)
-                    #expect(profile["data"]?["_lname"] == "Lambert")
-                    #expect(profile["tags"] == ["started"])
-                }
-            }
 
-            // The limit answer is exactly the seed's.
-            let huge = String(repeating: " ", count: RunlogRequestContext.bodyLimit + 1)
-            let tooLarge = try await Self.post(client, Self.importPath, "{\"token\": \"\(key)\"," + huge + "}")
-            #expect(tooLarge.status == .badRequest)
-            #expect(tooLarge.json == (try JSONValue(parsing: Seed003.tooLarge)))
+                let expected = try JSONValue(parsing: Seed003.statusResponse)
+                for taskId in taskIds {
+                    let body = Seed003.statusRequest.replacingOccurrences(of: Seed003.token, with: key)
+                        .replacingOccurrences(of: "task_b2f9fk6a-2479-4a63-b592-f15d4e3b69c5", with: taskId)
+                    var status = try await Self.post(client, Self.statusPath, body)
+                    for _ in 0..<400 where status.json["data"]?["status"] != "completed" {
+                        try await Task.sleep(for: .milliseconds(10))
+                        status = try await Self.post(client, Self.statusPath, body)
+                    }
+                    #expect(status.status == .ok)
+                    Self.sameShape(status.json, expected, extraKeys: true)
+                    #expect(status.json["data"]?["succeeded"] == 2)
+                    #expect(status.json["data"]?["failed"] == 0)
+                    #expect(status.json["data"]?["result"]?["result"]?[0]?["run_status"] == "completed")
+                    // Field by field: everything but the profile ids is the example's value.
+                    #expect(status.json["data"]?["status"] == expected["data"]?["status"])
+                    #expect(status.json["data"]?["progress"] == expected["data"]?["progress"])
+                    #expect(status.json["data"]?["result"]?["error"] == expected["data"]?["result"]?["error"])
+                    #expect(status.json["data"]?["result"]?["error_text"] == expected["data"]?["result"]?["error_text"])
+                    #expect(status.json["error"] == expected["error"])
+                    #expect(status.json["error_text"] == expected["error_text"])
+                    let ids = Self.profileIds(status.json)
+                    #expect(ids.count == 2)
+                    #expect(ids.allSatisfy { Profiles.Profile.normalizedId($0) == $0 })
+                    for id in ids {
+                        let profile = try await Self.profile(client, key, id)
+                        #expect(profile["data"]?["_lname"] == "Lambert")
+                        #expect(profile["tags"] == ["started"])
+                    }
+                }
+
+                // The limit answer is exactly the seed's.
+                let huge = String(repeating: " ", count: RunlogRequestContext.bodyLimit + 1)
+                let tooLarge = try await Self.post(client, Self.importPath, "{\"token\": \"\(key)\"," + huge + "}")
+                #expect(tooLarge.status == .badRequest)
+                #expect(tooLarge.json == (try JSONValue(parsing: Seed003.tooLarge)))
+            }
         }
     }
 
     @Test("each matching mode inserts a profile the first time and updates the same profile the next")
     func matchingModes() async throws {
-        let server = try await TestServer()
-        defer { Task { await server.close() } }
-        try await server.test { client in
-            let key = server.service
-            let (_, number) = try await Self.workflow(client, key, profileTagDefinition)
-            func run(_ body: JSONValue) async throws -> [String] {
-                var request = body.objectValue ?? [:]
-                request["token"] = .string(key)
-                request["workflow_id"] = .integer(Int64(number))
-                let answer = try await Self.post(client, Self.importPath, .object(request))
-                #expect(answer.status == .ok, "\(answer.json)")
-                let taskId = try #require(answer.json["task_id"]?.stringValue)
-                return Self.profileIds(try await Self.completed(client, key, taskId))
+        try await TestServer.with { server in
+            try await server.test { client in
+                let key = server.service
+                let (_, number) = try await Self.workflow(client, key, profileTagDefinition)
+                func run(_ body: JSONValue) async throws -> [String] {
+                    var request = body.objectValue ?? [:]
+                    request["token"] = .string(key)
+                    request["workflow_id"] = .integer(Int64(number))
+                    let answer = try await Self.post(client, Self.importPath, .object(request))
+                    #expect(answer.status == .ok, "\(answer.json)")
+                    let taskId = try #require(answer.json["task_id"]?.stringValue)
+                    return Self.profileIds(try await Self.completed(client, key, taskId))
+                }
+
+                // email: the profile's own email, or an email subscription.
+                let a = try await run(["matching": "email", "data": [["data": ["email": "Ann@Example.com", "_fname": "Ann"]]]])
+                let a2 = try await run(["matching": "email", "data": [["data": ["email": "ann@example.com", "_lname": "Lee"]]]])
+                #expect(a.count == 1 && a == a2)
+                let ann = try await Self.profile(client, key, a[0])
+                #expect(ann["data"]?["_fname"] == "Ann")
+                #expect(ann["data"]?["_lname"] == "Lee")
+                let sub = try await run(["matching": "phone", "data": [["data": [
+                    "phone": "+1 555 0100 200", "subscriptions": [["channel": "email", "email": "news@example.com"]]]]]])
+                let bySubscription = try await run(["matching": "email", "data": [["email": "news@example.com", "data": ["x": 1]]]])
+                #expect(bySubscription == sub)
+                let onlyProfile = try await run(["matching": "email_profile",
+                                                 "data": [["data": ["email": "other@example.com", "subscriptions": [
+                                                     ["channel": "email", "email": "shared@example.com"]]]]]])
+                let viaProfileField = try await run(["matching": "email_profile", "data": [["email": "shared@example.com", "data": [:]]]])
+                #expect(viaProfileField != onlyProfile, "email_profile does not look at subscriptions")
+                let viaSubscription = try await run(["matching": "email", "data": [["email": "shared@example.com", "data": [:]]]])
+                #expect(Set(viaSubscription).isSuperset(of: onlyProfile))
+
+                // phone: digits compared, formatting ignored.
+                let p = try await run(["matching": "phone", "data": [["data": ["phones": "+7 900 111-22-33", "_fname": "Pat"]]]])
+                let p2 = try await run(["matching": "phone", "data": [["data": ["phone": "79001112233", "_lname": "Doe"]]]])
+                #expect(p.count == 1 && p == p2)
+
+                // profile_id: an unknown id is inserted with that id, then updated.
+                let given = "5f19953a03e4227216278ba4"
+                #expect(try await run(["matching": "profile_id", "data": [["data": ["profile_id": .string(given), "_fname": "Id"]]]]) == [given])
+                #expect(try await run(["matching": "profile_id", "data": [["profile_id": .string(given.uppercased()), "data": ["_lname": "Known"]]]]) == [given])
+                let known = try await Self.profile(client, key, given)
+                #expect(known["data"]?["_fname"] == "Id")
+                #expect(known["data"]?["_lname"] == "Known")
+                #expect(known["data"]?["profile_id"] == nil)
+
+                // custom: by a custom field's value.
+                let c = try await run(["matching": "custom", "field_name": "CRM_ID", "data": [["data": ["CRM_ID": "12345", "n": 1]]]])
+                let c2 = try await run(["matching": "custom", "field_name": "CRM_ID", "field_value": "12345", "data": [["data": ["n": 2]]]])
+                #expect(c.count == 1 && c == c2)
+                #expect(try await Self.profile(client, key, c[0])["data"]?["n"] == 2)
             }
-
-            // email: the profile's own email, or an email subscription.
-            let a = try await run(["matching": "email", "data": [["data": ["email": "Ann@Example.com", "_fname": "Ann"]]]])
-            let a2 = try await run(["matching": "email", "data": [["data": ["email": "ann@example.com", "_lname": "Lee"]]]])
-            #expect(a.count == 1 && a == a2)
-            let ann = try await Self.profile(client, key, a[0])
-            #expect(ann["data"]?["_fname"] == "Ann")
-            #expect(ann["data"]?["_lname"] == "Lee")
-            let sub = try await run(["matching": "phone", "data": [["data": [
-                "phone": "+1 555 0100 200", "subscriptions": [["channel": "email", "email": "news@example.com"]]]]]])
-            let bySubscription = try await run(["matching": "email", "data": [["email": "news@example.com", "data": ["x": 1]]]])
-            #expect(bySubscription == sub)
-            let onlyProfile = try await run(["matching": "email_profile",
-                                             "data": [["data": ["email": "other@example.com", "subscriptions": [
-                                                 ["channel": "email", "email": "shared@example.com"]]]]]])
-            let viaProfileField = try await run(["matching": "email_profile", "data": [["email": "shared@example.com", "data": [:]]]])
-            #expect(viaProfileField != onlyProfile, "email_profile does not look at subscriptions")
-            let viaSubscription = try await run(["matching": "email", "data": [["email": "shared@example.com", "data": [:]]]])
-            #expect(Set(viaSubscription).isSuperset(of: onlyProfile))
-
-            // phone: digits compared, formatting ignored.
-            let p = try await run(["matching": "phone", "data": [["data": ["phones": "+7 900 111-22-33", "_fname": "Pat"]]]])
-            let p2 = try await run(["matching": "phone", "data": [["data": ["phone": "79001112233", "_lname": "Doe"]]]])
-            #expect(p.count == 1 && p == p2)
-
-            // profile_id: an unknown id is inserted with that id, then updated.
-            let given = "5f19953a03e4227216278ba4"
-            #expect(try await run(["matching": "profile_id", "data": [["data": ["profile_id": .string(given), "_fname": "Id"]]]]) == [given])
-            #expect(try await run(["matching": "profile_id", "data": [["profile_id": .string(given.uppercased()), "data": ["_lname": "Known"]]]]) == [given])
-            let known = try await Self.profile(client, key, given)
-            #expect(known["data"]?["_fname"] == "Id")
-            #expect(known["data"]?["_lname"] == "Known")
-            #expect(known["data"]?["profile_id"] == nil)
-
-            // custom: by a custom field's value.
-            let c = try await run(["matching": "custom", "field_name": "CRM_ID", "data": [["data": ["CRM_ID": "12345", "n": 1]]]])
-            let c2 = try await run(["matching": "custom", "field_name": "CRM_ID", "field_value": "12345", "data": [["data": ["n": 2]]]])
-            #expect(c.count == 1 && c == c2)
-            #expect(try await Self.profile(client, key, c[0])["data"]?["n"] == 2)
         }
     }
 
     @Test("tags: a custom value \"tag-1, tag-2\" finds the profiles holding both tags")
     func tags() async throws {
-        let server = try await TestServer()
-        defer { Task { await server.close() } }
-        try await server.test { client in
-            let key = server.service
-            let (_, number) = try await Self.workflow(client, key, profileTagDefinition)
-            let made = try await Self.post(client, Self.importPath, [
-                "token": .string(key), "workflow_id": .integer(Int64(number)), "matching": "email",
-                "data": [["data": ["email": "both@example.com", "_tags": "tag-1, tag-2"]],
-                         ["data": ["email": "one@example.com", "_tags": ["tag-1"]]],
-                         ["data": ["email": "all@example.com", "_tags": ["tag-2", "tag-3", "tag-1"]]]],
-            ])
-            let all = Self.profileIds(try await Self.completed(client, key, try #require(made.json["task_id"]?.stringValue)))
-            #expect(all.count == 3)
-            #expect(try await Self.profile(client, key, all[0])["data"]?["_tags"] == ["tag-1", "tag-2"])
-            let updated = try await Self.post(client, Self.importPath, [
-                "token": .string(key), "workflow_id": .integer(Int64(number)), "matching": "custom", "field_name": "_tags",
-                "data": [["field_value": "tag-1, tag-2", "data": ["segment": "both"]]],
-            ])
-            let matched = Self.profileIds(try await Self.completed(client, key, try #require(updated.json["task_id"]?.stringValue)))
-            #expect(Set(matched) == [all[0], all[2]])
-            #expect(try await Self.profile(client, key, all[2])["data"]?["segment"] == "both")
-            #expect(try await Self.profile(client, key, all[1])["data"]?["segment"] == nil)
+        try await TestServer.with { server in
+            try await server.test { client in
+                let key = server.service
+                let (_, number) = try await Self.workflow(client, key, profileTagDefinition)
+                let made = try await Self.post(client, Self.importPath, [
+                    "token": .string(key), "workflow_id": .integer(Int64(number)), "matching": "email",
+                    "data": [["data": ["email": "both@example.com", "_tags": "tag-1, tag-2"]],
+                             ["data": ["email": "one@example.com", "_tags": ["tag-1"]]],
+                             ["data": ["email": "all@example.com", "_tags": ["tag-2", "tag-3", "tag-1"]]]],
+                ])
+                let all = Self.profileIds(try await Self.completed(client, key, try #require(made.json["task_id"]?.stringValue)))
+                #expect(all.count == 3)
+                #expect(try await Self.profile(client, key, all[0])["data"]?["_tags"] == ["tag-1", "tag-2"])
+                let updated = try await Self.post(client, Self.importPath, [
+                    "token": .string(key), "workflow_id": .integer(Int64(number)), "matching": "custom", "field_name": "_tags",
+                    "data": [["field_value": "tag-1, tag-2", "data": ["segment": "both"]]],
+                ])
+                let matched = Self.profileIds(try await Self.completed(client, key, try #require(updated.json["task_id"]?.stringValue)))
+                #expect(Set(matched) == [all[0], all[2]])
+                #expect(try await Self.profile(client, key, all[2])["data"]?["segment"] == "both")
+                #expect(try await Self.profile(client, key, all[1])["data"]?["segment"] == nil)
+            }
         }
     }
 
     @Test("custom_request picks existing profiles by a query; skip_triggers keeps profile events from starting workflows")
     func customRequestAndTriggers() async throws {
-        let server = try await TestServer()
-        defer { Task { await server.close() } }
-        try await server.test { client in
-            let key = server.service
-            let (_, number) = try await Self.workflow(client, key, profileTagDefinition)
-            let watcher = try await APITests.activeWorkflow(client, key, definition: try JSONValue(parsing: #"""
-                {"trigger": {"kind": "event", "event_type": "profile.created"},
-                 "routes": [{"name": "all", "steps": [{"step_uid": "w", "type": "tag", "parameters": {"tags": ["welcomed"]}}]}]}
-                """#))
-            func watcherRuns() async throws -> Int {
-                try await client.call(.get, "/v1/workflows/\(watcher)/runs", key: key).json["runs"]?.arrayValue?.count ?? -1
-            }
-            let base: [String: JSONValue] = ["token": .string(key), "workflow_id": .integer(Int64(number)), "matching": "email"]
-            var skipped = base
-            skipped["skip_triggers"] = true
-            skipped["data"] = [["data": ["email": "a@example.com", "_lname": "Lambert"]],
-                               ["data": ["email": "b@example.com", "_lname": "Other"]]]
-            let first = try await Self.post(client, Self.importPath, .object(skipped))
-            _ = try await Self.completed(client, key, try #require(first.json["task_id"]?.stringValue))
-            #expect(try await watcherRuns() == 0)
-            var triggering = base
-            triggering["data"] = [["data": ["email": "c@example.com", "_lname": "Lambert"]]]
-            let second = try await Self.post(client, Self.importPath, .object(triggering))
-            let cId = Self.profileIds(try await Self.completed(client, key, try #require(second.json["task_id"]?.stringValue)))
-            #expect(try await watcherRuns() == 1)
+        try await TestServer.with { server in
+            try await server.test { client in
+                let key = server.service
+                let (_, number) = try await Self.workflow(client, key, profileTagDefinition)
+                let watcher = try await APITests.activeWorkflow(client, key, definition: try JSONValue(parsing: #"""
+                    {"trigger": {"kind": "event", "event_type": "profile.created"},
+                     "routes": [{"name": "all", "steps": [{"step_uid": "w", "type": "tag", "parameters": {"tags": ["welcomed"]}}]}]}
+                    """#))
+                func watcherRuns() async throws -> Int {
+                    try await client.call(.get, "/v1/workflows/\(watcher)/runs", key: key).json["runs"]?.arrayValue?.count ?? -1
+                }
+                let base: [String: JSONValue] = ["token": .string(key), "workflow_id": .integer(Int64(number)), "matching": "email"]
+                var skipped = base
+                skipped["skip_triggers"] = true
+                skipped["data"] = [["data": ["email": "a@example.com", "_lname": "Lambert"]],
+                                   ["data": ["email": "b@example.com", "_lname": "Other"]]]
+                let first = try await Self.post(client, Self.importPath, .object(skipped))
+                _ = try await Self.completed(client, key, try #require(first.json["task_id"]?.stringValue))
+                #expect(try await watcherRuns() == 0)
+                var triggering = base
+                triggering["data"] = [["data": ["email": "c@example.com", "_lname": "Lambert"]]]
+                let second = try await Self.post(client, Self.importPath, .object(triggering))
+                let cId = Self.profileIds(try await Self.completed(client, key, try #require(second.json["task_id"]?.stringValue)))
+                #expect(try await watcherRuns() == 1)
 
-            let query = try await Self.post(client, Self.importPath, [
-                "token": .string(key), "workflow_id": .integer(Int64(number)),
-                "custom_request": ["_lname": "Lambert"], "custom_data": ["why": "query"],
-            ])
-            #expect(query.status == .ok, "\(query.json)")
-            let picked = Self.profileIds(try await Self.completed(client, key, try #require(query.json["task_id"]?.stringValue)))
-            #expect(picked.count == 2)
-            #expect(picked.contains(cId[0]))
-            // A query with a malformed operator is refused, naming it.
-            let bad = try await Self.post(client, Self.importPath, [
-                "token": .string(key), "workflow_id": .integer(Int64(number)), "custom_request": ["age": ["$bogus": 1]],
-            ])
-            #expect(bad.status == .badRequest)
-            #expect(bad.json["error_text"]?.stringValue?.contains("$bogus") == true, "\(bad.json)")
+                let query = try await Self.post(client, Self.importPath, [
+                    "token": .string(key), "workflow_id": .integer(Int64(number)),
+                    "custom_request": ["_lname": "Lambert"], "custom_data": ["why": "query"],
+                ])
+                #expect(query.status == .ok, "\(query.json)")
+                let picked = Self.profileIds(try await Self.completed(client, key, try #require(query.json["task_id"]?.stringValue)))
+                #expect(picked.count == 2)
+                #expect(picked.contains(cId[0]))
+                // A query with a malformed operator is refused, naming it.
+                let bad = try await Self.post(client, Self.importPath, [
+                    "token": .string(key), "workflow_id": .integer(Int64(number)), "custom_request": ["age": ["$bogus": 1]],
+                ])
+                #expect(bad.status == .badRequest)
+                #expect(bad.json["error_text"]?.stringValue?.contains("$bogus") == true, "\(bad.json)")
+            }
         }
     }
 
     @Test("root and per-object content and custom_data reach the steps as apicontent.NAME and custom_data.NAME")
     func contentReachesSteps() async throws {
-        let server = try await TestServer()
-        defer { Task { await server.close() } }
-        try await server.test { client in
-            let key = server.service
-            let (_, number) = try await Self.workflow(client, key, profileContentDefinition)
-            let answer = try await Self.post(client, Self.importPath, [
-                "token": .string(key), "workflow_id": .integer(Int64(number)), "matching": "email",
-                "content": ["one": "root one", "two": "Timestamp: 1595512477"],
-                "custom_data": ["field": "root value"],
-                "data": [["data": ["email": "root@example.com"]],
-                         ["data": ["email": "own@example.com"], "content": ["one": "My email = own@example.com"],
-                          "custom_data": ["field": "own value"]]],
-            ])
-            let ids = Self.profileIds(try await Self.completed(client, key, try #require(answer.json["task_id"]?.stringValue)))
-            #expect(ids.count == 2)
-            let root = try await Self.profile(client, key, ids[0])
-            #expect(root["data"]?["greeting"] == "root one")
-            #expect(root["data"]?["crm_note"] == "root value")
-            let own = try await Self.profile(client, key, ids[1])
-            #expect(own["data"]?["greeting"] == "My email = own@example.com")
-            #expect(own["data"]?["crm_note"] == "own value")
+        try await TestServer.with { server in
+            try await server.test { client in
+                let key = server.service
+                let (_, number) = try await Self.workflow(client, key, profileContentDefinition)
+                let answer = try await Self.post(client, Self.importPath, [
+                    "token": .string(key), "workflow_id": .integer(Int64(number)), "matching": "email",
+                    "content": ["one": "root one", "two": "Timestamp: 1595512477"],
+                    "custom_data": ["field": "root value"],
+                    "data": [["data": ["email": "root@example.com"]],
+                             ["data": ["email": "own@example.com"], "content": ["one": "My email = own@example.com"],
+                              "custom_data": ["field": "own value"]]],
+                ])
+                let ids = Self.profileIds(try await Self.completed(client, key, try #require(answer.json["task_id"]?.stringValue)))
+                #expect(ids.count == 2)
+                let root = try await Self.profile(client, key, ids[0])
+                #expect(root["data"]?["greeting"] == "root one")
+                #expect(root["data"]?["crm_note"] == "root value")
+                let own = try await Self.profile(client, key, ids[1])
+                #expect(own["data"]?["greeting"] == "My email = own@example.com")
+                #expect(own["data"]?["crm_note"] == "own value")
+            }
         }
     }
 
     @Test("bad requests answer in the API's shape with a clear error_text and change nothing")
     func errors() async throws {
-        let server = try await TestServer()
-        defer { Task { await server.close() } }
-        try await server.test { client in
-            let key = server.service
-            let (_, number) = try await Self.workflow(client, key, profileTagDefinition)
-            let head = try server.store.head().position
-            let good: [String: JSONValue] = ["token": .string(key), "workflow_id": .integer(Int64(number)),
-                                             "data": [["data": ["email": "x@example.com"]]]]
-            func expectError(_ body: JSONValue, _ status: HTTPResponse.Status, _ text: String) async throws {
-                let answer = try await Self.post(client, Self.importPath, body)
-                #expect(answer.status == status, "\(body.jsonText) → \(answer.json)")
-                #expect(answer.json["error"]?.int == Int(status.code))
-                #expect(answer.json["error_text"]?.stringValue?.contains(text) == true, "\(answer.json)")
+        try await TestServer.with { server in
+            try await server.test { client in
+                let key = server.service
+                let (_, number) = try await Self.workflow(client, key, profileTagDefinition)
+                let head = try server.store.head().position
+                let good: [String: JSONValue] = ["token": .string(key), "workflow_id": .integer(Int64(number)),
+                                                 "data": [["data": ["email": "x@example.com"]]]]
+                func expectError(_ body: JSONValue, _ status: HTTPResponse.Status, _ text: String) async throws {
+                    let answer = try await Self.post(client, Self.importPath, body)
+                    #expect(answer.status == status, "\(body.jsonText) → \(answer.json)")
+                    #expect(answer.json["error"]?.int == Int(status.code))
+                    #expect(answer.json["error_text"]?.stringValue?.contains(text) == true, "\(answer.json)")
+                }
+                func with(_ changes: [String: JSONValue?]) -> JSONValue {
+                    var o = good
+                    for (k, v) in changes { o[k] = v }
+                    return .object(o)
+                }
+                try await expectError(with(["token": nil]), .unauthorized, "token")
+                try await expectError(with(["token": "rlk_wrong"]), .unauthorized, "unknown or revoked")
+                let auditorAnswer = try await Self.post(client, Self.importPath, with(["token": .string(server.auditor)]))
+                #expect(auditorAnswer.status == .forbidden)
+                try await expectError(with(["workflow_id": 9999]), .badRequest, "workflow_id = 9999: no workflow has this number")
+                try await expectError(with(["workflow_id": "2"]), .badRequest, "workflow_id")
+                try await expectError(with(["matching": "fax"]), .badRequest, "matching = \"fax\"")
+                try await expectError(with(["matching": "custom"]), .badRequest, "field_name")
+                try await expectError(with(["matching": "phone"]), .badRequest, "data[0].data.phone")
+                try await expectError(with(["data": [["data": ["email": "not-an-email"]]]]), .badRequest, "data[0].data.email")
+                try await expectError(with(["format": "xml"]), .badRequest, "format")
+                // Nothing to import is a mistake, not an empty task.
+                try await expectError(with(["data": nil]), .badRequest, "data")
+                try await expectError(with(["data": []]), .badRequest, "at least one data object")
+                try await expectError(with(["colour": "red"]), .badRequest, "colour")
+                try await expectError(with(["data": [["data": ["email": "s@example.com", "subscriptions": [["channel": "email"]]]]]]),
+                                      .badRequest, "data[0].data.subscriptions[0].email")
+                try await expectError(with(["detect_geo": true, "data": [["data": ["email": "g@example.com", "_ip": "10.0.0.300"]]]]),
+                                      .badRequest, "data[0].data._ip")
+                let many = JSONValue.array((0...TestServer.maxBatchProfiles).map { ["data": ["email": .string("p\($0)@example.com")]] })
+                try await expectError(with(["data": many]), .badRequest, "at most \(TestServer.maxBatchProfiles)")
+                let invalidJSON = try await Self.post(client, Self.importPath, "{\"token\": ")
+                #expect(invalidJSON.status == .badRequest)
+                #expect(invalidJSON.json["error_text"] == "Invalid request")
+                #expect(try server.store.head().position == head, "a refused request recorded nothing")
+                // A workflow the API cannot start for profiles.
+                let apiWorkflow = try await APITests.activeWorkflow(client, key)
+                let apiNumber = try #require(try await client.call(.get, "/v1/workflows/\(apiWorkflow)", key: key).json["number"]?.int)
+                let headBefore = try server.store.head().position
+                try await expectError(with(["workflow_id": .integer(Int64(apiNumber))]), .conflict, "not an action on profile objects")
+                #expect(try server.store.head().position == headBefore)
+
+                // Without detect_geo, _ip is a field like any other.
+                let noGeo = try await Self.post(client, Self.importPath, with(["data": [["data": ["email": "g@example.com", "_ip": "n/a"]]]]))
+                #expect(noGeo.status == .ok, "\(noGeo.json)")
+                _ = try await Self.completed(client, key, try #require(noGeo.json["task_id"]?.stringValue))
+
+                // An invalid subscription is skipped on request.
+                let skipped = try await Self.post(client, Self.importPath, with([
+                    "skip_invalid_subscriptions": true,
+                    "data": [["data": ["email": "s@example.com", "subscriptions": [["channel": "email"], ["channel": "push"]]]]],
+                ]))
+                let ids = Self.profileIds(try await Self.completed(client, key, try #require(skipped.json["task_id"]?.stringValue)))
+                #expect(try await Self.profile(client, key, ids[0])["data"]?["subscriptions"] == [["channel": "push"]])
+
+                let unknownTask = try await Self.post(client, Self.statusPath, ["token": .string(key), "task_id": "nope"])
+                #expect(unknownTask.status == .notFound)
+                #expect(unknownTask.json["error_text"]?.stringValue?.contains("no task has this id") == true)
+                let noToken = try await Self.post(client, Self.statusPath, ["task_id": "nope"])
+                #expect(noToken.status == .unauthorized)
+                #expect(noToken.json["error"] == 401)
             }
-            func with(_ changes: [String: JSONValue?]) -> JSONValue {
-                var o = good
-                for (k, v) in changes { o[k] = v }
-                return .object(o)
-            }
-            try await expectError(with(["token": nil]), .unauthorized, "token")
-            try await expectError(with(["token": "rlk_wrong"]), .unauthorized, "unknown or revoked")
-            let auditorAnswer = try await Self.post(client, Self.importPath, with(["token": .string(server.auditor)]))
-            #expect(auditorAnswer.status == .forbidden)
-            try await expectError(with(["workflow_id": 9999]), .badRequest, "workflow_id = 9999: no workflow has this number")
-            try await expectError(with(["workflow_id": "2"]), .badRequest, "workflow_id")
-            try await expectError(with(["matching": "fax"]), .badRequest, "matching = \"fax\"")
-            try await expectError(with(["matching": "custom"]), .badRequest, "field_name")
-            try await expectError(with(["matching": "phone"]), .badRequest, "data[0].data.phone")
-            try await expectError(with(["data": [["data": ["email": "not-an-email"]]]]), .badRequest, "data[0].data.email")
-            try await expectError(with(["format": "xml"]), .badRequest, "format")
-            // Nothing to import is a mistake, not an empty task.
-            try await expectError(with(["data": nil]), .badRequest, "data")
-            try await expectError(with(["data": []]), .badRequest, "at least one data object")
-            try await expectError(with(["colour": "red"]), .badRequest, "colour")
-            try await expectError(with(["data": [["data": ["email": "s@example.com", "subscriptions": [["channel": "email"]]]]]]),
-                                  .badRequest, "data[0].data.subscriptions[0].email")
-            try await expectError(with(["detect_geo": true, "data": [["data": ["email": "g@example.com", "_ip": "10.0.0.300"]]]]),
-                                  .badRequest, "data[0].data._ip")
-            let many = JSONValue.array((0...TestServer.maxBatchProfiles).map { ["data": ["email": .string("p\($0)@example.com")]] })
-            try await expectError(with(["data": many]), .badRequest, "at most \(TestServer.maxBatchProfiles)")
-            let invalidJSON = try await Self.post(client, Self.importPath, "{\"token\": ")
-            #expect(invalidJSON.status == .badRequest)
-            #expect(invalidJSON.json["error_text"] == "Invalid request")
-            #expect(try server.store.head().position == head, "a refused request recorded nothing")
-            // A workflow the API cannot start for profiles.
-            let apiWorkflow = try await APITests.activeWorkflow(client, key)
-            let apiNumber = try #require(try await client.call(.get, "/v1/workflows/\(apiWorkflow)", key: key).json["number"]?.int)
-            let headBefore = try server.store.head().position
-            try await expectError(with(["workflow_id": .integer(Int64(apiNumber))]), .conflict, "not an action on profile objects")
-            #expect(try server.store.head().position == headBefore)
-
-            // Without detect_geo, _ip is a field like any other.
-            let noGeo = try await Self.post(client, Self.importPath, with(["data": [["data": ["email": "g@example.com", "_ip": "n/a"]]]]))
-            #expect(noGeo.status == .ok, "\(noGeo.json)")
-            _ = try await Self.completed(client, key, try #require(noGeo.json["task_id"]?.stringValue))
-
-            // An invalid subscription is skipped on request.
-            let skipped = try await Self.post(client, Self.importPath, with([
-                "skip_invalid_subscriptions": true,
-                "data": [["data": ["email": "s@example.com", "subscriptions": [["channel": "email"], ["channel": "push"]]]]],
-            ]))
-            let ids = Self.profileIds(try await Self.completed(client, key, try #require(skipped.json["task_id"]?.stringValue)))
-            #expect(try await Self.profile(client, key, ids[0])["data"]?["subscriptions"] == [["channel": "push"]])
-
-            let unknownTask = try await Self.post(client, Self.statusPath, ["token": .string(key), "task_id": "nope"])
-            #expect(unknownTask.status == .notFound)
-            #expect(unknownTask.json["error_text"]?.stringValue?.contains("no task has this id") == true)
-            let noToken = try await Self.post(client, Self.statusPath, ["task_id": "nope"])
-            #expect(noToken.status == .unauthorized)
-            #expect(noToken.json["error"] == 401)
         }
     }
 }
@@ -521,32 +521,32 @@ struct BatchTaskAPITests {
 struct BatchTaskRestartTests {
     @Test("profiles, tasks and their status come back from the log after a restart")
     func restart() async throws {
-        let server = try await TestServer()
-        defer { Task { await server.close() } }
-        let key = server.service
-        let (number, taskId, id) = try await server.test { client in
-            let (_, number) = try await BatchTaskAPITests.workflow(client, key, profileTagDefinition)
-            let answer = try await BatchTaskAPITests.post(client, BatchTaskAPITests.importPath, [
-                "token": .string(key), "workflow_id": .integer(Int64(number)),
-                "data": [["data": ["email": "again@example.com", "_fname": "Before"]]],
-            ])
-            let taskId = try #require(answer.json["task_id"]?.stringValue)
-            let ids = BatchTaskAPITests.profileIds(try await BatchTaskAPITests.completed(client, key, taskId))
-            return (number, taskId, try #require(ids.first))
-        }
-        try await server.reopen()
-        try await server.test { client in
-            let status = try await BatchTaskAPITests.completed(client, key, taskId)
-            #expect(BatchTaskAPITests.profileIds(status) == [id])
-            let answer = try await BatchTaskAPITests.post(client, BatchTaskAPITests.importPath, [
-                "token": .string(key), "workflow_id": .integer(Int64(number)),
-                "data": [["data": ["email": "AGAIN@example.com", "_lname": "After"]]],
-            ])
-            let again = try await BatchTaskAPITests.completed(client, key, try #require(answer.json["task_id"]?.stringValue))
-            #expect(BatchTaskAPITests.profileIds(again) == [id])
-            let profile = try await BatchTaskAPITests.profile(client, key, id)
-            #expect(profile["data"]?["_fname"] == "Before")
-            #expect(profile["data"]?["_lname"] == "After")
+        try await TestServer.with { server in
+            let key = server.service
+            let (number, taskId, id) = try await server.test { client in
+                let (_, number) = try await BatchTaskAPITests.workflow(client, key, profileTagDefinition)
+                let answer = try await BatchTaskAPITests.post(client, BatchTaskAPITests.importPath, [
+                    "token": .string(key), "workflow_id": .integer(Int64(number)),
+                    "data": [["data": ["email": "again@example.com", "_fname": "Before"]]],
+                ])
+                let taskId = try #require(answer.json["task_id"]?.stringValue)
+                let ids = BatchTaskAPITests.profileIds(try await BatchTaskAPITests.completed(client, key, taskId))
+                return (number, taskId, try #require(ids.first))
+            }
+            try await server.reopen()
+            try await server.test { client in
+                let status = try await BatchTaskAPITests.completed(client, key, taskId)
+                #expect(BatchTaskAPITests.profileIds(status) == [id])
+                let answer = try await BatchTaskAPITests.post(client, BatchTaskAPITests.importPath, [
+                    "token": .string(key), "workflow_id": .integer(Int64(number)),
+                    "data": [["data": ["email": "AGAIN@example.com", "_lname": "After"]]],
+                ])
+                let again = try await BatchTaskAPITests.completed(client, key, try #require(answer.json["task_id"]?.stringValue))
+                #expect(BatchTaskAPITests.profileIds(again) == [id])
+                let profile = try await BatchTaskAPITests.profile(client, key, id)
+                #expect(profile["data"]?["_fname"] == "Before")
+                #expect(profile["data"]?["_lname"] == "After")
+            }
         }
     }
 }

@@ -4,13 +4,14 @@ import Foundation
 import Hummingbird
 import Logging
 import RunlogHTTP
+import RunlogTestSupport
 import ServiceLifecycle
 import Workflows
 
 /// The real server (`buildApplication`, as `runlog serve` builds it) on a loopback port and a
 /// fresh data directory, for tests that need real sockets: connection limits, timeouts, clients
 /// that write their whole body before reading.
-final class LiveServer: Sendable {
+final class LiveServer: AsyncClosable {
     let directory: String
     let port: Int
     let admin: String
@@ -18,8 +19,7 @@ final class LiveServer: Sendable {
     private let task: Task<Void, any Error>
 
     init(configure: (inout ServerConfiguration) -> Void = { _ in }) async throws {
-        let directory = FileManager.default.temporaryDirectory
-            .appendingPathComponent("runlog-live-\(UUID().uuidString.prefix(8))").path
+        let directory = TemporaryDirectory.uniquePath("runlog-live")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         let store = try EventStore(directory: directory)
@@ -48,15 +48,10 @@ final class LiveServer: Sendable {
     /// Runs `body` with a fresh server, and stops it (awaited) whether `body` succeeds or throws.
     static func with(configure: (inout ServerConfiguration) -> Void = { _ in },
                      _ body: (LiveServer) async throws -> Void) async throws {
-        let server = try await LiveServer(configure: configure)
-        do {
-            try await body(server)
-        } catch {
-            await server.stop()
-            throw error
-        }
-        await server.stop()
+        try await LiveServer(configure: configure).closing(body)
     }
+
+    func close() async { await stop() }
 
     func stop() async {
         await group.triggerGracefulShutdown()
@@ -79,7 +74,7 @@ final class RawConnection: @unchecked Sendable {
 
     init(port: Int) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw RawError("socket: errno \(errno)") }
+        guard fd >= 0 else { throw TestFailure("socket: errno \(errno)") }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -92,7 +87,7 @@ final class RawConnection: @unchecked Sendable {
         guard result == 0 else {
             let code = errno
             close(fd)
-            throw RawError("connect: errno \(code)")
+            throw TestFailure("connect: errno \(code)")
         }
     }
 
@@ -206,9 +201,4 @@ struct RawResponse: Sendable {
     }
 
     var json: JSONValue? { try? JSONValue(parsing: Array(body.utf8)) }
-}
-
-struct RawError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }

@@ -34,13 +34,13 @@ struct OpenAPITests {
 
     @Test("every route the server answers is in docs/openapi.yaml, and every documented route is served")
     func routesMatch() async throws {
-        let server = try await TestServer()
-        defer { Task { await server.close() } }
-        let served = Set(server.api.makeRouter().routes.map { "\($0.method) \($0.path)" })
-        let documented = try Self.documentedRoutes()
-        #expect(documented.count > 20)
-        #expect(served.subtracting(documented).sorted() == [], "served but not documented")
-        #expect(documented.subtracting(served).sorted() == [], "documented but not served")
+        try await TestServer.with { server in
+            let served = Set(server.api.makeRouter().routes.map { "\($0.method) \($0.path)" })
+            let documented = try Self.documentedRoutes()
+            #expect(documented.count > 20)
+            #expect(served.subtracting(documented).sorted() == [], "served but not documented")
+            #expect(documented.subtracting(served).sorted() == [], "documented but not served")
+        }
     }
 
     @Test("docs/openapi.yaml is a valid OpenAPI 3.1 document (openapi-spec-validator)")

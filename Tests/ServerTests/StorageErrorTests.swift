@@ -33,13 +33,13 @@ struct StorageErrorTests {
 
     @Test("a command after the store closed answers 503 shutting_down, not a bare storage error")
     func closedStore() async throws {
-        let server = try await TestServer()
-        defer { Task { await server.close() } }
-        try await server.test { client in
-            server.store.close()
-            let answer = try await client.call(.post, "/v1/workflows", key: server.admin, json: ["name": "late"])
-            #expect(answer.status == .serviceUnavailable)
-            #expect(answer.json["error"]?["code"] == "shutting_down", "\(answer.json)")
+        try await TestServer.with { server in
+            try await server.test { client in
+                server.store.close()
+                let answer = try await client.call(.post, "/v1/workflows", key: server.admin, json: ["name": "late"])
+                #expect(answer.status == .serviceUnavailable)
+                #expect(answer.json["error"]?["code"] == "shutting_down", "\(answer.json)")
+            }
         }
     }
 }

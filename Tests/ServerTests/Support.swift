@@ -6,6 +6,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import NIOCore
+import RunlogTestSupport
 import Testing
 import Importers
 import Profiles
@@ -14,7 +15,7 @@ import Workflows
 
 /// A server on a fresh data directory: store, engine, keys of each role and the router, driven
 /// through Hummingbird's testing client. `reopen()` simulates a restart on the same directory.
-final class TestServer: @unchecked Sendable {
+final class TestServer: AsyncClosable, @unchecked Sendable {
     // `@unchecked`: set up once, then only read (reopen runs between requests).
     let directory: String
     var store: EventStore
@@ -41,7 +42,7 @@ final class TestServer: @unchecked Sendable {
     }
 
     init(rateLimit: Int? = nil, quota: Int? = nil, options: Options = Options()) async throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("runlog-http-\(UUID().uuidString.prefix(8))").path
+        directory = TemporaryDirectory.uniquePath("runlog-http")
         self.rateLimit = rateLimit
         self.quota = quota
         self.options = options
@@ -56,6 +57,12 @@ final class TestServer: @unchecked Sendable {
         (admin, service, auditor) = (made[0], made[1], made[2])
         (engine, importers, accounts, api) = try await Self.start(store, directory: directory, rateLimit: rateLimit,
                                                                   quota: quota, box: box, options: options)
+    }
+
+    /// Runs `body` with a fresh server, then closes it (awaited) whether `body` returns or throws.
+    static func with<Value>(rateLimit: Int? = nil, quota: Int? = nil, options: Options = Options(),
+                            _ body: (TestServer) async throws -> Value) async throws -> Value {
+        try await TestServer(rateLimit: rateLimit, quota: quota, options: options).closing(body)
     }
 
     /// Profiles one batch task may carry (small, so the limit is cheap to reach in tests).

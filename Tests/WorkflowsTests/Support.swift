@@ -1,19 +1,26 @@
 import EventStore
 import Foundation
+import RunlogTestSupport
 import Testing
 @testable import Workflows
 
 /// A temporary data directory with an open store and a started engine.
-final class EngineFixture: @unchecked Sendable {
+final class EngineFixture: AsyncClosable, @unchecked Sendable {
     let path: String
     let store: EventStore
     let engine: WorkflowEngine
 
     init(configuration: EngineConfiguration = EngineConfiguration(), start: Bool = true) async throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("runlog-wf-\(UUID().uuidString.prefix(8))").path
+        path = TemporaryDirectory.uniquePath("runlog-wf")
         store = try EventStore(directory: path, options: .init(mapSize: 256 << 20))
         engine = try await WorkflowEngine(store: store, configuration: configuration)
         if start { await engine.start() }
+    }
+
+    /// Runs `body` with a fresh fixture, then closes it (awaited) whether `body` returns or throws.
+    static func with<Value>(configuration: EngineConfiguration = EngineConfiguration(), start: Bool = true,
+                            _ body: (EngineFixture) async throws -> Value) async throws -> Value {
+        try await EngineFixture(configuration: configuration, start: start).closing(body)
     }
 
     func close() async {
@@ -40,7 +47,7 @@ final class EngineFixture: @unchecked Sendable {
             }
             try await Task.sleep(for: .milliseconds(2))
         }
-        throw FixtureError("run \(runId) did not finish")
+        throw TestFailure("run \(runId) did not finish")
     }
 }
 
@@ -86,11 +93,6 @@ func expectRunTables(
         let active = rebuilt.runs.values.filter { !$0.status.hasEnded }.map(\.id)
         #expect(try runs.activeRuns().map(\.id) == active, comment, sourceLocation: sourceLocation)
     }
-}
-
-struct FixtureError: Error, CustomStringConvertible {
-    let description: String
-    init(_ d: String) { description = d }
 }
 
 func apiWorkflow(schema: String = #"{"fields": [{"name": "ip", "type": "string", "required": true}]}"#,
