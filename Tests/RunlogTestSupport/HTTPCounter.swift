@@ -6,6 +6,9 @@ public final class HTTPCounter: @unchecked Sendable {
     // `@unchecked`: `Process` is not `Sendable`; it is only killed and asked whether it runs.
     public let process = Process()
     public let url: String
+    /// The child's standard input: it exits when this ends, so it never outlives the test process
+    /// (an orphan holding the test runner's output open would make `swift test` wait forever).
+    private let input = Pipe()
 
     public init() throws {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -14,6 +17,8 @@ public final class HTTPCounter: @unchecked Sendable {
         process.arguments = ["python3", script]
         let out = Pipe()
         process.standardOutput = out
+        process.standardInput = input
+        process.standardError = FileHandle.nullDevice
         try process.run()
         var line = Data()
         while !line.contains(UInt8(ascii: "\n")) {

@@ -4,7 +4,6 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Logging
-import Synchronization
 import Testing
 @testable import RunlogHTTP
 import Workflows
@@ -196,7 +195,7 @@ struct DialectTests {
 
     @Test("metrics label an unknown route NotFound, or unmatched when authentication refused it first; one log line each")
     func metricsAndLogLines() async throws {
-        let capture = DialectLogCapture()
+        let capture = LogCapture()
         var options = TestServer.Options()
         options.logger = Logger(label: "test", factory: { _ in capture.handler() })
         try await TestServer.with(options: options) { server in
@@ -232,30 +231,6 @@ extension TestClientProtocol {
             return DialectTests.line(try await call(method, uri, key: key, json: json, body: body, headers: headers))
         } catch {
             return "error: \(error)"
-        }
-    }
-}
-
-/// Every line a logger writes, with its metadata.
-final class DialectLogCapture: Sendable {
-    private let stored = Mutex([String]())
-    var lines: [String] { stored.withLock { $0 } }
-
-    func handler() -> some LogHandler { Handler(capture: self) }
-
-    struct Handler: LogHandler {
-        let capture: DialectLogCapture
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-
-        func log(event: LogEvent) {
-            let all = metadata.merging(event.metadata ?? [:]) { $1 }
-            capture.stored.withLock { $0.append("\(event.level) \(event.message) \(all)") }
         }
     }
 }

@@ -833,8 +833,9 @@ struct GateTimeout: Error {}
 
 /// Every line a logger writes, with its metadata.
 final class LogCapture: Sendable {
-    private let lines = Mutex([String]())
-    var text: String { lines.withLock { $0.joined(separator: "\n") } }
+    private let stored = Mutex([String]())
+    var lines: [String] { stored.withLock { $0 } }
+    var text: String { lines.joined(separator: "\n") }
 
     func handler() -> some LogHandler { Handler(capture: self) }
 
@@ -850,7 +851,7 @@ final class LogCapture: Sendable {
 
         func log(event: LogEvent) {
             let all = metadata.merging(event.metadata ?? [:]) { $1 }
-            capture.lines.withLock { $0.append("\(event.level) \(event.message) \(all)") }
+            capture.stored.withLock { $0.append("\(event.level) \(event.message) \(all)") }
         }
     }
 }

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """A loopback HTTP server for tests of outbound calls.
 
-Prints its port on the first line, then serves until killed:
+Prints its port on the first line, then serves until killed or until its standard input ends (the
+test process that started it holds the other end, so the server never outlives it):
   any POST/PUT/PATCH/DELETE/GET /call...  -> counts the call, answers {"ok": true, "calls": N, "echo": <body>}
                                               (GET /fail... answers 500, for retry tests)
   GET /count                              -> {"calls": N, "keys": {idempotency key: count}, "auth": [...],
                                               "cookies": [...]}
 """
 import json
+import os
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -58,6 +60,12 @@ class Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
 
 
+def exit_with_parent():
+    sys.stdin.buffer.read()
+    os._exit(0)
+
+
+threading.Thread(target=exit_with_parent, daemon=True).start()
 server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 print(server.server_address[1], flush=True)
 server.serve_forever()
