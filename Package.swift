@@ -12,7 +12,9 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "runlog", targets: ["runlog"]),
-        .library(name: "EventStore", targets: ["EventStore"]),
+        .library(name: "RunlogJSON", targets: ["RunlogJSON"]),
+        .library(name: "EventLog", targets: ["EventLog"]),
+        .library(name: "LMDBStore", targets: ["LMDBStore"]),
         .library(name: "Workflows", targets: ["Workflows"]),
         .library(name: "Importers", targets: ["Importers"]),
         .library(name: "Profiles", targets: ["Profiles"]),
@@ -39,10 +41,29 @@ let package = Package(
             pkgConfig: "lmdb",
             providers: [.apt(["liblmdb-dev"])]
         ),
+        // JSON values, the strict parser, the reader and the writer. Depends on nothing.
         .target(
-            name: "EventStore",
+            name: "RunlogJSON",
+            swiftSettings: swiftSettings
+        ),
+        // The storage seam: the `EventStore` protocol every backend implements, the envelope and its
+        // hash chain, events, filters, errors, inline projections. No LMDB, no HTTP.
+        .target(
+            name: "EventLog",
+            dependencies: [
+                "RunlogJSON",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The embedded backend: the log in LMDB. Only the composition root (the `runlog` tool) and
+        // tests import it; the modules above use `EventLog`.
+        .target(
+            name: "LMDBStore",
             dependencies: [
                 "CLMDB",
+                "EventLog",
+                "RunlogJSON",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
@@ -50,7 +71,8 @@ let package = Package(
         .target(
             name: "Workflows",
             dependencies: [
-                "EventStore",
+                "RunlogJSON",
+                "EventLog",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
@@ -58,7 +80,8 @@ let package = Package(
         .target(
             name: "Importers",
             dependencies: [
-                "EventStore",
+                "RunlogJSON",
+                "EventLog",
                 "Workflows",
                 "S3",
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -68,7 +91,8 @@ let package = Package(
         .target(
             name: "Profiles",
             dependencies: [
-                "EventStore",
+                "RunlogJSON",
+                "EventLog",
                 "Workflows",
             ],
             swiftSettings: swiftSettings
@@ -76,7 +100,8 @@ let package = Package(
         .target(
             name: "Access",
             dependencies: [
-                "EventStore",
+                "RunlogJSON",
+                "EventLog",
                 "Workflows",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -86,7 +111,8 @@ let package = Package(
             name: "RunlogHTTP",
             dependencies: [
                 "Access",
-                "EventStore",
+                "RunlogJSON",
+                "EventLog",
                 "Workflows",
                 "Importers",
                 "Profiles",
@@ -119,7 +145,9 @@ let package = Package(
             name: "runlog",
             dependencies: [
                 "Access",
-                "EventStore",
+                "RunlogJSON",
+                "EventLog",
+                "LMDBStore",
                 "Workflows",
                 "Importers",
                 "RunlogHTTP",
@@ -141,15 +169,17 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "EventStoreTests",
-            dependencies: ["EventStore", "RunlogTestSupport"],
+            name: "LMDBStoreTests",
+            dependencies: ["LMDBStore", "EventLog", "RunlogJSON", "RunlogTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "RunlogTests",
             dependencies: [
                 "RunlogTestSupport",
-                "EventStore",
+                "RunlogJSON",
+                "EventLog",
+                "LMDBStore",
                 "Workflows",
                 "RunlogHTTP",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -161,7 +191,9 @@ let package = Package(
             dependencies: [
                 "RunlogTestSupport",
                 "S3",
-                "EventStore",
+                "RunlogJSON",
+                "EventLog",
+                "LMDBStore",
                 "Workflows",
                 "Importers",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -174,7 +206,9 @@ let package = Package(
             dependencies: [
                 "RunlogTestSupport",
                 "Access",
-                "EventStore",
+                "RunlogJSON",
+                "EventLog",
+                "LMDBStore",
                 "Workflows",
                 "Importers",
                 "Profiles",
@@ -190,12 +224,12 @@ let package = Package(
         ),
         .testTarget(
             name: "ImportersTests",
-            dependencies: ["EventStore", "Workflows", "Importers", "RunlogTestSupport"],
+            dependencies: ["RunlogJSON", "EventLog", "LMDBStore", "Workflows", "Importers", "RunlogTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "WorkflowsTests",
-            dependencies: ["Workflows", "RunlogTestSupport"],
+            dependencies: ["RunlogJSON", "EventLog", "LMDBStore", "Workflows", "RunlogTestSupport"],
             swiftSettings: swiftSettings
         ),
     ],

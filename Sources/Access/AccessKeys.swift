@@ -1,6 +1,7 @@
 // API keys and roles: who may do what. A module of its own so that the `runlog` tool manages keys
 // on a data directory without the HTTP server, and the server authenticates with the same types.
-public import EventStore
+import RunlogJSON
+public import EventLog
 import Crypto
 import Foundation
 import Synchronization
@@ -88,7 +89,7 @@ public final class KeyRing: Sendable {
     public init() {}
 
     /// Reads every key event of `store`.
-    public convenience init(store: EventStore) throws {
+    public convenience init(store: any EventStore) throws {
         self.init()
         for event in try store.readAll(filter: EventFilter(types: KeyEvent.types), limit: .max) {
             apply(event)

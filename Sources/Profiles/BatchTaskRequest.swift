@@ -1,3 +1,4 @@
+public import RunlogJSON
 public import Workflows
 
 /// How a batch task finds the profile each data object is about.

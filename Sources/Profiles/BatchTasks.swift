@@ -1,5 +1,6 @@
-import EventStore
+import EventLog
 import Foundation
+public import RunlogJSON
 public import Workflows
 
 /// The batch import-and-start task API's domain: upserts profiles by a matching key and starts a

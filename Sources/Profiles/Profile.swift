@@ -1,3 +1,4 @@
+import RunlogJSON
 import Workflows
 
 /// The rules of profile data: field names, the fields with a meaning (`email`, `phone` /

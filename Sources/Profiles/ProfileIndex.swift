@@ -1,3 +1,4 @@
+import RunlogJSON
 import Workflows
 
 /// The profiles' data in the clear with the lookups matching needs: by profile email, by

@@ -1,4 +1,5 @@
-public import Workflows
+public import RunlogJSON
+import Workflows
 
 /// An error of the batch task API, answered in that API's own shape:
 /// `{"error": code, "error_text": text, "error_debug"?: debug}` with `code` as the HTTP status.

@@ -1,6 +1,7 @@
+import RunlogJSON
 public import HTTPTypes
 public import Hummingbird
-import EventStore
+import EventLog
 import Foundation
 public import Workflows
 

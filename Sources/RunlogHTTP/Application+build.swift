@@ -1,5 +1,5 @@
 import Access
-public import EventStore
+public import EventLog
 import Foundation
 public import Hummingbird
 public import Logging
@@ -34,8 +34,6 @@ public struct ServerConfiguration: Sendable {
     public var connections = ConnectionLimits()
     /// How long connecting to an S3 endpoint may take when an importer run reads an S3 data source.
     public var s3ConnectTimeout: Duration = .seconds(5)
-    /// How the store is opened (the start-up checks of `runlog serve`).
-    public var storeOptions = EventStore.Options()
 
     public init(dataDirectory: String, host: String = "127.0.0.1", port: Int = 8080,
                 rateLimitPerMinute: Int? = 60_000, dailyRunQuota: Int? = nil, maxBatchProfiles: Int = 10_000,
@@ -50,15 +48,16 @@ public struct ServerConfiguration: Sendable {
     }
 }
 
-/// Opens the store in the data directory, rebuilds the read models and builds the server:
-/// the HTTP application, with the engine as a service that starts before it and stops after
-/// it, so commands in flight finish before the store closes. `onRunning` gets the bound port.
+/// Rebuilds the read models from `store` and builds the server: the HTTP application, with the
+/// engine as a service that starts before it and stops after it, so commands in flight finish
+/// before the store closes (the application owns the store from here on, and closes it also when
+/// this throws). `onRunning` gets the bound port.
 public func buildApplication(
     _ configuration: ServerConfiguration,
+    store: any EventStore,
     logger: Logger,
     onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) async throws -> some ApplicationProtocol {
-    let store = try EventStore(directory: configuration.dataDirectory, options: configuration.storeOptions)
     do {
         let box = try SecretBox.load(
             environmentValue: configuration.secretKey ?? ProcessInfo.processInfo.environment[SecretBox.environmentVariable],
@@ -124,7 +123,7 @@ struct IdempotencySweeper: Service {
 struct EngineService: Service {
     let engine: WorkflowEngine
     let importers: ImporterService
-    let store: EventStore
+    let store: any EventStore
 
     func run() async throws {
         await engine.start()

@@ -1,3 +1,4 @@
+import RunlogJSON
 import Access
 import HTTPTypes
 import Hummingbird

@@ -1,7 +1,8 @@
+import RunlogJSON
 import Access
 import HTTPTypes
 import Crypto
-import EventStore
+import EventLog
 import Foundation
 import Hummingbird
 import Synchronization
@@ -12,7 +13,7 @@ import Workflows
 /// restart. Keys are scoped to the API key that sent them. A retry with a different method,
 /// path or body is refused (422); one that arrives while the first is still running gets 409.
 ///
-/// The command's appends carry a mark (`EventStore.requestMark`) that the writer puts in the
+/// The command's appends carry a mark (`RequestMark.current`) that the writer puts in the
 /// request table in the same transaction as the events, and the answer replaces it once it is
 /// known. A crash between the two leaves the mark: a retry then gets 409
 /// `idempotency_answer_lost` and the command is not run again, so no key ever records its
@@ -22,7 +23,7 @@ import Workflows
 /// (default 24 hours, nil: forever): an older one counts as absent, so a retry after that runs
 /// the command again, and `sweep` deletes them.
 final class IdempotencyCache: Sendable {
-    private let store: EventStore
+    private let store: any EventStore
     private let inFlight = Mutex(Set<String>())
     /// How long records are kept, in ms; nil: forever.
     let retention: Int64?
@@ -30,7 +31,7 @@ final class IdempotencyCache: Sendable {
 
     static let defaultRetentionHours = 24
 
-    init(store: EventStore, retentionHours: Int? = IdempotencyCache.defaultRetentionHours,
+    init(store: any EventStore, retentionHours: Int? = IdempotencyCache.defaultRetentionHours,
          now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }) {
         self.store = store
         self.retention = retentionHours.map { Int64($0) * 3_600_000 }
@@ -74,11 +75,11 @@ final class IdempotencyCache: Sendable {
         if let stored = try await lookup(name) {
             return try replay(stored, fingerprint: fingerprint, key: idempotencyKey, name: nil)
         }
-        let mark = EventStore.RequestMark(name: name, value: Array(JSONValue.object([
+        let mark = RequestMark(name: name, value: Array(JSONValue.object([
             "fingerprint": .string(fingerprint), "recorded": true, "at": .integer(now()),
         ]).jsonText.utf8))
         do {
-            let answer = try await EventStore.$requestMark.withValue(mark) { try await command() }
+            let answer = try await RequestMark.$current.withValue(mark) { try await command() }
             await save(name, fingerprint, kept?(answer) ?? answer)
             return answer
         } catch let error as APIError where error.status.code < 500 {

@@ -1,9 +1,10 @@
-import EventStore
+import EventLog
 import Foundation
 import HTTPTypes
 import Hummingbird
+public import RunlogJSON
 public import Importers
-public import Workflows
+import Workflows
 
 /// Data sources, importers and importer runs (seed 000).
 extension RunlogAPI {

@@ -1,6 +1,7 @@
+import RunlogJSON
 import Access
 import HTTPTypes
-import EventStore
+import EventLog
 import Foundation
 import Hummingbird
 import Workflows

@@ -1,3 +1,4 @@
+import RunlogJSON
 import Workflows
 
 /// Request bodies of the launch API (`/v3/`): seed 001's examples carry `//` comments, trailing

@@ -1,5 +1,5 @@
 import HTTPTypes
-import EventStore
+import EventLog
 import Hummingbird
 import ServiceLifecycle
 import Workflows

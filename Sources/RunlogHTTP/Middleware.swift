@@ -1,6 +1,6 @@
 import Access
 import HTTPTypes
-import EventStore
+import EventLog
 import Foundation
 import Hummingbird
 import Logging

@@ -1,3 +1,4 @@
+import RunlogJSON
 import Foundation
 import Workflows
 

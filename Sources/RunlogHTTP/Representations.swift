@@ -1,5 +1,6 @@
+public import RunlogJSON
 public import Access
-import EventStore
+import EventLog
 public import Workflows
 
 /// The JSON of each resource, in snake_case, timestamps as RFC 3339 UTC.

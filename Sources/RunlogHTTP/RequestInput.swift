@@ -1,3 +1,4 @@
+import RunlogJSON
 import HTTPTypes
 import Foundation
 import Hummingbird

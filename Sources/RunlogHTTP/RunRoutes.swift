@@ -1,5 +1,6 @@
+import RunlogJSON
 import HTTPTypes
-import EventStore
+import EventLog
 import Foundation
 import Hummingbird
 import Workflows

@@ -1,6 +1,7 @@
+import RunlogJSON
 public import Access
 import HTTPTypes
-public import EventStore
+public import EventLog
 import Foundation
 public import Hummingbird
 public import Logging
@@ -13,7 +14,7 @@ public import Profiles
 public struct RunlogAPI: Sendable {
     public typealias Context = RunlogRequestContext
     public let engine: WorkflowEngine
-    public let store: EventStore
+    public let store: any EventStore
     public let keys: KeyRing
     public let importers: ImporterService?
     /// Integration accounts of the launch API (`/v3/` routes are served when set).

@@ -1,4 +1,4 @@
-import EventStore
+import EventLog
 import Prometheus
 import Synchronization
 
@@ -49,7 +49,7 @@ final class ServerMetrics: Sendable {
     }
 
     /// The exposition text: the registry's metrics, then the store's.
-    func render(store: EventStore) -> String {
+    func render(store: any EventStore) -> String {
         var text = registry.emitToString()
         let head = (try? store.head().position) ?? 0
         text += "# TYPE runlog_log_head_position gauge\nrunlog_log_head_position \(head)\n"

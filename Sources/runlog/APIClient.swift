@@ -1,3 +1,4 @@
+import RunlogJSON
 import ArgumentParser
 import AsyncHTTPClient
 import Foundation

@@ -1,5 +1,6 @@
 import ArgumentParser
-import EventStore
+import EventLog
+import LMDBStore
 import Foundation
 
 struct BackupCommand: AsyncParsableCommand {
@@ -45,9 +46,9 @@ struct BackupCommand: AsyncParsableCommand {
         let keyCopied = !withoutSecretKey && fm.fileExists(atPath: key)
         if keyCopied { try copyFile(key, to: destination + "/secret.key") }
 
-        let copy: EventStore
+        let copy: LMDBEventStore
         do {
-            copy = try EventStore(directory: destination, options: .init(readOnly: true))
+            copy = try LMDBEventStore(directory: destination, options: .init(readOnly: true))
         } catch {
             throw CLIError("the backup in \(destination) cannot be opened: \(error.message)")
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
-import EventStore
+import EventLog
+import LMDBStore
 import Foundation
 import Workflows
 

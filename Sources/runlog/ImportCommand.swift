@@ -1,6 +1,8 @@
+import RunlogJSON
 import ArgumentParser
 import AsyncHTTPClient
-import EventStore
+import EventLog
+import LMDBStore
 import Foundation
 import Importers
 import NIOCore

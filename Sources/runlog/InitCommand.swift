@@ -1,5 +1,6 @@
 import ArgumentParser
-import EventStore
+import EventLog
+import LMDBStore
 
 struct InitCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

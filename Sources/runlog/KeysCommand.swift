@@ -1,6 +1,8 @@
+import RunlogJSON
 import Access
 import ArgumentParser
-import EventStore
+import EventLog
+import LMDBStore
 import Foundation
 import Workflows
 

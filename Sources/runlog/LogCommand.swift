@@ -1,5 +1,7 @@
+import RunlogJSON
 import ArgumentParser
-import EventStore
+import EventLog
+import LMDBStore
 import Foundation
 import Workflows
 
@@ -165,7 +167,7 @@ extension LogCommand {
         }
 
         private func followLog(
-            _ store: EventStore, from: UInt64, filter: EventFilter, exactStream: String?,
+            _ store: LMDBEventStore, from: UInt64, filter: EventFilter, exactStream: String?,
             remaining: Int, out: inout Output
         ) async throws {
             var remaining = remaining
@@ -218,7 +220,7 @@ extension LogCommand {
         func run() async throws {
             let store = try self.store.open(readOnly: true)
             defer { store.close() }
-            let stats: EventStore.Stats
+            let stats: LogStats
             do {
                 stats = try store.stats()
             } catch {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Hummingbird
+import LMDBStore
 import Logging
 import RunlogHTTP
 
@@ -107,15 +108,17 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.connections.idleTimeout = .seconds(idleTimeout)
         configuration.connections.bodyTimeout = .seconds(bodyTimeout)
         configuration.s3ConnectTimeout = .milliseconds(Int64((s3ConnectTimeout * 1000).rounded()))
-        configuration.storeOptions.verifyTailEvents = verifyTail
-        configuration.storeOptions.allowBrokenChain = allowBrokenChain
         if allowBrokenChain {
             logger.warning("--allow-broken-chain: appending even if the end of the hash chain does not verify")
         }
         let app: any ApplicationProtocol
         do {
             let host = self.host
-            app = try await buildApplication(configuration, logger: logger) { port in
+            var options = LMDBEventStore.Options()
+            options.verifyTailEvents = verifyTail
+            options.allowBrokenChain = allowBrokenChain
+            let log = try LMDBEventStore(directory: configuration.dataDirectory, options: options)
+            app = try await buildApplication(configuration, store: log, logger: logger) { port in
                 FileHandle.standardOutput.write(Data("listening on http://\(host):\(port)\n".utf8))
             }
         } catch {

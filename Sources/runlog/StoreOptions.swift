@@ -1,5 +1,6 @@
 import ArgumentParser
-import EventStore
+import EventLog
+import LMDBStore
 import Foundation
 
 /// `--data-dir`, shared by every command that opens the store.
@@ -20,18 +21,18 @@ struct StoreOptions: ParsableArguments {
     }
 
     /// Opens the store; read-only opens work while a server holds the directory for writing.
-    func open(readOnly: Bool) throws -> EventStore {
+    func open(readOnly: Bool) throws -> LMDBEventStore {
         do {
-            return try EventStore(directory: directory, options: .init(readOnly: readOnly))
+            return try LMDBEventStore(directory: directory, options: .init(readOnly: readOnly))
         } catch {
             throw CLIError(error.message)
         }
     }
 
     /// Opens the store for a writing command; when a server holds it, says to go through the server.
-    func openForWriting() throws -> EventStore {
+    func openForWriting() throws -> LMDBEventStore {
         do {
-            return try EventStore(directory: directory)
+            return try LMDBEventStore(directory: directory)
         } catch where error.code == .writerLocked {
             throw CLIError(error.message + "; while a server runs, send the command to it with --server URL --key KEY")
         } catch {

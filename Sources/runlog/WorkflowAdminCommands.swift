@@ -1,5 +1,7 @@
+import RunlogJSON
 import ArgumentParser
-import EventStore
+import EventLog
+import LMDBStore
 import Foundation
 import RunlogHTTP
 import Workflows

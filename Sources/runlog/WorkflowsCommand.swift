@@ -1,5 +1,7 @@
+import RunlogJSON
 import ArgumentParser
-import EventStore
+import EventLog
+import LMDBStore
 import Foundation
 import RunlogHTTP
 import Workflows
@@ -158,7 +160,7 @@ func loadState(_ options: StoreOptions) throws -> WorkflowsState {
     return try loadState(store)
 }
 
-func loadState(_ store: EventStore) throws -> WorkflowsState {
+func loadState(_ store: LMDBEventStore) throws -> WorkflowsState {
     do {
         return try WorkflowsState.rebuild(from: store)
     } catch {

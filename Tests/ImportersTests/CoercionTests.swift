@@ -1,3 +1,4 @@
+import RunlogJSON
 import Testing
 @testable import Importers
 import Workflows

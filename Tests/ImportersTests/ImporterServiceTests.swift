@@ -1,4 +1,6 @@
-import EventStore
+import RunlogJSON
+import EventLog
+import LMDBStore
 import Foundation
 import Synchronization
 import Testing
@@ -25,8 +27,8 @@ struct ImporterServiceTests {
             let importer = try await f.service.saveImporter(
                 id: nil, name: "ips", dataSourceId: source.id, workflowId: wf,
                 mapping: ImporterMapping(columns: ["ip": "ip", "score": "score"]), query: ImporterQuery(), actor: "test")
-            let mark = EventStore.RequestMark(name: "idem/k/start", value: Array("mark".utf8))
-            let started = try await EventStore.$requestMark.withValue(mark) {
+            let mark = RequestMark(name: "idem/k/start", value: Array("mark".utf8))
+            let started = try await RequestMark.$current.withValue(mark) {
                 try await f.service.startRun(importerId: importer.id, actor: "test")
             }
             // The command's own append wrote the mark; the record then goes (as the sweep deletes it).

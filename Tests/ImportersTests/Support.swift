@@ -1,4 +1,6 @@
-import EventStore
+import RunlogJSON
+import EventLog
+import LMDBStore
 import Foundation
 import RunlogTestSupport
 import Synchronization
@@ -16,7 +18,7 @@ final class TestClock: Sendable {
 /// A store, an engine and an importer service on a fresh data directory.
 final class ImportFixture: AsyncClosable, @unchecked Sendable {
     let path: String
-    var store: EventStore
+    var store: LMDBEventStore
     var engine: WorkflowEngine
     var service: ImporterService
     let clock = TestClock()
@@ -32,7 +34,7 @@ final class ImportFixture: AsyncClosable, @unchecked Sendable {
         self.quota = quota
         self.batchSize = batchSize
         self.s3 = s3
-        store = try EventStore(directory: path, options: .init(mapSize: 512 << 20))
+        store = try LMDBEventStore(directory: path, options: .init(mapSize: 512 << 20))
         (engine, service) = try await Self.start(store, quota: quota, clock: clock, batchSize: batchSize, path: path,
                                                  box: box, s3: s3)
     }
@@ -44,7 +46,7 @@ final class ImportFixture: AsyncClosable, @unchecked Sendable {
         try await ImportFixture(quota: quota, batchSize: batchSize, s3: s3).closing(body)
     }
 
-    static func start(_ store: EventStore, quota: Int?, clock: TestClock, batchSize: Int, path: String, box: SecretBox,
+    static func start(_ store: LMDBEventStore, quota: Int?, clock: TestClock, batchSize: Int, path: String, box: SecretBox,
                       s3: (@Sendable (S3Settings, S3Secret) -> any S3ObjectSource)?) async throws -> (WorkflowEngine, ImporterService) {
         let engine = try await WorkflowEngine(store: store, configuration: EngineConfiguration(
             dailyRunQuota: quota, clock: { clock.value }))
@@ -61,7 +63,7 @@ final class ImportFixture: AsyncClosable, @unchecked Sendable {
         await service.shutdown()
         await engine.shutdown()
         store.close()
-        store = try EventStore(directory: path, options: .init(mapSize: 512 << 20))
+        store = try LMDBEventStore(directory: path, options: .init(mapSize: 512 << 20))
         (engine, service) = try await Self.start(store, quota: quota, clock: clock, batchSize: batchSize, path: path,
                                                  box: box, s3: s3)
     }

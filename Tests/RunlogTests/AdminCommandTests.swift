@@ -1,4 +1,6 @@
-import EventStore
+import RunlogJSON
+import EventLog
+import LMDBStore
 import Foundation
 import RunlogTestSupport
 import Testing
@@ -18,7 +20,7 @@ struct AdminCommandTests {
         var runId = ""
         var positionBeforeRevert: UInt64 = 0
         do {
-            let store = try EventStore(directory: dir.data)
+            let store = try LMDBEventStore(directory: dir.data)
             let engine = try await WorkflowEngine(store: store)
             await engine.start()
             let wf = try await engine.createWorkflow(name: "Screen inquiries", actor: "alice")
@@ -77,7 +79,7 @@ struct AdminCommandTests {
         #expect(badRevert.status != 0 && badRevert.stderr.contains("has no version 9"))
 
         // While another process holds the directory for writing, revert refuses and reads work.
-        let holder = try EventStore(directory: dir.data)
+        let holder = try LMDBEventStore(directory: dir.data)
         let refused = try await ChildProcess.run(["workflows", "revert", workflowId, "--to", "2"] + d)
         #expect(refused.status != 0 && refused.stderr.contains("held for writing"))
         #expect(try await ChildProcess.run(["workflows", "list"] + d).status == 0)

@@ -1,7 +1,8 @@
+import EventLog
 import Foundation
 import RunlogTestSupport
 import Testing
-@testable import EventStore
+@testable import LMDBStore
 
 func event(_ type: String = "test.happened", _ json: String = "{}") -> NewEvent {
     NewEvent(type: type, json: json)

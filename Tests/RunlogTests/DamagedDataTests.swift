@@ -1,5 +1,7 @@
+import RunlogJSON
 import AsyncHTTPClient
-import EventStore
+import EventLog
+import LMDBStore
 import Foundation
 import NIOCore
 import RunlogTestSupport
@@ -16,7 +18,7 @@ struct DamagedDataTests {
 
     /// A data directory holding `count` events; event i's payload holds `marker-i-end`.
     static func makeLog(_ directory: String, count: Int) async throws {
-        let store = try EventStore(directory: directory, options: .init(mapSize: 64 << 20))
+        let store = try LMDBEventStore(directory: directory, options: .init(mapSize: 64 << 20))
         var i = 0
         while i < count {
             let events = (i..<min(count, i + 25)).map { n in
@@ -249,7 +251,7 @@ struct DamagedDataTests {
     func lenientPayloadPrintsStrictJSON() async throws {
         let dir = TemporaryDirectory()
         do {
-            let store = try EventStore(directory: dir.data, options: .init(mapSize: 64 << 20))
+            let store = try LMDBEventStore(directory: dir.data, options: .init(mapSize: 64 << 20))
             for payload in ["{\"a\":1,}", "[1,2 , ]", "\u{FEFF}{\"b\":2}", "{\"c\":\"x,]\"}"] {
                 try await store.append(to: "s", [NewEvent(type: "t", payload: Array(payload.utf8))])
             }

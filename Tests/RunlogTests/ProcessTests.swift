@@ -1,7 +1,7 @@
 import Foundation
 import RunlogTestSupport
 import Testing
-@testable import EventStore
+@testable import LMDBStore
 
 /// Tests with real child processes: the writer lock, read-only readers, tampering, crashes.
 @Suite("Processes", .serialized)
@@ -9,12 +9,12 @@ struct ProcessTests {
     @Test("a second writer is refused while a read-only reader is allowed")
     func writerLock() async throws {
         let dir = TemporaryDirectory()
-        let store = try EventStore(directory: dir.data)
+        let store = try LMDBEventStore(directory: dir.data)
         try await store.append(to: "s", [event("t", "{\"n\":1}")])
 
         // In this process: a second writable open is refused before it touches LMDB.
         do {
-            _ = try EventStore(directory: dir.data)
+            _ = try LMDBEventStore(directory: dir.data)
             Issue.record("a second writer opened the directory")
         } catch {
             #expect(error.code == .writerLocked)
@@ -52,7 +52,7 @@ struct ProcessTests {
     func tamper() async throws {
         let dir = TemporaryDirectory()
         do {
-            let store = try EventStore(directory: dir.data)
+            let store = try LMDBEventStore(directory: dir.data)
             for i in 1...50 {
                 let marker = i == 37 ? "TAMPER-ME" : "plain-\(i)"
                 try await store.append(to: "s-\(i % 4)", [event("t", "{\"m\":\"\(marker)\"}")])
@@ -85,7 +85,7 @@ struct ProcessTests {
         let broken = try await ChildProcess.run(["log", "verify", "--data-dir", dir.data])
         #expect(broken.status == 1)
         #expect(broken.stdout.first?.hasPrefix("broken at position 37") == true, "\(broken.stdout)")
-        let store = try EventStore(directory: dir.data, options: .init(readOnly: true))
+        let store = try LMDBEventStore(directory: dir.data, options: .init(readOnly: true))
         guard case .broken(let position, let reason) = try store.verify() else {
             Issue.record("tampering not detected")
             return
@@ -115,7 +115,7 @@ struct ProcessTests {
             }
             #expect(child.process.terminationReason == .uncaughtSignal)
         }
-        let store = try EventStore(directory: dir.data, options: .init(readOnly: true))
+        let store = try LMDBEventStore(directory: dir.data, options: .init(readOnly: true))
         let head = try store.head().position
         #expect(head >= UInt64(acknowledged.count))
         for (position, id) in acknowledged {

@@ -1,4 +1,6 @@
-import EventStore
+import RunlogJSON
+import EventLog
+import LMDBStore
 import Foundation
 import RunlogTestSupport
 import Testing
@@ -17,7 +19,7 @@ struct RolloutHistoryCLITests {
             """#
         var workflowId = ""
         do {
-            let store = try EventStore(directory: dir.data)
+            let store = try LMDBEventStore(directory: dir.data)
             let engine = try await WorkflowEngine(store: store)
             await engine.start()
             let wf = try await engine.createWorkflow(name: "Rolled", actor: "alice")

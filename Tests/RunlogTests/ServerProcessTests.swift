@@ -1,5 +1,7 @@
+import RunlogJSON
 import AsyncHTTPClient
-import EventStore
+import EventLog
+import LMDBStore
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -139,7 +141,7 @@ struct ServerProcessTests {
 
     /// Every acknowledged workflow has its creation event in the log, and the chain verifies.
     static func expectAllRecorded(_ dir: TemporaryDirectory, _ acknowledged: [String]) async throws {
-        let store = try EventStore(directory: dir.data, options: .init(readOnly: true))
+        let store = try LMDBEventStore(directory: dir.data, options: .init(readOnly: true))
         let state = try WorkflowsState.rebuild(from: store)
         store.close()
         let missing = acknowledged.filter { state.workflows[$0] == nil }
@@ -245,7 +247,7 @@ struct ImporterProcessTests {
 
     /// The rows of the runs an importer run created, from the log.
     static func importedRows(_ dir: TemporaryDirectory, _ runId: String) throws -> [Int] {
-        let store = try EventStore(directory: dir.data, options: .init(readOnly: true))
+        let store = try LMDBEventStore(directory: dir.data, options: .init(readOnly: true))
         defer { store.close() }
         // Only the events that create runs, scanned: a full rebuild of 200,000 runs takes a debug
         // build twenty seconds.

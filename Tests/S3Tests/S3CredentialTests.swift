@@ -1,4 +1,6 @@
-import EventStore
+import RunlogJSON
+import EventLog
+import LMDBStore
 import Foundation
 import Importers
 import RunlogTestSupport
@@ -20,7 +22,7 @@ struct S3CredentialTests {
         let path = TemporaryDirectory.uniquePath("runlog-s3seal")
         defer { try? FileManager.default.removeItem(atPath: path) }
         let box = SecretBox.random()
-        var store = try EventStore(directory: path)
+        var store = try LMDBEventStore(directory: path)
         var engine = try await WorkflowEngine(store: store)
         await engine.start()
         var service = try ImporterService(engine: engine, uploads: path + "/uploads", secrets: box)
@@ -61,7 +63,7 @@ struct S3CredentialTests {
         await engine.shutdown()
         store.close()
 
-        store = try EventStore(directory: path)
+        store = try LMDBEventStore(directory: path)
         engine = try await WorkflowEngine(store: store)
         await engine.start()
         service = try ImporterService(engine: engine, uploads: path + "/uploads", secrets: box)

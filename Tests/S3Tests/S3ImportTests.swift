@@ -1,4 +1,6 @@
-import EventStore
+import RunlogJSON
+import EventLog
+import LMDBStore
 import Foundation
 import Importers
 import RunlogTestSupport
@@ -33,7 +35,7 @@ struct S3ImportTests {
 
         let path = TemporaryDirectory.uniquePath("runlog-s3imp")
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let store = try EventStore(directory: path)
+        let store = try LMDBEventStore(directory: path)
         let engine = try await WorkflowEngine(store: store)
         await engine.start()
         let service = try ImporterService(engine: engine, uploads: path + "/uploads", secrets: SecretBox.random())

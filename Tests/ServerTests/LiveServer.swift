@@ -1,5 +1,7 @@
+import RunlogJSON
 import Access
-import EventStore
+import EventLog
+import LMDBStore
 import Foundation
 import Hummingbird
 import Logging
@@ -22,14 +24,15 @@ final class LiveServer: AsyncClosable {
         let directory = TemporaryDirectory.uniquePath("runlog-live")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
-        let store = try EventStore(directory: directory)
+        let store = try LMDBEventStore(directory: directory)
         let key = KeyEvent.make(role: .admin, name: "live test admin")
         _ = try await store.append(to: KeyEvent.stream, [key.event])
         store.close()
         var configuration = ServerConfiguration(dataDirectory: directory, port: 0)
         configure(&configuration)
         let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let app = try await buildApplication(configuration, logger: Logger(label: "live", factory: { _ in
+        let app = try await buildApplication(configuration, store: try LMDBEventStore(directory: directory),
+                                             logger: Logger(label: "live", factory: { _ in
             SwiftLogNoOpLogHandler()
         })) { port in
             continuation.yield(port)

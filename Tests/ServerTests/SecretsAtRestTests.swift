@@ -1,5 +1,7 @@
+import RunlogJSON
 import Access
-import EventStore
+import EventLog
+import LMDBStore
 import Foundation
 import HTTPTypes
 import Hummingbird

@@ -1,5 +1,7 @@
+import RunlogJSON
 import Access
-import EventStore
+import EventLog
+import LMDBStore
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -18,7 +20,7 @@ import Workflows
 final class TestServer: AsyncClosable, @unchecked Sendable {
     // `@unchecked`: set up once, then only read (reopen runs between requests).
     let directory: String
-    var store: EventStore
+    var store: LMDBEventStore
     var engine: WorkflowEngine
     var importers: ImporterService
     var api: RunlogAPI
@@ -46,7 +48,7 @@ final class TestServer: AsyncClosable, @unchecked Sendable {
         self.rateLimit = rateLimit
         self.quota = quota
         self.options = options
-        store = try EventStore(directory: directory)
+        store = try LMDBEventStore(directory: directory)
         box = try SecretBox.load(environmentValue: nil, dataDirectory: directory)
         var made: [String] = []
         for role in [Role.admin, .service, .auditor] {
@@ -68,7 +70,7 @@ final class TestServer: AsyncClosable, @unchecked Sendable {
     /// Profiles one batch task may carry (small, so the limit is cheap to reach in tests).
     static let maxBatchProfiles = 50
 
-    private static func start(_ store: EventStore, directory: String, rateLimit: Int?, quota: Int?, box: SecretBox,
+    private static func start(_ store: LMDBEventStore, directory: String, rateLimit: Int?, quota: Int?, box: SecretBox,
                               options: Options) async throws -> (WorkflowEngine, ImporterService, AccountBook, RunlogAPI) {
         let accounts = try AccountBook(store: store, box: box)
         var configuration = EngineConfiguration(dailyRunQuota: quota, sharedWorkers: options.sharedWorkers,
@@ -90,7 +92,7 @@ final class TestServer: AsyncClosable, @unchecked Sendable {
         await importers.shutdown()
         await engine.shutdown()
         store.close()
-        store = try EventStore(directory: directory)
+        store = try LMDBEventStore(directory: directory)
         (engine, importers, accounts, api) = try await Self.start(store, directory: directory, rateLimit: rateLimit,
                                                                   quota: quota, box: box, options: options)
     }

@@ -1,4 +1,6 @@
-import EventStore
+import RunlogJSON
+import EventLog
+import LMDBStore
 import Foundation
 import HTTPTypes
 import Hummingbird

@@ -1,4 +1,6 @@
-import EventStore
+@testable import RunlogJSON
+import EventLog
+import LMDBStore
 import Foundation
 import RunlogTestSupport
 import Testing

@@ -1,6 +1,8 @@
+@testable import RunlogJSON
 import Foundation
 import Testing
-import EventStore
+import EventLog
+import LMDBStore
 @testable import Workflows
 
 @Suite("JSON text")

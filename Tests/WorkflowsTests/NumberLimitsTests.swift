@@ -1,3 +1,4 @@
+@testable import RunlogJSON
 import Foundation
 import Testing
 @testable import Workflows

@@ -1,4 +1,5 @@
 import Testing
+@testable import RunlogJSON
 @testable import Workflows
 
 @Suite("Rollout bucketing")

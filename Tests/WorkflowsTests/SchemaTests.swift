@@ -1,3 +1,4 @@
+@testable import RunlogJSON
 import Testing
 @testable import Workflows
 

@@ -1,4 +1,6 @@
-import EventStore
+@testable import RunlogJSON
+import EventLog
+import LMDBStore
 import Foundation
 import RunlogTestSupport
 import Testing
@@ -7,12 +9,12 @@ import Testing
 /// A temporary data directory with an open store and a started engine.
 final class EngineFixture: AsyncClosable, @unchecked Sendable {
     let path: String
-    let store: EventStore
+    let store: LMDBEventStore
     let engine: WorkflowEngine
 
     init(configuration: EngineConfiguration = EngineConfiguration(), start: Bool = true) async throws {
         path = TemporaryDirectory.uniquePath("runlog-wf")
-        store = try EventStore(directory: path, options: .init(mapSize: 256 << 20))
+        store = try LMDBEventStore(directory: path, options: .init(mapSize: 256 << 20))
         engine = try await WorkflowEngine(store: store, configuration: configuration)
         if start { await engine.start() }
     }
@@ -56,7 +58,7 @@ final class EngineFixture: AsyncClosable, @unchecked Sendable {
 /// runs still queued or running. With `rebuildTables`, a second copy of the tables built from the
 /// whole log must hold the same too.
 func expectRunTables(
-    _ store: EventStore,
+    _ store: LMDBEventStore,
     match rebuilt: WorkflowsState,
     rebuildTables: Bool = false,
     _ comment: Comment? = nil,

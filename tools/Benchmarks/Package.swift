@@ -4,7 +4,7 @@ import PackageDescription
 /// Release-build benchmarks of the event store. Run them with `tools/bench` from the repository root.
 ///
 /// A separate package so the root package keeps no benchmark-only targets; it builds the root
-/// package's `EventStore` and `Workflows` libraries from this working tree.
+/// package's `EventLog`, `LMDBStore` and `Workflows` libraries from this working tree.
 let package = Package(
     name: "RunlogBenchmarks",
     platforms: [.macOS(.v15)],
@@ -12,10 +12,16 @@ let package = Package(
         .package(name: "runlog", path: "../.."),
     ],
     targets: [
+        // LMDB's C API for the raw baseline (figure 1) and the transaction counter: the store's own
+        // LMDB wrapper is internal to LMDBStore.
+        .systemLibrary(name: "BenchLMDB", pkgConfig: "lmdb"),
         .executableTarget(
             name: "runlog-bench",
             dependencies: [
-                .product(name: "EventStore", package: "runlog"),
+                "BenchLMDB",
+                .product(name: "RunlogJSON", package: "runlog"),
+                .product(name: "EventLog", package: "runlog"),
+                .product(name: "LMDBStore", package: "runlog"),
                 .product(name: "Workflows", package: "runlog"),
                 .product(name: "Importers", package: "runlog"),
                 .product(name: "Profiles", package: "runlog"),

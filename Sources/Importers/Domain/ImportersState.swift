@@ -1,4 +1,5 @@
-public import EventStore
+import RunlogJSON
+public import EventLog
 import Workflows
 
 /// The importers' read models, a projection of their events: data sources, importers and
@@ -18,7 +19,7 @@ public struct ImportersState: Sendable {
         ImporterEvent.dataSourceDeleted,
     ]
 
-    public static func rebuild(from store: EventStore) throws -> ImportersState {
+    public static func rebuild(from store: any EventStore) throws -> ImportersState {
         var state = ImportersState()
         for event in try store.readAll(filter: EventFilter(types: types), limit: .max) { state.apply(event) }
         state.position = try store.head().position

@@ -1,3 +1,4 @@
+import RunlogJSON
 import Workflows
 
 /// Turns a CSV cell into a parameter value by the type of the parameter it is mapped to,

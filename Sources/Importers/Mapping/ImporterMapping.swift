@@ -1,3 +1,4 @@
+public import RunlogJSON
 public import Workflows
 
 /// How an importer turns each row into a workflow run (seed 000, step 4).

@@ -1,3 +1,4 @@
+public import RunlogJSON
 public import Workflows
 
 /// The query box: computed columns added to each row, then an optional condition (the condition

@@ -1,4 +1,5 @@
-import EventStore
+import RunlogJSON
+import EventLog
 import Foundation
 import Workflows
 

@@ -1,6 +1,7 @@
 import Crypto
 import S3
-public import EventStore
+import RunlogJSON
+public import EventLog
 import Foundation
 public import Workflows
 
@@ -42,7 +43,7 @@ public typealias ObjectChunks = any AsyncSequence<[UInt8], any Error> & Sendable
 /// a crash a run resumes after its last recorded row: each valid row gets exactly one run.
 public actor ImporterService {
     public nonisolated let engine: WorkflowEngine
-    public nonisolated let store: EventStore
+    public nonisolated let store: any EventStore
     /// Where uploaded CSV files are kept (inside the data directory).
     public nonisolated let uploads: String
     /// Rows per append (runs and checkpoint together). Smaller appends keep real-time runs from
@@ -516,7 +517,7 @@ public actor ImporterService {
         guard tasks[runId] == nil, !stopped else { return }
         tasks[runId] = Task { [weak self] in
             // The run outlives the request that started it: its appends carry no request's mark.
-            await EventStore.$requestMark.withValue(nil) {
+            await RequestMark.$current.withValue(nil) {
                 guard let self else { return }
                 await self.execute(runId)
                 await self.ended(runId)

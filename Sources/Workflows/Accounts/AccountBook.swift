@@ -1,4 +1,5 @@
-public import EventStore
+import RunlogJSON
+public import EventLog
 import Foundation
 import Synchronization
 
@@ -61,12 +62,12 @@ public final class AccountBook: CredentialProvider, Sendable {
     public static let savedType = "account.saved.v1"
     public static func stream(_ uid: String) -> String { "account-" + uid }
 
-    public let store: EventStore
+    public let store: any EventStore
     let box: SecretBox
     private let accounts = Mutex([String: AccountRecord]())
 
     /// Reads every account event of `store`.
-    public init(store: EventStore, box: SecretBox) throws {
+    public init(store: any EventStore, box: SecretBox) throws {
         self.store = store
         self.box = box
         for event in try store.readAll(filter: EventFilter(types: [Self.savedType]), limit: .max) { apply(event) }

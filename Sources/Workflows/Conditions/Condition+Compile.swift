@@ -1,3 +1,4 @@
+import RunlogJSON
 /// Turns a query document into `Node`s, rejecting anything malformed with its path and operator.
 enum Compiler {
     static let logical: Set<String> = ["$and", "$or", "$nor"]

@@ -1,3 +1,4 @@
+import RunlogJSON
 /// Evaluates compiled conditions with MongoDB's semantics.
 struct Evaluator {
     let lists: any ListMembership

@@ -1,3 +1,4 @@
+public import RunlogJSON
 import Foundation
 
 /// A condition in Runlog's one condition language: a MongoDB query document evaluated against a

@@ -1,4 +1,5 @@
-public import EventStore
+public import RunlogJSON
+public import EventLog
 import Crypto
 
 /// One event of a batch about objects of one type, e.g. a profile created or updated by a batch

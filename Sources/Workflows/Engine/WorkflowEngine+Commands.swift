@@ -1,4 +1,5 @@
-import EventStore
+public import RunlogJSON
+import EventLog
 import Foundation
 
 /// Identifiers: a prefix and the 32 hex digits of a time-ordered UUID (48 bits of milliseconds,

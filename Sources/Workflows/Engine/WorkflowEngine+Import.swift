@@ -1,4 +1,5 @@
-public import EventStore
+public import RunlogJSON
+public import EventLog
 
 /// One run an importer asks for: a row mapped to a pinned version.
 public struct ImportedRun: Sendable, Hashable {

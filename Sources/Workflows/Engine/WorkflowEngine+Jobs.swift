@@ -1,4 +1,5 @@
-import EventStore
+import RunlogJSON
+import EventLog
 import Foundation
 
 /// Launch-API jobs (seed 001): a job runs one pinned workflow version once per input, on the

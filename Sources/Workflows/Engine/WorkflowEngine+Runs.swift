@@ -1,4 +1,5 @@
-public import EventStore
+public import RunlogJSON
+public import EventLog
 import Foundation
 
 /// What posting an object event did.
@@ -329,7 +330,7 @@ extension RunRecord {
     /// nothing changes after the end). A run still queued or executing keeps the steps the
     /// record shows, with their outputs filled in, so it never shows a step the read models do
     /// not have yet.
-    public func withDetails(from store: EventStore) throws(WorkflowError) -> RunRecord {
+    public func withDetails(from store: any EventStore) throws(WorkflowError) -> RunRecord {
         guard !detailed else { return self }
         let events: [RecordedEvent]
         do {
@@ -370,7 +371,7 @@ extension RunRecord {
     }
 
     /// The `run.batch_imported` this imported run was created by, read from the log.
-    func importedBatch(from store: EventStore) throws(WorkflowError) -> RunsImported {
+    func importedBatch(from store: any EventStore) throws(WorkflowError) -> RunsImported {
         let event: RecordedEvent?
         do {
             event = try store.event(at: createdPosition)

@@ -1,4 +1,5 @@
-public import EventStore
+import RunlogJSON
+public import EventLog
 public import Foundation
 import Synchronization
 
@@ -48,7 +49,7 @@ public struct EngineConfiguration: Sendable {
 /// executes runs from a real-time and a batch queue. The read models follow the log through a
 /// subscription; a command returns once its own events are in them (read-your-writes).
 public actor WorkflowEngine {
-    public nonisolated let store: EventStore
+    public nonisolated let store: any EventStore
     public let configuration: EngineConfiguration
     let vault: ObjectVault
     var state: WorkflowsState
@@ -141,7 +142,7 @@ public actor WorkflowEngine {
 
     /// Attaches the run tables to the store (building them from the log the first time) and
     /// builds the other read models from the log (a full replay), ready to `start()`.
-    public init(store: EventStore, configuration: EngineConfiguration = EngineConfiguration()) async throws {
+    public init(store: any EventStore, configuration: EngineConfiguration = EngineConfiguration()) async throws {
         self.store = store
         self.configuration = configuration
         self.vault = ObjectVault(store: store)

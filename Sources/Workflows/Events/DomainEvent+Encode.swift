@@ -1,4 +1,5 @@
-import EventStore
+import RunlogJSON
+import EventLog
 
 extension DomainEvent {
     /// The payload of the events written on the hot paths (run creation and execution, list and

@@ -1,3 +1,4 @@
+import RunlogJSON
 /// Decoding of the run, object and list events straight from the payload's bytes, member by
 /// member, without `JSONDecoder`: they are nearly every event a projection rebuild reads. Of the
 /// workflow events only `workflow.created` is read this way (the engine folds one in per

@@ -1,4 +1,5 @@
-public import EventStore
+public import RunlogJSON
+public import EventLog
 public import Foundation
 
 /// Every event type of the workflow domain, with its payload. The log stores `type` as the

@@ -1,4 +1,5 @@
-public import EventStore
+public import RunlogJSON
+public import EventLog
 import Foundation
 
 /// A launch-API job (seed 001): one workflow version run once per input on the batch queue.
@@ -119,7 +120,7 @@ public struct JobsState: Sendable, Equatable {
     }
 
     /// The job events of the log up to `position`.
-    public static func rebuild(from store: EventStore, upTo position: UInt64 = .max) throws -> JobsState {
+    public static func rebuild(from store: any EventStore, upTo position: UInt64 = .max) throws -> JobsState {
         var state = JobsState()
         try store.forEach(from: 1, filter: EventFilter(types: JobEvent.types)) { event in
             guard event.position <= position else { return false }

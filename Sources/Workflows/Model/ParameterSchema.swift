@@ -1,3 +1,4 @@
+public import RunlogJSON
 import Foundation
 
 /// The typed inputs of an API trigger (its parameters) or of an object action (its input fields).

@@ -1,3 +1,4 @@
+public import RunlogJSON
 /// What a workflow version holds: its trigger and its ordered routes.
 ///
 /// JSON form (what drafts are saved as and versions publish):

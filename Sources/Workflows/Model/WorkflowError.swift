@@ -1,4 +1,5 @@
-public import EventStore
+import RunlogJSON
+public import EventLog
 
 /// One broken rule in an input: which field, the value it had, and the rule.
 public struct FieldIssue: Sendable, Hashable, Codable, CustomStringConvertible {

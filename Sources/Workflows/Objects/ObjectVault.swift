@@ -1,14 +1,15 @@
 import Crypto
-public import EventStore
+public import RunlogJSON
+public import EventLog
 import Foundation
 
 /// Seals object data with a per-object AES-256-GCM key kept in the store's vault, outside the
 /// hash chain. Redacting an object deletes its key: its data in the log becomes unreadable
 /// everywhere while the chain, which covers only ciphertext, still verifies.
 public struct ObjectVault: Sendable {
-    let store: EventStore
+    let store: any EventStore
 
-    public init(store: EventStore) { self.store = store }
+    public init(store: any EventStore) { self.store = store }
 
     static func entryName(_ key: ObjectKey) -> String { "object-key/\(key.type)/\(key.token)" }
 

@@ -1,3 +1,4 @@
+import RunlogJSON
 /// Bytes that are not a run record of a known format.
 public struct RunRecordDecodingError: Error, Hashable, Sendable, CustomStringConvertible {
     public var message: String

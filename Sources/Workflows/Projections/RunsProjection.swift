@@ -1,4 +1,4 @@
-public import EventStore
+public import EventLog
 
 /// The runs' read model, kept in LMDB beside the log (an inline projection): each run's summary
 /// and the indexes the engine and the API look runs up by. Memory does not grow with the number
@@ -54,7 +54,7 @@ public struct RunsProjection: InlineProjection {
         self.name = name
     }
 
-    public func apply(_ event: EventView, _ tables: borrowing ProjectionTables) throws {
+    public func apply(_ event: EventView, _ tables: any ProjectionTables) throws {
         guard let kind = DomainEvent.Kind(event.typeBytes), kind.isRunEvent else { return }
         let decoded: DomainEvent
         if kind == .runCreated || kind == .runsImported, let appended = event.decoded as? DomainEvent {
@@ -107,7 +107,7 @@ public struct RunsProjection: InlineProjection {
         }
     }
 
-    private func create(_ created: RunCreated, at: Int64, position: UInt64, _ tables: borrowing ProjectionTables) throws {
+    private func create(_ created: RunCreated, at: Int64, position: UInt64, _ tables: any ProjectionTables) throws {
         let record = RunRecord(created: created, createdAt: at, createdPosition: position, detailed: false)
         let id = Array(created.runId.utf8)
         // Not kept in `cache`: an import creates runs far faster than they execute.
@@ -131,7 +131,7 @@ public struct RunsProjection: InlineProjection {
 
     /// The runs of an imported batch: a summary each (near the end of `records`: a
     /// batch's ids follow one another), and one entry for the batch in each index.
-    private func create(_ batch: RunsImported, at: Int64, position: UInt64, _ tables: borrowing ProjectionTables) throws {
+    private func create(_ batch: RunsImported, at: Int64, position: UInt64, _ tables: any ProjectionTables) throws {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(160)
         for i in batch.rows.indices {
@@ -156,7 +156,7 @@ public struct RunsProjection: InlineProjection {
 
     /// Counts an ended run of an imported batch in the batch's `active` entry, and removes the
     /// entry with the batch's last run.
-    private func batchRunEnded(_ record: RunRecord, _ tables: borrowing ProjectionTables) throws {
+    private func batchRunEnded(_ record: RunRecord, _ tables: any ProjectionTables) throws {
         let key = Self.batchActiveKey(record.createdPosition)
         try key.withUnsafeBytes { k in
             guard let stored = try tables.get(Table.active, k), var entry = ImportedBatchEntry(stored) else { return }
@@ -187,12 +187,12 @@ public struct RunsProjection: InlineProjection {
         cache.records.removeAll()
     }
 
-    private func put(_ record: RunRecord, key: [UInt8], _ tables: borrowing ProjectionTables) throws {
+    private func put(_ record: RunRecord, key: [UInt8], _ tables: any ProjectionTables) throws {
         let bytes = record.encoded
         try key.withUnsafeBytes { k in try bytes.withUnsafeBytes { try tables.put(Table.records, k, $0) } }
     }
 
-    private func changeJobCounts(_ job: String, _ tables: borrowing ProjectionTables, _ change: (inout JobCounts) -> Void) throws {
+    private func changeJobCounts(_ job: String, _ tables: any ProjectionTables, _ change: (inout JobCounts) -> Void) throws {
         let key = Array(job.utf8)
         var counts = try key.withUnsafeBytes { try tables.get(Table.jobCounts, $0) }.flatMap(JobCounts.init(stored:)) ?? JobCounts()
         change(&counts)
@@ -349,16 +349,16 @@ extension JobCounts {
 
 /// Reads of the run tables (`RunsProjection`), each in one read transaction.
 public struct RunTables: Sendable {
-    public let store: EventStore
+    public let store: any EventStore
     /// The projection's name (`RunsProjection.name` but in tests).
     let projection: String
 
-    public init(store: EventStore) {
+    public init(store: any EventStore) {
         self.init(store: store, projection: RunsProjection.name)
     }
 
     /// The tables of the `RunsProjection` named `projection`.
-    public init(store: EventStore, projection: String) {
+    public init(store: any EventStore, projection: String) {
         self.store = store
         self.projection = projection
     }
@@ -525,7 +525,7 @@ public struct RunTables: Sendable {
 
     // MARK: Helpers
 
-    private func read<T>(_ body: (borrowing ProjectionTables) throws -> T) throws(WorkflowError) -> T {
+    private func read<T>(_ body: (any ProjectionTables) throws -> T) throws(WorkflowError) -> T {
         do {
             return try store.readProjection(projection, body)
         } catch {
@@ -533,15 +533,15 @@ public struct RunTables: Sendable {
         }
     }
 
-    private static func record(_ id: String, _ tables: borrowing ProjectionTables) throws -> RunRecord? {
+    private static func record(_ id: String, _ tables: any ProjectionTables) throws -> RunRecord? {
         try Array(id.utf8).withUnsafeBytes { try record($0, tables) }
     }
 
-    private static func record(_ id: UnsafeRawBufferPointer, _ tables: borrowing ProjectionTables) throws -> RunRecord? {
+    private static func record(_ id: UnsafeRawBufferPointer, _ tables: any ProjectionTables) throws -> RunRecord? {
         try tables.get(Table.records, id).map(decode)
     }
 
-    private static func position(_ id: String, _ tables: borrowing ProjectionTables) throws -> UInt64 {
+    private static func position(_ id: String, _ tables: any ProjectionTables) throws -> UInt64 {
         try record(id, tables)?.createdPosition ?? 0
     }
 

@@ -1,4 +1,5 @@
-public import EventStore
+public import RunlogJSON
+public import EventLog
 
 /// The read models of the workflow domain, as one value folded from the log: version history,
 /// rollouts and their arm counts, runs, objects, lists and run counts per day.
@@ -287,7 +288,7 @@ public struct WorkflowsState: Sendable, Equatable {
     }
 
     /// Folds the whole log (or up to `position`) into a new state (without runs unless `keepsRuns`).
-    public static func rebuild(from store: EventStore, upTo position: UInt64 = .max, keepsRuns: Bool = true) throws -> WorkflowsState {
+    public static func rebuild(from store: any EventStore, upTo position: UInt64 = .max, keepsRuns: Bool = true) throws -> WorkflowsState {
         var state = WorkflowsState(keepsRuns: keepsRuns)
         // Each run has a stream, `run-<id>`. Room for them all from the start spares `runs`
         // growing step by step, which rehashes every run id each time.
@@ -305,7 +306,7 @@ public struct WorkflowsState: Sendable, Equatable {
 
     /// The read models as they were at `timestamp` (UTC ms): the log replayed up to the last event
     /// recorded by then.
-    public static func rebuild(from store: EventStore, asOf timestamp: Int64) throws -> WorkflowsState {
+    public static func rebuild(from store: any EventStore, asOf timestamp: Int64) throws -> WorkflowsState {
         let head = try store.head(asOf: timestamp)
         return head.position == 0 ? WorkflowsState() : try rebuild(from: store, upTo: head.position)
     }

@@ -1,4 +1,6 @@
-import EventStore
+import BenchLMDB
+import EventLog
+import LMDBStore
 
 /// Latencies (ms) and throughput of a series of durable appends of one event each.
 struct AppendRun {
@@ -19,9 +21,11 @@ struct AppendRun {
 /// The id of the last committed LMDB write transaction in `directory` (one per commit), read
 /// with the store closed: LMDB must not be open twice in one process.
 func lastTransactionId(_ directory: String) throws -> Int {
-    let env = try LMDBEnvironment(path: directory, mapSize: 0, readOnly: true)
+    let env = try RawLMDB(path: directory, readOnly: true)
     defer { env.close() }
-    return Int(try env.info().me_last_txnid)
+    var info = MDB_envinfo()
+    try RawLMDB.check(mdb_env_info(env.env, &info), "mdb_env_info")
+    return Int(info.me_last_txnid)
 }
 
 /// One task appending one event per call to its own stream, awaiting each append.
@@ -36,14 +40,14 @@ struct SingleAppender {
         let clock = ContinuousClock()
 
         // Warm up, then reopen, so the commits of the measured part can be counted.
-        let warm = try EventStore(directory: dir)
+        let warm = try LMDBEventStore(directory: dir)
         for i in 0..<warmup {
             try await warm.append(to: stream, [Workload.event(i)])
         }
         warm.close()
         let firstTxn = try lastTransactionId(dir)
 
-        let store = try EventStore(directory: dir)
+        let store = try LMDBEventStore(directory: dir)
         var latencies: [Double] = []
         latencies.reserveCapacity(count)
         let start = clock.now
@@ -75,14 +79,14 @@ struct ConcurrentAppenders {
         let clock = ContinuousClock()
 
         // Warm up, then reopen, so the commits of the measured part can be counted.
-        let warm = try EventStore(directory: dir)
+        let warm = try LMDBEventStore(directory: dir)
         _ = try await Self.appendConcurrently(
             warm, appenders: appenders, perTask: warmupPerTask, deadline: clock.now + .seconds(30)
         )
         warm.close()
         let firstTxn = try lastTransactionId(dir)
 
-        let store = try EventStore(directory: dir)
+        let store = try LMDBEventStore(directory: dir)
         let perTask = (total + appenders - 1) / appenders
         let start = clock.now
         let latencies = try await Self.appendConcurrently(
@@ -98,7 +102,7 @@ struct ConcurrentAppenders {
 
     /// Runs the tasks; returns every append's latency in milliseconds.
     private static func appendConcurrently(
-        _ store: EventStore, appenders: Int, perTask: Int, deadline: ContinuousClock.Instant
+        _ store: LMDBEventStore, appenders: Int, perTask: Int, deadline: ContinuousClock.Instant
     ) async throws -> [Double] {
         try await withThrowingTaskGroup(of: [Double].self) { group in
             for task in 0..<appenders {

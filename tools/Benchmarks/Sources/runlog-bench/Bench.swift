@@ -1,4 +1,5 @@
-import EventStore
+import EventLog
+import LMDBStore
 import Workflows
 import Foundation
 
@@ -140,7 +141,7 @@ struct Bench {
         let arguments = CommandLine.arguments
         if arguments.count == 4, arguments[1] == "--rebuild-child", let passes = Int(arguments[3]) {
             do {
-                let store = try EventStore(directory: arguments[2], options: .init(readOnly: true))
+                let store = try LMDBEventStore(directory: arguments[2], options: .init(readOnly: true))
                 for _ in 0..<passes {
                     let t0 = ContinuousClock.now
                     let state = try WorkflowsState.rebuild(from: store, keepsRuns: false)

@@ -1,4 +1,6 @@
-import EventStore
+import RunlogJSON
+import EventLog
+import LMDBStore
 import Foundation
 import Synchronization
 import Workflows
@@ -7,7 +9,7 @@ import Workflows
 final class EngineHarness: Sendable {
     let temp: TempDirs
     let dir: String
-    let store: EventStore
+    let store: LMDBEventStore
     let engine: WorkflowEngine
     private let stopped = Counter()
 
@@ -23,7 +25,7 @@ final class EngineHarness: Sendable {
     init(_ temp: TempDirs, _ name: String, configuration: EngineConfiguration = EngineHarness.defaultConfiguration) async throws {
         self.temp = temp
         dir = try temp.make(name)
-        store = try EventStore(directory: dir)
+        store = try LMDBEventStore(directory: dir)
         engine = try await WorkflowEngine(store: store, configuration: configuration)
         await engine.start()
     }
@@ -129,7 +131,7 @@ final class CompletionWatcher: Sendable {
     /// `remember`: how many of the latest finished runs `seen(_:)` and `wait(for:)` can still find
     /// (nil: all). Figure 9 measures the process's memory per imported run, so its watcher keeps
     /// only the latest few thousand (a sample waits for its run right after creating it).
-    init(store: EventStore, from position: UInt64, remember: Int? = nil) {
+    init(store: LMDBEventStore, from position: UInt64, remember: Int? = nil) {
         let events = store.subscribe(from: position, filter: EventFilter(types: ["run.completed.v1", "run.failed.v1"]))
         task.withLock {
             $0 = Task { [self] in
@@ -407,7 +409,7 @@ struct Rebuild {
         }
     }
 
-    func rebuild(_ store: EventStore) throws -> (WorkflowsState, Pass) {
+    func rebuild(_ store: LMDBEventStore) throws -> (WorkflowsState, Pass) {
         let clock = ContinuousClock()
         let t0 = clock.now
         let state = try WorkflowsState.rebuild(from: store, keepsRuns: false)
@@ -417,7 +419,7 @@ struct Rebuild {
 
     /// Builds a second copy of the run tables from the whole log, as the first start after an
     /// upgrade does, and returns it with the number of runs it holds.
-    func buildRunTables(_ store: EventStore) async throws -> (runs: Int, pass: Pass) {
+    func buildRunTables(_ store: LMDBEventStore) async throws -> (runs: Int, pass: Pass) {
         let name = "runs-bench-\(UUID().uuidString.prefix(8))"
         let clock = ContinuousClock()
         let t0 = clock.now
@@ -427,7 +429,7 @@ struct Rebuild {
         return (runs, Pass(events: Int(try store.head().position), elapsed: elapsed))
     }
 
-    func breakdown(_ store: EventStore) throws -> Breakdown {
+    func breakdown(_ store: LMDBEventStore) throws -> Breakdown {
         let clock = ContinuousClock()
         var byDomain: [String: Int] = [:]
         var payloadBytes = 0

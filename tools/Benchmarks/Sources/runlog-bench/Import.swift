@@ -1,4 +1,5 @@
-import EventStore
+import EventLog
+import LMDBStore
 import Foundation
 import Importers
 import Workflows

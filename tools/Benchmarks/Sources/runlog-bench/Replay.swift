@@ -1,4 +1,5 @@
-import EventStore
+import EventLog
+import LMDBStore
 
 /// Builds a log of `events` events (appends of `batch` events each, round-robin over `streams`
 /// streams), then times full `forEach` passes over it.
@@ -11,7 +12,7 @@ struct Replay {
     struct Build {
         var events: Int
         var elapsed: Duration
-        var stats: EventStore.Stats
+        var stats: LogStats
         var eventsPerSecond: Double { Double(events) / elapsed.seconds }
     }
 
@@ -28,7 +29,7 @@ struct Replay {
     ) async throws -> [Pass] {
         let dir = try temp.make("replay")
         defer { temp.remove(dir) }
-        let store = try EventStore(directory: dir)
+        let store = try LMDBEventStore(directory: dir)
         defer { store.close() }
         let clock = ContinuousClock()
 

@@ -1,4 +1,5 @@
-import EventStore
+import EventLog
+import LMDBStore
 
 /// The event every benchmark appends: a step result of a workflow run, with a ~60-byte JSON payload.
 enum Workload {

@@ -1,0 +1,4 @@
+#ifndef RUNLOG_BENCH_LMDB_SHIM_H
+#define RUNLOG_BENCH_LMDB_SHIM_H
+#include <lmdb.h>
+#endif
