@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "RunlogJSON", targets: ["RunlogJSON"]),
         .library(name: "EventLog", targets: ["EventLog"]),
         .library(name: "LMDBStore", targets: ["LMDBStore"]),
+        .library(name: "WorkflowModel", targets: ["WorkflowModel"]),
         .library(name: "Workflows", targets: ["Workflows"]),
         .library(name: "Importers", targets: ["Importers"]),
         .library(name: "Profiles", targets: ["Profiles"]),
@@ -68,11 +69,21 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The workflow domain, pure: definitions, conditions, rollouts, events and their codecs, the
+        // state folds. No storage, no actors.
+        .target(
+            name: "WorkflowModel",
+            dependencies: ["RunlogJSON"],
+            swiftSettings: swiftSettings
+        ),
+        // The workflow engine: commands, queues, execution, the run tables, the object vault, jobs
+        // and integration accounts, on the storage seam.
         .target(
             name: "Workflows",
             dependencies: [
                 "RunlogJSON",
                 "EventLog",
+                "WorkflowModel",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
@@ -82,6 +93,7 @@ let package = Package(
             dependencies: [
                 "RunlogJSON",
                 "EventLog",
+                "WorkflowModel",
                 "Workflows",
                 "S3",
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -93,6 +105,7 @@ let package = Package(
             dependencies: [
                 "RunlogJSON",
                 "EventLog",
+                "WorkflowModel",
                 "Workflows",
             ],
             swiftSettings: swiftSettings
@@ -102,6 +115,7 @@ let package = Package(
             dependencies: [
                 "RunlogJSON",
                 "EventLog",
+                "WorkflowModel",
                 "Workflows",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -113,6 +127,7 @@ let package = Package(
                 "Access",
                 "RunlogJSON",
                 "EventLog",
+                "WorkflowModel",
                 "Workflows",
                 "Importers",
                 "Profiles",
@@ -148,6 +163,7 @@ let package = Package(
                 "RunlogJSON",
                 "EventLog",
                 "LMDBStore",
+                "WorkflowModel",
                 "Workflows",
                 "Importers",
                 "RunlogHTTP",
@@ -180,6 +196,7 @@ let package = Package(
                 "RunlogJSON",
                 "EventLog",
                 "LMDBStore",
+                "WorkflowModel",
                 "Workflows",
                 "RunlogHTTP",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -194,6 +211,7 @@ let package = Package(
                 "RunlogJSON",
                 "EventLog",
                 "LMDBStore",
+                "WorkflowModel",
                 "Workflows",
                 "Importers",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -209,6 +227,7 @@ let package = Package(
                 "RunlogJSON",
                 "EventLog",
                 "LMDBStore",
+                "WorkflowModel",
                 "Workflows",
                 "Importers",
                 "Profiles",
@@ -224,12 +243,12 @@ let package = Package(
         ),
         .testTarget(
             name: "ImportersTests",
-            dependencies: ["RunlogJSON", "EventLog", "LMDBStore", "Workflows", "Importers", "RunlogTestSupport"],
+            dependencies: ["RunlogJSON", "EventLog", "LMDBStore", "WorkflowModel", "Workflows", "Importers", "RunlogTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "WorkflowsTests",
-            dependencies: ["RunlogJSON", "EventLog", "LMDBStore", "Workflows", "RunlogTestSupport"],
+            dependencies: ["RunlogJSON", "EventLog", "LMDBStore", "WorkflowModel", "Workflows", "RunlogTestSupport"],
             swiftSettings: swiftSettings
         ),
     ],

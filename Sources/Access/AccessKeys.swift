@@ -5,6 +5,7 @@ public import EventLog
 import Crypto
 import Foundation
 import Synchronization
+import WorkflowModel
 import Workflows
 
 /// What a key may do. `auditor` reads (the log included); `service` also sends commands;

@@ -1,5 +1,6 @@
 public import RunlogJSON
-public import Workflows
+public import WorkflowModel
+import Workflows
 
 /// How a batch task finds the profile each data object is about.
 public enum Matching: String, Sendable, Hashable, CaseIterable {

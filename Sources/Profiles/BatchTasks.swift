@@ -1,6 +1,7 @@
 import EventLog
 import Foundation
 public import RunlogJSON
+import WorkflowModel
 public import Workflows
 
 /// The batch import-and-start task API's domain: upserts profiles by a matching key and starts a

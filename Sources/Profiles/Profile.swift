@@ -1,4 +1,5 @@
 import RunlogJSON
+import WorkflowModel
 import Workflows
 
 /// The rules of profile data: field names, the fields with a meaning (`email`, `phone` /

@@ -1,4 +1,5 @@
 import RunlogJSON
+import WorkflowModel
 import Workflows
 
 /// The profiles' data in the clear with the lookups matching needs: by profile email, by

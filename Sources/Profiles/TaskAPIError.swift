@@ -1,4 +1,5 @@
 public import RunlogJSON
+import WorkflowModel
 import Workflows
 
 /// An error of the batch task API, answered in that API's own shape:

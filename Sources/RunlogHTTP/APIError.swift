@@ -3,7 +3,8 @@ public import HTTPTypes
 public import Hummingbird
 import EventLog
 import Foundation
-public import Workflows
+public import WorkflowModel
+import Workflows
 
 /// An error answered to an HTTP client, always in one JSON shape:
 /// `{"error": {"code", "message", "field"?, "value"?, "issues"?}}`.
@@ -101,22 +102,22 @@ extension APIError {
         case .idempotencyConflict:
             self.init(.conflict, "idempotency_conflict", error.message)
         default:
-            let (status, code) = Self.storage(error.code)
+            let (status, code) = Self.storage(StorageCause(error.code))
             self.init(status, code, error.message)
         }
     }
 
-    /// The status and code of a store that cannot serve, by the store's code: the one place
+    /// The status and code of a store that cannot serve, by what the store said: the one place
     /// they are decided. A full data file is 507 `storage_full` (retrying does not help until
     /// an operator acts); a store open read-only is 503 `read_only`; a server that is stopping
     /// 503 `shutting_down`; a damaged file 500 `storage_corrupted`; anything else 503 `storage`.
-    static func storage(_ cause: EventStoreError.Code?) -> (HTTPResponse.Status, String) {
+    static func storage(_ cause: StorageCause?) -> (HTTPResponse.Status, String) {
         switch cause {
-        case .mapFull?: (HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage"), "storage_full")
+        case .full?: (HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage"), "storage_full")
         case .readOnly?: (.serviceUnavailable, "read_only")
-        case .closed?: (.serviceUnavailable, "shutting_down")
+        case .shuttingDown?: (.serviceUnavailable, "shutting_down")
         case .corrupted?: (.internalServerError, "storage_corrupted")
-        default: (.serviceUnavailable, "storage")
+        case .unavailable?, nil: (.serviceUnavailable, "storage")
         }
     }
 }

@@ -5,6 +5,7 @@ public import Hummingbird
 public import Logging
 import NIOCore
 import ServiceLifecycle
+import WorkflowModel
 import Workflows
 import Importers
 import Profiles

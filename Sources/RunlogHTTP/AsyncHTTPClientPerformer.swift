@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import NIOCore
 import NIOHTTP1
+import WorkflowModel
 public import Workflows
 
 /// `http_request` steps over async-http-client (SwiftNIO): the server's outbound client, sharing

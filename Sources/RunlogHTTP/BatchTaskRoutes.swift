@@ -3,6 +3,7 @@ import Access
 import HTTPTypes
 import Hummingbird
 import Profiles
+import WorkflowModel
 import Workflows
 
 /// Seed 003's API: `POST /api/v1.1/workflows/import_and_start_batch_task` and

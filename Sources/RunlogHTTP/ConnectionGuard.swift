@@ -8,6 +8,7 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 import Synchronization
+import WorkflowModel
 import Workflows
 
 /// What the server allows one connection: how long it may idle or dribble, how many may be open,

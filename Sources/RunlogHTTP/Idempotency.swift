@@ -6,6 +6,7 @@ import EventLog
 import Foundation
 import Hummingbird
 import Synchronization
+import WorkflowModel
 import Workflows
 
 /// `Idempotency-Key` on a POST: the first answer is kept (durably, in the store's request table)

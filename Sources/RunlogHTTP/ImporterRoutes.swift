@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 public import RunlogJSON
 public import Importers
+import WorkflowModel
 import Workflows
 
 /// Data sources, importers and importer runs (seed 000).

@@ -1,6 +1,7 @@
 import RunlogJSON
 import Access
 import HTTPTypes
+import WorkflowModel
 import Workflows
 
 extension Answer {

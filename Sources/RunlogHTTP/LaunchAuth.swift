@@ -2,6 +2,7 @@ import Access
 import HTTPTypes
 import Hummingbird
 import Logging
+import WorkflowModel
 import Workflows
 
 /// Authentication of the launch API (`/v3/`, seed 001): `Authorization: x-api-key KEY` (or an

@@ -4,6 +4,7 @@ import HTTPTypes
 import EventLog
 import Foundation
 import Hummingbird
+import WorkflowModel
 import Workflows
 
 /// The launch API (seed 001, `/v3/`): schedule a job of a workflow (one run per input), the

@@ -1,4 +1,5 @@
 import RunlogJSON
+import WorkflowModel
 import Workflows
 
 /// Request bodies of the launch API (`/v3/`): seed 001's examples carry `//` comments, trailing

@@ -2,6 +2,7 @@ import HTTPTypes
 import EventLog
 import Hummingbird
 import ServiceLifecycle
+import WorkflowModel
 import Workflows
 
 /// The log: pages of it, and a live Server-Sent Events feed.

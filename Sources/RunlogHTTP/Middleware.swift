@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import Synchronization
+import WorkflowModel
 import Workflows
 import Profiles
 

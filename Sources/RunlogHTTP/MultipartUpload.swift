@@ -1,5 +1,6 @@
 import RunlogJSON
 import Foundation
+import WorkflowModel
 import Workflows
 
 /// The file of a `multipart/form-data` upload (RFC 7578, what `curl -F file=@rows.csv` and browser

@@ -1,6 +1,7 @@
 public import RunlogJSON
 public import Access
 import EventLog
+public import WorkflowModel
 public import Workflows
 
 /// The JSON of each resource, in snake_case, timestamps as RFC 3339 UTC.

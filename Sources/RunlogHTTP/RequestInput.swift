@@ -3,6 +3,7 @@ import HTTPTypes
 import Foundation
 import Hummingbird
 import NIOCore
+import WorkflowModel
 import Workflows
 
 /// A JSON request body read as an object, with typed field access that names the field, the

@@ -3,6 +3,7 @@ import HTTPTypes
 import EventLog
 import Foundation
 import Hummingbird
+import WorkflowModel
 import Workflows
 
 /// Runs, object events, objects and lists.

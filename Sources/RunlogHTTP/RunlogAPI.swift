@@ -6,6 +6,7 @@ import Foundation
 public import Hummingbird
 public import Logging
 import ServiceLifecycle
+import WorkflowModel
 public import Workflows
 public import Importers
 public import Profiles

@@ -1,6 +1,7 @@
 import Access
 import HTTPTypes
 public import Hummingbird
+import WorkflowModel
 import Workflows
 
 /// The request context of every route: Hummingbird's core storage, the API key that

@@ -1,6 +1,7 @@
 import HTTPTypes
 import EventLog
 import Hummingbird
+import WorkflowModel
 import Workflows
 
 /// Workflows, drafts, versions and rollouts.

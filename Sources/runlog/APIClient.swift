@@ -5,6 +5,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import WorkflowModel
 import Workflows
 
 #if canImport(Glibc)

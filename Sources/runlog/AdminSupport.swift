@@ -3,6 +3,7 @@ import ArgumentParser
 import EventLog
 import LMDBStore
 import Foundation
+import WorkflowModel
 import Workflows
 
 /// The version `runlog --version` prints: the one place it is defined.

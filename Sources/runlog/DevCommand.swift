@@ -2,6 +2,7 @@ import ArgumentParser
 import EventLog
 import LMDBStore
 import Foundation
+import WorkflowModel
 import Workflows
 
 /// Tools for tests and benchmarks; hidden from help.

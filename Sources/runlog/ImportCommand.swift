@@ -7,6 +7,7 @@ import Foundation
 import Importers
 import NIOCore
 import Synchronization
+import WorkflowModel
 import Workflows
 
 struct ImportCommand: AsyncParsableCommand {

@@ -4,6 +4,7 @@ import ArgumentParser
 import EventLog
 import LMDBStore
 import Foundation
+import WorkflowModel
 import Workflows
 
 struct KeysCommand: AsyncParsableCommand {

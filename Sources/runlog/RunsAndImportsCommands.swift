@@ -5,6 +5,7 @@ import LMDBStore
 import Foundation
 import Importers
 import RunlogHTTP
+import WorkflowModel
 import Workflows
 
 struct RunsCommand: AsyncParsableCommand {

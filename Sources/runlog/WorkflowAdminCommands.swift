@@ -4,6 +4,7 @@ import EventLog
 import LMDBStore
 import Foundation
 import RunlogHTTP
+import WorkflowModel
 import Workflows
 
 /// The workflow commands that go through the HTTP API (`--server`) or, for reading ones, read

@@ -1,6 +1,7 @@
 import RunlogJSON
 import ArgumentParser
 import Foundation
+import WorkflowModel
 import Workflows
 
 struct ConditionCommand: ParsableCommand {

@@ -4,6 +4,7 @@ import EventLog
 import LMDBStore
 import Foundation
 import RunlogHTTP
+import WorkflowModel
 import Workflows
 
 /// Admin commands over the read models, rebuilt from the log. Reading commands open the data

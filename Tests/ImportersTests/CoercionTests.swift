@@ -1,6 +1,7 @@
 import RunlogJSON
 import Testing
 @testable import Importers
+import WorkflowModel
 import Workflows
 
 @Suite("Importer mapping and coercion")

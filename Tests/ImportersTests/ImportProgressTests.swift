@@ -4,6 +4,7 @@ import LMDBStore
 import Foundation
 import Testing
 @testable import Importers
+import WorkflowModel
 import Workflows
 
 @Suite("Importers: progress in bytes, the terminal bar, deleting data sources")

@@ -4,6 +4,7 @@ import LMDBStore
 import Foundation
 import Testing
 @testable import Importers
+import WorkflowModel
 import Workflows
 
 /// The query box's condition sees mapped columns converted by their parameters' types, other

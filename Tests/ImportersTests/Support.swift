@@ -6,6 +6,7 @@ import RunlogTestSupport
 import Synchronization
 import Testing
 @testable import Importers
+import WorkflowModel
 import Workflows
 
 /// A clock tests can move (to cross quota days, or to make events old).

@@ -5,6 +5,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import Importers
+import WorkflowModel
 import Workflows
 
 @Suite("Importers: upload files and sealed credentials")

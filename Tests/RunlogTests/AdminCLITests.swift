@@ -4,6 +4,7 @@ import LMDBStore
 import Foundation
 import RunlogTestSupport
 import Testing
+import WorkflowModel
 import Workflows
 
 #if canImport(Glibc)

@@ -4,6 +4,7 @@ import LMDBStore
 import Foundation
 import RunlogTestSupport
 import Testing
+import WorkflowModel
 import Workflows
 
 @Suite("runlog workflows and runs", .serialized)

@@ -6,6 +6,7 @@ import Foundation
 import NIOCore
 import RunlogTestSupport
 import Testing
+import WorkflowModel
 import Workflows
 
 /// The server's edges on disk, with real child processes: private files, damaged data, the

@@ -4,6 +4,7 @@ import LMDBStore
 import Foundation
 import RunlogTestSupport
 import Testing
+import WorkflowModel
 import Workflows
 
 /// `runlog workflows versions` shows each finished rollout: which version went against which,

@@ -8,6 +8,7 @@ import NIOHTTP1
 import RunlogTestSupport
 import Synchronization
 import Testing
+import WorkflowModel
 import Workflows
 
 /// A real `runlog serve` child process on a free loopback port.

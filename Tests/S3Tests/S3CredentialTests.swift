@@ -6,6 +6,7 @@ import Importers
 import RunlogTestSupport
 import S3
 import Testing
+import WorkflowModel
 import Workflows
 
 /// S3 credentials at rest: sealed with the server's key, yet they sign requests moto accepts.

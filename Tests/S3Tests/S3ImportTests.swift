@@ -6,6 +6,7 @@ import Importers
 import RunlogTestSupport
 import S3
 import Testing
+import WorkflowModel
 import Workflows
 
 /// Importers reading S3 data sources from moto on loopback (signatures checked).

@@ -8,6 +8,7 @@ import HummingbirdTesting
 import Synchronization
 import Testing
 @testable import RunlogHTTP
+import WorkflowModel
 import Workflows
 
 @Suite("HTTP API")

@@ -8,6 +8,7 @@ import HummingbirdTesting
 import Profiles
 import Testing
 @testable import RunlogHTTP
+import WorkflowModel
 import Workflows
 
 /// The request and response examples of seed 003 (`import_and_start_batch_task`, `tasks/status`),

@@ -1,6 +1,7 @@
 import Foundation
 import RunlogHTTP
 import Testing
+import WorkflowModel
 import Workflows
 
 /// What the server does at the edges of HTTP, on real sockets: early answers reach clients that

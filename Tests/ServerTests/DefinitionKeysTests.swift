@@ -2,6 +2,7 @@ import RunlogJSON
 import Foundation
 import HTTPTypes
 import Testing
+import WorkflowModel
 import Workflows
 
 /// A key a definition does not have is refused when the draft is saved, naming its path and the

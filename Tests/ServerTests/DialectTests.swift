@@ -7,6 +7,7 @@ import HummingbirdTesting
 import Logging
 import Testing
 @testable import RunlogHTTP
+import WorkflowModel
 import Workflows
 
 /// What each API dialect answers when a request is refused or goes nowhere: `/v1` (and the

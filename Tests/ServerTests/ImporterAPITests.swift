@@ -7,6 +7,7 @@ import Hummingbird
 import HummingbirdTesting
 import Testing
 @testable import RunlogHTTP
+import WorkflowModel
 import Workflows
 
 /// A loopback port nothing listens on: one the system just gave out and took back.

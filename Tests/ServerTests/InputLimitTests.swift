@@ -4,6 +4,7 @@ import LMDBStore
 import Foundation
 import HTTPTypes
 import Testing
+import WorkflowModel
 import Workflows
 
 /// Integers, times and sizes at and beyond their limits, on every route input that takes them:

@@ -10,6 +10,7 @@ import RunlogTestSupport
 import Synchronization
 import Testing
 @testable import RunlogHTTP
+@testable import WorkflowModel
 @testable import Workflows
 
 /// The launch API of seed 001 (`/v3/`): schedule, playground, jobs, results, accounts.

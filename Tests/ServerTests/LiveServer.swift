@@ -8,6 +8,7 @@ import Logging
 import RunlogHTTP
 import RunlogTestSupport
 import ServiceLifecycle
+import WorkflowModel
 import Workflows
 
 /// The real server (`buildApplication`, as `runlog serve` builds it) on a loopback port and a

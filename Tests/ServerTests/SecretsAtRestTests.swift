@@ -10,6 +10,7 @@ import Importers
 import Logging
 import Testing
 @testable import RunlogHTTP
+import WorkflowModel
 import Workflows
 
 /// Secrets that reach the server (new API keys' text, S3 credentials) are never at rest in clear.

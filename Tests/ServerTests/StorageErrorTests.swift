@@ -4,6 +4,7 @@ import Foundation
 import HTTPTypes
 import Testing
 @testable import RunlogHTTP
+import WorkflowModel
 import Workflows
 
 /// A store that cannot serve answers by why: a full data file, a read-only store and a stopping

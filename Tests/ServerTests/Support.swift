@@ -13,6 +13,7 @@ import Testing
 import Importers
 import Profiles
 @testable import RunlogHTTP
+import WorkflowModel
 import Workflows
 
 /// A server on a fresh data directory: store, engine, keys of each role and the router, driven

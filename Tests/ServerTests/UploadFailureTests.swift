@@ -8,6 +8,7 @@ import Importers
 import Synchronization
 import Testing
 @testable import RunlogHTTP
+import WorkflowModel
 import Workflows
 
 /// CSV uploads that fail leave nothing in `uploads/`; a full disk is a 507 that says so.

@@ -8,6 +8,7 @@ import HummingbirdTesting
 import NIOCore
 import Testing
 @testable import RunlogHTTP
+import WorkflowModel
 import Workflows
 
 /// CSV uploads as `multipart/form-data` (what `curl -F file=@rows.csv` and browsers send), the text

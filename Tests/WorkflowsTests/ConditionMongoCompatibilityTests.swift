@@ -1,5 +1,6 @@
 @testable import RunlogJSON
 import Testing
+@testable import WorkflowModel
 @testable import Workflows
 
 /// MongoDB forms the condition language accepts as MongoDB does: `$all` of `$elemMatch`

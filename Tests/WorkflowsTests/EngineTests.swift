@@ -4,6 +4,7 @@ import LMDBStore
 import Foundation
 import RunlogTestSupport
 import Testing
+@testable import WorkflowModel
 @testable import Workflows
 
 @Suite("Workflow engine", .serialized)

@@ -3,6 +3,7 @@ import EventLog
 import LMDBStore
 import Foundation
 import Testing
+@testable import WorkflowModel
 @testable import Workflows
 
 @Suite("Event payloads and JSON parsing")

@@ -3,6 +3,7 @@ import Foundation
 import Testing
 import EventLog
 import LMDBStore
+@testable import WorkflowModel
 @testable import Workflows
 
 @Suite("JSON text")

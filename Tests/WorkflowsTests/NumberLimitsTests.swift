@@ -1,6 +1,7 @@
 @testable import RunlogJSON
 import Foundation
 import Testing
+@testable import WorkflowModel
 @testable import Workflows
 
 /// Integers at and around the limits through the JSON parser, the member reader and the condition

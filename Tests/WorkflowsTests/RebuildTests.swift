@@ -3,6 +3,7 @@ import EventLog
 import LMDBStore
 import Foundation
 import Testing
+@testable import WorkflowModel
 @testable import Workflows
 
 /// SplitMix64: a small seeded generator, so a failing sequence can be replayed from its seed.

@@ -1,5 +1,6 @@
 import Testing
 @testable import RunlogJSON
+@testable import WorkflowModel
 @testable import Workflows
 
 @Suite("Rollout bucketing")

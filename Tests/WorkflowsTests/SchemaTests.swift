@@ -1,5 +1,6 @@
 @testable import RunlogJSON
 import Testing
+@testable import WorkflowModel
 @testable import Workflows
 
 @Suite("Parameter schema")

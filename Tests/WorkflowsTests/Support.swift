@@ -4,6 +4,7 @@ import LMDBStore
 import Foundation
 import RunlogTestSupport
 import Testing
+@testable import WorkflowModel
 @testable import Workflows
 
 /// A temporary data directory with an open store and a started engine.

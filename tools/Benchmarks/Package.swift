@@ -22,6 +22,7 @@ let package = Package(
                 .product(name: "RunlogJSON", package: "runlog"),
                 .product(name: "EventLog", package: "runlog"),
                 .product(name: "LMDBStore", package: "runlog"),
+                .product(name: "WorkflowModel", package: "runlog"),
                 .product(name: "Workflows", package: "runlog"),
                 .product(name: "Importers", package: "runlog"),
                 .product(name: "Profiles", package: "runlog"),

@@ -1,5 +1,6 @@
 import RunlogJSON
 public import EventLog
+import WorkflowModel
 import Workflows
 
 /// The importers' read models, a projection of their events: data sources, importers and

@@ -1,4 +1,5 @@
 import RunlogJSON
+import WorkflowModel
 import Workflows
 
 /// Turns a CSV cell into a parameter value by the type of the parameter it is mapped to,

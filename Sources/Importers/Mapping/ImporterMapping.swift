@@ -1,5 +1,6 @@
 public import RunlogJSON
-public import Workflows
+public import WorkflowModel
+import Workflows
 
 /// How an importer turns each row into a workflow run (seed 000, step 4).
 ///

@@ -1,5 +1,6 @@
 public import RunlogJSON
-public import Workflows
+public import WorkflowModel
+import Workflows
 
 /// The query box: computed columns added to each row, then an optional condition (the condition
 /// language of routes) that a row must satisfy to be imported. Both apply before the run is

@@ -1,6 +1,7 @@
 import RunlogJSON
 import EventLog
 import Foundation
+import WorkflowModel
 import Workflows
 
 extension ImporterService {

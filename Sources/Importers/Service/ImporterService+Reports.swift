@@ -1,4 +1,5 @@
-public import Workflows
+public import WorkflowModel
+import Workflows
 
 extension ImporterService {
     /// The errored rows of an importer run as CSV (`ImportersState.erroredRowsCSV`).

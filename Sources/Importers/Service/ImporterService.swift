@@ -3,6 +3,7 @@ import S3
 import RunlogJSON
 public import EventLog
 import Foundation
+public import WorkflowModel
 public import Workflows
 
 /// Reads the objects of an S3 data source. The importer service is given one per data source.

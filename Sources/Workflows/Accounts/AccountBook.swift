@@ -1,3 +1,4 @@
+public import WorkflowModel
 import RunlogJSON
 public import EventLog
 import Foundation

@@ -1,3 +1,4 @@
+import WorkflowModel
 import Crypto
 import Foundation
 #if canImport(Glibc)

@@ -1,3 +1,4 @@
+import WorkflowModel
 /// Gives `http_request` steps the credentials of an integration account (seed 001): the step's
 /// `account` parameter (or a job's `accounts`) names the account, the provider answers the headers
 /// that authenticate the request. Credentials exist only in the outbound request: the engine

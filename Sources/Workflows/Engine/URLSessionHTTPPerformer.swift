@@ -1,3 +1,4 @@
+import WorkflowModel
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking

@@ -1,3 +1,4 @@
+public import WorkflowModel
 public import RunlogJSON
 public import EventLog
 import Crypto

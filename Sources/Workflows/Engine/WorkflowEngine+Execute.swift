@@ -1,3 +1,4 @@
+import WorkflowModel
 import RunlogJSON
 import EventLog
 import Foundation

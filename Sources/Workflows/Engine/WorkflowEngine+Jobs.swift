@@ -1,3 +1,4 @@
+public import WorkflowModel
 import RunlogJSON
 import EventLog
 import Foundation

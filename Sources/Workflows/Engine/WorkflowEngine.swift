@@ -1,3 +1,4 @@
+public import WorkflowModel
 import RunlogJSON
 public import EventLog
 public import Foundation
@@ -171,9 +172,9 @@ public actor WorkflowEngine {
                 var events = store.subscribe(from: from).makeAsyncIterator()
                 var ids = DomainEvent.RepeatedIds()
                 while let first = try await events.next() {
-                    var batch = [DecodedEvent(first, ids: &ids, runUpdates: false)]
+                    var batch = [(first, DecodedEvent(first, ids: &ids, runUpdates: false))]
                     while events.hasBuffered, let next = try await events.next() {
-                        batch.append(DecodedEvent(next, ids: &ids, runUpdates: false))
+                        batch.append((next, DecodedEvent(next, ids: &ids, runUpdates: false)))
                     }
                     guard let self else { return }
                     await self.ingest(batch)
@@ -223,15 +224,15 @@ public actor WorkflowEngine {
 
     // MARK: Projection
 
-    private func ingest(_ batch: [DecodedEvent]) {
-        for decoded in batch where decoded.envelope.position > state.position {
+    private func ingest(_ batch: [(envelope: RecordedEvent, decoded: DecodedEvent)]) {
+        for (envelope, decoded) in batch where envelope.position > state.position {
             state.apply(decoded)
             // An imported run counts in `runsPerDay` from here on: its reservation ends now, not
             // when `track` sees the commit (which may come later), so it never counts twice.
             if case .success(.runsImported(let batch)?) = decoded.event {
                 releaseQuota(batch.rows.count, day: batch.quotaDay)
             }
-            if JobEvent.types.contains(decoded.envelope.type) { jobs.apply(decoded.envelope) }
+            if JobEvent.types.contains(envelope.type) { jobs.apply(envelope) }
         }
         if !importsInFlight.isEmpty { queueImportedRuns() }
         if !waiters.isEmpty {

@@ -1,3 +1,4 @@
+public import WorkflowModel
 public import RunlogJSON
 public import EventLog
 import Foundation
@@ -140,26 +141,6 @@ public enum JobStatus: String, Sendable, Hashable, CaseIterable {
     case shutdown = "Shutdown"
     case stopped = "Stopped"
     case paused = "Paused"
-}
-
-/// Runs of a job by status.
-public struct JobCounts: Sendable, Hashable {
-    public var total = 0
-    public var queued = 0
-    public var running = 0
-    public var completed = 0
-    public var failed = 0
-    public var cancelled = 0
-
-    mutating func add(_ status: RunRecord.Status, _ n: Int) {
-        switch status {
-        case .queued: queued += n
-        case .running: running += n
-        case .completed: completed += n
-        case .failed: failed += n
-        case .cancelled: cancelled += n
-        }
-    }
 }
 
 /// A job with its status and counts, as the API shows it.

@@ -1,3 +1,4 @@
+public import WorkflowModel
 import Crypto
 public import RunlogJSON
 public import EventLog

@@ -1,3 +1,4 @@
+public import WorkflowModel
 public import EventLog
 
 /// The runs' read model, kept in LMDB beside the log (an inline projection): each run's summary
@@ -250,38 +251,6 @@ public struct RunsProjection: InlineProjection {
     }
 }
 
-extension DomainEvent.Kind {
-    /// Events that change a run after its creation.
-    var isRunUpdate: Bool { isRunEvent && self != .runCreated && self != .runsImported }
-
-    /// Events the run table folds.
-    var isRunEvent: Bool {
-        switch self {
-        case .runCreated, .runsImported, .routeMatched, .stepStarted, .stepCompleted, .stepFailed, .runCompleted, .runFailed,
-             .runCancelled:
-            true
-        default:
-            false
-        }
-    }
-}
-
-extension DomainEvent {
-    /// The run an event of a run is about (nil for other events).
-    var runId: String? {
-        switch self {
-        case .runCreated(let e): e.runId
-        case .routeMatched(let e): e.runId
-        case .stepStarted(let e): e.runId
-        case .stepCompleted(let e): e.runId
-        case .stepFailed(let e): e.runId
-        case .runCompleted(let e): e.runId
-        case .runFailed(let e): e.runId
-        case .runCancelled(let e): e.runId
-        default: nil
-        }
-    }
-}
 
 /// An imported batch's entry in the run tables' indexes: byte 1, the number of runs, how many
 /// of them have ended (kept in `active` only), both UInt32 big-endian, then the batch's run id

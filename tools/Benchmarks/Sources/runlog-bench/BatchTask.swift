@@ -1,6 +1,7 @@
 import RunlogJSON
 import Foundation
 import Profiles
+import WorkflowModel
 import Workflows
 
 /// Figure 10: one `import_and_start_batch_task` of `profiles` new profiles (matching by email),

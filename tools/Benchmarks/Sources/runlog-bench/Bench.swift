@@ -1,5 +1,6 @@
 import EventLog
 import LMDBStore
+import WorkflowModel
 import Workflows
 import Foundation
 

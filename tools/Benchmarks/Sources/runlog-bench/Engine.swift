@@ -3,6 +3,7 @@ import EventLog
 import LMDBStore
 import Foundation
 import Synchronization
+import WorkflowModel
 import Workflows
 
 /// A fresh store with a started `WorkflowEngine` on it, in a temp directory.

@@ -2,6 +2,7 @@ import EventLog
 import LMDBStore
 import Foundation
 import Importers
+import WorkflowModel
 import Workflows
 
 /// Figure 9: a CSV of `rows` rows into the API-triggered workflow of [5] through an importer,

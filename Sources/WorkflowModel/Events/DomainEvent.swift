@@ -1,6 +1,5 @@
 public import RunlogJSON
-public import EventLog
-public import Foundation
+import Foundation
 
 /// Every event type of the workflow domain, with its payload. The log stores `type` as the
 /// envelope's event type and the payload as JSON (camelCase keys, exactly as the fields here;
@@ -130,7 +129,7 @@ public enum DomainEvent: Sendable, Hashable {
 
     /// Every event type of the domain, as stored. Decoding switches over these rather than over
     /// type strings, which a `switch` compares one case after another.
-    enum Kind: String, CaseIterable {
+    package enum Kind: String, CaseIterable {
         case workflowCreated = "workflow.created.v1"
         case draftSaved = "workflow.draft_saved.v1"
         case versionPublished = "workflow.version_published.v1"
@@ -165,7 +164,7 @@ public enum DomainEvent: Sendable, Hashable {
         var isWorkflowEvent: Bool { rawValue.hasPrefix("workflow.") }
 
         /// The kind whose type's UTF-8 is `bytes` (without making a String of it), or nil.
-        init?(_ bytes: UnsafeRawBufferPointer) {
+        package init?(_ bytes: UnsafeRawBufferPointer) {
             for (kind, candidate) in Self.byBytes where candidate.count == bytes.count {
                 if candidate.withUnsafeBytes({ bytes.equals($0) }) {
                     self = kind
@@ -186,7 +185,8 @@ public enum DomainEvent: Sendable, Hashable {
     /// Ids that consecutive payloads of a log repeat: a run's events are appended together and
     /// runs of one workflow are created in batches. A replay keeps them from one event to the
     /// next so that a repeated id is read as the same String instead of a new one.
-    struct RepeatedIds {
+    package struct RepeatedIds {
+        package init() {}
         var runId = RepeatedString()
         var workflowId = RepeatedString()
         /// A run source's reference: the importer run, job or task of many runs in a row.
@@ -197,7 +197,7 @@ public enum DomainEvent: Sendable, Hashable {
     /// new ones there). Without `rowDetails`, the rows of a `run.batch_imported` are read with
     /// null parameters (checked, not built): for read models that keep no runs and only count
     /// them, as the engine's does.
-    static func decode(_ kind: Kind, payload: UnsafeRawBufferPointer, ids: inout RepeatedIds,
+    package static func decode(_ kind: Kind, payload: UnsafeRawBufferPointer, ids: inout RepeatedIds,
                        rowDetails: Bool = true) throws -> DomainEvent {
         if let event = try fastDecode(kind, payload: payload, ids: &ids, rowDetails: rowDetails) { return event }
         let decoder = JSONDecoder()
@@ -232,22 +232,6 @@ public enum DomainEvent: Sendable, Hashable {
         case .listItemRemoved: return .listItemRemoved(try d(ListItemChanged.self))
         }
     }
-
-    /// The event to append, with the given id and metadata.
-    public func newEvent(id: UUID = .timeOrdered(), metadata: EventMetadata) -> NewEvent {
-        var event = NewEvent(id: id, type: type, payload: payload(), metadata: metadata)
-        // The run table folds a `run.created` from this value instead of parsing the payload
-        // (an import writes hundreds of thousands): exactly what parsing the payload gives.
-        if case .runCreated(var created) = self, created.context == nil, created.stepOverrides == nil {
-            created.parameters = created.parameters.reparsed
-            event.decoded = DomainEvent.runCreated(created)
-        }
-        if case .runsImported(var batch) = self {
-            for i in batch.rows.indices { batch.rows[i].parameters = batch.rows[i].parameters.reparsed }
-            event.decoded = DomainEvent.runsImported(batch)
-        }
-        return event
-    }
 }
 
 // MARK: Workflow events
@@ -257,6 +241,12 @@ public struct WorkflowCreated: Codable, Sendable, Hashable {
     public var name: String
     /// A stable small integer for APIs that address workflows by number.
     public var number: Int
+
+    package init(workflowId: String, name: String, number: Int) {
+        self.workflowId = workflowId
+        self.name = name
+        self.number = number
+    }
 }
 
 public struct DraftSaved: Codable, Sendable, Hashable {
@@ -264,6 +254,12 @@ public struct DraftSaved: Codable, Sendable, Hashable {
     /// 1, 2, … : the `If-Match` value of the next save.
     public var draftVersion: Int
     public var definition: JSONValue
+
+    package init(workflowId: String, draftVersion: Int, definition: JSONValue) {
+        self.workflowId = workflowId
+        self.draftVersion = draftVersion
+        self.definition = definition
+    }
 }
 
 public struct VersionPublished: Codable, Sendable, Hashable {
@@ -273,21 +269,44 @@ public struct VersionPublished: Codable, Sendable, Hashable {
     public var description: String
     /// The published version this one copies, for a revert.
     public var revertedFrom: Int?
+
+    package init(workflowId: String, version: Int, definition: JSONValue, description: String, revertedFrom: Int? = nil) {
+        self.workflowId = workflowId
+        self.version = version
+        self.definition = definition
+        self.description = description
+        self.revertedFrom = revertedFrom
+    }
 }
 
 public struct VersionDescriptionEdited: Codable, Sendable, Hashable {
     public var workflowId: String
     public var version: Int
     public var description: String
+
+    package init(workflowId: String, version: Int, description: String) {
+        self.workflowId = workflowId
+        self.version = version
+        self.description = description
+    }
 }
 
 public struct VersionActivated: Codable, Sendable, Hashable {
     public var workflowId: String
     public var version: Int
+
+    package init(workflowId: String, version: Int) {
+        self.workflowId = workflowId
+        self.version = version
+    }
 }
 
 public struct WorkflowDeactivated: Codable, Sendable, Hashable {
     public var workflowId: String
+
+    package init(workflowId: String) {
+        self.workflowId = workflowId
+    }
 }
 
 public struct RolloutStaged: Codable, Sendable, Hashable {
@@ -300,23 +319,49 @@ public struct RolloutStaged: Codable, Sendable, Hashable {
     public var percentage: Double
     /// For API triggers: the parameter used as the sticky key (else the run id).
     public var stickyField: String?
+
+    package init(workflowId: String, rolloutId: String, treatmentVersion: Int, controlVersion: Int, percentage: Double, stickyField: String? = nil) {
+        self.workflowId = workflowId
+        self.rolloutId = rolloutId
+        self.treatmentVersion = treatmentVersion
+        self.controlVersion = controlVersion
+        self.percentage = percentage
+        self.stickyField = stickyField
+    }
 }
 
 public struct RolloutPercentageChanged: Codable, Sendable, Hashable {
     public var workflowId: String
     public var rolloutId: String
     public var percentage: Double
+
+    package init(workflowId: String, rolloutId: String, percentage: Double) {
+        self.workflowId = workflowId
+        self.rolloutId = rolloutId
+        self.percentage = percentage
+    }
 }
 
 public struct RolloutPromoted: Codable, Sendable, Hashable {
     public var workflowId: String
     public var rolloutId: String
     public var version: Int
+
+    package init(workflowId: String, rolloutId: String, version: Int) {
+        self.workflowId = workflowId
+        self.rolloutId = rolloutId
+        self.version = version
+    }
 }
 
 public struct RolloutEnded: Codable, Sendable, Hashable {
     public var workflowId: String
     public var rolloutId: String
+
+    package init(workflowId: String, rolloutId: String) {
+        self.workflowId = workflowId
+        self.rolloutId = rolloutId
+    }
 }
 
 // MARK: Run events
@@ -369,6 +414,23 @@ public struct RunCreated: Codable, Sendable, Hashable {
     /// Per-step changes for this run, by step uid: `{"s1": {"parameters": {…}, "account": "acc_…"}}`.
     /// `parameters` are laid over the step's own (key by key); `account` sets the step's account.
     public var stepOverrides: JSONValue? = nil
+
+    package init(runId: String, workflowId: String, version: Int, arm: Arm, rolloutId: String? = nil, source: RunSource, parameters: JSONValue, objectType: String? = nil, objectToken: String? = nil, eventType: String? = nil, queue: RunQueue, quotaDay: String, context: JSONValue? = nil, stepOverrides: JSONValue? = nil) {
+        self.runId = runId
+        self.workflowId = workflowId
+        self.version = version
+        self.arm = arm
+        self.rolloutId = rolloutId
+        self.source = source
+        self.parameters = parameters
+        self.objectType = objectType
+        self.objectToken = objectToken
+        self.eventType = eventType
+        self.queue = queue
+        self.quotaDay = quotaDay
+        self.context = context
+        self.stepOverrides = stepOverrides
+    }
 }
 
 /// The runs an importer run created from one batch of rows: run `i` of the batch is the
@@ -404,7 +466,7 @@ public struct RunsImported: Codable, Sendable, Hashable {
         Self.runId(prefix: runIdPrefix, index: index)
     }
 
-    static func runId(prefix: String, index: Int) -> String {
+    package static func runId(prefix: String, index: Int) -> String {
         let digits: StaticString = "0123456789abcdef"
         var text = Array(prefix.utf8)
         text.reserveCapacity(text.count + 8)
@@ -448,6 +510,11 @@ public struct RouteMatched: Codable, Sendable, Hashable {
     public var runId: String
     /// nil when no route matched (the run completes with no steps).
     public var route: String?
+
+    package init(runId: String, route: String? = nil) {
+        self.runId = runId
+        self.route = route
+    }
 }
 
 public struct StepStarted: Codable, Sendable, Hashable {
@@ -457,6 +524,14 @@ public struct StepStarted: Codable, Sendable, Hashable {
     public var attempt: Int
     /// Sent with outbound calls so a retried call is recognised by the receiver.
     public var idempotencyKey: String?
+
+    package init(runId: String, stepUid: String, stepType: String, attempt: Int, idempotencyKey: String? = nil) {
+        self.runId = runId
+        self.stepUid = stepUid
+        self.stepType = stepType
+        self.attempt = attempt
+        self.idempotencyKey = idempotencyKey
+    }
 }
 
 public struct StepCompleted: Codable, Sendable, Hashable {
@@ -464,6 +539,12 @@ public struct StepCompleted: Codable, Sendable, Hashable {
     public var stepUid: String
     /// What the step produced (an HTTP response, the value set, …).
     public var output: JSONValue
+
+    package init(runId: String, stepUid: String, output: JSONValue) {
+        self.runId = runId
+        self.stepUid = stepUid
+        self.output = output
+    }
 }
 
 public struct StepFailed: Codable, Sendable, Hashable {
@@ -472,24 +553,48 @@ public struct StepFailed: Codable, Sendable, Hashable {
     public var attempt: Int
     public var error: String
     public var willRetry: Bool
+
+    package init(runId: String, stepUid: String, attempt: Int, error: String, willRetry: Bool) {
+        self.runId = runId
+        self.stepUid = stepUid
+        self.attempt = attempt
+        self.error = error
+        self.willRetry = willRetry
+    }
 }
 
 public struct RunCompleted: Codable, Sendable, Hashable {
     public var runId: String
     /// `approved`, `declined` or nil.
     public var decision: String?
+
+    package init(runId: String, decision: String? = nil) {
+        self.runId = runId
+        self.decision = decision
+    }
 }
 
 public struct RunFailed: Codable, Sendable, Hashable {
     public var runId: String
     public var stepUid: String?
     public var reason: String
+
+    package init(runId: String, stepUid: String? = nil, reason: String) {
+        self.runId = runId
+        self.stepUid = stepUid
+        self.reason = reason
+    }
 }
 
 public struct RunCancelled: Codable, Sendable, Hashable {
     public var runId: String
     /// Why, e.g. "job job_… was stopped".
     public var reason: String
+
+    package init(runId: String, reason: String) {
+        self.runId = runId
+        self.reason = reason
+    }
 }
 
 // MARK: Object and list events
@@ -499,6 +604,10 @@ public struct RunCancelled: Codable, Sendable, Hashable {
 public struct SealedData: Codable, Sendable, Hashable {
     /// Base64 of nonce ‖ ciphertext ‖ tag.
     public var sealed: String
+
+    package init(sealed: String) {
+        self.sealed = sealed
+    }
 }
 
 public struct ObjectEventRecorded: Codable, Sendable, Hashable {
@@ -509,6 +618,15 @@ public struct ObjectEventRecorded: Codable, Sendable, Hashable {
     /// UTC ms when it happened (as posted).
     public var occurredAt: Int64
     public var data: SealedData
+
+    package init(eventId: String, objectType: String, objectToken: String, eventType: String, occurredAt: Int64, data: SealedData) {
+        self.eventId = eventId
+        self.objectType = objectType
+        self.objectToken = objectToken
+        self.eventType = eventType
+        self.occurredAt = occurredAt
+        self.data = data
+    }
 }
 
 public struct ObjectTagged: Codable, Sendable, Hashable {
@@ -516,6 +634,13 @@ public struct ObjectTagged: Codable, Sendable, Hashable {
     public var objectToken: String
     public var tags: [String]
     public var runId: String
+
+    package init(objectType: String, objectToken: String, tags: [String], runId: String) {
+        self.objectType = objectType
+        self.objectToken = objectToken
+        self.tags = tags
+        self.runId = runId
+    }
 }
 
 public struct ObjectFieldSet: Codable, Sendable, Hashable {
@@ -524,6 +649,14 @@ public struct ObjectFieldSet: Codable, Sendable, Hashable {
     public var field: String
     public var value: SealedData
     public var runId: String
+
+    package init(objectType: String, objectToken: String, field: String, value: SealedData, runId: String) {
+        self.objectType = objectType
+        self.objectToken = objectToken
+        self.field = field
+        self.value = value
+        self.runId = runId
+    }
 }
 
 public struct ObjectDecided: Codable, Sendable, Hashable {
@@ -533,18 +666,38 @@ public struct ObjectDecided: Codable, Sendable, Hashable {
     public var decision: String
     public var reason: String?
     public var runId: String
+
+    package init(objectType: String, objectToken: String, decision: String, reason: String? = nil, runId: String) {
+        self.objectType = objectType
+        self.objectToken = objectToken
+        self.decision = decision
+        self.reason = reason
+        self.runId = runId
+    }
 }
 
 public struct ObjectRedacted: Codable, Sendable, Hashable {
     public var objectType: String
     public var objectToken: String
     public var runId: String
+
+    package init(objectType: String, objectToken: String, runId: String) {
+        self.objectType = objectType
+        self.objectToken = objectToken
+        self.runId = runId
+    }
 }
 
 public struct ListItemChanged: Codable, Sendable, Hashable {
     public var listId: String
     public var value: JSONValue
     public var runId: String?
+
+    package init(listId: String, value: JSONValue, runId: String? = nil) {
+        self.listId = listId
+        self.value = value
+        self.runId = runId
+    }
 }
 
 /// Stream names of the domain.
@@ -560,26 +713,32 @@ public enum Streams {
 /// A stored event with its payload decoded (nil: a type outside this domain; a failure: a
 /// payload that does not decode). Decoding needs no read model, so the engine does it on the
 /// task that follows the log, before the actor folds the event in.
-struct DecodedEvent: Sendable {
-    let envelope: RecordedEvent
-    let event: Result<DomainEvent?, DecodingFailure>
+package struct DecodedEvent: Sendable {
+    package let position: UInt64
+    package let stream: String
+    package let streamVersion: UInt64
+    package let recordedAt: Int64
+    package let actor: String?
+    package let event: Result<DomainEvent?, DecodingFailure>
 
-    struct DecodingFailure: Error {}
+    package struct DecodingFailure: Error {}
 
-    /// Decodes `envelope`'s payload. Without `runUpdates`, the events that only change a run
+    /// Decodes `payload`, of type `type`. Without `runUpdates`, the events that only change a run
     /// after its creation are not decoded (`event` is nil), nor the rows' parameters of a
     /// `run.batch_imported`: a state that keeps no runs has no use for them.
-    init(_ envelope: RecordedEvent, ids: inout DomainEvent.RepeatedIds, runUpdates: Bool = true) {
-        self.envelope = envelope
-        guard let kind = DomainEvent.Kind(rawValue: envelope.type), runUpdates || !kind.isRunUpdate else {
+    package init(position: UInt64, stream: String, streamVersion: UInt64, recordedAt: Int64, actor: String?,
+                 type: String, payload: UnsafeRawBufferPointer, ids: inout DomainEvent.RepeatedIds, runUpdates: Bool = true) {
+        self.position = position
+        self.stream = stream
+        self.streamVersion = streamVersion
+        self.recordedAt = recordedAt
+        self.actor = actor
+        guard let kind = DomainEvent.Kind(rawValue: type), runUpdates || !kind.isRunUpdate else {
             event = .success(nil)
             return
         }
         do {
-            let decoded = try envelope.payload.withUnsafeBytes {
-                try DomainEvent.decode(kind, payload: $0, ids: &ids, rowDetails: runUpdates)
-            }
-            event = .success(decoded)
+            event = .success(try DomainEvent.decode(kind, payload: payload, ids: &ids, rowDetails: runUpdates))
         } catch {
             event = .failure(DecodingFailure())
         }

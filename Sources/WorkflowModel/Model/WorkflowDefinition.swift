@@ -394,8 +394,8 @@ extension WorkflowDefinition {
 }
 
 /// The parameters each step type takes, checked when a draft is saved.
-enum StepParameters {
-    static func validate(_ type: WorkflowDefinition.StepType, _ p: JSONValue, at: String) throws(WorkflowError) {
+package enum StepParameters {
+    package static func validate(_ type: WorkflowDefinition.StepType, _ p: JSONValue, at: String) throws(WorkflowError) {
         guard case .object(let o) = p else { throw .invalid(field: at, value: p, rule: "must be an object") }
         func allow(_ keys: Set<String>) throws(WorkflowError) {
             if let extra = o.keys.sorted().first(where: { !keys.contains($0) }) {

@@ -3,6 +3,10 @@ import RunlogJSON
 public struct RunRecordDecodingError: Error, Hashable, Sendable, CustomStringConvertible {
     public var message: String
     public var description: String { "invalid run record: \(message)" }
+
+    package init(message: String) {
+        self.message = message
+    }
 }
 
 /// The binary form of a run record, the value of a run in an LMDB table: written for every run
@@ -69,7 +73,7 @@ extension RunRecord {
     }
 
     /// Appends the record's binary form to `out`.
-    func encode(into out: inout [UInt8]) {
+    package func encode(into out: inout [UInt8]) {
         let c = created
         var flags: UInt64 = 0
         if detailed { flags |= Flags.detailed }
@@ -133,7 +137,7 @@ extension RunRecord {
     }
 
     /// The record's binary form.
-    var encoded: [UInt8] {
+    package var encoded: [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(160)
         encode(into: &out)
@@ -142,7 +146,7 @@ extension RunRecord {
 
     /// Decodes what `encode(into:)` wrote. Truncated or malformed bytes, bytes left over, an
     /// unknown format version or enum byte throw; nothing is read outside `bytes`.
-    init(encoded bytes: UnsafeRawBufferPointer) throws(RunRecordDecodingError) {
+    package init(encoded bytes: UnsafeRawBufferPointer) throws(RunRecordDecodingError) {
         var r = BinaryReader(bytes: bytes)
         let format = try r.byte()
         guard format == Self.binaryFormat else { throw r.error("unknown format version \(format)", at: 0) }

@@ -1,5 +1,4 @@
 public import RunlogJSON
-public import EventLog
 
 /// The read models of the workflow domain, as one value folded from the log: version history,
 /// rollouts and their arm counts, runs, objects, lists and run counts per day.
@@ -51,42 +50,27 @@ public struct WorkflowsState: Sendable, Equatable {
         self.keepsRuns = keepsRuns
     }
 
-    /// Folds one stored event in. Events of other domains only move the position; events that
-    /// do not fit the state (an unknown workflow, a version that does not exist) change nothing.
-    public mutating func apply(_ envelope: RecordedEvent) {
-        var ids = DomainEvent.RepeatedIds()
-        apply(envelope, ids: &ids)
-    }
-
-    /// `apply`, decoding the run and workflow ids and run sources through `ids`: the engine keeps
-    /// one across the events it follows, so the runs of one import share the strings of their
-    /// workflow id and importer run id instead of holding a copy each.
-    mutating func apply(_ envelope: RecordedEvent, ids: inout DomainEvent.RepeatedIds) {
-        apply(DecodedEvent(envelope, ids: &ids))
-    }
-
     /// Folds in an event decoded beforehand: the engine decodes what it follows off its actor,
     /// so that only this part holds the actor.
-    mutating func apply(_ decoded: DecodedEvent) {
-        let envelope = decoded.envelope
+    package mutating func apply(_ decoded: DecodedEvent) {
         switch decoded.event {
         case .success(let event?):
             var memory = ReplayMemory()
-            apply(event, at: envelope.recordedAt, actor: envelope.metadata.actor, position: envelope.position, memory: &memory)
-            if envelope.stream.hasPrefix("workflow-") {
-                workflows[String(envelope.stream.dropFirst(9))]?.streamVersion = envelope.streamVersion
+            apply(event, at: decoded.recordedAt, actor: decoded.actor, position: decoded.position, memory: &memory)
+            if decoded.stream.hasPrefix("workflow-") {
+                workflows[String(decoded.stream.dropFirst(9))]?.streamVersion = decoded.streamVersion
             }
         case .success(nil):
             break
         case .failure:
-            undecodable.append(envelope.position)
+            undecodable.append(decoded.position)
         }
-        position = envelope.position
+        position = decoded.position
     }
 
-    /// Folds one stored event in, read in place (the rebuild path): the same as
-    /// `apply(_: RecordedEvent)` without copying the event out of the map first.
-    public mutating func apply(_ view: EventView) {
+    /// Folds one stored event in, read in place (the rebuild path): the same as folding the
+    /// event copied out of the store, without the copy.
+    public mutating func apply(_ view: some LoggedEvent) {
         var memory = ReplayMemory()
         apply(view, memory: &memory)
     }
@@ -95,15 +79,17 @@ public struct WorkflowsState: Sendable, Equatable {
     /// so most events of a log name the run of the event before: its id is decoded into one
     /// string, reused while the next payloads hold the same bytes, and looked up in `runs` once,
     /// the index reused while the next events name the same run.
-    struct ReplayMemory {
+    package struct ReplayMemory {
         /// The run and workflow ids decoded last.
-        var ids = DomainEvent.RepeatedIds()
+        package var ids = DomainEvent.RepeatedIds()
         /// The run looked up last and where it is in `runs` (nil: not there). A "not there"
         /// goes stale when a run is created, so `apply` forgets it then.
         var lookedUp: (id: String, index: Int?)?
+
+        package init() {}
     }
 
-    mutating func apply(_ view: EventView, memory: inout ReplayMemory) {
+    package mutating func apply(_ view: some LoggedEvent, memory: inout ReplayMemory) {
         // Without runs, the events that change a run after its creation are not even decoded
         // (the engine's projection skips them the same way: `DecodedEvent`).
         if let kind = DomainEvent.Kind(view.typeBytes), keepsRuns || !kind.isRunUpdate {
@@ -287,30 +273,6 @@ public struct WorkflowsState: Sendable, Equatable {
         workflows[workflowId]?.rollout = nil
     }
 
-    /// Folds the whole log (or up to `position`) into a new state (without runs unless `keepsRuns`).
-    public static func rebuild(from store: any EventStore, upTo position: UInt64 = .max, keepsRuns: Bool = true) throws -> WorkflowsState {
-        var state = WorkflowsState(keepsRuns: keepsRuns)
-        // Each run has a stream, `run-<id>`. Room for them all from the start spares `runs`
-        // growing step by step, which rehashes every run id each time.
-        if keepsRuns {
-            state.runs.reserveCapacity(Int(min(UInt64(try store.streamCount(prefix: "run-")), position)))
-        }
-        var memory = ReplayMemory()
-        try store.forEachView(from: 1) { view in
-            guard view.position <= position else { return false }
-            state.apply(view, memory: &memory)
-            return true
-        }
-        return state
-    }
-
-    /// The read models as they were at `timestamp` (UTC ms): the log replayed up to the last event
-    /// recorded by then.
-    public static func rebuild(from store: any EventStore, asOf timestamp: Int64) throws -> WorkflowsState {
-        let head = try store.head(asOf: timestamp)
-        return head.position == 0 ? WorkflowsState() : try rebuild(from: store, upTo: head.position)
-    }
-
     /// Lists as `$inList` sees them.
     public var listMembership: StaticLists { StaticLists(lists) }
 }
@@ -322,6 +284,13 @@ public struct Draft: Sendable, Equatable {
     public var definition: JSONValue
     public var savedAt: Int64
     public var savedBy: String?
+
+    package init(version: Int, definition: JSONValue, savedAt: Int64, savedBy: String? = nil) {
+        self.version = version
+        self.definition = definition
+        self.savedAt = savedAt
+        self.savedBy = savedBy
+    }
 }
 
 public struct VersionRecord: Sendable, Equatable {
@@ -334,6 +303,17 @@ public struct VersionRecord: Sendable, Equatable {
     public var descriptionEditedAt: Int64?
     /// When it last became active.
     public var activatedAt: Int64?
+
+    package init(version: Int, definition: JSONValue, description: String, publishedAt: Int64, publishedBy: String? = nil, revertedFrom: Int? = nil, descriptionEditedAt: Int64? = nil, activatedAt: Int64? = nil) {
+        self.version = version
+        self.definition = definition
+        self.description = description
+        self.publishedAt = publishedAt
+        self.publishedBy = publishedBy
+        self.revertedFrom = revertedFrom
+        self.descriptionEditedAt = descriptionEditedAt
+        self.activatedAt = activatedAt
+    }
 }
 
 /// One percentage a rollout had from `at` (UTC ms), set by `by`.
@@ -341,6 +321,12 @@ public struct PercentageChange: Sendable, Equatable {
     public var percentage: Double
     public var at: Int64
     public var by: String?
+
+    package init(percentage: Double, at: Int64, by: String? = nil) {
+        self.percentage = percentage
+        self.at = at
+        self.by = by
+    }
 }
 
 public struct RolloutRecord: Sendable, Equatable {
@@ -360,6 +346,19 @@ public struct RolloutRecord: Sendable, Equatable {
     /// Runs assigned to each arm.
     public var treatmentRuns = 0
     public var controlRuns = 0
+
+    package init(id: String, treatmentVersion: Int, controlVersion: Int, percentage: Double, stickyField: String? = nil, stagedAt: Int64, stagedBy: String? = nil, status: Status = .active, finishedAt: Int64? = nil, history: [PercentageChange] = []) {
+        self.id = id
+        self.treatmentVersion = treatmentVersion
+        self.controlVersion = controlVersion
+        self.percentage = percentage
+        self.stickyField = stickyField
+        self.stagedAt = stagedAt
+        self.stagedBy = stagedBy
+        self.status = status
+        self.finishedAt = finishedAt
+        self.history = history
+    }
 }
 
 public struct WorkflowRecord: Sendable, Equatable {
@@ -419,6 +418,18 @@ public struct StepRecord: Sendable, Equatable {
     public var error: String?
     public var startedAt: Int64
     public var finishedAt: Int64?
+
+    package init(uid: String, type: String, status: Status, attempts: Int, idempotencyKey: String? = nil, output: JSONValue? = nil, error: String? = nil, startedAt: Int64, finishedAt: Int64? = nil) {
+        self.uid = uid
+        self.type = type
+        self.status = status
+        self.attempts = attempts
+        self.idempotencyKey = idempotencyKey
+        self.output = output
+        self.error = error
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+    }
 }
 
 public struct RunRecord: Sendable, Equatable {
@@ -451,7 +462,7 @@ public struct RunRecord: Sendable, Equatable {
 
     public var id: String { created.runId }
 
-    init(created: RunCreated, createdAt: Int64, createdPosition: UInt64, createdIndex: Int? = nil, detailed: Bool) {
+    package init(created: RunCreated, createdAt: Int64, createdPosition: UInt64, createdIndex: Int? = nil, detailed: Bool) {
         var created = created
         if !detailed {
             created.parameters = .null
@@ -469,7 +480,7 @@ public struct RunRecord: Sendable, Equatable {
     /// end); other events change nothing. Without `keepsDetails`, step outputs are dropped and
     /// a run that ends drops its steps. The in-memory read models and the LMDB run table
     /// (`RunsProjection`) both fold runs this way.
-    mutating func fold(_ event: DomainEvent, at: Int64, keepsDetails: Bool) {
+    package mutating func fold(_ event: DomainEvent, at: Int64, keepsDetails: Bool) {
         switch event {
         case .routeMatched(let e):
             routeDecided = true
@@ -540,6 +551,14 @@ public struct ObjectEventEntry: Sendable, Equatable {
     public var occurredAt: Int64
     public var data: SealedData
     public var recordedAt: Int64
+
+    package init(eventId: String, eventType: String, occurredAt: Int64, data: SealedData, recordedAt: Int64) {
+        self.eventId = eventId
+        self.eventType = eventType
+        self.occurredAt = occurredAt
+        self.data = data
+        self.recordedAt = recordedAt
+    }
 }
 
 public struct ObjectRecord: Sendable, Equatable {
@@ -558,5 +577,41 @@ public struct ObjectRecord: Sendable, Equatable {
     public init(key: ObjectKey, createdAt: Int64) {
         self.key = key
         self.createdAt = createdAt
+    }
+}
+
+/// One stored event as the state folds it, read in place: the storage modules' envelope views
+/// conform. The bytes are valid only while the fold that receives them runs.
+public protocol LoggedEvent {
+    var position: UInt64 { get }
+    var streamVersion: UInt64 { get }
+    var recordedAt: Int64 { get }
+    /// The stream name's UTF-8 bytes.
+    var streamBytes: UnsafeRawBufferPointer { get }
+    /// The event type's UTF-8 bytes.
+    var typeBytes: UnsafeRawBufferPointer { get }
+    var payloadBytes: UnsafeRawBufferPointer { get }
+    /// The metadata's actor.
+    var actor: String? { get }
+    /// The stream name.
+    var stream: String { get }
+}
+
+extension WorkflowsState {
+    /// A replay of a log into a state: what it carries from one event to the next (the ids
+    /// decoded last, the run looked up last) kept across calls.
+    public struct Replay {
+        public private(set) var state: WorkflowsState
+        var memory = ReplayMemory()
+
+        /// `expectedRuns`: room reserved for that many runs (each one a `run-<id>` stream).
+        public init(_ state: WorkflowsState, expectedRuns: Int = 0) {
+            self.state = state
+            if state.keepsRuns && expectedRuns > 0 { self.state.runs.reserveCapacity(expectedRuns) }
+        }
+
+        public mutating func apply(_ event: some LoggedEvent) {
+            state.apply(event, memory: &memory)
+        }
     }
 }

@@ -1,5 +1,4 @@
-import RunlogJSON
-public import EventLog
+package import RunlogJSON
 
 /// One broken rule in an input: which field, the value it had, and the rule.
 public struct FieldIssue: Sendable, Hashable, Codable, CustomStringConvertible {
@@ -48,9 +47,9 @@ public struct WorkflowError: Error, Sendable, Hashable, CustomStringConvertible 
     public var issues: [FieldIssue]
     /// For `quotaExceeded`: when the quota resets (UTC ms).
     public var resetsAt: Int64?
-    /// For `storage`: the store's own code when the store failed (`mapFull`, `readOnly`,
-    /// `closed`…), so that callers can tell a full disk from a server that is stopping.
-    public var cause: EventStoreError.Code?
+    /// For `storage`: what the store said, so that callers can tell a full disk from a server
+    /// that is stopping.
+    public var cause: StorageCause?
 
     public init(_ code: Code, _ message: String, issues: [FieldIssue] = [], resetsAt: Int64? = nil) {
         self.code = code
@@ -62,14 +61,8 @@ public struct WorkflowError: Error, Sendable, Hashable, CustomStringConvertible 
     /// The process is stopping: `storage` with the cause `closed` (worth retrying elsewhere or later).
     public static func shuttingDown(_ message: String) -> WorkflowError {
         var error = WorkflowError(.storage, message)
-        error.cause = .closed
+        error.cause = .shuttingDown
         return error
-    }
-
-    /// The store failed while doing `what`: `storage`, keeping the store's code as the cause.
-    public init(storage error: EventStoreError, _ what: String) {
-        self.init(.storage, "\(what): \(error.message)")
-        cause = error.code
     }
 
     public var description: String {
@@ -81,34 +74,27 @@ public struct WorkflowError: Error, Sendable, Hashable, CustomStringConvertible 
         return message + ": " + shown + (issues.count > 3 ? "; and \(issues.count - 3) more" : "")
     }
 
-    static func invalid(_ issues: [FieldIssue], _ what: String) -> WorkflowError {
+    package static func invalid(_ issues: [FieldIssue], _ what: String) -> WorkflowError {
         WorkflowError(.invalid, what, issues: issues)
     }
 
-    static func invalid(field: String, value: JSONValue?, rule: String) -> WorkflowError {
+    package static func invalid(field: String, value: JSONValue?, rule: String) -> WorkflowError {
         let issue = FieldIssue(field: field, value: value?.jsonText, rule: rule)
         return WorkflowError(.invalid, "\(field) is invalid", issues: [issue])
     }
 }
 
-extension WorkflowError {
-    /// The error of a failed append: `conflict` when a stream was not at its expected version
-    /// (another command got there first), `tooLarge` or `invalid` when the input broke a limit of
-    /// the store, `storage` otherwise (the store cannot serve: worth retrying later).
-    public init(appending error: EventStoreError) {
-        switch error.code {
-        case .wrongExpectedVersion:
-            self.init(.conflict, "changed concurrently: \(error.message)")
-        case .payloadTooLarge:
-            self.init(.tooLarge, error.message, issues: [FieldIssue(
-                field: error.field ?? "payload", value: error.value,
-                rule: "must fit the store's limit of 1 MiB per event (as recorded, after sealing)")])
-        case .invalidArgument:
-            self.init(.invalid, error.message,
-                      issues: [FieldIssue(field: error.field ?? "payload", value: error.value, rule: error.message)])
-        default:
-            self.init(.storage, error.message)
-            cause = error.code
-        }
-    }
+/// Why the store failed, as far as the domain cares: the storage modules map their own codes
+/// onto these.
+public enum StorageCause: Sendable, Hashable {
+    /// No room left (the disk or the store's map is full).
+    case full
+    /// The store is open read-only.
+    case readOnly
+    /// The process is stopping, or the store was closed.
+    case shuttingDown
+    /// The stored data is damaged.
+    case corrupted
+    /// Anything else: worth retrying later.
+    case unavailable
 }

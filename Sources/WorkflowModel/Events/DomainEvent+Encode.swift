@@ -1,5 +1,4 @@
 import RunlogJSON
-import EventLog
 
 extension DomainEvent {
     /// The payload of the events written on the hot paths (run creation and execution, list and

@@ -1,7 +1,11 @@
-import RunlogJSON
+package import RunlogJSON
 /// Evaluates compiled conditions with MongoDB's semantics.
-struct Evaluator {
+package struct Evaluator {
     let lists: any ListMembership
+
+    package init(lists: any ListMembership) {
+        self.lists = lists
+    }
 
     func matches(_ node: Node, _ document: JSONValue) -> Bool {
         switch node {
@@ -15,7 +19,7 @@ struct Evaluator {
     /// Every value a dotted path reaches. Through an array, a numeric component indexes it and
     /// any component also applies to each element that is an object (MongoDB's implicit
     /// traversal). Leaf arrays are returned whole; predicates look inside them as needed.
-    func values(at path: ArraySlice<String>, in value: JSONValue) -> [JSONValue] {
+    package func values(at path: ArraySlice<String>, in value: JSONValue) -> [JSONValue] {
         guard let key = path.first else { return [value] }
         let rest = path.dropFirst()
         switch value {
