@@ -292,12 +292,15 @@ struct AppendTests {
         await expectStoreError(.closed) { _ = try await store.submit([StreamWrite(stream: "s", events: [event()])]).result() }
     }
 
-    @Test("background appends commit after the normal ones waiting with them, in their own order; deferred, one per commit, never starved")
+    @Test(
+        "background appends commit after the normal ones waiting with them, in their own order; deferred, one per commit, never starved",
+        .timeLimit(.minutes(1))
+    )
     func backgroundAppends() async throws {
         let dir = TemporaryDirectory()
         // A share of one half: a deferred background commit waits as long as the last one took.
-        // Nothing rides along with normal commits here (see `backgroundAppendsRideAlong`), and
-        // no quiet gap lets them go (see `backgroundAppendsAfterQuietGap`).
+        // Nothing rides along with normal commits here, and no quiet gap lets them go: the
+        // writer waits for each paced turn (WriterPolicyTests checks the rules themselves).
         let store = try LMDBEventStore.open(dir.data, options: .init(mapSize: 64 << 20, backgroundShare: 0.5, rideAlongBytes: 0,
                                                                  backgroundGap: .seconds(3_600)))
         let writer = try #require(store.writer)
@@ -339,83 +342,6 @@ struct AppendTests {
         let last = try background(6)
         store.close()
         #expect(try await last.result().events.count == 1)
-    }
-
-    @Test("deferred background appends ride along with a normal commit up to rideAlongBytes, in order; a larger one waits its turn")
-    func backgroundAppendsRideAlong() async throws {
-        let dir = TemporaryDirectory()
-        // The smallest share: after a background commit that took t, the next turn waits 999 t.
-        let store = try LMDBEventStore.open(dir.data, options: .init(mapSize: 64 << 20, backgroundShare: 0.001,
-                                                                 rideAlongBytes: 2_000, backgroundGap: .seconds(3_600)))
-        let writer = try #require(store.writer)
-        func payload(_ bytes: Int) -> NewEvent { NewEvent(type: "bulk.row", payload: [UInt8](repeating: 0x20, count: bytes)) }
-        func background(_ bytes: Int) throws -> PendingAppend {
-            try store.submit([StreamWrite(stream: "bulk", events: [payload(bytes)])], priority: .background)
-        }
-        // One large background commit first: its time puts the next turn seconds away.
-        _ = try await store.submit([StreamWrite(stream: "bulk", events: (0..<2_000).map { _ in payload(500) })],
-                                   priority: .background).result()
-
-        store.deferBackground(true)
-        writer.hold()
-        let small = try [background(900), background(900)]
-        let large = try background(2_500) // more than the 2,000 bytes on its own
-        let afterLarge = try background(10)
-        let normal = try store.submit([StreamWrite(stream: "live", events: [event()])])
-        let commits = store.writerStatistics.commits
-        writer.release()
-        let live = try await normal.result().firstPosition
-        var positions: [UInt64] = []
-        for pending in small { positions.append(try await pending.result().firstPosition) }
-        // The two small ones committed with the normal append, right after it.
-        #expect(positions == [live + 1, live + 2])
-        #expect(store.writerStatistics.commits == commits + 1)
-        // The large one does not fit, and the small one queued after it keeps its place behind it.
-        #expect(try store.head().position == live + 2)
-        #expect(writer.queuedCount == 2)
-
-        // A normal append alone does not carry it either, and takes nothing past it.
-        let normalAgain = try await store.append([StreamWrite(stream: "live", events: [event()])])
-        #expect(normalAgain.firstPosition == live + 3)
-        #expect(writer.queuedCount == 2)
-
-        // Once real-time work is quiet, both commit, in the order queued.
-        store.deferBackground(false)
-        let largePosition = try await large.result().firstPosition
-        let lastPosition = try await afterLarge.result().firstPosition
-        #expect([largePosition, lastPosition] == [live + 4, live + 5])
-        store.close()
-    }
-
-    @Test("deferred background appends commit together once no normal append has committed for backgroundGap")
-    func backgroundAppendsAfterQuietGap() async throws {
-        let dir = TemporaryDirectory()
-        let store = try LMDBEventStore.open(dir.data, options: .init(mapSize: 256 << 20, backgroundShare: 0.001,
-                                                                 backgroundGap: .milliseconds(20)))
-        let writer = try #require(store.writer)
-        func background(_ count: Int, bytes: Int) throws -> PendingAppend {
-            try store.submit([StreamWrite(stream: "bulk", events: (0..<count).map { _ in
-                NewEvent(type: "bulk.row", payload: [UInt8](repeating: 0x20, count: bytes))
-            })], priority: .background)
-        }
-        // One large background commit first: its time puts the next paced turn (999 times
-        // as long, one append) a minute or more away.
-        _ = try await background(2_000, bytes: 4_000).result()
-        try await store.append(to: "live", [event()])
-
-        // Real-time work in flight but not committing (a run waiting on an HTTP step): the
-        // background appends go after the gap, all in one commit, while the deferral lasts.
-        store.deferBackground(true)
-        writer.hold()
-        let pending = try (0..<3).map { _ in try background(1, bytes: 100) }
-        let commits = store.writerStatistics.commits
-        writer.release()
-        var positions: [UInt64] = []
-        for p in pending { positions.append(try await p.result().firstPosition) }
-        #expect(positions == [2_002, 2_003, 2_004])
-        #expect(store.writerStatistics.commits == commits + 1)
-        #expect(store.backgroundDeferred)
-        store.close()
     }
 
     @Test("a commit takes at most maxBackgroundBytes of background appends (a larger one alone)")

@@ -512,7 +512,7 @@ struct YieldTests {
     }
 
     // Their appends are background ones while the store defers: they go in the gaps real-time
-    // work leaves (backgroundGap; AppendTests checks the writer's rule). Without the gap, each
+    // work leaves (backgroundGap; WriterPolicyTests checks the writer's rule). Without the gap, each
     // would wait for a paced turn: this test then took 16 s instead of 0.15 s.
     @Test("batch runs keep executing while a real-time run waits on an HTTP step and the store defers background appends")
     func batchRunsWhileRealtimeWaits() async throws {
