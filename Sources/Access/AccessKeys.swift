@@ -89,6 +89,12 @@ public final class KeyRing: Sendable {
 
     public init() {}
 
+    /// Folds the key events of a start-up replay: empty until `replay` runs.
+    public convenience init(registeringWith replay: LogReplay) {
+        self.init()
+        replay.register(types: KeyEvent.types) { [unowned self] view in apply(view.decode()) }
+    }
+
     /// Reads every key event of `store`.
     public convenience init(store: any EventStore) throws {
         self.init()

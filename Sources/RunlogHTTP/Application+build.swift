@@ -1,4 +1,4 @@
-import Access
+public import Access
 public import EventLog
 import Foundation
 public import Hummingbird
@@ -6,8 +6,8 @@ public import Logging
 import NIOCore
 import ServiceLifecycle
 import WorkflowModel
-import Workflows
-import Importers
+public import Workflows
+public import Importers
 import Profiles
 
 /// Settings of `runlog serve`.
@@ -63,16 +63,12 @@ public func buildApplication(
         let box = try SecretBox.load(
             environmentValue: configuration.secretKey ?? ProcessInfo.processInfo.environment[SecretBox.environmentVariable],
             dataDirectory: configuration.dataDirectory)
-        let accounts = try AccountBook(store: store, box: box)
-        let engine = try await WorkflowEngine(store: store,
-                                        configuration: EngineConfiguration(dailyRunQuota: configuration.dailyRunQuota,
-                                                                           sharedWorkers: configuration.sharedWorkers,
-                                                                           http: AsyncHTTPClientPerformer(),
-                                                                           credentials: accounts,
-                                                                           batchYieldLimit: configuration.batchYieldLimit))
-        let keys = try KeyRing(store: store)
-        let importers = try ImporterService(engine: engine, uploads: configuration.dataDirectory + "/uploads",
-                                            secrets: box, s3ConnectTimeout: configuration.s3ConnectTimeout)
+        let parts = try await RunlogParts.open(
+            store: store, box: box, uploads: configuration.dataDirectory + "/uploads",
+            engine: EngineConfiguration(dailyRunQuota: configuration.dailyRunQuota, sharedWorkers: configuration.sharedWorkers,
+                                        http: AsyncHTTPClientPerformer(), batchYieldLimit: configuration.batchYieldLimit),
+            s3ConnectTimeout: configuration.s3ConnectTimeout)
+        let (engine, keys, importers, accounts) = (parts.engine, parts.keys, parts.importers, parts.accounts)
         let tasks = BatchTasks(engine: engine, maxProfiles: configuration.maxBatchProfiles)
         let api = RunlogAPI(engine: engine, keys: keys, importers: importers, accounts: accounts, tasks: tasks,
                             rateLimit: configuration.rateLimitPerMinute,
@@ -134,5 +130,39 @@ struct EngineService: Service {
         await importers.shutdown()
         await engine.shutdown()
         store.close()
+    }
+}
+
+/// The composition of the parts behind the API on one store: the start-up replay that builds
+/// every read model in one pass over the log, then the engine, the importers, the keys and the
+/// integration accounts made from what it built.
+public struct RunlogParts: Sendable {
+    public let store: any EventStore
+    public let engine: WorkflowEngine
+    public let importers: ImporterService
+    public let keys: KeyRing
+    public let accounts: AccountBook
+    /// The passes over the log the start-up made (one).
+    public let startupPasses: Int
+
+    /// Reads the log once for every read model and makes the parts (not started). The engine's
+    /// outbound requests use `accounts` for their credentials.
+    public static func open(store: any EventStore, box: SecretBox, uploads: String, engine configuration: EngineConfiguration,
+                            s3ConnectTimeout: Duration = .seconds(5)) async throws -> RunlogParts {
+        let replay = LogReplay()
+        let accounts = AccountBook(store: store, box: box, registeringWith: replay)
+        let engineModels = EngineReplay(registeringWith: replay)
+        let keys = KeyRing(registeringWith: replay)
+        let importerModels = ImportersReplay(registeringWith: replay)
+        // The run tables first: building them is a pass of its own, needed only the first time.
+        try await store.attach(RunsProjection())
+        let head = try replay.run(store)
+        var configuration = configuration
+        configuration.credentials = accounts
+        let engine = try await WorkflowEngine(store: store, configuration: configuration, replayed: engineModels)
+        let importers = try ImporterService(engine: engine, uploads: uploads, secrets: box, s3ConnectTimeout: s3ConnectTimeout,
+                                            replayed: importerModels.state(at: head.position))
+        return RunlogParts(store: store, engine: engine, importers: importers, keys: keys, accounts: accounts,
+                           startupPasses: replay.passes)
     }
 }

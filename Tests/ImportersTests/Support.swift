@@ -103,18 +103,6 @@ final class ImportFixture: AsyncClosable, @unchecked Sendable {
     }
 }
 
-/// An async sequence over chunks already in memory.
-struct ChunkList: AsyncSequence, Sendable {
-    typealias Element = [UInt8]
-    let chunks: [[UInt8]]
-    init(_ chunks: [[UInt8]]) { self.chunks = chunks }
-    struct AsyncIterator: AsyncIteratorProtocol {
-        var rest: ArraySlice<[UInt8]>
-        mutating func next() async -> [UInt8]? { rest.popFirst() }
-    }
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(rest: chunks[...]) }
-}
-
 let apiWorkflow = #"""
     {"trigger": {"kind": "api", "schema": {"fields": [
         {"name": "ip", "type": "string", "required": true},

@@ -1,3 +1,4 @@
+import RunlogTestSupport
 import RunlogJSON
 import EventLog
 import LMDBStore

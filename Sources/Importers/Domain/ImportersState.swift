@@ -21,10 +21,9 @@ public struct ImportersState: Sendable {
     ]
 
     public static func rebuild(from store: any EventStore) throws -> ImportersState {
-        var state = ImportersState()
-        for event in try store.readAll(filter: EventFilter(types: types), limit: .max) { state.apply(event) }
-        state.position = try store.head().position
-        return state
+        let replay = LogReplay()
+        let models = ImportersReplay(registeringWith: replay)
+        return models.state(at: try replay.run(store).position)
     }
 
     /// Folds one event in; events of other types are ignored.
@@ -297,4 +296,24 @@ public struct ImportRunRecord: Sendable, Hashable {
 
     /// The error without the row's own values, so that rows with the same problem group together.
     static func reason(_ error: String) -> String { error }
+}
+
+/// The importers' read model as a start-up `LogReplay` builds it: register before the replay
+/// runs, hand to `ImporterService` after.
+///
+/// `@unchecked Sendable`: the replay's fold writes it on the thread that runs the replay, before
+/// it is handed over; nothing changes it afterwards.
+public final class ImportersReplay: @unchecked Sendable {
+    private var folded = ImportersState()
+
+    public init(registeringWith replay: LogReplay) {
+        replay.register(types: ImportersState.types) { [unowned self] view in folded.apply(view.decode()) }
+    }
+
+    /// The state, folded up to `position` (the head the replay read to).
+    public func state(at position: UInt64) -> ImportersState {
+        var state = folded
+        state.position = position
+        return state
+    }
 }

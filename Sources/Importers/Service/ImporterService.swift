@@ -83,7 +83,9 @@ public actor ImporterService {
     /// never recorded) are deleted. `secrets` seals the credentials of S3 data sources (the
     /// server's `SecretBox`); without it S3 data sources cannot be created or read. `files` is
     /// where uploads are written (tests give a disk that fills up). `s3ConnectTimeout` bounds
-    /// connecting to an S3 endpoint (the default reader's; `s3` replaces the reader).
+    /// connecting to an S3 endpoint (the default reader's; `s3` replaces the reader). `replayed`
+    /// is the importers' state a start-up replay shared with other parts built
+    /// (`ImportersReplay`); without it the service reads the log itself.
     public init(
         engine: WorkflowEngine,
         uploads: String,
@@ -92,7 +94,8 @@ public actor ImporterService {
         batchSize: Int = 200,
         recordingDepth: Int = 8,
         s3ConnectTimeout: Duration = .seconds(5),
-        s3: (@Sendable (S3Settings, S3Secret) -> any S3ObjectSource)? = nil
+        s3: (@Sendable (S3Settings, S3Secret) -> any S3ObjectSource)? = nil,
+        replayed: ImportersState? = nil
     ) throws {
         self.engine = engine
         self.store = engine.store
@@ -102,7 +105,7 @@ public actor ImporterService {
         self.batchSize = batchSize
         self.recordingDepth = max(1, recordingDepth)
         self.s3 = s3 ?? { S3ClientSource(settings: $0, secret: $1, connectTimeout: s3ConnectTimeout) }
-        let state = try ImportersState.rebuild(from: engine.store)
+        let state = try replayed ?? ImportersState.rebuild(from: engine.store)
         self.state = state
         self.scanFrom = state.position + 1
         try FileManager.default.createDirectory(atPath: uploads, withIntermediateDirectories: true,

@@ -68,10 +68,17 @@ public final class AccountBook: CredentialProvider, Sendable {
     private let accounts = Mutex([String: AccountRecord]())
 
     /// Reads every account event of `store`.
-    public init(store: any EventStore, box: SecretBox) throws {
+    public convenience init(store: any EventStore, box: SecretBox) throws {
+        let replay = LogReplay()
+        self.init(store: store, box: box, registeringWith: replay)
+        try replay.run(store)
+    }
+
+    /// Folds the account events of a start-up replay: empty until `replay` runs.
+    public init(store: any EventStore, box: SecretBox, registeringWith replay: LogReplay) {
         self.store = store
         self.box = box
-        for event in try store.readAll(filter: EventFilter(types: [Self.savedType]), limit: .max) { apply(event) }
+        replay.register(types: [Self.savedType]) { [unowned self] view in apply(view.decode()) }
     }
 
     /// Folds one event in (other types are ignored; an older version of an account never replaces a newer one).

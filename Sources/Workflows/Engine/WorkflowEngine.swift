@@ -144,14 +144,25 @@ public actor WorkflowEngine {
     /// Attaches the run tables to the store (building them from the log the first time) and
     /// builds the other read models from the log (a full replay), ready to `start()`.
     public init(store: any EventStore, configuration: EngineConfiguration = EngineConfiguration()) async throws {
+        let replay = LogReplay()
+        let models = EngineReplay(registeringWith: replay)
+        try await store.attach(RunsProjection())
+        try replay.run(store)
+        try await self.init(store: store, configuration: configuration, replayed: models)
+    }
+
+    /// As `init(store:configuration:)`, with the read models a start-up replay shared with other
+    /// parts built (`EngineReplay`); the run tables are attached here if they are not yet.
+    public init(store: any EventStore, configuration: EngineConfiguration, replayed: EngineReplay) async throws {
         self.store = store
         self.configuration = configuration
         self.vault = ObjectVault(store: store)
         self.queues = RunQueues()
         try await store.attach(RunsProjection())
-        let state = try WorkflowsState.rebuild(from: store, keepsRuns: false)
+        let state = replayed.workflows.state
         self.state = state
-        self.jobs = try JobsState.rebuild(from: store, upTo: state.position)
+        self.jobs = replayed.jobs
+        self.jobs.position = state.position
         self.nextWorkflowNumber = (state.workflowNumbers.keys.max() ?? 0) + 1
         // Read here, where a failure to read them stops the engine from starting at all.
         let active = try RunTables(store: store).activeRuns()
