@@ -70,6 +70,9 @@ extension EventStoreConformance {
             #expect(all.map(\.position) == Array(1...total))
             var lastVersion: [String: UInt64] = [:]
             var lastN: [String: Int] = [:]
+            for (a, b) in zip(all, all.dropFirst()) {
+                #expect(b.previousHash == a.hash && b.recordedAt >= a.recordedAt, "position \(b.position)")
+            }
             for e in all {
                 #expect(e.streamVersion == (lastVersion[e.stream] ?? 0) + 1, "stream \(e.stream) at \(e.position)")
                 lastVersion[e.stream] = e.streamVersion
