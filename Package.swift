@@ -184,15 +184,24 @@ let package = Package(
             path: "Tests/RunlogTestSupport",
             swiftSettings: swiftSettings
         ),
+        // The checks every `EventStore` backend must pass, through the protocol alone: a regular target under
+        // Tests/ that each backend's test target runs against its own stores (see `EventStoreBackend`).
+        .target(
+            name: "EventStoreConformance",
+            dependencies: ["EventLog"],
+            path: "Tests/EventStoreConformance",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "LMDBStoreTests",
-            dependencies: ["LMDBStore", "EventLog", "RunlogJSON", "RunlogTestSupport"],
+            dependencies: ["LMDBStore", "EventLog", "EventStoreConformance", "RunlogJSON", "RunlogTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "RunlogTests",
             dependencies: [
                 "RunlogTestSupport",
+                "EventStoreConformance",
                 "RunlogJSON",
                 "EventLog",
                 "LMDBStore",

@@ -1,3 +1,4 @@
+import EventStoreConformance
 import Foundation
 import RunlogTestSupport
 import Testing
@@ -167,24 +168,6 @@ struct AppendTests {
         store.close()
     }
 
-    @Test("expectations: no stream, stream exists, exact")
-    func expectations() async throws {
-        let dir = TemporaryDirectory()
-        let store = try LMDBEventStore.open(dir.data)
-        let err = await expectStoreError(.wrongExpectedVersion) {
-            try await store.append(to: "x", expected: .streamExists, [event()])
-        }
-        #expect(err?.conflict == .init(stream: "x", expected: .streamExists, actual: 0))
-        try await store.append(to: "x", expected: .noStream, [event(), event()])
-        try await store.append(to: "x", expected: .exact(2), [event()])
-        try await store.append(to: "x", expected: .streamExists, [event()])
-        let e2 = await expectStoreError(.wrongExpectedVersion) {
-            try await store.append(to: "x", expected: .exact(3), [event()])
-        }
-        #expect(e2?.conflict?.actual == 4)
-        #expect(try store.streamVersion("x") == 4)
-    }
-
     @Test("re-appending stored ids returns the original positions, also after a reopen")
     func idempotentAcrossReopen() async throws {
         let dir = TemporaryDirectory()
@@ -222,30 +205,6 @@ struct AppendTests {
         }
         #expect(error?.value == ids[1].uuidString.lowercased())
         #expect(try store.head() == head)
-    }
-
-    @Test("a multi-stream append is atomic: one failed expectation writes nothing")
-    func multiStreamAtomic() async throws {
-        let dir = TemporaryDirectory()
-        let store = try LMDBEventStore.open(dir.data)
-        try await store.append(to: "b", [event()])
-        let result = try await store.append([
-            StreamWrite(stream: "a", expected: .noStream, events: [event("a1"), event("a2")]),
-            StreamWrite(stream: "b", expected: .exact(1), events: [event("b2")]),
-        ])
-        #expect(result.events.map(\.position) == [2, 3, 4])
-        #expect(result.events.map(\.stream) == ["a", "a", "b"])
-        #expect(result.events.map(\.streamVersion) == [1, 2, 2])
-
-        await expectStoreError(.wrongExpectedVersion) {
-            try await store.append([
-                StreamWrite(stream: "c", expected: .noStream, events: [event("c1")]),
-                StreamWrite(stream: "b", expected: .exact(1), events: [event("b3")]),
-            ])
-        }
-        #expect(try store.head().position == 4)
-        #expect(try store.readStream("c").isEmpty)
-        #expect(try store.streamVersion("c") == 0)
     }
 
     @Test("submitted appends commit in the order they were queued; one expecting a failed one's version fails too")
@@ -397,16 +356,6 @@ struct AppendTests {
         #expect(try store.head().position == 2)
     }
 
-    @Test("appends after close fail cleanly")
-    func closed() async throws {
-        let dir = TemporaryDirectory()
-        let store = try LMDBEventStore.open(dir.data)
-        try await store.append(to: "s", [event()])
-        store.close()
-        await expectStoreError(.closed) { try await store.append(to: "s", [event()]) }
-        await expectStoreError(.closed) { _ = try store.head() }
-    }
-
     @Test("envelopes carry metadata, recorded-at never decreases, the chain links")
     func envelope() async throws {
         let dir = TemporaryDirectory()
@@ -430,15 +379,5 @@ struct AppendTests {
         #expect((parsed["payload"] as? [String: Int])?["x"] == 1)
         #expect((parsed["metadata"] as? [String: String])?["actor"] == "key_1")
         #expect(parsed["hash"] as? String == all[0].hash.hex)
-    }
-}
-
-func attempt(_ body: () async throws -> AppendResult) async -> Result<AppendResult, EventStoreError> {
-    do {
-        return .success(try await body())
-    } catch let error as EventStoreError {
-        return .failure(error)
-    } catch {
-        return .failure(EventStoreError(.storage, "unexpected \(error)"))
     }
 }

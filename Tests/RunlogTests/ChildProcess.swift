@@ -4,10 +4,6 @@ import RunlogTestSupport
 import Testing
 @testable import LMDBStore
 
-func event(_ type: String = "test.happened", _ json: String = "{}") -> NewEvent {
-    NewEvent(type: type, json: json)
-}
-
 /// The `runlog` executable built beside the test bundle.
 enum RunlogBinary {
     static var path: String {

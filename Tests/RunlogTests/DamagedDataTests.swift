@@ -2,6 +2,7 @@ import RunlogJSON
 import AsyncHTTPClient
 import EventLog
 import LMDBStore
+import EventStoreConformance
 import Foundation
 import NIOCore
 import RunlogTestSupport

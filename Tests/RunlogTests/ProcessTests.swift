@@ -1,3 +1,4 @@
+import EventStoreConformance
 import Foundation
 import RunlogTestSupport
 import Testing

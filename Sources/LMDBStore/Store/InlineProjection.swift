@@ -149,7 +149,10 @@ extension LMDBEventStore {
     /// The position the attached projection `name` has folded in up to (the head it last
     /// committed with, or where a read-only store's writer left it).
     public func projectionPosition(_ name: String) throws(EventStoreError) -> UInt64? {
-        guard let attached = projections[name] else { return nil }
-        return try read("read projection \(name)") { txn in try attached.stored(txn, dbs.meta)?.position }
+        return try read("read projection \(name)") { txn in
+            // Inside the read even when not attached, so that a closed store throws `closed`.
+            guard let attached = projections[name] else { return nil }
+            return try attached.stored(txn, dbs.meta)?.position
+        }
     }
 }
