@@ -9,133 +9,6 @@ import Foundation
 /// release mode.
 @main
 struct Bench {
-    struct Settings {
-        var quick = false
-        var repetitions = 3
-        var valueBytes: Int?
-        var baselineDuration: Duration = .seconds(2)
-        var baselineMinCommits = 200
-        var singleWarmup = 200
-        var singleCount = 3_000
-        var appenders = 64
-        var concurrentTotal = 100_000
-        var concurrentDuration: Duration = .seconds(3)
-        var replayEvents = 1_000_000
-        var replayPasses = 3
-        /// Figures to run (1...10); 3 and 4 need 1's baseline, so it runs with them.
-        var figures: Set<Int> = Set(1...10)
-        var taskProfiles = 10_000
-        var importRows = 1_000_000
-        var runs = 5_000
-        var runTasks = 64
-        var objectEvents = 5_000
-        var latencySamples = 300
-        var backlog = 20_000
-        var backlogDuration: Duration = .seconds(10)
-
-        func selected(_ figure: Int) -> Bool { figures.contains(figure) }
-
-        static let usage = """
-            usage: runlog-bench [--quick] [--events N] [--reps N] [--value-bytes N] [--appenders N]
-                                [--runs N] [--backlog N] [--import-rows N] [--task-profiles N] [--only LIST]
-
-              --quick          small sizes, for a smoke run (figures are not meaningful)
-              --events N       events in the replay log (default 1,000,000; 50,000 with --quick)
-              --reps N         repetitions of the baseline, append and run figures, and replay and
-                               rebuild passes (default 3)
-              --value-bytes N  value size of the raw LMDB baseline (default: the size of this
-                               benchmark's stored envelope, so both write the same bytes)
-              --appenders N    concurrent appenders of figure 3 (default 64)
-              --runs N         workflow runs per pass of figure 5 (default 5,000; 500 with --quick)
-              --backlog N      batch runs queued in figure 7 (default 20,000; 2,000 with --quick)
-              --import-rows N  rows of the CSV of figure 9 (default 1,000,000; 50,000 with --quick)
-              --task-profiles N  profiles in the batch task of figure 10 (default 10,000; 1,000 with --quick)
-              --only LIST      run only these figures, e.g. 5,6,7 or 1-4 (figures 3 and 4 bring 1)
-
-            RUNLOG_BENCH_TRACE=1 in the environment prints progress lines to standard error;
-            RUNLOG_BENCH_IMPORT_BATCH=N sets the rows per append of figure 9 (default: the importer's, 200).
-            RUNLOG_BENCH_IMPORT_DEPTH=N sets how many of its batches the importer keeps in flight (default: the importer's, 8).
-            RUNLOG_BENCH_IMPORT_ONLY=1 skips executing figure 9's imported runs afterwards (no drain figures; use it with
-            --only 9: the engine is left running with its backlog and its temporary directory until the process exits).
-            RUNLOG_BENCH_MALLOC_STATS=1 prints glibc's malloc arenas after the import of figure 9, then the heap
-            after malloc_trim (memory held by the allocator against memory in use); the heap after the drain is
-            then measured after that trim.
-            """
-
-        static func parse(_ arguments: [String]) throws -> Settings {
-            var settings = Settings()
-            var events: Int?
-            var runs: Int?
-            var backlog: Int?
-            var importRows: Int?
-            var taskProfiles: Int?
-            var rest = arguments[...]
-            func number(_ flag: String) throws -> Int {
-                guard let text = rest.popFirst() else { throw BenchError("\(flag) needs a number\n\(usage)") }
-                guard let n = Int(text.replacingOccurrences(of: "_", with: "")), n > 0 else {
-                    throw BenchError("\(flag) needs a positive whole number, got \"\(text)\"\n\(usage)")
-                }
-                return n
-            }
-            while let argument = rest.popFirst() {
-                switch argument {
-                case "--quick": settings.quick = true
-                case "--events": events = try number(argument)
-                case "--reps": settings.repetitions = try number(argument)
-                case "--value-bytes": settings.valueBytes = try number(argument)
-                case "--appenders": settings.appenders = try number(argument)
-                case "--runs": runs = try number(argument)
-                case "--backlog": backlog = try number(argument)
-                case "--import-rows": importRows = try number(argument)
-                case "--task-profiles": taskProfiles = try number(argument)
-                case "--only":
-                    guard let text = rest.popFirst() else { throw BenchError("--only needs a list\n\(usage)") }
-                    settings.figures = try figureList(text)
-                case "-h", "--help":
-                    print(usage)
-                    exit(0)
-                default: throw BenchError("unknown argument \"\(argument)\"\n\(usage)")
-                }
-            }
-            if settings.quick {
-                settings.baselineDuration = .milliseconds(300)
-                settings.baselineMinCommits = 20
-                settings.singleWarmup = 20
-                settings.singleCount = 300
-                settings.concurrentTotal = 10_000
-                settings.concurrentDuration = .seconds(1)
-                settings.replayEvents = 50_000
-                settings.runs = 500
-                settings.objectEvents = 500
-                settings.latencySamples = 50
-                settings.backlog = 2_000
-                settings.backlogDuration = .seconds(2)
-                settings.importRows = 50_000
-                settings.taskProfiles = 1_000
-            }
-            if let importRows { settings.importRows = importRows }
-            if let taskProfiles { settings.taskProfiles = taskProfiles }
-            if let events { settings.replayEvents = events }
-            if let runs { settings.runs = runs }
-            if let backlog { settings.backlog = backlog }
-            if !settings.figures.isDisjoint(with: [3, 4]) { settings.figures.insert(1) }
-            settings.replayPasses = settings.repetitions
-            return settings
-        }
-
-        /// `"5,6,7"`, `"1-4"`, `"2,5-7"` → figure numbers.
-        static func figureList(_ text: String) throws -> Set<Int> {
-            var figures: Set<Int> = []
-            for part in text.split(separator: ",") {
-                let bounds = part.split(separator: "-", maxSplits: 1).map { Int($0.trimmingCharacters(in: .whitespaces)) }
-                guard let low = bounds.first ?? nil, let high = bounds.last ?? nil, 1 <= low, low <= high, high <= 10 else {
-                    throw BenchError("--only takes figure numbers 1 to 10 like 5,6,7 or 1-4, got \"\(text)\"\n\(usage)")
-                }
-                figures.formUnion(low...high)
-            }
-            return figures
-        }
-    }
 
     static func main() async {
         // Child mode for [6]: rebuild in a fresh process, as a server does at start.
@@ -187,6 +60,9 @@ struct Bench {
         return ", load average: " + text.split(separator: " ").prefix(3).joined(separator: " ")
     }
 
+    /// "met" or "MISSED", for the summary's status column.
+    static func status(_ met: Bool) -> String { met ? "met" : "MISSED" }
+
     static func run(_ s: Settings, _ temp: TempDirs) async throws {
         let clock = ContinuousClock()
         let began = clock.now
@@ -194,7 +70,6 @@ struct Bench {
         let valueBytes = s.valueBytes ?? envelope
         let total = 10
         var summary: [[String]] = []
-        func status(_ met: Bool) -> String { met ? "met" : "MISSED" }
 
         say("runlog-bench: event store and workflow engine benchmarks")
         #if DEBUG
@@ -458,139 +333,11 @@ struct Bench {
             try await h.close()
         }
 
-        // 7. Real-time latency with a batch backlog.
-        if s.selected(7) {
-            say()
-            let latency = RealtimeLatency(samples: s.latencySamples, backlog: s.backlog, creationLimit: s.backlogDuration)
-            say("[7/\(total)] real-time run latency, idle and with a batch backlog: default engine (1 real-time-only + 3 shared "
-                + "workers), the workflow of [5];")
-            say("      \(latency.samples) real-time runs one at a time after \(latency.warmup) warm-up runs, each timed from its "
-                + "startRun call to its run.completed seen by a log subscriber;")
-            say("      then \(latency.creators) tasks start up to \(grouped(Double(latency.backlog))) batch runs (for at most "
-                + "\(fixed(latency.creationLimit.seconds, 0)) s): up to \(latency.samples) real-time runs are timed the same way "
-                + "while they do")
-            say("      (once \(grouped(Double(min(1_000, s.backlog / 10)))) are pending), and up to \(latency.samples) more after the last is created, while the backlog drains")
-            let r = try await latency.run(temp)
-            func line(_ name: String, _ p: RealtimeLatency.Phase) -> String {
-                "  \(pad(name, 15)) p50 \(ms(p.p50)), p99 \(ms(p.p99)), max \(ms(p.latencies.last ?? 0)) "
-                    + "(commit-ts p50 \(fixed(percentile(p.commit, 50), 0)) ms, p99 \(fixed(percentile(p.commit, 99), 0)) ms; "
-                    + "startRun returns p50 \(ms(percentile(p.start, 50))), p99 \(ms(percentile(p.start, 99))))"
-            }
-            func context(_ p: RealtimeLatency.Phase) -> String {
-                "      \(p.latencies.count) samples in \(fixed(p.window.seconds, 2)) s; batch runs pending: "
-                    + "\(grouped(Double(p.pendingAtStart))) at the start, \(grouped(Double(p.pendingAtEnd))) at the end"
-                    + (p.drained ? " (drained before the last sample)" : "")
-                    + "; \(grouped(Double(p.batchFinished))) batch runs finished meanwhile "
-                    + "(\(grouped(Double(p.batchFinished) / p.window.seconds)) runs/s)"
-            }
-            say(line("idle:", r.idle))
-            for (name, phase) in [("while creating:", r.creating), ("while draining:", r.draining)] {
-                guard !phase.latencies.isEmpty else {
-                    say("  \(pad(name, 15)) no sample: no batch run was pending")
-                    continue
-                }
-                say(line(name, phase) + "  p99 \(fixed(phase.p99 / r.idle.p99, 2))× idle")
-                say(context(phase))
-            }
-            say("  \(grouped(Double(r.batchCreated))) batch runs created in \(fixed(r.creationTime.seconds, 2)) s "
-                + "(\(grouped(Double(r.batchCreated) / r.creationTime.seconds)) runs/s), "
-                + "\(grouped(Double(r.pendingAfterCreation))) of them pending when the last was created; "
-                + "the last \(grouped(Double(r.rest))) drained in \(fixed(r.restDrainTime.seconds, 2)) s "
-                + "(\(grouped(Double(r.rest) / r.restDrainTime.seconds)) runs/s, no real-time runs)")
-            summary.append(["[7] real-time run latency idle, p50 / p99", "\(ms(r.idle.p50)) / \(ms(r.idle.p99))", "-", "-"])
-            for (name, phase) in [("creating", r.creating), ("draining", r.draining)] where !phase.latencies.isEmpty {
-                let ratio = phase.p99 / r.idle.p99
-                summary += [
-                    ["[7] … while batch backlog \(name), p50 / p99", "\(ms(phase.p50)) / \(ms(phase.p99))", "-", "-"],
-                    ["[7] … \(name): p99 / idle p99 (\(phase.latencies.count) samples)", "\(fixed(ratio, 2))×", "<= 1.5×",
-                     status(ratio <= 1.5)],
-                ]
-            }
-        }
-
-        // 8. Commands over HTTP.
-        if s.selected(8) {
-            say()
-            let load = HTTPLoad(duration: s.quick ? 2 : 10, repetitions: s.quick ? 1 : s.repetitions)
-            say("[8/\(total)] HTTP commands on loopback: runlog serve (release, --log-level warning, no rate limit), "
-                + "wrk -t2 -c\(load.connections) for \(load.duration) s × \(load.repetitions) after a 2 s warm-up;")
-            say("      each request POST /v1/workflows {\"name\"} with a service key: one command, one event; "
-                + "wrk shares the 2 cores with the server")
-            let results = try await load.run(temp)
-            for (i, r) in results.enumerated() {
-                say("  run \(i + 1): \(grouped(r.requestsPerSecond)) commands/s, p50 \(ms(r.p50)), p99 \(ms(r.p99)), "
-                    + "\(r.errors) errors")
-            }
-            let rps = median(results.map(\.requestsPerSecond))
-            summary.append(["[8] HTTP commands, 64 connections, 1 event each", grouped(rps) + " commands/s",
-                            ">= 20,000 commands/s", status(rps >= 20_000)])
-            summary.append(["[8] … latency p50 / p99", "\(ms(median(results.map(\.p50)))) / \(ms(median(results.map(\.p99))))",
-                            "-", "-"])
-        }
-
-        // 9. Import.
-        if s.selected(9) {
-            say()
-            let bench = ImportBenchmark(rows: s.importRows, samples: s.quick ? 50 : 200)
-            say("[9/\(total)] import: a \(grouped(Double(bench.rows)))-row CSV (one IP per row) into the API workflow of [5] "
-                + "through an importer (\(bench.batchSize) rows per append with its checkpoint, runs on the batch queue);")
-            say("      real-time runs of another workflow timed one at a time (startRun → run.completed), "
-                + "\(bench.samples) idle, then up to \(bench.samples) while the importer run creates runs")
-            let r = try await bench.run(temp)
-            let rowsPerSecond = Double(r.rows) / r.importTime.seconds
-            say("  upload (streamed to disk, header read): \(grouped(Double(r.fileBytes))) bytes in "
-                + "\(fixed(r.uploadTime.seconds, 2)) s")
-            say("  importer run: \(grouped(Double(r.rows))) rows → \(grouped(Double(r.rows))) runs created in "
-                + "\(fixed(r.importTime.seconds, 2)) s = \(grouped(rowsPerSecond)) rows/s")
-            let drained = r.drainTime > .zero
-            say(drained ? "  then executing the imported runs: \(fixed(r.drainTime.seconds, 1)) s = "
-                + "\(grouped(Double(r.rows) / r.drainTime.seconds)) runs/s"
-                : "  then executing the imported runs: skipped (RUNLOG_BENCH_IMPORT_ONLY)")
-            say("  CPU (user + system, the whole process): import \(fixed(r.importCPU * 1_000_000 / Double(r.rows), 1)) µs per row "
-                + "(\(fixed(r.importCPU / r.importTime.seconds, 2)) cores busy; 100,000 rows/s on 2 cores needs ≤ 20 µs)"
-                + (drained ? ", drain \(fixed(r.drainCPU * 1_000_000 / Double(r.rows), 1)) µs per run "
-                    + "(\(fixed(r.drainCPU / r.drainTime.seconds, 2)) cores busy)" : ""))
-            say("  peak RSS: \(grouped(Double(r.peakRSSBefore))) kB before the import, "
-                + "\(grouped(Double(r.peakRSSAfterImport))) kB after it (with the pages of the memory-mapped log read so far)")
-            say("  heap (RssAnon): \(grouped(Double(r.heapBefore))) kB before, \(grouped(Double(r.heapAfterImport))) kB "
-                + "after the import, \(grouped(Double(r.heapAfterDrain))) kB after its runs executed "
-                + "(\(fixed(Double(r.heapAfterImport - r.heapBefore) * 1024 / Double(r.rows), 0)) B per queued run, "
-                + "\(fixed(Double(r.heapAfterDrain - r.heapBefore) * 1024 / Double(r.rows), 0)) B per finished run)")
-            let idleP99 = percentile(r.idle, 99)
-            let duringP99 = r.during.isEmpty ? 0 : percentile(r.during, 99)
-            say("  real-time runs idle: p50 \(ms(percentile(r.idle, 50))), p99 \(ms(idleP99)); during the import "
-                + "(\(r.during.count) samples): p50 \(ms(r.during.isEmpty ? 0 : percentile(r.during, 50))), p99 \(ms(duringP99))")
-            summary.append(["[9] import, API workflow, \(grouped(Double(r.rows))) rows", grouped(rowsPerSecond) + " rows/s",
-                            ">= 100,000 rows/s", status(rowsPerSecond >= 100_000)])
-            summary.append(["[9] … peak RSS after / before the import",
-                            "\(grouped(Double(r.peakRSSAfterImport))) / \(grouped(Double(r.peakRSSBefore))) kB", "flat", "-"])
-            summary.append(["[9] … heap after the import / after its runs / before",
-                            "\(grouped(Double(r.heapAfterImport))) / \(grouped(Double(r.heapAfterDrain))) / "
-                            + "\(grouped(Double(r.heapBefore))) kB", "flat", "-"])
-            if !r.during.isEmpty {
-                let ratio = duringP99 / idleP99
-                summary.append(["[9] … real-time p99 during the import / idle (\(r.during.count) samples)",
-                                "\(fixed(ratio, 2))×", "<= 1.5×", status(ratio <= 1.5)])
-            }
-        }
-
-        if s.selected(10) {
-            say()
-            let bench = BatchTaskBenchmark(profiles: s.taskProfiles)
-            say("[10/\(total)] batch task: one import_and_start_batch_task of \(grouped(Double(bench.profiles))) new profiles "
-                + "(matching email) into an action workflow on profiles (set_field + tag), then the same request again "
-                + "(every profile found and updated); in process, no HTTP")
-            let r = try await bench.run(temp)
-            for (name, pass) in [("insert", r.insert), ("update", r.update)] {
-                say("  \(name): accepted in \(fixed(pass.accept.seconds, 3)) s = "
-                    + "\(grouped(Double(bench.profiles) / pass.accept.seconds)) profiles/s; every run ended "
-                    + "\(fixed(pass.drain.seconds, 2)) s later = \(grouped(Double(bench.profiles) / pass.drain.seconds)) runs/s")
-            }
-            summary.append(["[10] batch task, \(grouped(Double(bench.profiles))) new profiles accepted",
-                            grouped(Double(bench.profiles) / r.insert.accept.seconds) + " profiles/s", "-", "-"])
-            summary.append(["[10] … the same profiles updated",
-                            grouped(Double(bench.profiles) / r.update.accept.seconds) + " profiles/s", "-", "-"])
-        }
+        // 7 to 10 (Bench+Figures7to10).
+        if s.selected(7) { try await realtimeLatency(s, temp, total: total, summary: &summary) }
+        if s.selected(8) { try await httpCommands(s, temp, total: total, summary: &summary) }
+        if s.selected(9) { try await importRows(s, temp, total: total, summary: &summary) }
+        if s.selected(10) { try await batchTask(s, temp, total: total, summary: &summary) }
 
         // Summary.
         say()
