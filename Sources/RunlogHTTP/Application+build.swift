@@ -68,11 +68,9 @@ public func buildApplication(
             engine: EngineConfiguration(dailyRunQuota: configuration.dailyRunQuota, sharedWorkers: configuration.sharedWorkers,
                                         http: AsyncHTTPClientPerformer(), batchYieldLimit: configuration.batchYieldLimit),
             s3ConnectTimeout: configuration.s3ConnectTimeout)
-        let (engine, keys, importers, accounts) = (parts.engine, parts.keys, parts.importers, parts.accounts)
-        let tasks = BatchTasks(engine: engine, maxProfiles: configuration.maxBatchProfiles)
-        let api = RunlogAPI(engine: engine, keys: keys, importers: importers, accounts: accounts, tasks: tasks,
-                            rateLimit: configuration.rateLimitPerMinute,
-                            idempotencyHours: configuration.idempotencyHours, logger: logger)
+        let (engine, importers) = (parts.engine, parts.importers)
+        let api = parts.api(rateLimit: configuration.rateLimitPerMinute, idempotencyHours: configuration.idempotencyHours,
+                            maxBatchProfiles: configuration.maxBatchProfiles, logger: logger)
         let registry = ConnectionRegistry(maxConnections: configuration.connections.maxConnections)
         var app = Application(
             responder: api.makeResponder(),
@@ -148,7 +146,8 @@ public struct RunlogParts: Sendable {
     /// Reads the log once for every read model and makes the parts (not started). The engine's
     /// outbound requests use `accounts` for their credentials.
     public static func open(store: any EventStore, box: SecretBox, uploads: String, engine configuration: EngineConfiguration,
-                            s3ConnectTimeout: Duration = .seconds(5)) async throws -> RunlogParts {
+                            s3ConnectTimeout: Duration = .seconds(5),
+                            files: any UploadFiles = DiskUploadFiles()) async throws -> RunlogParts {
         let replay = LogReplay()
         let accounts = AccountBook(store: store, box: box, registeringWith: replay)
         let engineModels = EngineReplay(registeringWith: replay)
@@ -160,9 +159,17 @@ public struct RunlogParts: Sendable {
         var configuration = configuration
         configuration.credentials = accounts
         let engine = try await WorkflowEngine(store: store, configuration: configuration, replayed: engineModels)
-        let importers = try ImporterService(engine: engine, uploads: uploads, secrets: box, s3ConnectTimeout: s3ConnectTimeout,
-                                            replayed: importerModels.state(at: head.position))
+        let importers = try ImporterService(engine: engine, uploads: uploads, secrets: box, files: files,
+                                            s3ConnectTimeout: s3ConnectTimeout, replayed: importerModels.state(at: head.position))
         return RunlogParts(store: store, engine: engine, importers: importers, keys: keys, accounts: accounts,
                            startupPasses: replay.passes)
+    }
+
+    /// The routes of every API dialect on these parts.
+    func api(rateLimit: Int?, idempotencyHours: Int? = IdempotencyCache.defaultRetentionHours, maxBatchProfiles: Int,
+             logger: Logger) -> RunlogAPI {
+        RunlogAPI(engine: engine, keys: keys, importers: importers, accounts: accounts,
+                  tasks: BatchTasks(engine: engine, maxProfiles: maxBatchProfiles), rateLimit: rateLimit,
+                  idempotencyHours: idempotencyHours, logger: logger)
     }
 }

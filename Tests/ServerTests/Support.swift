@@ -73,19 +73,16 @@ final class TestServer: AsyncClosable, @unchecked Sendable {
 
     private static func start(_ store: LMDBEventStore, directory: String, rateLimit: Int?, quota: Int?, box: SecretBox,
                               options: Options) async throws -> (WorkflowEngine, ImporterService, AccountBook, RunlogAPI) {
-        let accounts = try AccountBook(store: store, box: box)
-        var configuration = EngineConfiguration(dailyRunQuota: quota, sharedWorkers: options.sharedWorkers,
-                                                credentials: accounts)
+        var configuration = EngineConfiguration(dailyRunQuota: quota, sharedWorkers: options.sharedWorkers)
         if let http = options.http { configuration.http = http }
-        let engine = try await WorkflowEngine(store: store, configuration: configuration)
-        await engine.start()
-        let importers = try ImporterService(engine: engine, uploads: directory + "/uploads", secrets: box,
-                                            files: options.uploadFiles ?? DiskUploadFiles())
-        await importers.start()
-        let api = RunlogAPI(engine: engine, keys: try KeyRing(store: store), importers: importers, accounts: accounts,
-                            tasks: BatchTasks(engine: engine, maxProfiles: maxBatchProfiles), rateLimit: rateLimit,
+        // The server's own composition (`RunlogParts`, as `buildApplication` makes it).
+        let parts = try await RunlogParts.open(store: store, box: box, uploads: directory + "/uploads", engine: configuration,
+                                               files: options.uploadFiles ?? DiskUploadFiles())
+        await parts.engine.start()
+        await parts.importers.start()
+        let api = parts.api(rateLimit: rateLimit, maxBatchProfiles: maxBatchProfiles,
                             logger: options.logger ?? Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
-        return (engine, importers, accounts, api)
+        return (parts.engine, parts.importers, parts.accounts, api)
     }
 
     /// Stops everything and opens the directory again, as a restarted server would.
