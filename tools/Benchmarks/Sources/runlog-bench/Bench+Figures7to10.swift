@@ -71,6 +71,16 @@ extension Bench {
                         ">= 20,000 commands/s", status(rps >= 20_000)])
         summary.append(["[8] … latency p50 / p99", "\(ms(median(results.map(\.p50)))) / \(ms(median(results.map(\.p99))))",
                         "-", "-"])
+        say("  the same, each request with its own Idempotency-Key (the command's events, then its kept answer):")
+        var keyed = load
+        keyed.idempotent = true
+        let keyedResults = try await keyed.run(temp)
+        for (i, r) in keyedResults.enumerated() {
+            say("  run \(i + 1): \(grouped(r.requestsPerSecond)) commands/s, p50 \(ms(r.p50)), p99 \(ms(r.p99)), "
+                + "\(r.errors) errors")
+        }
+        summary.append(["[8] … with an Idempotency-Key each", grouped(median(keyedResults.map(\.requestsPerSecond)))
+                            + " commands/s", "-", "-"])
     }
 
     /// 9. Import.

@@ -8,6 +8,8 @@ struct HTTPLoad {
     var connections = 64
     var duration = 10
     var repetitions = 3
+    /// Each request with its own `Idempotency-Key` (the command and its kept answer).
+    var idempotent = false
 
     struct Result {
         var requestsPerSecond: Double
@@ -45,12 +47,24 @@ struct HTTPLoad {
             throw BenchError("unexpected first line from runlog serve: \(text)")
         }
         let script = directory + "/post.lua"
-        try """
+        // With `idempotent`, every request a new key: a per-thread random prefix and a counter.
+        let keys = idempotent ? """
+
+            counter = 0
+            math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
+            prefix = tostring(math.random(1, 1000000000))
+            request = function()
+              counter = counter + 1
+              wrk.headers["Idempotency-Key"] = prefix .. "-" .. counter
+              return wrk.format(nil, nil, nil, nil)
+            end
+            """ : ""
+        try ("""
             wrk.method = "POST"
             wrk.body = '{"name": "bench"}'
             wrk.headers["Content-Type"] = "application/json"
             wrk.headers["Authorization"] = "Bearer \(key)"
-            """.write(toFile: script, atomically: true, encoding: .utf8)
+            """ + keys).write(toFile: script, atomically: true, encoding: .utf8)
         let target = "\(url)/v1/workflows"
         _ = try Self.output("wrk", ["-t2", "-c\(connections)", "-d2s", "-s", script, target])  // warm-up
         var results: [Result] = []

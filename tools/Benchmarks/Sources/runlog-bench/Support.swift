@@ -33,7 +33,9 @@ final class TempDirs: Sendable {
             made.append(path)
             return path
         }
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        // 0700: `runlog serve` (figure 8) refuses a data directory that group or others can open.
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
         return path
     }
 
