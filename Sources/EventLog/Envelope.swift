@@ -24,10 +24,10 @@ package import Foundation
 /// ```
 ///
 /// Bytes `0 ..< end-64` are the *canonical envelope bytes*.
-package enum Envelope {
+@usableFromInline package enum Envelope {
     package static let format: UInt8 = 1
-    package static let headerSize = 55
-    package static let trailerSize = 64
+    @usableFromInline package static let headerSize = 55
+    @usableFromInline package static let trailerSize = 64
     package static let absent: UInt16 = 0xFFFF
 
     /// The encoded size of an event.
@@ -96,10 +96,11 @@ package enum Envelope {
         return hasher.finalize().withUnsafeBytes { EventHash($0) }
     }
 
-    /// A bounds-checked view of stored envelope bytes; decodes fields on demand.
-    package struct View {
-        package let bytes: UnsafeRawBufferPointer
-        package let lengths: (stream: Int, type: Int, actor: Int?, correlation: Int?, causation: Int?, payload: Int)
+    /// A bounds-checked view of stored envelope bytes; decodes fields on demand. Its field
+    /// accessors are inlinable: replays and projections in other modules read them for every event.
+    @usableFromInline package struct View {
+        @usableFromInline package let bytes: UnsafeRawBufferPointer
+        @usableFromInline package let lengths: (stream: Int, type: Int, actor: Int?, correlation: Int?, causation: Int?, payload: Int)
 
         package init(_ bytes: UnsafeRawBufferPointer) throws(EventStoreError) {
             guard bytes.count >= Envelope.headerSize + Envelope.trailerSize,
@@ -122,18 +123,19 @@ package enum Envelope {
             self.bytes = bytes
         }
 
-        package var position: UInt64 { UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 1, as: UInt64.self)) }
-        package var streamVersion: UInt64 { UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 9, as: UInt64.self)) }
-        package var recordedAt: Int64 { Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: 17, as: Int64.self)) }
-        package var streamBytes: UnsafeRawBufferPointer { slice(Envelope.headerSize, lengths.stream) }
-        package var typeBytes: UnsafeRawBufferPointer { slice(Envelope.headerSize + lengths.stream, lengths.type) }
+        @inlinable package var position: UInt64 { UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 1, as: UInt64.self)) }
+        @inlinable package var streamVersion: UInt64 { UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 9, as: UInt64.self)) }
+        @inlinable package var recordedAt: Int64 { Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: 17, as: Int64.self)) }
+        @inlinable package var streamBytes: UnsafeRawBufferPointer { slice(Envelope.headerSize, lengths.stream) }
+        @inlinable package var typeBytes: UnsafeRawBufferPointer { slice(Envelope.headerSize + lengths.stream, lengths.type) }
         package var canonical: UnsafeRawBufferPointer { slice(0, bytes.count - Envelope.trailerSize) }
-        package var payloadBytes: UnsafeRawBufferPointer {
+        @inlinable package var payloadBytes: UnsafeRawBufferPointer {
             slice(bytes.count - Envelope.trailerSize - lengths.payload, lengths.payload)
         }
-        package var actor: String? {
-            lengths.actor.map { String(decoding: slice(Envelope.headerSize + lengths.stream + lengths.type, $0), as: UTF8.self) }
+        @inlinable package var actorBytes: UnsafeRawBufferPointer? {
+            lengths.actor.map { slice(Envelope.headerSize + lengths.stream + lengths.type, $0) }
         }
+        @inlinable package var actor: String? { actorBytes.map { String(decoding: $0, as: UTF8.self) } }
         package var previousHash: EventHash { EventHash(slice(bytes.count - 64, 32)) }
         package var hash: EventHash { EventHash(slice(bytes.count - 32, 32)) }
 
@@ -143,7 +145,7 @@ package enum Envelope {
                                b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]))
         }
 
-        private func slice(_ start: Int, _ count: Int) -> UnsafeRawBufferPointer {
+        @inlinable func slice(_ start: Int, _ count: Int) -> UnsafeRawBufferPointer {
             UnsafeRawBufferPointer(rebasing: bytes[start..<(start + count)])
         }
 

@@ -88,6 +88,12 @@ public protocol EventStore: AnyObject, Sendable {
     func vaultEntry(_ name: String) throws(EventStoreError) -> [UInt8]?
     /// Request records (idempotency answers), written alone or with an append (`RequestMark`).
     func putRequestRecord(_ name: String, _ value: [UInt8]) async throws(EventStoreError)
+    /// Queues a request record without waiting for it: it goes into the writer's next commit,
+    /// with the appends waiting then, and `whenDurable` is called once that commit is durable
+    /// (nil) or failed. Bad input throws here, and nothing is queued. An idempotent command's
+    /// answer is kept this way, so the command costs one durable commit, not two.
+    func queueRequestRecord(_ name: String, _ value: [UInt8],
+                            whenDurable: @escaping @Sendable (EventStoreError?) -> Void) throws(EventStoreError)
     func requestRecord(_ name: String) throws(EventStoreError) -> [UInt8]?
     /// Up to `limit` records after `after` (nil: from the first) in name order, each made into a
     /// value by `select` (nil skips it), with the last name examined.

@@ -92,7 +92,7 @@ public enum VerifyReport: Sendable, Hashable {
 /// A stored envelope read in place (see `EventStore.forEachView`); valid only during the call
 /// that receives it.
 public struct EventView {
-    package let view: Envelope.View
+    @usableFromInline package let view: Envelope.View
     /// The appender's own decoding of the payload (`NewEvent.decoded`), while the writer applies
     /// an event it is writing; nil when the event is read from the log.
     public let decoded: (any Sendable)?
@@ -102,18 +102,20 @@ public struct EventView {
         self.decoded = decoded
     }
 
-    public var position: UInt64 { view.position }
-    public var streamVersion: UInt64 { view.streamVersion }
-    public var recordedAt: Int64 { view.recordedAt }
+    @inlinable public var position: UInt64 { view.position }
+    @inlinable public var streamVersion: UInt64 { view.streamVersion }
+    @inlinable public var recordedAt: Int64 { view.recordedAt }
     /// The stream name's UTF-8 bytes.
-    public var streamBytes: UnsafeRawBufferPointer { view.streamBytes }
+    @inlinable public var streamBytes: UnsafeRawBufferPointer { view.streamBytes }
     /// The event type's UTF-8 bytes.
-    public var typeBytes: UnsafeRawBufferPointer { view.typeBytes }
-    public var payloadBytes: UnsafeRawBufferPointer { view.payloadBytes }
+    @inlinable public var typeBytes: UnsafeRawBufferPointer { view.typeBytes }
+    @inlinable public var payloadBytes: UnsafeRawBufferPointer { view.payloadBytes }
+    /// The metadata actor's UTF-8 bytes (nil: none).
+    @inlinable public var actorBytes: UnsafeRawBufferPointer? { view.actorBytes }
     /// The metadata's actor (decoded on each call).
-    public var actor: String? { view.actor }
+    @inlinable public var actor: String? { view.actor }
     /// The stream name (decoded on each call).
-    public var stream: String { String(decoding: view.streamBytes, as: UTF8.self) }
+    @inlinable public var stream: String { String(decoding: view.streamBytes, as: UTF8.self) }
     /// The whole event, copied out of the map.
     public func decode() -> RecordedEvent { view.decode() }
 }

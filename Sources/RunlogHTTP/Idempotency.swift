@@ -16,7 +16,9 @@ import Workflows
 ///
 /// The command's appends carry a mark (`RequestMark.current`) that the writer puts in the
 /// request table in the same transaction as the events, and the answer replaces it once it is
-/// known. A crash between the two leaves the mark: a retry then gets 409
+/// known. The answer goes out after that one commit: it is queued for the writer's next commit
+/// (with the appends waiting then) and held in memory until that commit is durable, so a retry
+/// meanwhile gets it too. A crash before it is durable leaves the mark: a retry then gets 409
 /// `idempotency_answer_lost` and the command is not run again, so no key ever records its
 /// command twice.
 ///
@@ -26,6 +28,18 @@ import Workflows
 final class IdempotencyCache: Sendable {
     private let store: any EventStore
     private let inFlight = Mutex(Set<String>())
+    /// Kept answers queued for the writer and not yet durable.
+    private let pending = Mutex(Pending())
+
+    private struct Pending {
+        /// The records by name.
+        var records: [String: [UInt8]] = [:]
+        /// Numbers of the writes queued and not yet durable (or failed), and the last number given.
+        var outstanding: Set<UInt64> = []
+        var last: UInt64 = 0
+        /// `settle()` callers, each waiting for the writes up to its number.
+        var waiters: [(upTo: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
+    }
     /// How long records are kept, in ms; nil: forever.
     let retention: Int64?
     private let now: @Sendable () -> Int64
@@ -81,17 +95,17 @@ final class IdempotencyCache: Sendable {
         ]).jsonText.utf8))
         do {
             let answer = try await RequestMark.$current.withValue(mark) { try await command() }
-            await save(name, fingerprint, kept?(answer) ?? answer)
+            keep(name, fingerprint, kept?(answer) ?? answer)
             return answer
         } catch let error as APIError where error.status.code < 500 {
             // A refusal is an answer too: the retry gets the same one.
-            await save(name, fingerprint, Answer(error))
+            keep(name, fingerprint, Answer(error))
             throw error
         }
     }
 
     private func lookup(_ name: String) async throws -> Stored? {
-        guard let bytes = try store.requestRecord(name), let json = try? JSONValue(parsing: bytes),
+        guard let bytes = try pending.withLock({ $0.records[name] }) ?? store.requestRecord(name), let json = try? JSONValue(parsing: bytes),
               let fingerprint = json["fingerprint"]?.stringValue, !isExpired(json) else { return nil }
         guard case .integer(let status)? = json["status"], let body = json["body"]?.stringValue else {
             return json["recorded"] == true ? Stored(fingerprint: fingerprint, answer: nil) : nil
@@ -163,16 +177,51 @@ final class IdempotencyCache: Sendable {
                  "a request with Idempotency-Key \(key) is still being processed; retry later")
     }
 
-    private func save(_ name: String, _ fingerprint: String, _ answer: Answer) async {
+    /// Keeps the answer: queued for the writer's next commit, and answered from memory until
+    /// that commit is durable. When the write fails the command still took effect; only a later
+    /// replay is lost (the mark stays), so the answer goes out rather than an error.
+    private func keep(_ name: String, _ fingerprint: String, _ answer: Answer) {
         var headers: [String: JSONValue] = [:]
         for field in answer.headers where Self.keptHeaders.contains(field.name) {
             headers[field.name.canonicalName] = .string(field.value)
         }
-        let record: JSONValue = ["fingerprint": .string(fingerprint), "status": .integer(Int64(answer.status.code)),
-                                 "headers": .object(headers), "body": .string(answer.body), "at": .integer(now())]
-        // When this fails the command still took effect; only a later replay is lost, so the
-        // answer goes out rather than an error.
-        try? await store.putRequestRecord(name, record.jsonBytes)
+        let record = JSONValue.object(["fingerprint": .string(fingerprint), "status": .integer(Int64(answer.status.code)),
+                                       "headers": .object(headers), "body": .string(answer.body), "at": .integer(now())])
+            .jsonBytes
+        let number = pending.withLock { pending in
+            pending.records[name] = record
+            pending.last += 1
+            pending.outstanding.insert(pending.last)
+            return pending.last
+        }
+        let written: @Sendable (EventStoreError?) -> Void = { [self] _ in
+            let settled = pending.withLock { pending in
+                if pending.records[name] == record { pending.records[name] = nil }
+                pending.outstanding.remove(number)
+                let done = pending.outstanding.min().map { $0 - 1 } ?? pending.last
+                let settled = pending.waiters.filter { $0.upTo <= done }.map(\.continuation)
+                pending.waiters.removeAll { $0.upTo <= done }
+                return settled
+            }
+            for waiter in settled { waiter.resume() }
+        }
+        do {
+            try store.queueRequestRecord(name, record, whenDurable: written)
+        } catch {
+            written(error)
+        }
+    }
+
+    /// Waits until the answers kept so far are durable (or their writes failed).
+    func settle() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let waits = pending.withLock { pending in
+                guard let first = pending.outstanding.min(), first <= pending.last else { return false }
+                pending.waiters.append((pending.last, continuation))
+                return true
+            }
+            if !waits { continuation.resume() }
+        }
     }
 
     /// Whether a record is past the retention (one without `at`, from before records had it,
@@ -188,6 +237,7 @@ final class IdempotencyCache: Sendable {
     /// hold a new key's text (`withoutKeyText`); returns how many were deleted.
     @discardableResult
     func sweep(pageSize: Int = 1_000) async throws -> Int {
+        await settle()
         var after: String?
         var deleted = 0
         repeat {
@@ -199,7 +249,7 @@ final class IdempotencyCache: Sendable {
                 try await store.putRequestRecord(name, scrubbed.jsonBytes)
             }
             let names = page.records.filter { $0.value == .null }.map(\.name)
-                .filter { name in !inFlight.withLock { $0.contains(name) } }
+                .filter { name in !inFlight.withLock { $0.contains(name) } && pending.withLock { $0.records[name] == nil } }
             try await store.deleteRequestRecords(names)
             deleted += names.count
             after = page.last

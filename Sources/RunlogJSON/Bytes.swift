@@ -1,13 +1,13 @@
-import Foundation
+public import Foundation
 
 extension UnsafeRawBufferPointer {
     /// Byte-wise equality with `other`.
-    public func equals(_ other: UnsafeRawBufferPointer) -> Bool {
+    @inlinable public func equals(_ other: UnsafeRawBufferPointer) -> Bool {
         count == other.count && (count == 0 || memcmp(baseAddress!, other.baseAddress!, count) == 0)
     }
 
     /// Whether these bytes begin with `prefix`.
-    public func hasPrefix(_ prefix: UnsafeRawBufferPointer) -> Bool {
+    @inlinable public func hasPrefix(_ prefix: UnsafeRawBufferPointer) -> Bool {
         count >= prefix.count && (prefix.count == 0 || memcmp(baseAddress!, prefix.baseAddress!, prefix.count) == 0)
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// A pull reader over one JSON object: members are read one by one, keys compared as bytes and
 /// values read straight into the caller's fields, so decoding an event builds no dictionary.
@@ -194,7 +194,7 @@ package struct RepeatedString {
 
 extension UnsafeRawBufferPointer {
     /// Whether these bytes are the UTF-8 of `name`.
-    @inline(__always)
+    @inlinable
     package func `is`(_ name: StaticString) -> Bool {
         count == name.utf8CodeUnitCount && count > 0 && memcmp(baseAddress!, name.utf8Start, count) == 0
     }

@@ -1,5 +1,6 @@
 import EventLog
 import Foundation
+import Synchronization
 import Testing
 
 extension EventStoreConformance {
@@ -134,6 +135,41 @@ extension EventStoreConformance {
             }
             for n in 0..<10 { #expect(try store.requestRecord("idem/c/\(n)") == [UInt8(n)]) }
             #expect(try store.head().position == 15)
+        },
+
+        Check("a queued request record commits with the next commit, in order with appends, and reports when durable; close flushes it") { stores in
+            var store = try await stores.fresh()
+            let mark = RequestMark(name: "idem/q/1", value: Array("mark".utf8))
+            try await RequestMark.$current.withValue(mark) { _ = try await store.append(to: "q", [event()]) }
+            // Queued after the marked append: it replaces the mark, and the callback comes once, after it is readable.
+            let durable = Mutex<[EventStoreError?]>([])
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                do {
+                    try store.queueRequestRecord("idem/q/1", Array("answer".utf8)) { error in
+                        durable.withLock { $0.append(error) }
+                        done.resume()
+                    }
+                } catch {
+                    Issue.record("queueRequestRecord threw \(error)")
+                    done.resume()
+                }
+            }
+            #expect(durable.withLock { $0.count == 1 && $0[0] == nil })
+            #expect(try store.requestRecord("idem/q/1") == Array("answer".utf8))
+            // Queued before an append that is awaited: durable once that append returns (the same or an earlier commit).
+            try store.queueRequestRecord("idem/q/2", [2]) { _ in }
+            _ = try await store.append(to: "q", [event()])
+            #expect(try store.requestRecord("idem/q/2") == [2])
+            // Bad input throws at once and queues nothing.
+            await expectStoreError(.invalidArgument) { try store.queueRequestRecord("", [1]) { _ in } }
+            await expectStoreError(.invalidArgument) {
+                try store.queueRequestRecord(String(repeating: "n", count: 600), [1]) { _ in }
+            }
+            // Queued just before a close: written by the close, there after a reopen.
+            try store.queueRequestRecord("idem/q/3", [3]) { _ in }
+            store = try await stores.reopen(store)
+            #expect(try store.requestRecord("idem/q/3") == [3])
+            #expect(try store.head().position == 2)
         },
 
         Check("checkpoints: set, get, move, list") { stores in

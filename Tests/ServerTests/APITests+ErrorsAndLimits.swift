@@ -174,8 +174,57 @@ extension APITests {
             #expect(reused?.code == "idempotency_key_reused")
             // A command that records nothing leaves no mark.
             _ = try await reopened.run(keyId: "key_1", idempotencyKey: "read-1", fingerprint: "f3") { Answer(["read": true]) }
+            await reopened.settle()
             let kept = try #require(try server.store.requestRecord("idem/key_1/read-1"))
             #expect(try JSONValue(parsing: kept)["status"] == 200)
+        }
+    }
+
+    @Test("Idempotency-Key: the answer goes out after the command's one commit; a retry before the kept answer is durable gets it too")
+    func idempotencyOneCommit() async throws {
+        try await TestServer.with { server in
+            let engine = server.engine
+            // The kept answers wait in `held` until released: the command must answer without them.
+            let held = HeldRecordsStore(server.store)
+            let cache = IdempotencyCache(store: held)
+            let commits = server.store.writerStatistics.commits
+            var runs = 0
+            let first = try await cache.run(keyId: "key_1", idempotencyKey: "one-1", fingerprint: "f1") {
+                runs += 1
+                let workflow = try await engine.createWorkflow(name: "Once", actor: nil)
+                return Answer(["id": .string(workflow.id)], status: .created)
+            }
+            #expect(first.status == .created)
+            #expect(server.store.writerStatistics.commits == commits + 1, "one durable commit before the answer")
+            #expect(held.heldNames == ["idem/key_1/one-1"])
+            // Durable so far: the mark that went in with the events.
+            let mark = try JSONValue(parsing: try #require(try server.store.requestRecord("idem/key_1/one-1")))
+            #expect(mark["recorded"] == true && mark["status"] == nil)
+            // A retry now gets the first answer, from memory, and runs nothing.
+            let head = try server.store.head().position
+            let early = try await cache.run(keyId: "key_1", idempotencyKey: "one-1", fingerprint: "f1") {
+                runs += 1
+                return Answer(["ran": true])
+            }
+            #expect(early.status == .created && early.body == first.body)
+            #expect(early.headers[IdempotencyCache.replayed] == "true")
+            // The same key with another request is still refused.
+            let reused = await #expect(throws: APIError.self) {
+                _ = try await cache.run(keyId: "key_1", idempotencyKey: "one-1", fingerprint: "f2") { Answer(["ran": true]) }
+            }
+            #expect(reused?.code == "idempotency_key_reused")
+            // Once written, the answer is in the store: a cache that starts afresh (a restart) finds it.
+            await held.release()
+            let kept = try JSONValue(parsing: try #require(try server.store.requestRecord("idem/key_1/one-1")))
+            #expect(kept["status"] == 201 && kept["body"]?.stringValue == first.body)
+            let restarted = IdempotencyCache(store: server.store)
+            let later = try await restarted.run(keyId: "key_1", idempotencyKey: "one-1", fingerprint: "f1") {
+                runs += 1
+                return Answer(["ran": true])
+            }
+            #expect(later.status == .created && later.body == first.body)
+            #expect(runs == 1)
+            #expect(try server.store.head().position == head)
         }
     }
 

@@ -32,6 +32,9 @@ struct SecretsAtRestTests {
                 #expect(first.status == .created)
                 let text = try #require(first.json["key"]?.stringValue)
                 let id = try #require(first.json["id"]?.stringValue)
+                // The kept answer is written once the writer commits again.
+                await server.api.idempotency.settle()
+                #expect(try server.store.requestRecord("idem/\(server.api.keys.authenticate(server.admin)?.id ?? "")/make-ci-key") != nil)
                 #expect(try !Self.storeHolds(server, text))
 
                 let retry = try await client.call(.post, "/v1/keys", key: server.admin, json: body,

@@ -103,6 +103,14 @@ extension LMDBEventStore {
         try await sideWrite(.requests, name, value)
     }
 
+    /// Queues `value` under `name` in the request table without waiting: it commits with the
+    /// writer's next commit, and `whenDurable` is called then (nil) or when that commit failed.
+    public func queueRequestRecord(_ name: String, _ value: [UInt8],
+                                   whenDurable: @escaping @Sendable (EventStoreError?) -> Void) throws(EventStoreError) {
+        let writer = try sideWriter(.requests, name)
+        writer.submit(.side(.requests, name, value, .callback(whenDurable)))
+    }
+
     /// The request record `name`, or nil.
     public func requestRecord(_ name: String) throws(EventStoreError) -> [UInt8]? {
         try sideEntry(.requests, name)
@@ -164,14 +172,20 @@ extension LMDBEventStore {
         }
     }
 
-    private func sideWrite(_ table: SideTable, _ name: String, _ value: [UInt8]?) async throws(EventStoreError) {
+    /// The writer, once `name` is checked as an entry of `table`.
+    private func sideWriter(_ table: SideTable, _ name: String) throws(EventStoreError) -> Writer {
         guard let writer else {
             throw EventStoreError(.readOnly, "the event store in \(directory) is open read-only")
         }
         try EventLimits.validateName("\(table) entry", name, maxBytes: 511)
+        return writer
+    }
+
+    private func sideWrite(_ table: SideTable, _ name: String, _ value: [UInt8]?) async throws(EventStoreError) {
+        let writer = try sideWriter(table, name)
         do {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
-                writer.submit(.side(table, name, value, continuation))
+                writer.submit(.side(table, name, value, .continuation(continuation)))
             }
         } catch let error as EventStoreError {
             throw error

@@ -88,11 +88,12 @@ extension Writer {
             switch (work, outcome) {
             case (.append(_, let c), .success(let result)): c.resume(.success(result!))
             case (.append(_, let c), .failure(let error)): c.resume(.failure(error))
-            case (.checkpoint(_, _, let c), .success), (.side(_, _, _, let c), .success), (.attach(_, let c), .success):
+            case (.checkpoint(_, _, let c), .success), (.attach(_, let c), .success):
                 c.resume()
-            case (.checkpoint(_, _, let c), .failure(let error)), (.side(_, _, _, let c), .failure(let error)),
-                 (.attach(_, let c), .failure(let error)):
+            case (.checkpoint(_, _, let c), .failure(let error)), (.attach(_, let c), .failure(let error)):
                 c.resume(throwing: error)
+            case (.side(_, _, _, let c), .success): c.resume(nil)
+            case (.side(_, _, _, let c), .failure(let error)): c.resume(error)
             }
         }
         return took

@@ -44,11 +44,25 @@ final class Writer: @unchecked Sendable {
         }
     }
 
+    /// Who waits for a side write: a suspended caller, or a callback (`queueRequestRecord`).
+    enum SideCompletion {
+        case continuation(UnsafeContinuation<Void, any Error>)
+        case callback(@Sendable (EventStoreError?) -> Void)
+
+        func resume(_ error: EventStoreError?) {
+            switch (self, error) {
+            case (.continuation(let c), nil): c.resume()
+            case (.continuation(let c), let error?): c.resume(throwing: error)
+            case (.callback(let done), _): done(error)
+            }
+        }
+    }
+
     enum Work: WriterQueueItem {
         case append(AppendRequest, Completion)
         case checkpoint(String, UInt64, UnsafeContinuation<Void, any Error>)
         /// Puts (or with nil deletes) an entry of a side table.
-        case side(LMDBEventStore.SideTable, String, [UInt8]?, UnsafeContinuation<Void, any Error>)
+        case side(LMDBEventStore.SideTable, String, [UInt8]?, SideCompletion)
         /// Attaches an inline projection: folds in what its tables lack, then keeps them current.
         case attach(any InlineProjection, UnsafeContinuation<Void, any Error>)
 
@@ -91,8 +105,9 @@ final class Writer: @unchecked Sendable {
             condition.unlock()
             switch work {
             case .append(_, let c): c.resume(.failure(EventStoreError.closedStore))
-            case .checkpoint(_, _, let c), .side(_, _, _, let c), .attach(_, let c):
+            case .checkpoint(_, _, let c), .attach(_, let c):
                 c.resume(throwing: EventStoreError.closedStore)
+            case .side(_, _, _, let c): c.resume(EventStoreError.closedStore)
             }
             return
         }

@@ -70,9 +70,9 @@ public struct WorkflowsState: Sendable, Equatable {
 
     /// Folds one stored event in, read in place (the rebuild path): the same as folding the
     /// event copied out of the store, without the copy.
-    public mutating func apply(_ view: some LoggedEvent) {
+    public mutating func apply(_ event: LoggedEvent) {
         var memory = ReplayMemory()
-        apply(view, memory: &memory)
+        apply(event, memory: &memory)
     }
 
     /// What a replay carries from one event to the next. A run's events are appended together,
@@ -89,17 +89,18 @@ public struct WorkflowsState: Sendable, Equatable {
         package init() {}
     }
 
-    package mutating func apply(_ view: some LoggedEvent, memory: inout ReplayMemory) {
+    package mutating func apply(_ view: LoggedEvent, memory: inout ReplayMemory) {
         // Without runs, the events that change a run after its creation are not even decoded
         // (the engine's projection skips them the same way: `DecodedEvent`).
         if let kind = DomainEvent.Kind(view.typeBytes), keepsRuns || !kind.isRunUpdate {
             do {
                 let event = try DomainEvent.decode(kind, payload: view.payloadBytes, ids: &memory.ids, rowDetails: keepsRuns)
-                apply(event, at: view.recordedAt, actor: view.actor, position: view.position, memory: &memory)
+                let actor = view.actorBytes.map { String(decoding: $0, as: UTF8.self) }
+                apply(event, at: view.recordedAt, actor: actor, position: view.position, memory: &memory)
                 // The first byte spares most events the comparison.
                 if view.streamBytes.first == UInt8(ascii: "w"), view.streamBytes.hasPrefix(Self.workflowPrefix) {
-                    let stream = view.stream
-                    workflows[String(stream.dropFirst(9))]?.streamVersion = view.streamVersion
+                    let id = String(decoding: UnsafeRawBufferPointer(rebasing: view.streamBytes.dropFirst(9)), as: UTF8.self)
+                    workflows[id]?.streamVersion = view.streamVersion
                 }
             } catch {
                 undecodable.append(view.position)
@@ -277,21 +278,34 @@ public struct WorkflowsState: Sendable, Equatable {
     public var listMembership: StaticLists { StaticLists(lists) }
 }
 
-/// One stored event as the state folds it, read in place: the storage modules' envelope views
-/// conform. The bytes are valid only while the fold that receives them runs.
-public protocol LoggedEvent {
-    var position: UInt64 { get }
-    var streamVersion: UInt64 { get }
-    var recordedAt: Int64 { get }
+/// One stored event as the state folds it, read in place: the storage adapters make one from
+/// their envelope views. A concrete value, not a protocol: a fold in this module over a generic
+/// event type is not specialized for the callers' views in other modules, and the replay calls
+/// it for every event of the log. The bytes are valid only while the fold that receives them runs.
+public struct LoggedEvent {
+    public var position: UInt64
+    public var streamVersion: UInt64
+    public var recordedAt: Int64
     /// The stream name's UTF-8 bytes.
-    var streamBytes: UnsafeRawBufferPointer { get }
+    public var streamBytes: UnsafeRawBufferPointer
     /// The event type's UTF-8 bytes.
-    var typeBytes: UnsafeRawBufferPointer { get }
-    var payloadBytes: UnsafeRawBufferPointer { get }
-    /// The metadata's actor.
-    var actor: String? { get }
-    /// The stream name.
-    var stream: String { get }
+    public var typeBytes: UnsafeRawBufferPointer
+    public var payloadBytes: UnsafeRawBufferPointer
+    /// The metadata's actor, UTF-8 (nil: none).
+    public var actorBytes: UnsafeRawBufferPointer?
+
+    @inlinable
+    public init(position: UInt64, streamVersion: UInt64, recordedAt: Int64, streamBytes: UnsafeRawBufferPointer,
+                typeBytes: UnsafeRawBufferPointer, payloadBytes: UnsafeRawBufferPointer,
+                actorBytes: UnsafeRawBufferPointer?) {
+        self.position = position
+        self.streamVersion = streamVersion
+        self.recordedAt = recordedAt
+        self.streamBytes = streamBytes
+        self.typeBytes = typeBytes
+        self.payloadBytes = payloadBytes
+        self.actorBytes = actorBytes
+    }
 }
 
 extension WorkflowsState {
@@ -307,7 +321,7 @@ extension WorkflowsState {
             if state.keepsRuns && expectedRuns > 0 { self.state.runs.reserveCapacity(expectedRuns) }
         }
 
-        public mutating func apply(_ event: some LoggedEvent) {
+        public mutating func apply(_ event: LoggedEvent) {
             state.apply(event, memory: &memory)
         }
     }

@@ -12,7 +12,7 @@ public final class EngineReplay: @unchecked Sendable {
     var jobs = JobsState()
 
     public init(registeringWith replay: LogReplay) {
-        replay.register(types: nil) { [unowned self] view in workflows.apply(view) }
+        replay.register(types: nil) { [unowned self] view in workflows.apply(LoggedEvent(view)) }
         replay.register(types: JobEvent.types) { [unowned self] view in jobs.apply(view.decode()) }
     }
 }
