@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "RunlogJSON", targets: ["RunlogJSON"]),
         .library(name: "EventLog", targets: ["EventLog"]),
         .library(name: "LMDBStore", targets: ["LMDBStore"]),
+        .library(name: "PostgresStore", targets: ["PostgresStore"]),
         .library(name: "WorkflowModel", targets: ["WorkflowModel"]),
         .library(name: "Workflows", targets: ["Workflows"]),
         .library(name: "Importers", targets: ["Importers"]),
@@ -35,6 +36,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         .systemLibrary(
@@ -66,6 +68,18 @@ let package = Package(
                 "EventLog",
                 "RunlogJSON",
                 .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The log in PostgreSQL, for several nodes on one database: the same envelopes and hash chain as
+        // LMDBStore, positions from a head row locked in each append's transaction.
+        .target(
+            name: "PostgresStore",
+            dependencies: [
+                "EventLog",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -190,6 +204,11 @@ let package = Package(
             name: "EventStoreConformance",
             dependencies: ["EventLog"],
             path: "Tests/EventStoreConformance",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PostgresStoreTests",
+            dependencies: ["PostgresStore", "LMDBStore", "EventLog", "RunlogTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -172,4 +172,40 @@ package import Foundation
             )
         }
     }
+
+    /// Checks one stored envelope, the one at `position`: it decodes, names that position, links to
+    /// `previous` (nil: not checked) and hashes to its stored hash; the hash, or where and why not.
+    package static func check(_ bytes: UnsafeRawBufferPointer, at position: UInt64, previous: EventHash?)
+        -> Result<EventHash, ChainFailure> {
+        let view: View
+        do {
+            view = try View(bytes)
+        } catch {
+            return .failure(ChainFailure(position: position, reason: "the envelope does not decode: \(error.message)"))
+        }
+        guard view.position == position else {
+            return .failure(ChainFailure(position: position, reason: "the envelope names position \(view.position)"))
+        }
+        if let previous, view.previousHash != previous {
+            return .failure(ChainFailure(position: position, reason: "previous hash \(view.previousHash) is not the "
+                                         + "hash of position \(position - 1) (\(previous))"))
+        }
+        let computed = chainHash(previous: view.previousHash, canonical: view.canonical)
+        guard computed == view.hash else {
+            return .failure(ChainFailure(position: position, reason: "stored hash \(view.hash) does not match the "
+                                         + "recomputed \(computed)"))
+        }
+        return .success(computed)
+    }
+}
+
+/// Where a hash chain breaks, and why.
+package struct ChainFailure: Error {
+    package let position: UInt64
+    package let reason: String
+
+    package init(position: UInt64, reason: String) {
+        self.position = position
+        self.reason = reason
+    }
 }

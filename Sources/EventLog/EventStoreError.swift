@@ -1,3 +1,5 @@
+package import Foundation
+
 /// An error from the event store: a code to switch on, a message for people, and the details.
 public struct EventStoreError: Error, Hashable, Sendable, CustomStringConvertible {
     /// What went wrong. Codes are a struct so new ones can be added without breaking callers.
@@ -106,5 +108,28 @@ public enum ExpectedVersion: Hashable, Sendable, CustomStringConvertible {
         case .streamExists: current > 0
         case .exact(let v): current == v
         }
+    }
+}
+
+extension EventStoreError {
+    /// An append whose ids are stored in part: `id` is the first stored one.
+    package static func partlyStored(_ id: UUID, stored: Int, of total: Int) -> EventStoreError {
+        EventStoreError(
+            .idempotencyConflict,
+            "event id \(id.uuidString.lowercased()) is already stored but \(total - stored) of this append's \(total) "
+                + "events are not: retry an append whole, with the same ids",
+            field: "id", value: id.uuidString.lowercased()
+        )
+    }
+
+    /// A stream that is not at the version an append expects.
+    package static func wrongVersion(_ stream: String, expected: ExpectedVersion, actual: UInt64) -> EventStoreError {
+        var error = EventStoreError(
+            .wrongExpectedVersion,
+            "stream \"\(stream)\" is at version \(actual)" + (actual == 0 ? " (no stream)" : "") + ", expected \(expected)",
+            field: "expectedVersion", value: "\(expected)"
+        )
+        error.conflict = .init(stream: stream, expected: expected, actual: actual)
+        return error
     }
 }

@@ -12,6 +12,7 @@ struct LayeringTests {
         "RunlogJSON": [],
         "EventLog": ["RunlogJSON"],
         "LMDBStore": ["RunlogJSON", "EventLog", "CLMDB"],
+        "PostgresStore": ["EventLog"],
         "WorkflowModel": ["RunlogJSON"],
         "Workflows": ["RunlogJSON", "EventLog", "WorkflowModel"],
         "Access": ["RunlogJSON", "EventLog", "WorkflowModel", "Workflows"],

@@ -48,12 +48,6 @@ extension LMDBEventStore {
     }
 }
 
-/// Where and why the chain breaks.
-struct ChainFailure: Error {
-    let position: UInt64
-    let reason: String
-}
-
 extension LMDBEventStore {
     /// Checks one stored event of the chain: its key is `expected`, its envelope decodes and names
     /// that position, its previous hash is `previous` (any, when nil) and its hash recomputes.
@@ -68,25 +62,6 @@ extension LMDBEventStore {
             return .failure(ChainFailure(position: expected,
                                          reason: "position \(expected) is missing (next stored is \(position))"))
         }
-        let view: Envelope.View
-        do {
-            view = try Envelope.View(value)
-        } catch {
-            let why = error.message
-            return .failure(ChainFailure(position: position, reason: "the envelope does not decode: \(why)"))
-        }
-        guard view.position == position else {
-            return .failure(ChainFailure(position: position, reason: "the envelope names position \(view.position)"))
-        }
-        if let previous, view.previousHash != previous {
-            return .failure(ChainFailure(position: position, reason: "previous hash \(view.previousHash) is not the "
-                                         + "hash of position \(position - 1) (\(previous))"))
-        }
-        let computed = Envelope.chainHash(previous: view.previousHash, canonical: view.canonical)
-        guard computed == view.hash else {
-            return .failure(ChainFailure(position: position, reason: "stored hash \(view.hash) does not match the "
-                                         + "recomputed \(computed)"))
-        }
-        return .success(computed)
+        return Envelope.check(value, at: position, previous: previous)
     }
 }

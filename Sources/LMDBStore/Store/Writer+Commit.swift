@@ -250,12 +250,7 @@ extension Writer {
             return .success(AppendResult(events: events, deduplicated: true))
         }
         if let firstStoredId {
-            return .failure(EventStoreError(
-                .idempotencyConflict,
-                "event id \(firstStoredId.uuidString.lowercased()) is already stored but \(request.eventCount - stored.count) "
-                    + "of this append's \(request.eventCount) events are not: retry an append whole, with the same ids",
-                field: "id", value: firstStoredId.uuidString.lowercased()
-            ))
+            return .failure(.partlyStored(firstStoredId, stored: stored.count, of: request.eventCount))
         }
 
         // Expectations, all checked before anything is written.
@@ -264,14 +259,7 @@ extension Writer {
         for write in request.writes {
             let current = try version(of: write.stream, txn, state)
             guard write.expected.accepts(current) else {
-                var error = EventStoreError(
-                    .wrongExpectedVersion,
-                    "stream \"\(write.stream)\" is at version \(current)"
-                        + (current == 0 ? " (no stream)" : "") + ", expected \(write.expected)",
-                    field: "expectedVersion", value: "\(write.expected)"
-                )
-                error.conflict = .init(stream: write.stream, expected: write.expected, actual: current)
-                return .failure(error)
+                return .failure(.wrongVersion(write.stream, expected: write.expected, actual: current))
             }
             versions.append(current)
         }

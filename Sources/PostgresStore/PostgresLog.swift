@@ -1,0 +1,357 @@
+public import EventLog
+import Foundation
+public import Logging
+import NIOCore
+public import PostgresNIO
+
+/// The log in PostgreSQL: the same envelopes, positions and hash chain as the LMDB store, in a
+/// database that several nodes share.
+///
+/// Positions come from one head row locked in each append's transaction, not from a sequence: a
+/// sequence hands out numbers outside transactions, so a later number can commit before an
+/// earlier one and a reader that moved past it would never see the earlier (or a rolled-back
+/// number would leave a hole). Under the lock, positions are gap-free and in commit order, and
+/// the head row carries the last hash the next event links to. Stream versions, expectations and
+/// idempotency by event id are checked under the same lock.
+///
+/// Tables (in `schema`): `events` (position, id, stream, stream version, type, recorded-at and the
+/// envelope), `streams` (each stream's version) and `head` (one row).
+public final class PostgresLog: Sendable {
+    public let client: PostgresClient
+    /// The schema that holds the tables (a plain identifier).
+    public let schema: String
+    /// Where the log lives, without the password (for messages).
+    public let location: String
+    private let logger: Logger
+
+    /// Connects to `url` (`postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`); `run()` must run
+    /// while the log is used.
+    public init(url: String, schema: String = "runlog", logger: Logger = Logger(label: "runlog.postgres")) throws(EventStoreError) {
+        guard let components = URLComponents(string: url), ["postgres", "postgresql"].contains(components.scheme ?? ""),
+              let host = components.host, !host.isEmpty, let user = components.user, !user.isEmpty else {
+            throw EventStoreError(.invalidArgument, "a PostgreSQL store is a URL postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE",
+                                  field: "store", value: Self.withoutPassword(url))
+        }
+        guard schema.range(of: "^[a-z_][a-z0-9_]{0,62}$", options: .regularExpression) != nil else {
+            throw EventStoreError(.invalidArgument, "a schema name is 1 to 63 lowercase letters, digits and underscores, "
+                                  + "not starting with a digit", field: "schema", value: schema)
+        }
+        let database = String(components.path.drop(while: { $0 == "/" }))
+        let configuration = PostgresClient.Configuration(
+            host: host, port: components.port ?? 5432, username: user, password: components.password,
+            database: database.isEmpty ? nil : database, tls: .disable)
+        client = PostgresClient(configuration: configuration)
+        self.schema = schema
+        self.logger = logger
+        location = Self.withoutPassword(url)
+    }
+
+    static func withoutPassword(_ url: String) -> String {
+        guard var components = URLComponents(string: url), components.password != nil else { return url }
+        components.password = nil
+        return components.string ?? url
+    }
+
+    /// Runs the connection pool until the calling task is cancelled.
+    public func run() async {
+        await client.run()
+    }
+
+    /// A table of this log's schema, as SQL.
+    private func table(_ name: String) -> String { "\"\(schema)\".\"\(name)\"" }
+
+    /// Creates the schema and its tables when missing (safe to run again, from several nodes).
+    public func migrate() async throws(EventStoreError) {
+        let zero = ByteBuffer(bytes: [UInt8](repeating: 0, count: 32))
+        try await storage("create the tables") {
+            try await client.withTransaction(logger: logger) { connection in
+                // One migration at a time across nodes.
+                try await connection.query("SELECT pg_advisory_xact_lock(7234001)", logger: logger)
+                try await connection.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \"\(schema)\""), logger: logger)
+                try await connection.query(PostgresQuery(unsafeSQL: """
+                    CREATE TABLE IF NOT EXISTS \(table("events")) (
+                        position bigint PRIMARY KEY,
+                        id uuid NOT NULL UNIQUE,
+                        stream text NOT NULL,
+                        stream_version bigint NOT NULL,
+                        type text NOT NULL,
+                        recorded_at bigint NOT NULL,
+                        envelope bytea NOT NULL,
+                        UNIQUE (stream, stream_version))
+                    """), logger: logger)
+                try await connection.query(PostgresQuery(unsafeSQL: """
+                    CREATE TABLE IF NOT EXISTS \(table("streams")) (name text PRIMARY KEY, version bigint NOT NULL)
+                    """), logger: logger)
+                try await connection.query(PostgresQuery(unsafeSQL: """
+                    CREATE TABLE IF NOT EXISTS \(table("head")) (
+                        id smallint PRIMARY KEY CHECK (id = 1),
+                        position bigint NOT NULL, hash bytea NOT NULL, recorded_at bigint NOT NULL)
+                    """), logger: logger)
+                var insert = PostgresQuery(unsafeSQL: "INSERT INTO \(table("head")) VALUES (1, 0, $1, 0) ON CONFLICT DO NOTHING")
+                insert.binds.append(zero)
+                try await connection.query(insert, logger: logger)
+            }
+        }
+    }
+
+    // MARK: Appends
+
+    /// Appends to one or more streams atomically, as `EventStore.append` does: every event or
+    /// none, each stream's expectation checked, and an append whose ids are all stored answered
+    /// with the original positions (`deduplicated`). Durable when it returns.
+    public func append(_ writes: [StreamWrite]) async throws(EventStoreError) -> AppendResult {
+        _ = try EventLimits.validate(writes)
+        let outcome: Result<AppendResult, EventStoreError> = try await storage("append") {
+            try await client.withTransaction(logger: logger) { connection in
+                try await self.append(writes, connection)
+            }
+        }
+        return try outcome.get()
+    }
+
+    private func append(_ writes: [StreamWrite], _ connection: PostgresConnection) async throws
+        -> Result<AppendResult, EventStoreError> {
+        var head = try await lockHead(connection)
+        // Idempotency: every id already stored → the original answer; some → an error.
+        let ids = writes.flatMap { $0.events.map(\.id) }
+        var query = PostgresQuery(unsafeSQL: """
+            SELECT position, stream, stream_version, id, recorded_at, envelope FROM \(table("events"))
+            WHERE id = ANY($1) ORDER BY position
+            """)
+        query.binds.append(ids)
+        var stored: [UUID: AppendedEvent] = [:]
+        for try await (position, stream, version, id, recordedAt, envelope)
+            in try await connection.query(query, logger: logger).decode((Int64, String, Int64, UUID, Int64, ByteBuffer).self) {
+            let hash = Array(envelope.readableBytesView.suffix(32)).withUnsafeBytes { EventHash($0) }
+            stored[id] = AppendedEvent(position: UInt64(position), stream: stream, streamVersion: UInt64(version), id: id,
+                                       recordedAt: recordedAt, hash: hash)
+        }
+        if stored.count == ids.count {
+            return .success(AppendResult(events: ids.compactMap { stored[$0] }, deduplicated: true))
+        }
+        if let first = ids.first(where: { stored[$0] != nil }) {
+            return .failure(.partlyStored(first, stored: stored.count, of: ids.count))
+        }
+
+        // Expectations, all checked before anything is written.
+        var versions = try await streamVersions(Set(writes.map(\.stream)), connection)
+        for write in writes {
+            let current = versions[write.stream] ?? 0
+            guard write.expected.accepts(current) else {
+                return .failure(.wrongVersion(write.stream, expected: write.expected, actual: current))
+            }
+        }
+
+        let recordedAt = max(Int64(Date().timeIntervalSince1970 * 1000), head.recordedAt)
+        var rows = Rows()
+        var appended: [AppendedEvent] = []
+        for write in writes {
+            var version = versions[write.stream] ?? 0
+            let streamBytes = write.stream.utf8.count
+            for event in write.events {
+                version += 1
+                let position = head.position + 1
+                var envelope = [UInt8](repeating: 0, count: Envelope.size(stream: streamBytes, event: event))
+                let hash = envelope.withUnsafeMutableBytes {
+                    Envelope.encode(into: $0, position: position, stream: write.stream, streamVersion: version,
+                                    recordedAt: recordedAt, event: event, previousHash: head.hash)
+                }
+                rows.add(position: position, id: event.id, stream: write.stream, version: version, type: event.type,
+                         recordedAt: recordedAt, envelope: envelope)
+                appended.append(AppendedEvent(position: position, stream: write.stream, streamVersion: version,
+                                              id: event.id, recordedAt: recordedAt, hash: hash))
+                head = LogHead(position: position, hash: hash, recordedAt: recordedAt)
+            }
+            versions[write.stream] = version
+        }
+        try await write(rows, versions: versions, head: head, connection)
+        return .success(AppendResult(events: appended, deduplicated: false))
+    }
+
+    /// Appends envelopes as they are (a copy of another log): each must be the next position and
+    /// link to the head's hash, so the copy keeps positions, ids and hashes. Durable when it returns.
+    public func appendCopies(_ envelopes: [[UInt8]]) async throws(EventStoreError) -> LogHead {
+        let outcome: Result<LogHead, EventStoreError> = try await storage("append copies") {
+            try await client.withTransaction(logger: logger) { connection in
+                var head = try await self.lockHead(connection)
+                var rows = Rows()
+                var versions: [String: UInt64] = [:]
+                for envelope in envelopes {
+                    let position = head.position + 1
+                    let checked = envelope.withUnsafeBytes { Envelope.check($0, at: position, previous: head.hash) }
+                    guard case .success(let hash) = checked else {
+                        if case .failure(let failure) = checked {
+                            return .failure(EventStoreError(.invalidArgument, "the copied event at position \(failure.position) "
+                                                            + "does not continue the log: \(failure.reason)"))
+                        }
+                        return .failure(EventStoreError(.invalidArgument, "the copied event does not continue the log"))
+                    }
+                    let event = try envelope.withUnsafeBytes { try Envelope.View($0).decode() }
+                    rows.add(position: position, id: event.id, stream: event.stream, version: event.streamVersion,
+                             type: event.type, recordedAt: event.recordedAt, envelope: envelope)
+                    versions[event.stream] = event.streamVersion
+                    head = LogHead(position: position, hash: hash, recordedAt: event.recordedAt)
+                }
+                try await self.write(rows, versions: versions, head: head, connection)
+                return .success(head)
+            }
+        }
+        return try outcome.get()
+    }
+
+    /// The head row, locked until the transaction ends: appends take turns here.
+    private func lockHead(_ connection: PostgresConnection) async throws -> LogHead {
+        try await readHead(connection, forUpdate: true)
+    }
+
+    private func readHead(_ connection: PostgresConnection, forUpdate: Bool) async throws -> LogHead {
+        let query = PostgresQuery(unsafeSQL: "SELECT position, hash, recorded_at FROM \(table("head")) WHERE id = 1"
+                                  + (forUpdate ? " FOR UPDATE" : ""))
+        for try await (position, hash, recordedAt) in try await connection.query(query, logger: logger)
+            .decode((Int64, ByteBuffer, Int64).self) {
+            return LogHead(position: UInt64(position), hash: Array(hash.readableBytesView).withUnsafeBytes { EventHash($0) },
+                           recordedAt: recordedAt)
+        }
+        throw EventStoreError(.corrupted, "the head row of \(location) (schema \(schema)) is missing: run migrate first")
+    }
+
+    private func streamVersions(_ streams: Set<String>, _ connection: PostgresConnection) async throws -> [String: UInt64] {
+        var query = PostgresQuery(unsafeSQL: "SELECT name, version FROM \(table("streams")) WHERE name = ANY($1)")
+        query.binds.append(Array(streams))
+        var versions: [String: UInt64] = [:]
+        for try await (name, version) in try await connection.query(query, logger: logger).decode((String, Int64).self) {
+            versions[name] = UInt64(version)
+        }
+        return versions
+    }
+
+    /// The columns of the events to insert, one array per column (one statement whatever the count).
+    private struct Rows {
+        var positions: [Int64] = []
+        var ids: [UUID] = []
+        var streams: [String] = []
+        var versions: [Int64] = []
+        var types: [String] = []
+        var times: [Int64] = []
+        var envelopes: [ByteBuffer] = []
+
+        mutating func add(position: UInt64, id: UUID, stream: String, version: UInt64, type: String, recordedAt: Int64,
+                          envelope: [UInt8]) {
+            positions.append(Int64(position))
+            ids.append(id)
+            streams.append(stream)
+            versions.append(Int64(version))
+            types.append(type)
+            times.append(recordedAt)
+            envelopes.append(ByteBuffer(bytes: envelope))
+        }
+    }
+
+    private func write(_ rows: Rows, versions: [String: UInt64], head: LogHead, _ connection: PostgresConnection) async throws {
+        guard !rows.positions.isEmpty else { return }
+        var insert = PostgresQuery(unsafeSQL: """
+            INSERT INTO \(table("events")) (position, id, stream, stream_version, type, recorded_at, envelope)
+            SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::bytea[])
+            """)
+        insert.binds.append(rows.positions)
+        insert.binds.append(rows.ids)
+        insert.binds.append(rows.streams)
+        insert.binds.append(rows.versions)
+        insert.binds.append(rows.types)
+        insert.binds.append(rows.times)
+        insert.binds.append(rows.envelopes)
+        try await connection.query(insert, logger: logger)
+        var upsert = PostgresQuery(unsafeSQL: """
+            INSERT INTO \(table("streams")) (name, version) SELECT * FROM unnest($1::text[], $2::bigint[])
+            ON CONFLICT (name) DO UPDATE SET version = excluded.version
+            """)
+        upsert.binds.append(Array(versions.keys))
+        upsert.binds.append(versions.values.map { Int64($0) })
+        try await connection.query(upsert, logger: logger)
+        var update = PostgresQuery(unsafeSQL: "UPDATE \(table("head")) SET position = $1, hash = $2, recorded_at = $3 WHERE id = 1")
+        update.binds.append(Int64(head.position))
+        update.binds.append(ByteBuffer(bytes: head.hash.bytes))
+        update.binds.append(head.recordedAt)
+        try await connection.query(update, logger: logger)
+    }
+
+    // MARK: Reads
+
+    /// The committed head of the log.
+    public func head() async throws(EventStoreError) -> LogHead {
+        try await storage("read the head") {
+            try await client.withConnection { connection in try await self.readHead(connection, forUpdate: false) }
+        }
+    }
+
+    /// Up to `limit` events from `position` on, in log order.
+    public func read(from position: UInt64, limit: Int) async throws(EventStoreError) -> [RecordedEvent] {
+        try await storage("read the log") {
+            var query = PostgresQuery(unsafeSQL: "SELECT envelope FROM \(table("events")) WHERE position >= $1 ORDER BY position LIMIT $2")
+            query.binds.append(Int64(clamping: position))
+            query.binds.append(Int64(max(0, limit)))
+            var events: [RecordedEvent] = []
+            for try await envelope in try await client.query(query, logger: logger).decode(ByteBuffer.self) {
+                events.append(try Array(envelope.readableBytesView).withUnsafeBytes { try Envelope.View($0).decode() })
+            }
+            return events
+        }
+    }
+
+    /// Recomputes the hash chain from position 1 and checks the head row against it.
+    public func verify() async throws(EventStoreError) -> VerifyReport {
+        try await storage("verify the log") {
+            let query = PostgresQuery(unsafeSQL: "SELECT position, envelope FROM \(table("events")) ORDER BY position")
+            var expected: UInt64 = 1
+            var previous = EventHash.zero
+            for try await (position, envelope) in try await client.query(query, logger: logger).decode((Int64, ByteBuffer).self) {
+                guard UInt64(position) == expected else {
+                    return .broken(position: expected, reason: "position \(expected) is missing (next stored is \(position))")
+                }
+                let checked = Array(envelope.readableBytesView).withUnsafeBytes {
+                    Envelope.check($0, at: expected, previous: previous)
+                }
+                switch checked {
+                case .failure(let failure): return .broken(position: failure.position, reason: failure.reason)
+                case .success(let hash): previous = hash
+                }
+                expected += 1
+            }
+            let count = expected - 1
+            let head = try await head()
+            guard head.position == count, head.hash == previous else {
+                return .broken(position: count + 1, reason: "the stored head (position \(head.position), hash \(head.hash)) "
+                               + "does not match the chain (position \(count), hash \(previous))")
+            }
+            return .intact(count: count, head: previous)
+        }
+    }
+
+    /// Runs `body`, making what it throws an `EventStoreError` (a lost connection, a failed query:
+    /// `storage`, with the server's message).
+    private func storage<T>(_ what: String, _ body: () async throws -> T) async throws(EventStoreError) -> T {
+        do {
+            return try await body()
+        } catch let error as EventStoreError {
+            throw error
+        } catch let error as PostgresTransactionError {
+            if let inner = error.closureError as? EventStoreError { throw inner }
+            throw EventStoreError(.storage, "cannot \(what) in \(location): \(Self.describe(error))")
+        } catch {
+            throw EventStoreError(.storage, "cannot \(what) in \(location): \(Self.describe(error))")
+        }
+    }
+
+    /// The server's message when there is one (PSQLError's description hides it).
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? PSQLError {
+            if let message = error.serverInfo?[.message] { return message }
+            return "\(error.code)"
+        }
+        if let error = error as? PostgresTransactionError {
+            return [error.beginError, error.closureError, error.commitError].compactMap { $0.map(describe) }
+                .joined(separator: "; ")
+        }
+        return "\(error)"
+    }
+}

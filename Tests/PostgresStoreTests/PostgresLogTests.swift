@@ -1,0 +1,161 @@
+import EventLog
+import Foundation
+import LMDBStore
+import PostgresStore
+import RunlogTestSupport
+import Testing
+
+/// The PostgreSQL server `tools/test` starts (`tools/testing/postgres`): its URL is in
+/// `RUNLOG_TEST_POSTGRES`. Each test works in a schema of its own, dropped afterwards.
+enum TestPostgres {
+    static let url = ProcessInfo.processInfo.environment["RUNLOG_TEST_POSTGRES"]
+
+    /// Runs `body` with a migrated log in a fresh schema, the connection pool running beside it.
+    static func withLog<Value: Sendable>(_ body: @Sendable (PostgresLog) async throws -> Value) async throws -> Value {
+        let url = try #require(url, "RUNLOG_TEST_POSTGRES is not set: run the tests with tools/test")
+        let schema = "t_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
+        let log = try PostgresLog(url: url, schema: String(schema))
+        return try await withThrowingTaskGroup(of: Value?.self) { group in
+            group.addTask {
+                await log.run()
+                return nil
+            }
+            defer { group.cancelAll() }
+            try await log.migrate()
+            do {
+                let value = try await body(log)
+                try await log.client.query("DROP SCHEMA \(unescaped: log.schema) CASCADE")
+                return value
+            } catch {
+                _ = try? await log.client.query("DROP SCHEMA \(unescaped: log.schema) CASCADE")
+                throw error
+            }
+        }
+    }
+}
+
+private func event(_ type: String = "test.happened", json: String = "{}", id: UUID = UUID()) -> NewEvent {
+    NewEvent(id: id, type: type, json: json, metadata: EventMetadata(actor: "tester"))
+}
+
+@Suite("PostgreSQL log", .enabled(if: TestPostgres.url != nil || ProcessInfo.processInfo.environment["CI"] != nil))
+struct PostgresLogTests {
+    @Test("concurrent appenders get gap-free positions in commit order, contiguous stream versions, and a chain that verifies",
+          .timeLimit(.minutes(1)))
+    func concurrentAppends() async throws {
+        try await TestPostgres.withLog { log in
+            let results = try await withThrowingTaskGroup(of: [AppendResult].self) { group in
+                for appender in 0..<8 {
+                    group.addTask {
+                        var results: [AppendResult] = []
+                        for n in 0..<20 {
+                            results.append(try await log.append([StreamWrite(stream: "s-\(appender % 3)",
+                                                                             events: [event(json: "{\"n\":\(n)}")])]))
+                        }
+                        return results
+                    }
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+            let positions = results.flatMap { $0.events.map(\.position) }.sorted()
+            #expect(positions == Array(1...160))
+            let events = try await log.read(from: 1, limit: 1_000)
+            #expect(events.map(\.position) == Array(1...160))
+            for stream in ["s-0", "s-1", "s-2"] {
+                let versions = events.filter { $0.stream == stream }.map(\.streamVersion)
+                #expect(versions == Array(1...UInt64(versions.count)), "stream \(stream)")
+            }
+            // Each event links to the one before it, and recorded-at never goes back.
+            for (a, b) in zip(events, events.dropFirst()) {
+                #expect(b.previousHash == a.hash)
+                #expect(b.recordedAt >= a.recordedAt)
+            }
+            let head = try await log.head()
+            #expect(head.position == 160 && head.hash == events.last?.hash)
+            #expect(try await log.verify() == .intact(count: 160, head: head.hash))
+        }
+    }
+
+    @Test("a wrong expected version or a partly stored retry fails and writes nothing; a whole retry gets the first positions")
+    func expectationsAndIdempotency() async throws {
+        try await TestPostgres.withLog { log in
+            let first = event()
+            let second = event()
+            let written = try await log.append([StreamWrite(stream: "a", expected: .noStream, events: [first, second]),
+                                                StreamWrite(stream: "b", expected: .any, events: [event()])])
+            #expect(written.events.map(\.position) == [1, 2, 3] && !written.deduplicated)
+            #expect(written.events.map(\.streamVersion) == [1, 2, 1])
+
+            let wrong = await #expect(throws: EventStoreError.self) {
+                try await log.append([StreamWrite(stream: "b", events: [event()]),
+                                      StreamWrite(stream: "a", expected: .exact(1), events: [event()])])
+            }
+            #expect(wrong?.code == .wrongExpectedVersion)
+            #expect(wrong?.conflict?.stream == "a" && wrong?.conflict?.actual == 2)
+
+            let again = try await log.append([StreamWrite(stream: "a", expected: .noStream, events: [first, second])])
+            #expect(again.deduplicated && again.events.map(\.position) == [1, 2])
+            #expect(again.events.map(\.hash) == Array(written.events.prefix(2)).map(\.hash))
+
+            let partly = await #expect(throws: EventStoreError.self) {
+                try await log.append([StreamWrite(stream: "a", events: [first, event()])])
+            }
+            #expect(partly?.code == .idempotencyConflict)
+            await #expect(throws: EventStoreError.self) { try await log.append([StreamWrite(stream: "", events: [event()])]) }
+            #expect(try await log.head().position == 3)
+            #expect(try await log.append([StreamWrite(stream: "a", expected: .exact(2), events: [event()])])
+                .events.map(\.streamVersion) == [3])
+            #expect(try await log.verify() == .intact(count: 4, head: try await log.head().hash))
+        }
+    }
+
+    @Test("a log copied from LMDB keeps its positions, ids and hashes, verifies with the same head hash, and goes on",
+          .timeLimit(.minutes(1)))
+    func copyFromLMDB() async throws {
+        let dir = TemporaryDirectory()
+        let lmdb = try LMDBEventStore(directory: dir.data)
+        for n in 0..<30 {
+            try await lmdb.append([StreamWrite(stream: "s-\(n % 4)", events: [event(json: "{\"n\":\(n)}"), event()])])
+        }
+        var envelopes: [[UInt8]] = []
+        try lmdb.forEachView(from: 1) { view in
+            envelopes.append(Array(view.view.bytes))
+            return true
+        }
+        guard case .intact(let count, let hash) = try lmdb.verify(progress: nil) else {
+            Issue.record("the LMDB log does not verify")
+            return
+        }
+        let original = try lmdb.readAll()
+        lmdb.close()
+        let copied = envelopes
+        try await TestPostgres.withLog { log in
+            // In two parts, as a copy that resumes would.
+            _ = try await log.appendCopies(Array(copied.prefix(25)))
+            let head = try await log.appendCopies(Array(copied.dropFirst(25)))
+            #expect(head.position == count && head.hash == hash)
+            #expect(try await log.verify() == .intact(count: count, head: hash))
+            #expect(try await log.read(from: 1, limit: 1_000) == original)
+            // A copy that does not continue the log is refused, and writes nothing.
+            let refused = await #expect(throws: EventStoreError.self) { _ = try await log.appendCopies([copied[3]]) }
+            #expect(refused?.code == .invalidArgument)
+            // The copy goes on with appends of its own, linked to the copied head.
+            let next = try await log.append([StreamWrite(stream: "s-0", expected: .exact(16), events: [event()])])
+            #expect(next.events.first?.position == count + 1)
+            #expect(try await log.read(from: count + 1, limit: 1).first?.previousHash == hash)
+        }
+    }
+
+    @Test("a store URL that is not postgres://USER@HOST/DB, or a bad schema name, is refused naming the field")
+    func badURL() throws {
+        for url in ["mysql://u@h/db", "postgres://h/db", "postgres:///db", "not a url"] {
+            let error = #expect(throws: EventStoreError.self) { try PostgresLog(url: url) }
+            #expect(error?.code == .invalidArgument && error?.field == "store", "\(url)")
+        }
+        let error = #expect(throws: EventStoreError.self) { try PostgresLog(url: "postgres://u@h/db", schema: "x; drop") }
+        #expect(error?.field == "schema")
+        // Messages never show a password.
+        let secret = #expect(throws: EventStoreError.self) { try PostgresLog(url: "postgres://u:hunter2@/db") }
+        #expect(secret?.value?.contains("hunter2") == false)
+    }
+}
