@@ -3,6 +3,7 @@ import Foundation
 public import Logging
 import NIOCore
 public import PostgresNIO
+import Synchronization
 
 /// The log in PostgreSQL: the same envelopes, positions and hash chain as the LMDB store, in a
 /// database that several nodes share.
@@ -18,6 +19,12 @@ public import PostgresNIO
 /// envelope), `streams` (each stream's version) and `head` (one row).
 public final class PostgresLog: Sendable {
     public let client: PostgresClient
+    /// Appends waiting for this node's next transaction.
+    private let queue = AppendQueue()
+    private let counters = Mutex(WriterStatistics())
+
+    /// Counters of this node's append transactions (each one commit) since it started.
+    public var writerStatistics: WriterStatistics { counters.withLock { $0 } }
     /// The schema that holds the tables (a plain identifier).
     public let schema: String
     /// Where the log lives, without the password (for messages).
@@ -52,9 +59,13 @@ public final class PostgresLog: Sendable {
         return components.string ?? url
     }
 
-    /// Runs the connection pool until the calling task is cancelled.
+    /// Runs the connection pool and the commits of this node's appends until the calling task is
+    /// cancelled; appends waiting then fail with `closed`.
     public func run() async {
-        await client.run()
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.client.run() }
+            group.addTask { await self.commitLoop() }
+        }
     }
 
     /// A table of this log's schema, as SQL.
@@ -99,24 +110,117 @@ public final class PostgresLog: Sendable {
     /// Appends to one or more streams atomically, as `EventStore.append` does: every event or
     /// none, each stream's expectation checked, and an append whose ids are all stored answered
     /// with the original positions (`deduplicated`). Durable when it returns.
+    ///
+    /// The appends waiting on this node commit together, in one transaction (group commit): the
+    /// head row is locked once for all of them, and each still succeeds or fails on its own.
     public func append(_ writes: [StreamWrite]) async throws(EventStoreError) -> AppendResult {
         _ = try EventLimits.validate(writes)
-        let outcome: Result<AppendResult, EventStoreError> = try await storage("append") {
-            try await client.withTransaction(logger: logger) { connection in
-                try await self.append(writes, connection)
-            }
+        let outcome = await withCheckedContinuation { (answer: CheckedContinuation<Result<AppendResult, EventStoreError>, Never>) in
+            queue.submit(writes, answer)
         }
         return try outcome.get()
     }
 
-    private func append(_ writes: [StreamWrite], _ connection: PostgresConnection) async throws
-        -> Result<AppendResult, EventStoreError> {
+    /// Commits what the queue holds, a batch at a time, until the task is cancelled; then fails
+    /// what is left.
+    private func commitLoop() async {
+        for await _ in queue.wakeups {
+            while let batch = queue.take(max: Self.maxBatch) {
+                let outcomes: [Result<AppendResult, EventStoreError>]
+                do {
+                    outcomes = try await storage("append") {
+                        try await client.withTransaction(logger: logger) { connection in
+                            try await self.commit(batch.map(\.writes), connection)
+                        }
+                    }
+                } catch {
+                    // The transaction failed whole (or its outcome is unknown: a retry with the same
+                    // event ids answers the first positions if it did commit).
+                    outcomes = batch.map { _ in .failure(error) }
+                }
+                let written = outcomes.reduce(UInt64(0)) { sum, outcome in
+                    guard case .success(let result) = outcome, !result.deduplicated else { return sum }
+                    return sum + UInt64(result.events.count)
+                }
+                counters.withLock { $0.record(batch: batch.count, events: written) }
+                for (append, outcome) in zip(batch, outcomes) { append.answer.resume(returning: outcome) }
+            }
+        }
+        queue.close()
+    }
+
+    /// Appends one transaction takes at most.
+    static let maxBatch = 512
+
+    /// Writes `batch` in order inside the transaction: each append's ids, expectations and events
+    /// are checked against the log and the appends before it in the batch, so one that fails
+    /// changes nothing and fails alone.
+    private func commit(_ batch: [[StreamWrite]], _ connection: PostgresConnection) async throws
+        -> [Result<AppendResult, EventStoreError>] {
         var head = try await lockHead(connection)
-        // Idempotency: every id already stored → the original answer; some → an error.
-        let ids = writes.flatMap { $0.events.map(\.id) }
+        let allIds = batch.flatMap { $0.flatMap { $0.events.map(\.id) } }
+        var known = try await storedEvents(allIds, connection)
+        var versions = try await streamVersions(Set(batch.flatMap { $0.map(\.stream) }), connection)
+        var changed: [String: UInt64] = [:]
+        let recordedAt = max(Int64(Date().timeIntervalSince1970 * 1000), head.recordedAt)
+        var rows = Rows()
+        var outcomes: [Result<AppendResult, EventStoreError>] = []
+        outcomes.reserveCapacity(batch.count)
+        append: for writes in batch {
+            // Idempotency: every id already stored → the original answer; some → an error.
+            let ids = writes.flatMap { $0.events.map(\.id) }
+            let stored = ids.compactMap { known[$0] }
+            if stored.count == ids.count {
+                outcomes.append(.success(AppendResult(events: stored, deduplicated: true)))
+                continue
+            }
+            if let first = ids.first(where: { known[$0] != nil }) {
+                outcomes.append(.failure(.partlyStored(first, stored: stored.count, of: ids.count)))
+                continue
+            }
+            // Expectations, all checked before anything of this append is written.
+            var start: [String: UInt64] = [:]
+            for write in writes {
+                let current = start[write.stream] ?? versions[write.stream] ?? 0
+                guard write.expected.accepts(current) else {
+                    outcomes.append(.failure(.wrongVersion(write.stream, expected: write.expected, actual: current)))
+                    continue append
+                }
+                start[write.stream] = current + UInt64(write.events.count)
+            }
+            var appended: [AppendedEvent] = []
+            for write in writes {
+                var version = versions[write.stream] ?? 0
+                let streamBytes = write.stream.utf8.count
+                for event in write.events {
+                    version += 1
+                    let position = head.position + 1
+                    var envelope = [UInt8](repeating: 0, count: Envelope.size(stream: streamBytes, event: event))
+                    let hash = envelope.withUnsafeMutableBytes {
+                        Envelope.encode(into: $0, position: position, stream: write.stream, streamVersion: version,
+                                        recordedAt: recordedAt, event: event, previousHash: head.hash)
+                    }
+                    rows.add(position: position, id: event.id, stream: write.stream, version: version, type: event.type,
+                             recordedAt: recordedAt, envelope: envelope)
+                    let stored = AppendedEvent(position: position, stream: write.stream, streamVersion: version,
+                                               id: event.id, recordedAt: recordedAt, hash: hash)
+                    appended.append(stored)
+                    known[event.id] = stored
+                    head = LogHead(position: position, hash: hash, recordedAt: recordedAt)
+                }
+                versions[write.stream] = version
+                changed[write.stream] = version
+            }
+            outcomes.append(.success(AppendResult(events: appended, deduplicated: false)))
+        }
+        try await write(rows, versions: changed, head: head, connection)
+        return outcomes
+    }
+
+    /// The stored events among `ids`, by id.
+    private func storedEvents(_ ids: [UUID], _ connection: PostgresConnection) async throws -> [UUID: AppendedEvent] {
         var query = PostgresQuery(unsafeSQL: """
-            SELECT position, stream, stream_version, id, recorded_at, envelope FROM \(table("events"))
-            WHERE id = ANY($1) ORDER BY position
+            SELECT position, stream, stream_version, id, recorded_at, envelope FROM \(table("events")) WHERE id = ANY($1)
             """)
         query.binds.append(ids)
         var stored: [UUID: AppendedEvent] = [:]
@@ -126,46 +230,7 @@ public final class PostgresLog: Sendable {
             stored[id] = AppendedEvent(position: UInt64(position), stream: stream, streamVersion: UInt64(version), id: id,
                                        recordedAt: recordedAt, hash: hash)
         }
-        if stored.count == ids.count {
-            return .success(AppendResult(events: ids.compactMap { stored[$0] }, deduplicated: true))
-        }
-        if let first = ids.first(where: { stored[$0] != nil }) {
-            return .failure(.partlyStored(first, stored: stored.count, of: ids.count))
-        }
-
-        // Expectations, all checked before anything is written.
-        var versions = try await streamVersions(Set(writes.map(\.stream)), connection)
-        for write in writes {
-            let current = versions[write.stream] ?? 0
-            guard write.expected.accepts(current) else {
-                return .failure(.wrongVersion(write.stream, expected: write.expected, actual: current))
-            }
-        }
-
-        let recordedAt = max(Int64(Date().timeIntervalSince1970 * 1000), head.recordedAt)
-        var rows = Rows()
-        var appended: [AppendedEvent] = []
-        for write in writes {
-            var version = versions[write.stream] ?? 0
-            let streamBytes = write.stream.utf8.count
-            for event in write.events {
-                version += 1
-                let position = head.position + 1
-                var envelope = [UInt8](repeating: 0, count: Envelope.size(stream: streamBytes, event: event))
-                let hash = envelope.withUnsafeMutableBytes {
-                    Envelope.encode(into: $0, position: position, stream: write.stream, streamVersion: version,
-                                    recordedAt: recordedAt, event: event, previousHash: head.hash)
-                }
-                rows.add(position: position, id: event.id, stream: write.stream, version: version, type: event.type,
-                         recordedAt: recordedAt, envelope: envelope)
-                appended.append(AppendedEvent(position: position, stream: write.stream, streamVersion: version,
-                                              id: event.id, recordedAt: recordedAt, hash: hash))
-                head = LogHead(position: position, hash: hash, recordedAt: recordedAt)
-            }
-            versions[write.stream] = version
-        }
-        try await write(rows, versions: versions, head: head, connection)
-        return .success(AppendResult(events: appended, deduplicated: false))
+        return stored
     }
 
     /// Appends envelopes as they are (a copy of another log): each must be the next position and

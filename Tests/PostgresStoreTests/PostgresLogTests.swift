@@ -109,6 +109,64 @@ struct PostgresLogTests {
         }
     }
 
+    @Test("appends that share a transaction succeed or fail alone: a wrong version, a repeated id, a partly stored retry",
+          .timeLimit(.minutes(1)))
+    func groupCommit() async throws {
+        try await TestPostgres.withLog { log in
+            let repeated = event()
+            let stored = event()
+            _ = try await log.append([StreamWrite(stream: "stored", events: [stored])])
+            enum Outcome: Sendable { case plain(AppendResult), once(Result<AppendResult, EventStoreError>),
+                                          repeated(AppendResult), partly(EventStoreError?) }
+            let outcomes = try await withThrowingTaskGroup(of: Outcome.self) { group in
+                for n in 0..<60 {
+                    group.addTask {
+                        switch n % 4 {
+                        case 0: return .plain(try await log.append([StreamWrite(stream: "g", events: [event(), event()])]))
+                        case 1:
+                            do {
+                                return .once(.success(try await log.append([StreamWrite(stream: "once", expected: .noStream,
+                                                                                        events: [event()])])))
+                            } catch let error as EventStoreError {
+                                return .once(.failure(error))
+                            }
+                        case 2: return .repeated(try await log.append([StreamWrite(stream: "r", events: [repeated])]))
+                        default:
+                            do {
+                                _ = try await log.append([StreamWrite(stream: "p", events: [event(), stored])])
+                                return .partly(nil)
+                            } catch let error as EventStoreError {
+                                return .partly(error)
+                            }
+                        }
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            // Appends that waited for the transaction before them committed together in the next.
+            let statistics = log.writerStatistics
+            #expect(statistics.requests == 61 && statistics.commits < statistics.requests, "\(statistics)")
+
+            let once = outcomes.compactMap { if case .once(let result) = $0 { result } else { nil } }
+            #expect(once.filter { (try? $0.get()) != nil }.count == 1)
+            let refused: [EventStoreError.Code] = once.compactMap { if case .failure(let error) = $0 { error.code } else { nil } }
+            #expect(refused.count == 14 && refused.allSatisfy { $0 == EventStoreError.Code.wrongExpectedVersion })
+            let repeats = outcomes.compactMap { if case .repeated(let result) = $0 { result } else { nil } }
+            #expect(Set(repeats.map(\.firstPosition)).count == 1, "every append of one id answers its one position")
+            #expect(repeats.filter { !$0.deduplicated }.count == 1)
+            let partly: [EventStoreError.Code?] = outcomes.compactMap { if case .partly(let error) = $0 { error?.code } else { nil } }
+            #expect(partly.count == 15 && partly.allSatisfy { $0 == EventStoreError.Code.idempotencyConflict })
+            // Written: 1 + 15 × 2 + 1 + 1 events, gap-free, in one chain.
+            let head = try await log.head()
+            #expect(head.position == 33)
+            #expect(statistics.events == 33, "every event of the log, each counted once")
+            let events = try await log.read(from: 1, limit: 100)
+            #expect(events.map(\.position) == Array(1...33))
+            #expect(events.filter { $0.stream == "g" }.map(\.streamVersion) == Array(1...30))
+            #expect(try await log.verify() == .intact(count: 33, head: head.hash))
+        }
+    }
+
     @Test("a log copied from LMDB keeps its positions, ids and hashes, verifies with the same head hash, and goes on",
           .timeLimit(.minutes(1)))
     func copyFromLMDB() async throws {
