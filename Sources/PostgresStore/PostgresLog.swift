@@ -22,6 +22,16 @@ public final class PostgresLog: Sendable {
     /// Appends waiting for this node's next transaction.
     private let queue = AppendQueue()
     private let counters = Mutex(WriterStatistics())
+    /// The head this node knows: its own commits, the other nodes' notifications, polling.
+    private let notifier = HeadNotifier()
+    /// How often the head is read when no notification comes (notifications are a hint: they are
+    /// lost while the listening connection is down).
+    public let pollInterval: Duration
+    /// Whether this node listens for the others' commits (tests turn it off to exercise polling).
+    private let listens: Bool
+
+    /// The notification channel of this log's schema.
+    var channel: String { "runlog_\(schema)" }
 
     /// Counters of this node's append transactions (each one commit) since it started.
     public var writerStatistics: WriterStatistics { counters.withLock { $0 } }
@@ -33,7 +43,8 @@ public final class PostgresLog: Sendable {
 
     /// Connects to `url` (`postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`); `run()` must run
     /// while the log is used.
-    public init(url: String, schema: String = "runlog", logger: Logger = Logger(label: "runlog.postgres")) throws(EventStoreError) {
+    public init(url: String, schema: String = "runlog", pollInterval: Duration = .seconds(1), listens: Bool = true,
+                logger: Logger = Logger(label: "runlog.postgres")) throws(EventStoreError) {
         guard let components = URLComponents(string: url), ["postgres", "postgresql"].contains(components.scheme ?? ""),
               let host = components.host, !host.isEmpty, let user = components.user, !user.isEmpty else {
             throw EventStoreError(.invalidArgument, "a PostgreSQL store is a URL postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE",
@@ -49,6 +60,8 @@ public final class PostgresLog: Sendable {
             database: database.isEmpty ? nil : database, tls: .disable)
         client = PostgresClient(configuration: configuration)
         self.schema = schema
+        self.pollInterval = pollInterval
+        self.listens = listens
         self.logger = logger
         location = Self.withoutPassword(url)
     }
@@ -59,12 +72,66 @@ public final class PostgresLog: Sendable {
         return components.string ?? url
     }
 
-    /// Runs the connection pool and the commits of this node's appends until the calling task is
-    /// cancelled; appends waiting then fail with `closed`.
+    /// Runs the connection pool, the commits of this node's appends and the watch of the head
+    /// until the calling task is cancelled; appends waiting then fail with `closed`.
     public func run() async {
         await withDiscardingTaskGroup { group in
             group.addTask { await self.client.run() }
             group.addTask { await self.commitLoop() }
+            group.addTask { await self.watchHead() }
+        }
+    }
+
+    // MARK: Following the head
+
+    /// Waits until the head this node knows reaches `position`; false once the log stopped.
+    public func waitForCommit(reaching position: UInt64) async throws -> Bool {
+        try await notifier.wait(for: position)
+    }
+
+    /// Keeps the known head current: reads it when connected, then follows the notifications of
+    /// every node's commits and reads it again each `pollInterval`. After a lost connection it
+    /// connects again (each time reading the head first, so nothing committed meanwhile is missed).
+    private func watchHead() async {
+        while !Task.isCancelled {
+            do {
+                try await client.withConnection { connection in
+                    try await self.readHeadIntoNotifier(connection)
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        if self.listens {
+                            group.addTask {
+                                try await connection.listen(on: self.channel) { notifications in
+                                    for try await notification in notifications {
+                                        if let position = UInt64(notification.payload) { self.notifier.advance(to: position) }
+                                    }
+                                }
+                                throw EventStoreError(.storage, "the notifications of \(self.location) ended")
+                            }
+                        }
+                        group.addTask {
+                            while true {
+                                try await Task.sleep(for: self.pollInterval)
+                                try await self.readHeadIntoNotifier(connection)
+                            }
+                        }
+                        defer { group.cancelAll() }
+                        try await group.next()
+                    }
+                }
+            } catch {
+                if Task.isCancelled { break }
+                logger.warning("lost the head's watch; connecting again", metadata: ["error": "\(Self.describe(error))"])
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        notifier.close()
+    }
+
+    private func readHeadIntoNotifier(_ connection: PostgresConnection) async throws {
+        do {
+            notifier.advance(to: try await readHead(connection, forUpdate: false).position)
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "42P01" {
+            // No head table yet (not migrated, or dropped): nothing is committed; look again later.
         }
     }
 
@@ -143,6 +210,8 @@ public final class PostgresLog: Sendable {
                     return sum + UInt64(result.events.count)
                 }
                 counters.withLock { $0.record(batch: batch.count, events: written) }
+                let reached = outcomes.compactMap { try? $0.get().lastPosition }.max() ?? 0
+                notifier.advance(to: reached)
                 for (append, outcome) in zip(batch, outcomes) { append.answer.resume(returning: outcome) }
             }
         }
@@ -338,6 +407,11 @@ public final class PostgresLog: Sendable {
         update.binds.append(ByteBuffer(bytes: head.hash.bytes))
         update.binds.append(head.recordedAt)
         try await connection.query(update, logger: logger)
+        // Delivered to the listening nodes when this transaction commits (and only then).
+        var notify = PostgresQuery(unsafeSQL: "SELECT pg_notify($1, $2)")
+        notify.binds.append(channel)
+        notify.binds.append(String(head.position))
+        try await connection.query(notify, logger: logger)
     }
 
     // MARK: Reads

@@ -34,6 +34,36 @@ enum TestPostgres {
     }
 }
 
+extension TestPostgres {
+    /// Runs `body` with a second node on `log`'s schema (its own pool, commits and head watch).
+    static func withNode<Value: Sendable>(on log: PostgresLog, pollInterval: Duration, listens: Bool = true,
+                                          _ body: @Sendable (PostgresLog) async throws -> Value) async throws -> Value {
+        let url = try #require(url)
+        let node = try PostgresLog(url: url, schema: log.schema, pollInterval: pollInterval, listens: listens)
+        return try await withThrowingTaskGroup(of: Value?.self) { group in
+            group.addTask {
+                await node.run()
+                return nil
+            }
+            defer { group.cancelAll() }
+            return try await body(node)
+        }
+    }
+
+    /// Whether `node` learns of `position` within `seconds` (a guard against a hang, not a timing).
+    static func sees(_ node: PostgresLog, _ position: UInt64, within seconds: Int = 20) async throws -> Bool {
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask { try await node.waitForCommit(reaching: position) }
+            group.addTask {
+                try await Task.sleep(for: .seconds(seconds))
+                return false
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? false
+        }
+    }
+}
+
 private func event(_ type: String = "test.happened", json: String = "{}", id: UUID = UUID()) -> NewEvent {
     NewEvent(id: id, type: type, json: json, metadata: EventMetadata(actor: "tester"))
 }
@@ -164,6 +194,39 @@ struct PostgresLogTests {
             #expect(events.map(\.position) == Array(1...33))
             #expect(events.filter { $0.stream == "g" }.map(\.streamVersion) == Array(1...30))
             #expect(try await log.verify() == .intact(count: 33, head: head.hash))
+        }
+    }
+
+    @Test("another node learns of each commit from its notification, by polling when it does not listen, and again after its listening connection is cut",
+          .timeLimit(.minutes(1)))
+    func otherNodesFollow() async throws {
+        try await TestPostgres.withLog { log in
+            // Polling once a minute: only a notification can wake this node within the test.
+            try await TestPostgres.withNode(on: log, pollInterval: .seconds(60)) { node in
+                #expect(try await TestPostgres.sees(node, 0))
+                // Its watch is connected (it read the head); give LISTEN a moment to be in place.
+                try await Task.sleep(for: .milliseconds(300))
+                let first = try await log.append([StreamWrite(stream: "a", events: [event()])])
+                #expect(try await TestPostgres.sees(node, first.lastPosition), "woken by the notification")
+                // The node's listening connection is cut: it connects again, reads the head, listens again.
+                let listening = "LISTEN%runlog_\(log.schema)%"
+                try await log.client.query("""
+                    SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                    WHERE query LIKE \(listening) AND pid <> pg_backend_pid()
+                    """)
+                try await Task.sleep(for: .milliseconds(500))
+                let second = try await log.append([StreamWrite(stream: "a", events: [event(), event()])])
+                #expect(try await TestPostgres.sees(node, second.lastPosition), "after connecting again")
+                // Its own appends advance what it knows at once.
+                let own = try await node.append([StreamWrite(stream: "b", events: [event()])])
+                #expect(try await node.waitForCommit(reaching: own.lastPosition))
+                #expect(try await TestPostgres.sees(log, own.lastPosition))
+            }
+            // A node that does not listen still catches up, by polling.
+            try await TestPostgres.withNode(on: log, pollInterval: .milliseconds(50), listens: false) { node in
+                let next = try await log.append([StreamWrite(stream: "a", events: [event()])])
+                #expect(try await TestPostgres.sees(node, next.lastPosition), "by polling")
+            }
         }
     }
 

@@ -10,6 +10,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     dependencies: [
         .package(name: "runlog", path: "../.."),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         // LMDB's C API for the raw baseline (figure 1) and the transaction counter: the store's own
@@ -22,6 +24,9 @@ let package = Package(
                 .product(name: "RunlogJSON", package: "runlog"),
                 .product(name: "EventLog", package: "runlog"),
                 .product(name: "LMDBStore", package: "runlog"),
+                .product(name: "PostgresStore", package: "runlog"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "WorkflowModel", package: "runlog"),
                 .product(name: "Workflows", package: "runlog"),
                 .product(name: "Importers", package: "runlog"),

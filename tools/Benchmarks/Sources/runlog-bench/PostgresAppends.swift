@@ -1,0 +1,139 @@
+// Figure 11: durable appends to the PostgreSQL log, against a Message DB-style write on the same
+// server in the same run.
+import EventLog
+import Foundation
+import Logging
+import PostgresNIO
+import PostgresStore
+
+extension Bench {
+    /// 11. The PostgreSQL log: 1 and 64 appenders, and the reference.
+    static func postgresAppends(_ s: Settings, total: Int, summary: inout [[String]]) async throws {
+        say()
+        guard let url = ProcessInfo.processInfo.environment["RUNLOG_BENCH_POSTGRES"] else {
+            say("[11/\(total)] PostgreSQL log: skipped, RUNLOG_BENCH_POSTGRES is not set (tools/bench starts a server)")
+            return
+        }
+        let duration: Duration = s.quick ? .seconds(1) : .seconds(5)
+        say("[11/\(total)] PostgreSQL log (PostgresLog, group commit per node): tasks appending one event each to their own "
+            + "stream for \(fixed(duration.seconds, 0)) s, fresh schema per run, \(s.repetitions) runs;")
+        say("      reference: a Message DB-style write from 64 connections (advisory lock on the stream, its last position, "
+            + "one insert into a messages table with a global sequence) on the same server, through postgres-nio")
+        var rates: [Int: [Double]] = [:]
+        for run in 0..<s.repetitions {
+            for appenders in [1, 64] {
+                let r = try await postgresRun(url: url, schema: "bench_\(run)_\(appenders)", appenders: appenders,
+                                              duration: duration)
+                rates[appenders, default: []].append(r.rate)
+                say("  run \(run + 1), \(appenders) appender\(appenders == 1 ? "" : "s"): \(rate(r.rate)), "
+                    + "\(fixed(r.perCommit, 1)) appends per transaction")
+            }
+        }
+        let reference = try await messageDBReference(url: url, clients: 64, duration: duration)
+        say("  reference, a Message DB-style write from 64 connections: \(rate(reference))")
+        let single = median(rates[1] ?? [])
+        let many = median(rates[64] ?? [])
+        let ratio = many / max(reference, 1)
+        summary.append(["[11] PostgreSQL log, 1 appender", rate(single), "-", "-"])
+        summary.append(["[11] PostgreSQL log, 64 appenders", "\(rate(many)) (\(fixed(ratio, 2))× the reference)",
+                        ">= 3× Message DB-style", status(ratio >= 3)])
+        summary.append(["[11] … Message DB-style write, 64 connections (reference)", rate(reference), "-", "-"])
+    }
+
+    /// Appends from `appenders` tasks for `duration` into a fresh schema; events per second.
+    static func postgresRun(url: String, schema: String, appenders: Int, duration: Duration) async throws
+        -> (rate: Double, perCommit: Double) {
+        let log = try PostgresLog(url: url, schema: schema)
+        return try await withThrowingTaskGroup(of: (Double, Double)?.self) { group in
+            group.addTask {
+                await log.run()
+                return nil
+            }
+            try await log.migrate()
+            let clock = ContinuousClock()
+            let start = clock.now
+            let appended = try await withThrowingTaskGroup(of: Int.self) { tasks in
+                for appender in 0..<appenders {
+                    tasks.addTask {
+                        var n = 0
+                        while clock.now - start < duration {
+                            _ = try await log.append([StreamWrite(stream: Workload.stream("appender", appender),
+                                                                  events: [Workload.event(n)])])
+                            n += 1
+                        }
+                        return n
+                    }
+                }
+                return try await tasks.reduce(0, +)
+            }
+            let elapsed = clock.now - start
+            let statistics = log.writerStatistics
+            try await log.client.query("DROP SCHEMA \(unescaped: schema) CASCADE")
+            group.cancelAll()
+            return (Double(appended) / elapsed.seconds, Double(statistics.requests) / Double(max(statistics.commits, 1)))
+        }!
+    }
+
+    /// Writes per second of a Message DB-style append (an advisory lock on the stream, its last
+    /// position, one insert into a table with a global sequence) from `clients` connections, each
+    /// to its own stream, through the same client library as the log.
+    static func messageDBReference(url: String, clients: Int, duration: Duration) async throws -> Double {
+        let schema = "bench_messagedb"
+        try psql(url, """
+            DROP SCHEMA IF EXISTS \(schema) CASCADE; CREATE SCHEMA \(schema);
+            CREATE TABLE \(schema).messages (
+                global_position bigserial PRIMARY KEY, position bigint NOT NULL, time timestamp NOT NULL DEFAULT now(),
+                stream_name text NOT NULL, type text NOT NULL, data jsonb, metadata jsonb, id uuid NOT NULL UNIQUE);
+            CREATE UNIQUE INDEX ON \(schema).messages (stream_name, position);
+            """)
+        guard let components = URLComponents(string: url), let host = components.host, let user = components.user else {
+            throw BenchError("RUNLOG_BENCH_POSTGRES is not a postgres:// URL")
+        }
+        var configuration = PostgresClient.Configuration(
+            host: host, port: components.port ?? 5432, username: user, password: components.password,
+            database: String(components.path.dropFirst()), tls: .disable)
+        configuration.options.maximumConnections = clients
+        let client = PostgresClient(configuration: configuration)
+        let logger = Logger(label: "bench")
+        let writes = try await withThrowingTaskGroup(of: Int?.self) { group in
+            group.addTask {
+                await client.run()
+                return nil
+            }
+            let clock = ContinuousClock()
+            let start = clock.now
+            var total = 0
+            try await withThrowingTaskGroup(of: Int.self) { writers in
+                for writer in 0..<clients {
+                    writers.addTask {
+                        let stream = "appender-\(writer)"
+                        var n = 0
+                        while clock.now - start < duration {
+                            try await client.withTransaction(logger: logger) { connection in
+                                try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\(stream)))", logger: logger)
+                                try await connection.query("""
+                                    INSERT INTO bench_messagedb.messages (id, stream_name, type, position, data, metadata)
+                                    SELECT gen_random_uuid(), \(stream), 'bench.appended', coalesce(max(position), -1) + 1,
+                                           '{"n":1}', '{}'
+                                    FROM bench_messagedb.messages WHERE stream_name = \(stream)
+                                    """, logger: logger)
+                            }
+                            n += 1
+                        }
+                        return n
+                    }
+                }
+                total = try await writers.reduce(0, +)
+            }
+            let elapsed = clock.now - start
+            group.cancelAll()
+            return Double(total) / elapsed.seconds
+        }
+        try psql(url, "DROP SCHEMA \(schema) CASCADE")
+        return writes
+    }
+
+    static func psql(_ url: String, _ sql: String) throws {
+        _ = try HTTPLoad.output("psql", ["-q", "-v", "ON_ERROR_STOP=1", "-c", sql, url])
+    }
+}
