@@ -228,8 +228,7 @@ public final class PostgresLog: Sendable {
         -> [Result<AppendResult, EventStoreError>] {
         var head = try await lockHead(connection)
         let allIds = batch.flatMap { $0.flatMap { $0.events.map(\.id) } }
-        var known = try await storedEvents(allIds, connection)
-        var versions = try await streamVersions(Set(batch.flatMap { $0.map(\.stream) }), connection)
+        var (known, versions) = try await stored(allIds, streams: Set(batch.flatMap { $0.map(\.stream) }), connection)
         var changed: [String: UInt64] = [:]
         let recordedAt = max(Int64(Date().timeIntervalSince1970 * 1000), head.recordedAt)
         var rows = Rows()
@@ -286,20 +285,34 @@ public final class PostgresLog: Sendable {
         return outcomes
     }
 
-    /// The stored events among `ids`, by id.
-    private func storedEvents(_ ids: [UUID], _ connection: PostgresConnection) async throws -> [UUID: AppendedEvent] {
+    /// The stored events among `ids`, by id, and the versions of `streams`, in one statement (after
+    /// the head is locked: a statement that also took the lock would read with the snapshot from
+    /// before its wait, missing what the append it waited for wrote).
+    private func stored(_ ids: [UUID], streams: Set<String>, _ connection: PostgresConnection) async throws
+        -> (events: [UUID: AppendedEvent], versions: [String: UInt64]) {
         var query = PostgresQuery(unsafeSQL: """
-            SELECT position, stream, stream_version, id, recorded_at, envelope FROM \(table("events")) WHERE id = ANY($1)
+            SELECT position, stream, stream_version, id, recorded_at,
+                   substring(envelope FROM octet_length(envelope) - 31 FOR 32)
+            FROM \(table("events")) WHERE id = ANY($1)
+            UNION ALL
+            SELECT 0, name, version, NULL, 0, NULL FROM \(table("streams")) WHERE name = ANY($2)
             """)
         query.binds.append(ids)
-        var stored: [UUID: AppendedEvent] = [:]
-        for try await (position, stream, version, id, recordedAt, envelope)
-            in try await connection.query(query, logger: logger).decode((Int64, String, Int64, UUID, Int64, ByteBuffer).self) {
-            let hash = Array(envelope.readableBytesView.suffix(32)).withUnsafeBytes { EventHash($0) }
-            stored[id] = AppendedEvent(position: UInt64(position), stream: stream, streamVersion: UInt64(version), id: id,
-                                       recordedAt: recordedAt, hash: hash)
+        query.binds.append(Array(streams))
+        var events: [UUID: AppendedEvent] = [:]
+        var versions: [String: UInt64] = [:]
+        for try await (position, stream, version, id, recordedAt, hash)
+            in try await connection.query(query, logger: logger)
+            .decode((Int64, String, Int64, UUID?, Int64, ByteBuffer?).self) {
+            guard let id, let hash else {
+                versions[stream] = UInt64(version)
+                continue
+            }
+            events[id] = AppendedEvent(position: UInt64(position), stream: stream, streamVersion: UInt64(version), id: id,
+                                       recordedAt: recordedAt,
+                                       hash: Array(hash.readableBytesView).withUnsafeBytes { EventHash($0) })
         }
-        return stored
+        return (events, versions)
     }
 
     /// Appends envelopes as they are (a copy of another log): each must be the next position and
@@ -349,16 +362,6 @@ public final class PostgresLog: Sendable {
         throw EventStoreError(.corrupted, "the head row of \(location) (schema \(schema)) is missing: run migrate first")
     }
 
-    private func streamVersions(_ streams: Set<String>, _ connection: PostgresConnection) async throws -> [String: UInt64] {
-        var query = PostgresQuery(unsafeSQL: "SELECT name, version FROM \(table("streams")) WHERE name = ANY($1)")
-        query.binds.append(Array(streams))
-        var versions: [String: UInt64] = [:]
-        for try await (name, version) in try await connection.query(query, logger: logger).decode((String, Int64).self) {
-            versions[name] = UInt64(version)
-        }
-        return versions
-    }
-
     /// The columns of the events to insert, one array per column (one statement whatever the count).
     private struct Rows {
         var positions: [Int64] = []
@@ -381,37 +384,37 @@ public final class PostgresLog: Sendable {
         }
     }
 
+    /// Writes the rows, the streams' new versions and the head in one statement, and notifies the
+    /// listening nodes (delivered when the transaction commits, and only then).
     private func write(_ rows: Rows, versions: [String: UInt64], head: LogHead, _ connection: PostgresConnection) async throws {
         guard !rows.positions.isEmpty else { return }
-        var insert = PostgresQuery(unsafeSQL: """
-            INSERT INTO \(table("events")) (position, id, stream, stream_version, type, recorded_at, envelope)
-            SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::bytea[])
+        var query = PostgresQuery(unsafeSQL: """
+            WITH inserted AS (
+                INSERT INTO \(table("events")) (position, id, stream, stream_version, type, recorded_at, envelope)
+                SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::bytea[])
+            ), streams AS (
+                INSERT INTO \(table("streams")) (name, version) SELECT * FROM unnest($8::text[], $9::bigint[])
+                ON CONFLICT (name) DO UPDATE SET version = excluded.version
+            ), moved AS (
+                UPDATE \(table("head")) SET position = $10, hash = $11, recorded_at = $12 WHERE id = 1
+            )
+            SELECT pg_notify($13, $14)
             """)
-        insert.binds.append(rows.positions)
-        insert.binds.append(rows.ids)
-        insert.binds.append(rows.streams)
-        insert.binds.append(rows.versions)
-        insert.binds.append(rows.types)
-        insert.binds.append(rows.times)
-        insert.binds.append(rows.envelopes)
-        try await connection.query(insert, logger: logger)
-        var upsert = PostgresQuery(unsafeSQL: """
-            INSERT INTO \(table("streams")) (name, version) SELECT * FROM unnest($1::text[], $2::bigint[])
-            ON CONFLICT (name) DO UPDATE SET version = excluded.version
-            """)
-        upsert.binds.append(Array(versions.keys))
-        upsert.binds.append(versions.values.map { Int64($0) })
-        try await connection.query(upsert, logger: logger)
-        var update = PostgresQuery(unsafeSQL: "UPDATE \(table("head")) SET position = $1, hash = $2, recorded_at = $3 WHERE id = 1")
-        update.binds.append(Int64(head.position))
-        update.binds.append(ByteBuffer(bytes: head.hash.bytes))
-        update.binds.append(head.recordedAt)
-        try await connection.query(update, logger: logger)
-        // Delivered to the listening nodes when this transaction commits (and only then).
-        var notify = PostgresQuery(unsafeSQL: "SELECT pg_notify($1, $2)")
-        notify.binds.append(channel)
-        notify.binds.append(String(head.position))
-        try await connection.query(notify, logger: logger)
+        query.binds.append(rows.positions)
+        query.binds.append(rows.ids)
+        query.binds.append(rows.streams)
+        query.binds.append(rows.versions)
+        query.binds.append(rows.types)
+        query.binds.append(rows.times)
+        query.binds.append(rows.envelopes)
+        query.binds.append(Array(versions.keys))
+        query.binds.append(versions.values.map { Int64($0) })
+        query.binds.append(Int64(head.position))
+        query.binds.append(ByteBuffer(bytes: head.hash.bytes))
+        query.binds.append(head.recordedAt)
+        query.binds.append(channel)
+        query.binds.append(String(head.position))
+        try await connection.query(query, logger: logger)
     }
 
     // MARK: Reads

@@ -135,10 +135,15 @@ enum DataFile {
         guard !needed.overflow, newest.lastPage < UInt64(Int.max / newest.pageSize) else {
             throw damaged(path, "its newest meta page names an impossible last page (\(newest.lastPage))")
         }
-        guard UInt64(size) >= needed.partialValue else {
+        // The size now, after the meta pages were read: a live writer may have committed since the
+        // first look, growing the file and then writing a newer meta page (LMDB writes a commit's
+        // pages before its meta page and never shrinks the file).
+        var current = stat()
+        let sizeNow = fstat(fd, &current) == 0 ? max(size, Int(current.st_size)) : size
+        guard UInt64(sizeNow) >= needed.partialValue else {
             throw damaged(
                 path,
-                "it is \(size) bytes, but its last commit (transaction \(newest.txnid)) uses pages up to "
+                "it is \(sizeNow) bytes, but its last commit (transaction \(newest.txnid)) uses pages up to "
                     + "\(newest.lastPage), \(needed.partialValue) bytes: the file was cut short"
             )
         }
