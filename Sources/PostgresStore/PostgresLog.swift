@@ -24,11 +24,8 @@ public final class PostgresLog: Sendable {
     private let counters = Mutex(WriterStatistics())
     /// The head this node knows: its own commits, the other nodes' notifications, polling.
     private let notifier = HeadNotifier()
-    /// How often the head is read when no notification comes (notifications are a hint: they are
-    /// lost while the listening connection is down).
+    /// How often the head is read, to learn of the other nodes' commits.
     public let pollInterval: Duration
-    /// Whether this node listens for the others' commits (tests turn it off to exercise polling).
-    private let listens: Bool
 
     /// The notification channel of this log's schema.
     var channel: String { "runlog_\(schema)" }
@@ -43,7 +40,7 @@ public final class PostgresLog: Sendable {
 
     /// Connects to `url` (`postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`); `run()` must run
     /// while the log is used.
-    public init(url: String, schema: String = "runlog", pollInterval: Duration = .seconds(1), listens: Bool = true,
+    public init(url: String, schema: String = "runlog", pollInterval: Duration = .milliseconds(100),
                 logger: Logger = Logger(label: "runlog.postgres")) throws(EventStoreError) {
         guard let components = URLComponents(string: url), ["postgres", "postgresql"].contains(components.scheme ?? ""),
               let host = components.host, !host.isEmpty, let user = components.user, !user.isEmpty else {
@@ -61,7 +58,6 @@ public final class PostgresLog: Sendable {
         client = PostgresClient(configuration: configuration)
         self.schema = schema
         self.pollInterval = pollInterval
-        self.listens = listens
         self.logger = logger
         location = Self.withoutPassword(url)
     }
@@ -89,40 +85,20 @@ public final class PostgresLog: Sendable {
         try await notifier.wait(for: position)
     }
 
-    /// Keeps the known head current: reads it when connected, then follows the notifications of
-    /// every node's commits and reads it again each `pollInterval`. After a lost connection it
-    /// connects again (each time reading the head first, so nothing committed meanwhile is missed).
+    /// Keeps the known head current: reads it every `pollInterval`, on a pooled connection (a lost
+    /// one fails that read, and the next read takes another). Each append also sends `pg_notify`
+    /// with the new head, for a listener to come: postgres-nio's `listen` did not end when the
+    /// server cut its connection, so a watch that listened could wait for ever (and with it the
+    /// shutdown); it is not used until that is handled.
     private func watchHead() async {
         while !Task.isCancelled {
             do {
-                try await client.withConnection { connection in
-                    try await self.readHeadIntoNotifier(connection)
-                    try await withThrowingTaskGroup(of: Void.self) { group in
-                        if self.listens {
-                            group.addTask {
-                                try await connection.listen(on: self.channel) { notifications in
-                                    for try await notification in notifications {
-                                        if let position = UInt64(notification.payload) { self.notifier.advance(to: position) }
-                                    }
-                                }
-                                throw EventStoreError(.storage, "the notifications of \(self.location) ended")
-                            }
-                        }
-                        group.addTask {
-                            while true {
-                                try await Task.sleep(for: self.pollInterval)
-                                try await self.readHeadIntoNotifier(connection)
-                            }
-                        }
-                        defer { group.cancelAll() }
-                        try await group.next()
-                    }
-                }
+                try await client.withConnection { connection in try await self.readHeadIntoNotifier(connection) }
             } catch {
                 if Task.isCancelled { break }
-                logger.warning("lost the head's watch; connecting again", metadata: ["error": "\(Self.describe(error))"])
-                try? await Task.sleep(for: .milliseconds(200))
+                logger.warning("cannot read the head; reading it again", metadata: ["error": "\(Self.describe(error))"])
             }
+            try? await Task.sleep(for: pollInterval)
         }
         notifier.close()
     }
