@@ -1,5 +1,6 @@
 // A data directory written before the storage seam and the module split (early December 2026)
 // opens, verifies with the same head hash and serves the same answers with today's code.
+import Access
 import EventLog
 import Foundation
 import HTTPTypes
@@ -31,8 +32,6 @@ struct CompatibilityTests {
             try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: dir.data + "/" + file)
         }
         let verified = try String(contentsOfFile: Self.fixture + "/verify.txt", encoding: .utf8)
-        let admin = try String(contentsOfFile: Self.fixture + "/admin-key.txt", encoding: .utf8)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
         // "intact: N events, head hash H" from the runlog that wrote it.
         let words = verified.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "," })
         let count = try #require(UInt64(words[1]))
@@ -46,6 +45,10 @@ struct CompatibilityTests {
         }
         #expect(verifiedCount == count)
         #expect(head.hex == hash)
+        // A key of this test's own (the fixture keeps no key text), beside the fixture's keys.
+        let made = KeyEvent.make(role: .admin, name: "compatibility test")
+        try await store.append(to: KeyEvent.stream, [made.event])
+        let admin = made.key
 
         let box = try SecretBox.load(environmentValue: nil, dataDirectory: dir.data)
         let parts = try await RunlogParts.open(store: store, box: box, uploads: dir.path + "/uploads",
@@ -82,18 +85,26 @@ struct CompatibilityTests {
                 let lists = try await client.call(.get, "/v1/lists", key: admin).json
                 #expect(lists["lists"]?.arrayValue?.isEmpty == false)
                 let keys = try #require(try await client.call(.get, "/v1/keys", key: admin).json["keys"]?.arrayValue)
-                #expect(keys.filter { $0["revoked_at"] == nil || $0["revoked_at"] == .null }.count == 2)
+                let active = keys.filter { $0["revoked_at"] == nil || $0["revoked_at"] == .null }
+                #expect(active.count == 3, "the fixture's admin and service keys, and this test's")
+                let fixtureAdmin = try #require(active.first { $0["role"] == "admin" && $0["id"]?.stringValue != made.id }?["id"]?
+                    .stringValue)
 
-                // The answer kept for an Idempotency-Key is replayed, and nothing is recorded.
+                // The answer kept for the fixture admin's Idempotency-Key is replayed, and nothing is
+                // recorded: the request as the script sent it (Python's json.dumps of the body).
                 let before = try store.head()
-                // The body byte for byte as the script sent it (Python's json.dumps).
-                let retry = try await client.call(.post, "/v1/workflows/\(id)/runs", key: admin,
-                                                  body: #"{"parameters": {"email": "u0@example.com", "amount": 0}}"#,
-                                                  headers: [HTTPField.Name("Idempotency-Key")!: "fixture-run-0",
-                                                            .contentType: "application/json"])
-                #expect(retry.status == .created, "\(retry.json)")
-                #expect(retry.json["parameters"]?["email"] == "u0@example.com")
-                #expect(retry.headers[HTTPField.Name("Idempotent-Replayed")!] == "true")
+                let body = #"{"parameters": {"email": "u0@example.com", "amount": 0}}"#
+                let retry = try await api.idempotency.run(
+                    keyId: fixtureAdmin, idempotencyKey: "fixture-run-0",
+                    fingerprint: IdempotencyCache.fingerprint(method: "POST", path: "/v1/workflows/\(id)/runs",
+                                                              body: Array(body.utf8))
+                ) {
+                    Issue.record("the command ran again")
+                    return Answer(["ran": true])
+                }
+                #expect(retry.status == .created, "\(retry.body)")
+                #expect(try JSONValue(parsing: Array(retry.body.utf8))["parameters"]?["email"] == "u0@example.com")
+                #expect(retry.headers[IdempotencyCache.replayed] == "true")
                 #expect(try store.head() == before)
 
                 // The log goes on from the earlier head: a new run, and the chain still verifies.

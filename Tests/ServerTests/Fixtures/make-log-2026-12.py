@@ -4,8 +4,7 @@ storage seam and the module split), which CompatibilityTests opens and verifies 
 
 Usage: make-log-2026-12.py RUNLOG-BINARY OUT-DIR. Drives `runlog serve` over HTTP through workflows,
 versions, a rollout, runs (one with an Idempotency-Key), an event, lists, keys and a CSV import,
-stops it, and keeps a compacted backup of the directory with what `runlog log verify` printed and
-the admin key it made.
+stops it, and keeps a compacted backup of the directory with what `runlog log verify` printed.
 """
 import json, os, re, subprocess, sys, tempfile, time, urllib.request
 
@@ -87,7 +86,5 @@ if os.path.isdir(os.path.join(out, "uploads")) and not os.listdir(os.path.join(o
     os.rmdir(os.path.join(out, "uploads"))
 with open(os.path.join(out, "verify.txt"), "w") as f:
     f.write(verified + "\n")
-# A throwaway key of this throwaway log: the test retries a request with it.
-with open(os.path.join(out, "admin-key.txt"), "w") as f:
-    f.write(key + "\n")
+
 print(verified)
