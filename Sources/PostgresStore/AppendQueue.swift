@@ -1,15 +1,24 @@
 import EventLog
 import Synchronization
 
-/// The appends of one node waiting for its next transaction, and the signal that wakes the
-/// commit loop (`PostgresLog.run`).
+/// The work of one node waiting for its next transaction (appends and side writes, in the order
+/// queued), and the signal that wakes the commit loop (`PostgresLog.run`).
 final class AppendQueue: Sendable {
-    struct Append: Sendable {
-        let writes: [StreamWrite]
-        let answer: CheckedContinuation<Result<AppendResult, EventStoreError>, Never>
+    enum Item: Sendable {
+        /// An append, with the request mark written beside its events when it writes any.
+        case append([StreamWrite], RequestMark?, @Sendable (Result<AppendResult, EventStoreError>) -> Void)
+        /// A side-table write; answered with the number of the change.
+        case side(SideChange, @Sendable (Result<UInt64, EventStoreError>) -> Void)
+
+        func fail(_ error: EventStoreError) {
+            switch self {
+            case .append(_, _, let answer): answer(.failure(error))
+            case .side(_, let answer): answer(.failure(error))
+            }
+        }
     }
 
-    private let state = Mutex<(waiting: [Append], open: Bool)>(([], true))
+    private let state = Mutex<(waiting: [Item], open: Bool)>(([], true))
     let wakeups: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
 
@@ -17,22 +26,23 @@ final class AppendQueue: Sendable {
         (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
-    /// Queues an append; after `close()` it fails at once.
-    func submit(_ writes: [StreamWrite], _ answer: CheckedContinuation<Result<AppendResult, EventStoreError>, Never>) {
+    /// Queues `item` (items queued one after another commit in that order); after `finish()` or
+    /// `close()` it fails at once with `closed`.
+    func submit(_ item: Item) {
         let queued = state.withLock { state in
             guard state.open else { return false }
-            state.waiting.append(Append(writes: writes, answer: answer))
+            state.waiting.append(item)
             return true
         }
         if queued {
             wake.yield()
         } else {
-            answer.resume(returning: .failure(EventStoreError.closedStore))
+            item.fail(EventStoreError.closedStore)
         }
     }
 
-    /// Up to `max` appends, oldest first, or nil when none waits.
-    func take(max: Int) -> [Append]? {
+    /// Up to `max` items, oldest first, or nil when none waits.
+    func take(max: Int) -> [Item]? {
         state.withLock { state in
             guard !state.waiting.isEmpty else { return nil }
             let batch = Array(state.waiting.prefix(max))
@@ -41,7 +51,13 @@ final class AppendQueue: Sendable {
         }
     }
 
-    /// Fails what waits and every later append with `closed`.
+    /// Takes no more items; the commit loop commits what waits, then ends.
+    func finish() {
+        state.withLock { $0.open = false }
+        wake.finish()
+    }
+
+    /// Fails what waits and every later item with `closed`.
     func close() {
         let left = state.withLock { state in
             state.open = false
@@ -49,6 +65,6 @@ final class AppendQueue: Sendable {
             return state.waiting
         }
         wake.finish()
-        for append in left { append.answer.resume(returning: .failure(EventStoreError.closedStore)) }
+        for item in left { item.fail(EventStoreError.closedStore) }
     }
 }

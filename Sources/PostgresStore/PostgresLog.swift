@@ -16,7 +16,11 @@ import Synchronization
 /// idempotency by event id are checked under the same lock.
 ///
 /// Tables (in `schema`): `events` (position, id, stream, stream version, type, recorded-at and the
-/// envelope), `streams` (each stream's version) and `head` (one row).
+/// envelope), `streams` (each stream's version), `head` (one row: the last position and hash, and
+/// the number of the last side change) and `side` (the side tables: vault entries, request
+/// records, checkpoints; each row with the number of the change that last wrote it, a deleted
+/// entry kept as a row without a value so that copies learn of the delete). Side changes are
+/// numbered under the same head lock, so their numbers are in commit order too.
 public final class PostgresLog: Sendable {
     public let client: PostgresClient
     /// Appends waiting for this node's next transaction.
@@ -24,6 +28,10 @@ public final class PostgresLog: Sendable {
     private let counters = Mutex(WriterStatistics())
     /// The head this node knows: its own commits, the other nodes' notifications, polling.
     private let notifier = HeadNotifier()
+    /// What this node knows of the log (the last position and side change) and a count of the
+    /// times it grew, for `waitForNews`.
+    private let known = Mutex<(row: HeadRow, generation: UInt64)>((HeadRow(), 0))
+    private let news = HeadNotifier()
     /// How often the head is read, to learn of the other nodes' commits.
     public let pollInterval: Duration
 
@@ -69,13 +77,23 @@ public final class PostgresLog: Sendable {
     }
 
     /// Runs the connection pool, the commits of this node's appends and the watch of the head
-    /// until the calling task is cancelled; appends waiting then fail with `closed`.
+    /// until `finish()` was called and what was queued before it has committed, or until the
+    /// calling task is cancelled (appends waiting then fail with `closed`).
     public func run() async {
         await withDiscardingTaskGroup { group in
             group.addTask { await self.client.run() }
-            group.addTask { await self.commitLoop() }
             group.addTask { await self.watchHead() }
+            await self.commitLoop()
+            group.cancelAll()
         }
+        notifier.close()
+        news.close()
+    }
+
+    /// Takes no more appends or side writes (they fail with `closed`); what is queued commits,
+    /// then `run()` returns.
+    public func finish() {
+        queue.finish()
     }
 
     // MARK: Following the head
@@ -83,6 +101,28 @@ public final class PostgresLog: Sendable {
     /// Waits until the head this node knows reaches `position`; false once the log stopped.
     public func waitForCommit(reaching position: UInt64) async throws -> Bool {
         try await notifier.wait(for: position)
+    }
+
+    /// How many times what this node knows of the log grew (a new position or side change, its
+    /// own or another node's).
+    public var generation: UInt64 { known.withLock { $0.generation } }
+
+    /// Waits until `generation` passes `seen`; false once the log stopped.
+    public func waitForNews(after seen: UInt64) async throws -> Bool {
+        try await news.wait(for: seen + 1)
+    }
+
+    /// Records what a commit or a read of the head showed.
+    private func observe(_ row: HeadRow) {
+        notifier.advance(to: row.head.position)
+        let generation: UInt64? = known.withLock { known in
+            guard row.head.position > known.row.head.position || row.changes > known.row.changes else { return nil }
+            known.row.head = row.head.position > known.row.head.position ? row.head : known.row.head
+            known.row.changes = max(known.row.changes, row.changes)
+            known.generation += 1
+            return known.generation
+        }
+        if let generation { news.advance(to: generation) }
     }
 
     /// Keeps the known head current: reads it every `pollInterval`, on a pooled connection (a lost
@@ -100,12 +140,11 @@ public final class PostgresLog: Sendable {
             }
             try? await Task.sleep(for: pollInterval)
         }
-        notifier.close()
     }
 
     private func readHeadIntoNotifier(_ connection: PostgresConnection) async throws {
         do {
-            notifier.advance(to: try await readHead(connection, forUpdate: false).position)
+            observe(try await readHead(connection, forUpdate: false))
         } catch let error as PSQLError where error.serverInfo?[.sqlState] == "42P01" {
             // No head table yet (not migrated, or dropped): nothing is committed; look again later.
         }
@@ -139,9 +178,21 @@ public final class PostgresLog: Sendable {
                 try await connection.query(PostgresQuery(unsafeSQL: """
                     CREATE TABLE IF NOT EXISTS \(table("head")) (
                         id smallint PRIMARY KEY CHECK (id = 1),
-                        position bigint NOT NULL, hash bytea NOT NULL, recorded_at bigint NOT NULL)
+                        position bigint NOT NULL, hash bytea NOT NULL, recorded_at bigint NOT NULL,
+                        changes bigint NOT NULL DEFAULT 0)
                     """), logger: logger)
-                var insert = PostgresQuery(unsafeSQL: "INSERT INTO \(table("head")) VALUES (1, 0, $1, 0) ON CONFLICT DO NOTHING")
+                try await connection.query(PostgresQuery(unsafeSQL: """
+                    ALTER TABLE \(table("head")) ADD COLUMN IF NOT EXISTS changes bigint NOT NULL DEFAULT 0
+                    """), logger: logger)
+                try await connection.query(PostgresQuery(unsafeSQL: """
+                    CREATE TABLE IF NOT EXISTS \(table("side")) (
+                        tbl smallint NOT NULL, name text NOT NULL, value bytea, change bigint NOT NULL,
+                        PRIMARY KEY (tbl, name))
+                    """), logger: logger)
+                try await connection.query(PostgresQuery(unsafeSQL: """
+                    CREATE INDEX IF NOT EXISTS side_change ON \(table("side")) (change)
+                    """), logger: logger)
+                var insert = PostgresQuery(unsafeSQL: "INSERT INTO \(table("head")) VALUES (1, 0, $1, 0, 0) ON CONFLICT DO NOTHING")
                 insert.binds.append(zero)
                 try await connection.query(insert, logger: logger)
             }
@@ -156,12 +207,57 @@ public final class PostgresLog: Sendable {
     ///
     /// The appends waiting on this node commit together, in one transaction (group commit): the
     /// head row is locked once for all of them, and each still succeeds or fails on its own.
-    public func append(_ writes: [StreamWrite]) async throws(EventStoreError) -> AppendResult {
-        _ = try EventLimits.validate(writes)
+    ///
+    /// `mark` goes to the request records in the same transaction when the append writes events
+    /// and no record of that name is there (`RequestMark`).
+    public func append(_ writes: [StreamWrite], mark: RequestMark? = nil) async throws(EventStoreError) -> AppendResult {
+        try Self.validate(writes, mark)
         let outcome = await withCheckedContinuation { (answer: CheckedContinuation<Result<AppendResult, EventStoreError>, Never>) in
-            queue.submit(writes, answer)
+            queue.submit(.append(writes, mark, { answer.resume(returning: $0) }))
         }
         return try outcome.get()
+    }
+
+    /// Queues an append and returns at once; `answer` gets its outcome once committed (or
+    /// failed). Appends queued one after another commit in that order. Bad input throws here.
+    public func submit(_ writes: [StreamWrite], mark: RequestMark? = nil,
+                       answer: @escaping @Sendable (Result<AppendResult, EventStoreError>) -> Void) throws(EventStoreError) {
+        try Self.validate(writes, mark)
+        queue.submit(.append(writes, mark, answer))
+    }
+
+    private static func validate(_ writes: [StreamWrite], _ mark: RequestMark?) throws(EventStoreError) {
+        _ = try EventLimits.validate(writes)
+        if let mark { try EventLimits.validateName("requests entry", mark.name, maxBytes: 511) }
+    }
+
+    /// Writes `change` to its side table in this node's next transaction; answers its number.
+    public func writeSide(_ change: SideChange) async throws(EventStoreError) -> UInt64 {
+        try Self.validate(change)
+        let outcome = await withCheckedContinuation { (answer: CheckedContinuation<Result<UInt64, EventStoreError>, Never>) in
+            queue.submit(.side(change, { answer.resume(returning: $0) }))
+        }
+        return try outcome.get()
+    }
+
+    /// Queues `change` for this node's next transaction and returns at once; `answer` gets its
+    /// number once committed (or the failure). Bad input throws here.
+    public func queueSide(_ change: SideChange,
+                          answer: @escaping @Sendable (Result<UInt64, EventStoreError>) -> Void) throws(EventStoreError) {
+        try Self.validate(change)
+        queue.submit(.side(change, answer))
+    }
+
+    private static func validate(_ change: SideChange) throws(EventStoreError) {
+        switch change.table {
+        case .vault: try EventLimits.validateName("vault entry", change.name, maxBytes: 511)
+        case .requests: try EventLimits.validateName("requests entry", change.name, maxBytes: 511)
+        case .checkpoints:
+            try EventLimits.validateName("checkpoint", change.name, maxBytes: 256)
+            guard change.value.map({ SideChange.checkpointPosition($0) != nil }) ?? true else {
+                throw EventStoreError.invalid("checkpoint", change.name, "its value must be a position of 8 bytes")
+            }
+        }
     }
 
     /// Commits what the queue holds, a batch at a time, until the task is cancelled; then fails
@@ -169,26 +265,33 @@ public final class PostgresLog: Sendable {
     private func commitLoop() async {
         for await _ in queue.wakeups {
             while let batch = queue.take(max: Self.maxBatch) {
-                let outcomes: [Result<AppendResult, EventStoreError>]
+                var outcomes: [Result<Outcome, EventStoreError>]
                 do {
-                    outcomes = try await storage("append") {
+                    let (results, row) = try await storage("append") {
                         try await client.withTransaction(logger: logger) { connection in
-                            try await self.commit(batch.map(\.writes), connection)
+                            try await self.commit(batch, connection)
                         }
                     }
+                    outcomes = results
+                    observe(row)
                 } catch {
                     // The transaction failed whole (or its outcome is unknown: a retry with the same
                     // event ids answers the first positions if it did commit).
                     outcomes = batch.map { _ in .failure(error) }
                 }
                 let written = outcomes.reduce(UInt64(0)) { sum, outcome in
-                    guard case .success(let result) = outcome, !result.deduplicated else { return sum }
+                    guard case .success(.appended(let result)) = outcome, !result.deduplicated else { return sum }
                     return sum + UInt64(result.events.count)
                 }
                 counters.withLock { $0.record(batch: batch.count, events: written) }
-                let reached = outcomes.compactMap { try? $0.get().lastPosition }.max() ?? 0
-                notifier.advance(to: reached)
-                for (append, outcome) in zip(batch, outcomes) { append.answer.resume(returning: outcome) }
+                for (item, outcome) in zip(batch, outcomes) {
+                    switch (item, outcome) {
+                    case (.append(_, _, let answer), .success(.appended(let result))): answer(.success(result))
+                    case (.side(_, let answer), .success(.changed(let number))): answer(.success(number))
+                    case (_, .failure(let error)): item.fail(error)
+                    default: item.fail(EventStoreError(.storage, "the commit answered an item with the wrong kind of outcome"))
+                    }
+                }
             }
         }
         queue.close()
@@ -197,25 +300,74 @@ public final class PostgresLog: Sendable {
     /// Appends one transaction takes at most.
     static let maxBatch = 512
 
+    /// What a committed item of the queue gets.
+    enum Outcome {
+        case appended(AppendResult)
+        case changed(UInt64)
+    }
+
+    /// The head row: the log's head and the number of the last side change.
+    struct HeadRow: Sendable {
+        var head = LogHead.empty
+        var changes: UInt64 = 0
+    }
+
+    /// The side rows one transaction writes, one entry per table and name (the last write wins).
+    struct SideRows {
+        var entries: [SideKey: (value: [UInt8]?, change: UInt64)] = [:]
+        struct SideKey: Hashable {
+            let table: Int16
+            let name: String
+        }
+    }
+
     /// Writes `batch` in order inside the transaction: each append's ids, expectations and events
     /// are checked against the log and the appends before it in the batch, so one that fails
     /// changes nothing and fails alone.
-    private func commit(_ batch: [[StreamWrite]], _ connection: PostgresConnection) async throws
-        -> [Result<AppendResult, EventStoreError>] {
-        var head = try await lockHead(connection)
-        let allIds = batch.flatMap { $0.flatMap { $0.events.map(\.id) } }
-        var (known, versions) = try await stored(allIds, streams: Set(batch.flatMap { $0.map(\.stream) }), connection)
+    private func commit(_ batch: [AppendQueue.Item], _ connection: PostgresConnection) async throws
+        -> ([Result<Outcome, EventStoreError>], HeadRow) {
+        let locked = try await lockHead(connection)
+        var head = locked.head
+        var changes = locked.changes
+        var allIds: [UUID] = []
+        var allStreams = Set<String>()
+        var markNames: [String] = []
+        for item in batch {
+            guard case .append(let writes, let mark, _) = item else { continue }
+            for write in writes {
+                allStreams.insert(write.stream)
+                allIds += write.events.map(\.id)
+            }
+            if let mark { markNames.append(mark.name) }
+        }
+        var (known, versions, records) = try await stored(allIds, streams: allStreams, records: markNames, connection)
         var changed: [String: UInt64] = [:]
+        var side = SideRows()
         let recordedAt = max(Int64(Date().timeIntervalSince1970 * 1000), head.recordedAt)
         var rows = Rows()
-        var outcomes: [Result<AppendResult, EventStoreError>] = []
+        var outcomes: [Result<Outcome, EventStoreError>] = []
         outcomes.reserveCapacity(batch.count)
-        append: for writes in batch {
+        append: for item in batch {
+            let writes: [StreamWrite]
+            let mark: RequestMark?
+            switch item {
+            case .side(let change, _):
+                changes += 1
+                side.entries[.init(table: change.table.rawValue, name: change.name)] = (change.value, changes)
+                if change.table == .requests {
+                    if change.value == nil { records.remove(change.name) } else { records.insert(change.name) }
+                }
+                outcomes.append(.success(.changed(changes)))
+                continue append
+            case .append(let w, let m, _):
+                writes = w
+                mark = m
+            }
             // Idempotency: every id already stored → the original answer; some → an error.
             let ids = writes.flatMap { $0.events.map(\.id) }
             let stored = ids.compactMap { known[$0] }
             if stored.count == ids.count {
-                outcomes.append(.success(AppendResult(events: stored, deduplicated: true)))
+                outcomes.append(.success(.appended(AppendResult(events: stored, deduplicated: true))))
                 continue
             }
             if let first = ids.first(where: { known[$0] != nil }) {
@@ -255,40 +407,51 @@ public final class PostgresLog: Sendable {
                 versions[write.stream] = version
                 changed[write.stream] = version
             }
-            outcomes.append(.success(AppendResult(events: appended, deduplicated: false)))
+            if let mark, !records.contains(mark.name) {
+                changes += 1
+                side.entries[.init(table: SideChange.Table.requests.rawValue, name: mark.name)] = (mark.value, changes)
+                records.insert(mark.name)
+            }
+            outcomes.append(.success(.appended(AppendResult(events: appended, deduplicated: false))))
         }
-        try await write(rows, versions: changed, head: head, connection)
-        return outcomes
+        let row = HeadRow(head: head, changes: changes)
+        try await write(rows, versions: changed, side: side, row: row, connection)
+        return (outcomes, row)
     }
 
     /// The stored events among `ids`, by id, and the versions of `streams`, in one statement (after
     /// the head is locked: a statement that also took the lock would read with the snapshot from
     /// before its wait, missing what the append it waited for wrote).
-    private func stored(_ ids: [UUID], streams: Set<String>, _ connection: PostgresConnection) async throws
-        -> (events: [UUID: AppendedEvent], versions: [String: UInt64]) {
+    private func stored(_ ids: [UUID], streams: Set<String>, records: [String], _ connection: PostgresConnection) async throws
+        -> (events: [UUID: AppendedEvent], versions: [String: UInt64], records: Set<String>) {
         var query = PostgresQuery(unsafeSQL: """
             SELECT position, stream, stream_version, id, recorded_at,
                    substring(envelope FROM octet_length(envelope) - 31 FOR 32)
             FROM \(table("events")) WHERE id = ANY($1)
             UNION ALL
             SELECT 0, name, version, NULL, 0, NULL FROM \(table("streams")) WHERE name = ANY($2)
+            UNION ALL
+            SELECT -1, name, 0, NULL, 0, NULL FROM \(table("side"))
+            WHERE tbl = \(SideChange.Table.requests.rawValue) AND name = ANY($3) AND value IS NOT NULL
             """)
         query.binds.append(ids)
         query.binds.append(Array(streams))
+        query.binds.append(records)
         var events: [UUID: AppendedEvent] = [:]
         var versions: [String: UInt64] = [:]
+        var present = Set<String>()
         for try await (position, stream, version, id, recordedAt, hash)
             in try await connection.query(query, logger: logger)
             .decode((Int64, String, Int64, UUID?, Int64, ByteBuffer?).self) {
             guard let id, let hash else {
-                versions[stream] = UInt64(version)
+                if position < 0 { present.insert(stream) } else { versions[stream] = UInt64(version) }
                 continue
             }
             events[id] = AppendedEvent(position: UInt64(position), stream: stream, streamVersion: UInt64(version), id: id,
                                        recordedAt: recordedAt,
                                        hash: Array(hash.readableBytesView).withUnsafeBytes { EventHash($0) })
         }
-        return (events, versions)
+        return (events, versions, present)
     }
 
     /// Appends envelopes as they are (a copy of another log): each must be the next position and
@@ -296,7 +459,8 @@ public final class PostgresLog: Sendable {
     public func appendCopies(_ envelopes: [[UInt8]]) async throws(EventStoreError) -> LogHead {
         let outcome: Result<LogHead, EventStoreError> = try await storage("append copies") {
             try await client.withTransaction(logger: logger) { connection in
-                var head = try await self.lockHead(connection)
+                let locked = try await self.lockHead(connection)
+                var head = locked.head
                 var rows = Rows()
                 var versions: [String: UInt64] = [:]
                 for envelope in envelopes {
@@ -315,7 +479,8 @@ public final class PostgresLog: Sendable {
                     versions[event.stream] = event.streamVersion
                     head = LogHead(position: position, hash: hash, recordedAt: event.recordedAt)
                 }
-                try await self.write(rows, versions: versions, head: head, connection)
+                try await self.write(rows, versions: versions, side: SideRows(), row: HeadRow(head: head, changes: locked.changes),
+                                     connection)
                 return .success(head)
             }
         }
@@ -323,17 +488,19 @@ public final class PostgresLog: Sendable {
     }
 
     /// The head row, locked until the transaction ends: appends take turns here.
-    private func lockHead(_ connection: PostgresConnection) async throws -> LogHead {
+    private func lockHead(_ connection: PostgresConnection) async throws -> HeadRow {
         try await readHead(connection, forUpdate: true)
     }
 
-    private func readHead(_ connection: PostgresConnection, forUpdate: Bool) async throws -> LogHead {
-        let query = PostgresQuery(unsafeSQL: "SELECT position, hash, recorded_at FROM \(table("head")) WHERE id = 1"
+    private func readHead(_ connection: PostgresConnection, forUpdate: Bool) async throws -> HeadRow {
+        let query = PostgresQuery(unsafeSQL: "SELECT position, hash, recorded_at, changes FROM \(table("head")) WHERE id = 1"
                                   + (forUpdate ? " FOR UPDATE" : ""))
-        for try await (position, hash, recordedAt) in try await connection.query(query, logger: logger)
-            .decode((Int64, ByteBuffer, Int64).self) {
-            return LogHead(position: UInt64(position), hash: Array(hash.readableBytesView).withUnsafeBytes { EventHash($0) },
-                           recordedAt: recordedAt)
+        for try await (position, hash, recordedAt, changes) in try await connection.query(query, logger: logger)
+            .decode((Int64, ByteBuffer, Int64, Int64).self) {
+            return HeadRow(head: LogHead(position: UInt64(position),
+                                         hash: Array(hash.readableBytesView).withUnsafeBytes { EventHash($0) },
+                                         recordedAt: recordedAt),
+                           changes: UInt64(changes))
         }
         throw EventStoreError(.corrupted, "the head row of \(location) (schema \(schema)) is missing: run migrate first")
     }
@@ -360,10 +527,12 @@ public final class PostgresLog: Sendable {
         }
     }
 
-    /// Writes the rows, the streams' new versions and the head in one statement, and notifies the
-    /// listening nodes (delivered when the transaction commits, and only then).
-    private func write(_ rows: Rows, versions: [String: UInt64], head: LogHead, _ connection: PostgresConnection) async throws {
-        guard !rows.positions.isEmpty else { return }
+    /// Writes the rows, the streams' new versions, the side rows and the head in one statement, and
+    /// notifies the listening nodes (delivered when the transaction commits, and only then).
+    private func write(_ rows: Rows, versions: [String: UInt64], side: SideRows, row: HeadRow,
+                       _ connection: PostgresConnection) async throws {
+        guard !rows.positions.isEmpty || !side.entries.isEmpty else { return }
+        let head = row.head
         var query = PostgresQuery(unsafeSQL: """
             WITH inserted AS (
                 INSERT INTO \(table("events")) (position, id, stream, stream_version, type, recorded_at, envelope)
@@ -371,8 +540,13 @@ public final class PostgresLog: Sendable {
             ), streams AS (
                 INSERT INTO \(table("streams")) (name, version) SELECT * FROM unnest($8::text[], $9::bigint[])
                 ON CONFLICT (name) DO UPDATE SET version = excluded.version
+            ), side AS (
+                INSERT INTO \(table("side")) (tbl, name, value, change)
+                SELECT t, n, CASE WHEN d THEN NULL ELSE v END, c
+                FROM unnest($15::smallint[], $16::text[], $17::bytea[], $18::bigint[], $20::bool[]) AS x (t, n, v, c, d)
+                ON CONFLICT (tbl, name) DO UPDATE SET value = excluded.value, change = excluded.change
             ), moved AS (
-                UPDATE \(table("head")) SET position = $10, hash = $11, recorded_at = $12 WHERE id = 1
+                UPDATE \(table("head")) SET position = $10, hash = $11, recorded_at = $12, changes = $19 WHERE id = 1
             )
             SELECT pg_notify($13, $14)
             """)
@@ -389,7 +563,14 @@ public final class PostgresLog: Sendable {
         query.binds.append(ByteBuffer(bytes: head.hash.bytes))
         query.binds.append(head.recordedAt)
         query.binds.append(channel)
-        query.binds.append(String(head.position))
+        query.binds.append("\(head.position) \(row.changes)")
+        let entries = Array(side.entries)
+        query.binds.append(entries.map(\.key.table))
+        query.binds.append(entries.map(\.key.name))
+        query.binds.append(entries.map { ByteBuffer(bytes: $0.value.value ?? []) })
+        query.binds.append(entries.map { Int64($0.value.change) })
+        query.binds.append(Int64(row.changes))
+        query.binds.append(entries.map { $0.value.value == nil })
         try await connection.query(query, logger: logger)
     }
 
@@ -398,7 +579,36 @@ public final class PostgresLog: Sendable {
     /// The committed head of the log.
     public func head() async throws(EventStoreError) -> LogHead {
         try await storage("read the head") {
-            try await client.withConnection { connection in try await self.readHead(connection, forUpdate: false) }
+            try await client.withConnection { connection in try await self.readHead(connection, forUpdate: false).head }
+        }
+    }
+
+    /// What a copy of this log lacks: up to `limit` envelopes after `position` and up to `limit`
+    /// side changes numbered after `changes`, read in one snapshot.
+    public func changes(after position: UInt64, changesAfter changes: UInt64, limit: Int) async throws(EventStoreError)
+        -> ReplicaBatch {
+        try await storage("read the log") {
+            var query = PostgresQuery(unsafeSQL: """
+                (SELECT 0::smallint, position, envelope, NULL::text FROM \(table("events"))
+                 WHERE position > $1 ORDER BY position LIMIT $2)
+                UNION ALL
+                (SELECT tbl, change, value, name FROM \(table("side")) WHERE change > $3 ORDER BY change LIMIT $2)
+                """)
+            query.binds.append(Int64(clamping: position))
+            query.binds.append(Int64(max(1, limit)))
+            query.binds.append(Int64(clamping: changes))
+            var batch = ReplicaBatch(envelopes: [])
+            for try await (table, number, data, name) in try await client.query(query, logger: logger)
+                .decode((Int16, Int64, ByteBuffer?, String?).self) {
+                if table == 0 {
+                    guard let data else { continue }
+                    batch.envelopes.append(Array(data.readableBytesView))
+                } else if let kind = SideChange.Table(rawValue: table), let name {
+                    batch.changes.append(SideChange(kind, name, data.map { Array($0.readableBytesView) }))
+                    batch.changesReached = max(batch.changesReached ?? 0, UInt64(number))
+                }
+            }
+            return batch
         }
     }
 

@@ -4,7 +4,7 @@ import Foundation
 /// One group commit of the writer: the write transaction, the rules each append is checked
 /// against, and the inline projections it keeps current. Runs only on the writer thread.
 extension Writer {
-    private struct BatchState {
+    struct BatchState {
         var head: LogHead
         let recordedAt: Int64
         /// Stream versions changed by this batch, written to `stream_heads` once at the end.
@@ -92,6 +92,8 @@ extension Writer {
                 c.resume()
             case (.checkpoint(_, _, let c), .failure(let error)), (.attach(_, let c), .failure(let error)):
                 c.resume(throwing: error)
+            case (.replica(_, let c), .success): c.resume(returning: committed)
+            case (.replica(_, let c), .failure(let error)): c.resume(throwing: error)
             case (.side(_, _, _, let c), .success): c.resume(nil)
             case (.side(_, _, _, let c), .failure(let error)): c.resume(error)
             }
@@ -213,6 +215,8 @@ extension Writer {
             return .success(nil)
         case .append(let request, _):
             return try append(request, txn, &state).map { $0 }
+        case .replica(let copy, _):
+            return try replicate(copy, txn, &state)
         case .attach:
             return .success(nil)
         }
@@ -314,7 +318,7 @@ extension Writer {
         return .success(AppendResult(events: appended, deduplicated: false))
     }
 
-    private func version(of stream: String, _ txn: borrowing LMDBTransaction, _ state: BatchState) throws -> UInt64 {
+    func version(of stream: String, _ txn: borrowing LMDBTransaction, _ state: BatchState) throws -> UInt64 {
         if let version = state.streamVersions[stream] { return version }
         var name = stream
         return try name.withUTF8 { utf8 in

@@ -65,10 +65,13 @@ final class Writer: @unchecked Sendable {
         case side(LMDBEventStore.SideTable, String, [UInt8]?, SideCompletion)
         /// Attaches an inline projection: folds in what its tables lack, then keeps them current.
         case attach(any InlineProjection, UnsafeContinuation<Void, any Error>)
+        /// Envelopes and side changes copied from another log, written as they are.
+        case replica(ReplicaBatch, UnsafeContinuation<LogHead, any Error>)
 
         var eventCount: Int {
             switch self {
             case .append(let request, _): request.eventCount
+            case .replica(let copy, _): copy.envelopes.count
             case .checkpoint, .side, .attach: 0
             }
         }
@@ -76,6 +79,7 @@ final class Writer: @unchecked Sendable {
         var byteCount: Int {
             switch self {
             case .append(let request, _): request.byteCount
+            case .replica(let copy, _): copy.envelopes.reduce(0) { $0 + $1.count }
             case .checkpoint, .attach: 0
             case .side(_, _, let value, _): value?.count ?? 0
             }
@@ -108,6 +112,7 @@ final class Writer: @unchecked Sendable {
             case .checkpoint(_, _, let c), .attach(_, let c):
                 c.resume(throwing: EventStoreError.closedStore)
             case .side(_, _, _, let c): c.resume(EventStoreError.closedStore)
+            case .replica(_, let c): c.resume(throwing: EventStoreError.closedStore)
             }
             return
         }
