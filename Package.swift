@@ -72,11 +72,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // The log in PostgreSQL, for several nodes on one database: the same envelopes and hash chain as
-        // LMDBStore, positions from a head row locked in each append's transaction.
+        // LMDBStore, positions from a head row locked in each append's transaction. Each node reads from
+        // a local LMDB copy that follows the database.
         .target(
             name: "PostgresStore",
             dependencies: [
                 "EventLog",
+                "LMDBStore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -208,7 +210,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PostgresStoreTests",
-            dependencies: ["PostgresStore", "LMDBStore", "EventLog", "RunlogTestSupport"],
+            dependencies: ["PostgresStore", "LMDBStore", "EventLog", "EventStoreConformance", "RunlogTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

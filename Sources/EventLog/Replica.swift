@@ -1,3 +1,5 @@
+public import Foundation
+
 /// A change to one entry of a side table, as a copy of a log carries it to another store.
 public struct SideChange: Sendable, Equatable {
     /// The side tables a copy carries (see `EventStore`'s side-table methods).
@@ -37,10 +39,15 @@ public struct ReplicaBatch: Sendable {
     /// The source's number of the last side change included (kept with the commit), or nil to
     /// leave the kept number as it is.
     public var changesReached: UInt64?
+    /// The appenders' own decodings of copied events' payloads, by event id (`NewEvent.decoded`),
+    /// handed to inline projections as an append would: a node copying what it appended itself.
+    public var decoded: [UUID: any Sendable]
 
-    public init(envelopes: [[UInt8]], changes: [SideChange] = [], changesReached: UInt64? = nil) {
+    public init(envelopes: [[UInt8]], changes: [SideChange] = [], changesReached: UInt64? = nil,
+                decoded: [UUID: any Sendable] = [:]) {
         self.envelopes = envelopes
         self.changes = changes
         self.changesReached = changesReached
+        self.decoded = decoded
     }
 }

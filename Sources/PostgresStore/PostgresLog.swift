@@ -103,6 +103,9 @@ public final class PostgresLog: Sendable {
         try await notifier.wait(for: position)
     }
 
+    /// The number of the last side change this node knows of.
+    public var knownChanges: UInt64 { known.withLock { $0.row.changes } }
+
     /// How many times what this node knows of the log grew (a new position or side change, its
     /// own or another node's).
     public var generation: UInt64 { known.withLock { $0.generation } }
@@ -584,7 +587,9 @@ public final class PostgresLog: Sendable {
     }
 
     /// What a copy of this log lacks: up to `limit` envelopes after `position` and up to `limit`
-    /// side changes numbered after `changes`, read in one snapshot.
+    /// side changes numbered after `changes`, read in one snapshot. When fewer than `limit` side
+    /// changes are read, `changesReached` is the head's number of the last side change (a number
+    /// can be skipped: two writes of one entry in a transaction leave one row).
     public func changes(after position: UInt64, changesAfter changes: UInt64, limit: Int) async throws(EventStoreError)
         -> ReplicaBatch {
         try await storage("read the log") {
@@ -593,20 +598,28 @@ public final class PostgresLog: Sendable {
                  WHERE position > $1 ORDER BY position LIMIT $2)
                 UNION ALL
                 (SELECT tbl, change, value, name FROM \(table("side")) WHERE change > $3 ORDER BY change LIMIT $2)
+                UNION ALL
+                SELECT -1::smallint, changes, NULL, NULL FROM \(table("head")) WHERE id = 1
                 """)
             query.binds.append(Int64(clamping: position))
             query.binds.append(Int64(max(1, limit)))
             query.binds.append(Int64(clamping: changes))
             var batch = ReplicaBatch(envelopes: [])
+            var headChanges: UInt64 = 0
             for try await (table, number, data, name) in try await client.query(query, logger: logger)
                 .decode((Int16, Int64, ByteBuffer?, String?).self) {
-                if table == 0 {
+                if table == -1 {
+                    headChanges = UInt64(number)
+                } else if table == 0 {
                     guard let data else { continue }
                     batch.envelopes.append(Array(data.readableBytesView))
                 } else if let kind = SideChange.Table(rawValue: table), let name {
                     batch.changes.append(SideChange(kind, name, data.map { Array($0.readableBytesView) }))
                     batch.changesReached = max(batch.changesReached ?? 0, UInt64(number))
                 }
+            }
+            if batch.changes.count < max(1, limit), headChanges > changes {
+                batch.changesReached = max(batch.changesReached ?? 0, headChanges)
             }
             return batch
         }

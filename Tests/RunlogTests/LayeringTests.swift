@@ -12,7 +12,7 @@ struct LayeringTests {
         "RunlogJSON": [],
         "EventLog": ["RunlogJSON"],
         "LMDBStore": ["RunlogJSON", "EventLog", "CLMDB"],
-        "PostgresStore": ["EventLog"],
+        "PostgresStore": ["EventLog", "LMDBStore"],
         "WorkflowModel": ["RunlogJSON"],
         "Workflows": ["RunlogJSON", "EventLog", "WorkflowModel"],
         "Access": ["RunlogJSON", "EventLog", "WorkflowModel", "Workflows"],

@@ -56,7 +56,8 @@ extension Writer {
                     }
                     if !projections.isEmpty {
                         let view = try Envelope.View(bytes)
-                        for projection in projections { try projection.apply(view, txn, decoded: nil) }
+                        let decoded = copy.decoded.isEmpty ? nil : copy.decoded[event.id]
+                        for projection in projections { try projection.apply(view, txn, decoded: decoded) }
                     }
                 }
                 try Keys.stream(event.stream, version: event.version).withUnsafeBytes { k in try txn.put(dbs.streams, k, key) }

@@ -1,0 +1,420 @@
+public import EventLog
+public import Foundation
+public import LMDBStore
+public import Logging
+import Synchronization
+
+/// The event store of a node on a PostgreSQL log: appends and side writes go to the database
+/// (`PostgresLog`), reads come from a local copy in LMDB that follows it.
+///
+/// The copy (the *mirror*, a data directory of the node's own) takes every envelope and side
+/// change from the database as it is stored there (`LMDBEventStore.replicate`), so it has the
+/// same positions, ids and hash chain; the node's read models and inline projections fold it.
+/// An append, a side write or a checkpoint returns once it has committed in the database and the
+/// mirror has it, so what a node wrote it reads at once (read-your-writes by position). What other
+/// nodes write arrives when the head watch or a notification shows it (`pollInterval`).
+///
+/// The mirror can be deleted at any time while the node is stopped: it is made again from the
+/// database when the store opens. One whose head is not in the database (another database, or a
+/// log replaced since) is made again too.
+public final class PostgresEventStore: EventStore, Sendable {
+    public let log: PostgresLog
+    /// The node's copy of the log, which every read uses.
+    public let mirror: LMDBEventStore
+    private let closed = Atomic<Bool>(false)
+    private let deferring = Atomic<Bool>(false)
+    /// The mirror's head, closed with the store (what `waitForCommit` waits on).
+    private let mirrored = HeadNotifier()
+    /// The number of the last side change the mirror has, closed with the store.
+    private let mirroredChanges = HeadNotifier()
+    /// The tasks that run while the store is open: the log's, the mirror's follower, and the one
+    /// that stops both once the store closes.
+    private let tasks = Mutex<(running: Task<Void, Never>?, follower: Task<Void, Never>?, stopped: Task<Void, Never>?)>(
+        (nil, nil, nil))
+    /// The decodings of this node's appends not yet in the mirror, by event id
+    /// (`NewEvent.decoded`): the mirror hands them to its inline projections as LMDB's own
+    /// appends do, so they need not parse those payloads again.
+    private let decodings = Mutex<[UUID: any Sendable]>([:])
+    private let logger: Logger
+
+    /// How many envelopes (and side changes) the mirror takes per commit.
+    static let copyBatch = 512
+
+    public var location: String { log.location }
+    public var isReadOnly: Bool { false }
+
+    private init(log: PostgresLog, mirror: LMDBEventStore, logger: Logger) {
+        self.log = log
+        self.mirror = mirror
+        self.logger = logger
+    }
+
+    /// Opens the log at `url` in `schema` (created when missing), with the node's mirror in the
+    /// directory `mirror`, and brings the mirror up to the database's head before returning.
+    public static func open(
+        url: String,
+        schema: String = "runlog",
+        mirror directory: String,
+        pollInterval: Duration = .milliseconds(100),
+        logger: Logger = Logger(label: "runlog.postgres")
+    ) async throws(EventStoreError) -> PostgresEventStore {
+        let log = try PostgresLog(url: url, schema: schema, pollInterval: pollInterval, logger: logger)
+        let running = Task { await log.run() }
+        do throws(EventStoreError) {
+            try await log.migrate()
+            let mirror = try await openMirror(directory, of: log, logger: logger)
+            let store = PostgresEventStore(log: log, mirror: mirror, logger: logger)
+            do {
+                try await store.catchUp()
+                store.mirrored.advance(to: try mirror.head().position)
+                store.mirroredChanges.advance(to: try mirror.replicaChangesReached())
+            } catch {
+                mirror.close()
+                throw error
+            }
+            store.start(running)
+            return store
+        } catch {
+            log.finish()
+            running.cancel()
+            await running.value
+            throw error
+        }
+    }
+
+    /// Opens the mirror in `directory`; one whose head is not the database's event at that
+    /// position is removed and made anew.
+    private static func openMirror(_ directory: String, of log: PostgresLog, logger: Logger) async throws(EventStoreError)
+        -> LMDBEventStore {
+        let mirror = try LMDBEventStore(directory: directory)
+        let head = try mirror.head()
+        guard head.position > 0 else { return mirror }
+        let same = try await log.read(from: head.position, limit: 1).first
+        if same?.position == head.position && same?.hash == head.hash { return mirror }
+        logger.warning("the local copy does not match the database: making it again",
+                       metadata: ["mirror": "\(directory)", "position": "\(head.position)"])
+        mirror.close()
+        do {
+            try FileManager.default.removeItem(atPath: directory)
+        } catch {
+            throw EventStoreError(.storage, "cannot remove the stale local copy in \(directory): \(error)")
+        }
+        return try LMDBEventStore(directory: directory)
+    }
+
+    /// Copies into the mirror what it lacks until a read brings nothing new.
+    private func catchUp() async throws(EventStoreError) {
+        while try await copyOnce() {}
+    }
+
+    /// One read from the database and, when it brought anything, one commit of the mirror;
+    /// whether it brought anything.
+    private func copyOnce() async throws(EventStoreError) -> Bool {
+        let head = try mirror.head().position
+        let changes = try mirror.replicaChangesReached()
+        var batch = try await log.changes(after: head, changesAfter: changes, limit: Self.copyBatch)
+        batch.decoded = decodings.withLock { $0 }
+        guard !batch.envelopes.isEmpty || !batch.changes.isEmpty || (batch.changesReached ?? 0) > changes else {
+            return false
+        }
+        let reached = try await mirror.replicate(batch)
+        mirrored.advance(to: reached.position)
+        mirroredChanges.advance(to: max(changes, batch.changesReached ?? 0))
+        return true
+    }
+
+    /// Runs the log and the mirror's follower until `close()`.
+    private func start(_ running: Task<Void, Never>) {
+        let follower = Task { await self.follow() }
+        tasks.withLock { $0 = (running, follower, nil) }
+    }
+
+    /// Copies into the mirror each time the log shows something new, until the log stops.
+    private func follow() async {
+        while !Task.isCancelled {
+            let seen = log.generation
+            do {
+                if try await copyOnce() { continue }
+            } catch {
+                if closed.load(ordering: .relaxed) || Task.isCancelled { return }
+                logger.warning("cannot copy from the database; trying again",
+                               metadata: ["error": "\(error.message)"])
+                try? await Task.sleep(for: log.pollInterval)
+                continue
+            }
+            guard (try? await log.waitForNews(after: seen)) == true else { return }
+        }
+    }
+
+    /// Waits until the mirror has `position` and the side change `change`; returns early when the
+    /// store closes (what was written is in the database either way).
+    private func settle(position: UInt64, change: UInt64) async {
+        _ = try? await mirrored.wait(for: position)
+        _ = try? await mirroredChanges.wait(for: change)
+    }
+
+    private func checkOpen() throws(EventStoreError) {
+        if closed.load(ordering: .relaxed) { throw EventStoreError.closedStore }
+    }
+
+    /// Takes no more work; what is queued commits in the database, then the mirror closes. The
+    /// follower stops first, while the log's connections still run (a query on a client that
+    /// stopped running would wait for ever).
+    public func close() {
+        guard !closed.exchange(true, ordering: .relaxed) else { return }
+        mirrored.close()
+        mirroredChanges.close()
+        tasks.withLock { tasks in
+            let (running, follower) = (tasks.running, tasks.follower)
+            follower?.cancel()
+            tasks.stopped = Task { [log, mirror] in
+                await follower?.value
+                log.finish()
+                await running?.value
+                mirror.close()
+            }
+        }
+    }
+
+    /// `close()`, and waits until what was queued has committed and the mirror is closed.
+    public func shutdown() async {
+        close()
+        await tasks.withLock { $0.stopped }?.value
+    }
+
+    // MARK: Appends
+
+    public func append(_ writes: [StreamWrite], priority: AppendPriority) async throws(EventStoreError) -> AppendResult {
+        try checkOpen()
+        let ids = keepDecodings(writes)
+        defer { forgetDecodings(ids) }
+        let result = try await log.append(writes, mark: RequestMark.current)
+        await settle(position: result.lastPosition, change: log.knownChanges)
+        return result
+    }
+
+    public func submit(_ writes: [StreamWrite], priority: AppendPriority) throws(EventStoreError) -> PendingAppend {
+        try checkOpen()
+        let pending = PendingAppend()
+        let ids = keepDecodings(writes)
+        do {
+            try log.submit(writes, mark: RequestMark.current) { [self] outcome in
+                guard case .success(let result) = outcome else {
+                    forgetDecodings(ids)
+                    return pending.complete(outcome)
+                }
+                let change = log.knownChanges
+                Task {
+                    await self.settle(position: result.lastPosition, change: change)
+                    self.forgetDecodings(ids)
+                    pending.complete(outcome)
+                }
+            }
+        } catch {
+            forgetDecodings(ids)
+            throw error
+        }
+        return pending
+    }
+
+    /// Keeps the decodings `writes` carry until the mirror has their events; their ids.
+    private func keepDecodings(_ writes: [StreamWrite]) -> [UUID] {
+        var kept: [(UUID, any Sendable)] = []
+        for write in writes {
+            for event in write.events { if let decoded = event.decoded { kept.append((event.id, decoded)) } }
+        }
+        guard !kept.isEmpty else { return [] }
+        decodings.withLock { map in for (id, decoded) in kept { map[id] = decoded } }
+        return kept.map(\.0)
+    }
+
+    private func forgetDecodings(_ ids: [UUID]) {
+        guard !ids.isEmpty else { return }
+        decodings.withLock { map in for id in ids { map[id] = nil } }
+    }
+
+    /// Recorded for `backgroundDeferred`; appends in the database are not held back by priority:
+    /// each node's transactions take them in the order queued.
+    public func deferBackground(_ on: Bool) {
+        deferring.store(on, ordering: .relaxed)
+    }
+
+    public var backgroundDeferred: Bool { deferring.load(ordering: .relaxed) }
+
+    /// The node's append transactions.
+    public var writerStatistics: WriterStatistics { log.writerStatistics }
+
+    // MARK: Side tables
+
+    private func writeSide(_ change: SideChange) async throws(EventStoreError) {
+        try checkOpen()
+        let number = try await log.writeSide(change)
+        await settle(position: 0, change: number)
+    }
+
+    public func putVaultEntry(_ name: String, _ value: [UInt8]) async throws(EventStoreError) {
+        try await writeSide(SideChange(.vault, name, value))
+    }
+
+    public func deleteVaultEntry(_ name: String) async throws(EventStoreError) {
+        try await writeSide(SideChange(.vault, name, nil))
+    }
+
+    public func vaultEntry(_ name: String) throws(EventStoreError) -> [UInt8]? {
+        try checkOpen()
+        return try mirror.vaultEntry(name)
+    }
+
+    public func putRequestRecord(_ name: String, _ value: [UInt8]) async throws(EventStoreError) {
+        try await writeSide(SideChange(.requests, name, value))
+    }
+
+    public func queueRequestRecord(_ name: String, _ value: [UInt8],
+                                   whenDurable: @escaping @Sendable (EventStoreError?) -> Void) throws(EventStoreError) {
+        try checkOpen()
+        try log.queueSide(SideChange(.requests, name, value)) { [self] outcome in
+            switch outcome {
+            case .failure(let error): whenDurable(error)
+            case .success(let number):
+                Task {
+                    await self.settle(position: 0, change: number)
+                    whenDurable(nil)
+                }
+            }
+        }
+    }
+
+    public func requestRecord(_ name: String) throws(EventStoreError) -> [UInt8]? {
+        try checkOpen()
+        return try mirror.requestRecord(name)
+    }
+
+    public func requestRecords<T>(after: String?, limit: Int, _ select: (UnsafeRawBufferPointer) -> T?)
+        throws(EventStoreError) -> (records: [(name: String, value: T)], last: String?) {
+        try checkOpen()
+        return try mirror.requestRecords(after: after, limit: limit, select)
+    }
+
+    public func deleteRequestRecords(_ names: [String]) async throws(EventStoreError) {
+        try checkOpen()
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for name in names {
+                    group.addTask { try await self.writeSide(SideChange(.requests, name, nil)) }
+                }
+                try await group.waitForAll()
+            }
+        } catch let error as EventStoreError {
+            throw error
+        } catch {
+            throw EventStoreError(.storage, "cannot delete request records: \(error)")
+        }
+    }
+
+    public func setCheckpoint(_ name: String, to position: UInt64) async throws(EventStoreError) {
+        try await writeSide(SideChange(.checkpoints, name, SideChange.checkpointValue(position)))
+    }
+
+    public func checkpoint(_ name: String) throws(EventStoreError) -> UInt64? {
+        try checkOpen()
+        return try mirror.checkpoint(name)
+    }
+
+    public func checkpoints() throws(EventStoreError) -> [String: UInt64] {
+        try checkOpen()
+        return try mirror.checkpoints()
+    }
+
+    // MARK: Reads (from the mirror)
+
+    public func head() throws(EventStoreError) -> LogHead {
+        try checkOpen()
+        return try mirror.head()
+    }
+
+    public func head(asOf timestamp: Int64) throws(EventStoreError) -> LogHead {
+        try checkOpen()
+        return try mirror.head(asOf: timestamp)
+    }
+
+    public func readEvents(of stream: String, from version: UInt64?, direction: ReadDirection, limit: Int)
+        throws(EventStoreError) -> [RecordedEvent] {
+        try checkOpen()
+        return try mirror.readEvents(of: stream, from: version, direction: direction, limit: limit)
+    }
+
+    public func streamVersion(_ stream: String) throws(EventStoreError) -> UInt64 {
+        try checkOpen()
+        return try mirror.streamVersion(stream)
+    }
+
+    public func streamCount(prefix: String) throws(EventStoreError) -> Int {
+        try checkOpen()
+        return try mirror.streamCount(prefix: prefix)
+    }
+
+    public func readLog(from position: UInt64?, direction: ReadDirection, filter: EventFilter, limit: Int)
+        throws(EventStoreError) -> [RecordedEvent] {
+        try checkOpen()
+        return try mirror.readLog(from: position, direction: direction, filter: filter, limit: limit)
+    }
+
+    public func readPage(from position: UInt64, filter: EventFilter, limit: Int) throws(EventStoreError) -> LogPage {
+        try checkOpen()
+        return try mirror.readPage(from: position, filter: filter, limit: limit)
+    }
+
+    public func forEachView(from position: UInt64, _ body: (EventView) throws -> Bool) throws {
+        try checkOpen()
+        try mirror.forEachView(from: position, body)
+    }
+
+    public func forEach(from position: UInt64, filter: EventFilter, _ body: (RecordedEvent) throws -> Bool) throws {
+        try checkOpen()
+        try mirror.forEach(from: position, filter: filter, body)
+    }
+
+    public func event(at position: UInt64) throws(EventStoreError) -> RecordedEvent? {
+        try checkOpen()
+        return try mirror.event(at: position)
+    }
+
+    public func position(ofEventId id: UUID) throws(EventStoreError) -> UInt64? {
+        try checkOpen()
+        return try mirror.position(ofEventId: id)
+    }
+
+    public func stats() throws(EventStoreError) -> LogStats {
+        try checkOpen()
+        return try mirror.stats()
+    }
+
+    /// Recomputes the hash chain of the mirror (the same envelopes as the database, each checked
+    /// against the chain as it was copied); `PostgresLog.verify()` reads the database itself.
+    public func verify(progress: ((UInt64) -> Void)?) throws(EventStoreError) -> VerifyReport {
+        try checkOpen()
+        return try mirror.verify(progress: progress)
+    }
+
+    public func waitForCommit(reaching position: UInt64) async throws -> Bool {
+        if closed.load(ordering: .relaxed) { return false }
+        return try await mirrored.wait(for: position)
+    }
+
+    // MARK: Inline projections (kept in the mirror)
+
+    public func attach(_ projection: any InlineProjection) async throws(EventStoreError) {
+        try checkOpen()
+        try await mirror.attach(projection)
+    }
+
+    public func readProjection<T>(_ name: String, _ body: (any ProjectionTables) throws -> T) throws(EventStoreError) -> T {
+        try checkOpen()
+        return try mirror.readProjection(name, body)
+    }
+
+    public func projectionPosition(_ name: String) throws(EventStoreError) -> UInt64? {
+        try checkOpen()
+        return try mirror.projectionPosition(name)
+    }
+}
