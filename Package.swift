@@ -179,6 +179,7 @@ let package = Package(
                 "RunlogJSON",
                 "EventLog",
                 "LMDBStore",
+                "PostgresStore",
                 "WorkflowModel",
                 "Workflows",
                 "Importers",

@@ -23,6 +23,9 @@ public protocol EventStore: AnyObject, Sendable {
     var isReadOnly: Bool { get }
     /// Ends appends, reads and subscriptions; later calls throw `closed`.
     func close()
+    /// `close()`, then waits until what was queued before it is durable and the store's files and
+    /// connections are released (a store that does all of that in `close()` need not implement it).
+    func shutdown() async
 
     // MARK: Appends
 
@@ -115,6 +118,12 @@ public protocol EventStore: AnyObject, Sendable {
         throws(EventStoreError) -> T
     /// The position the attached projection `name` has folded in up to.
     func projectionPosition(_ name: String) throws(EventStoreError) -> UInt64?
+}
+
+extension EventStore {
+    public func shutdown() async {
+        close()
+    }
 }
 
 /// A page of the log read by a subscription: the events selected, and where the next page starts.

@@ -46,8 +46,8 @@ public final class PostgresLog: Sendable {
     public let location: String
     private let logger: Logger
 
-    /// Connects to `url` (`postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`); `run()` must run
-    /// while the log is used.
+    /// Connects to `url` (`postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?schema=NAME]`, the
+    /// URL's schema taking the place of `schema`); `run()` must run while the log is used.
     public init(url: String, schema: String = "runlog", pollInterval: Duration = .milliseconds(100),
                 logger: Logger = Logger(label: "runlog.postgres")) throws(EventStoreError) {
         guard let components = URLComponents(string: url), ["postgres", "postgresql"].contains(components.scheme ?? ""),
@@ -58,6 +58,11 @@ public final class PostgresLog: Sendable {
         guard schema.range(of: "^[a-z_][a-z0-9_]{0,62}$", options: .regularExpression) != nil else {
             throw EventStoreError(.invalidArgument, "a schema name is 1 to 63 lowercase letters, digits and underscores, "
                                   + "not starting with a digit", field: "schema", value: schema)
+        }
+        let schema = components.queryItems?.first(where: { $0.name == "schema" })?.value ?? schema
+        if let unknown = components.queryItems?.first(where: { $0.name != "schema" }) {
+            throw EventStoreError(.invalidArgument, "a store URL takes one parameter, schema; \(unknown.name) is unknown",
+                                  field: "store", value: Self.withoutPassword(url))
         }
         let database = String(components.path.drop(while: { $0 == "/" }))
         let configuration = PostgresClient.Configuration(
@@ -70,7 +75,7 @@ public final class PostgresLog: Sendable {
         location = Self.withoutPassword(url)
     }
 
-    static func withoutPassword(_ url: String) -> String {
+    public static func withoutPassword(_ url: String) -> String {
         guard var components = URLComponents(string: url), components.password != nil else { return url }
         components.password = nil
         return components.string ?? url
@@ -460,13 +465,27 @@ public final class PostgresLog: Sendable {
     /// Appends envelopes as they are (a copy of another log): each must be the next position and
     /// link to the head's hash, so the copy keeps positions, ids and hashes. Durable when it returns.
     public func appendCopies(_ envelopes: [[UInt8]]) async throws(EventStoreError) -> LogHead {
+        try await replicate(ReplicaBatch(envelopes: envelopes))
+    }
+
+    /// Writes `copy` in one transaction: its envelopes as they are (each the next position, linked
+    /// to the head's hash, so the copy keeps positions, ids and hashes; a repeated id or stream
+    /// version fails the whole copy) and its side changes (numbered here). Durable when it returns.
+    public func replicate(_ copy: ReplicaBatch) async throws(EventStoreError) -> LogHead {
+        for change in copy.changes { try Self.validate(change) }
         let outcome: Result<LogHead, EventStoreError> = try await storage("append copies") {
             try await client.withTransaction(logger: logger) { connection in
                 let locked = try await self.lockHead(connection)
                 var head = locked.head
                 var rows = Rows()
                 var versions: [String: UInt64] = [:]
-                for envelope in envelopes {
+                var side = SideRows()
+                var changes = locked.changes
+                for change in copy.changes {
+                    changes += 1
+                    side.entries[.init(table: change.table.rawValue, name: change.name)] = (change.value, changes)
+                }
+                for envelope in copy.envelopes {
                     let position = head.position + 1
                     let checked = envelope.withUnsafeBytes { Envelope.check($0, at: position, previous: head.hash) }
                     guard case .success(let hash) = checked else {
@@ -482,8 +501,7 @@ public final class PostgresLog: Sendable {
                     versions[event.stream] = event.streamVersion
                     head = LogHead(position: position, hash: hash, recordedAt: event.recordedAt)
                 }
-                try await self.write(rows, versions: versions, side: SideRows(), row: HeadRow(head: head, changes: locked.changes),
-                                     connection)
+                try await self.write(rows, versions: versions, side: side, row: HeadRow(head: head, changes: changes), connection)
                 return .success(head)
             }
         }
@@ -666,6 +684,22 @@ public final class PostgresLog: Sendable {
             }
             return .intact(count: count, head: previous)
         }
+    }
+
+    /// Verifies the log at `url` (`verify()`) with a client of its own, stopped afterwards.
+    public static func verifying(url: String, logger: Logger = Logger(label: "runlog.postgres")) async throws(EventStoreError)
+        -> VerifyReport {
+        let log = try PostgresLog(url: url, logger: logger)
+        let outcome: Result<VerifyReport, EventStoreError> = await withTaskGroup(of: Void.self) { group in
+            group.addTask { await log.run() }
+            defer { group.cancelAll() }
+            do throws(EventStoreError) {
+                return .success(try await log.verify())
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try outcome.get()
     }
 
     /// Runs `body`, making what it throws an `EventStoreError` (a lost connection, a failed query:

@@ -127,7 +127,7 @@ struct EngineService: Service {
         // Importer runs stop at a batch boundary and resume from their checkpoints next start.
         await importers.shutdown()
         await engine.shutdown()
-        store.close()
+        await store.shutdown()
     }
 }
 

@@ -22,7 +22,7 @@ struct BackupCommand: AsyncParsableCommand {
     var withoutSecretKey = false
 
     func run() async throws {
-        let source = try store.open(readOnly: true)
+        let source = try store.openDataDirectory(readOnly: true)
         do {
             try source.backup(to: destination)
         } catch {

@@ -25,7 +25,7 @@ struct DevCommand: AsyncParsableCommand {
         @Option(help: "Events per append.") var batch = 1
 
         func run() async throws {
-            let store = try self.store.open(readOnly: false)
+            let store = try await self.store.open(readOnly: false)
             defer { store.close() }
             let output = LineWriter()
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -57,7 +57,7 @@ extension DevCommand {
         @Option(help: "Passes to time.") var passes = 3
 
         func run() async throws {
-            let opened = try store.open(readOnly: true)
+            let opened = try await store.open(readOnly: true)
             defer { opened.close() }
             for pass in 1...max(1, passes) {
                 let start = ContinuousClock.now

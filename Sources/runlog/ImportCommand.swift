@@ -197,7 +197,7 @@ struct ImportCommand: AsyncParsableCommand {
     // MARK: In this process
 
     func runLocal(_ progress: ImportProgress) async throws -> JSONValue {
-        let opened = try store.openForWriting()
+        let opened = try await store.openForWriting()
         let engine = try await WorkflowEngine(store: opened)
         await engine.start()
         let service = try ImporterService(engine: engine, uploads: store.directory + "/uploads")

@@ -11,7 +11,7 @@ struct InitCommand: AsyncParsableCommand {
     @OptionGroup var store: StoreOptions
 
     func run() async throws {
-        let opened = try store.open(readOnly: false)
+        let opened = try await store.open(readOnly: false)
         let head = try opened.head()
         opened.close()
         print("data directory \(store.directory) ready (\(head.position) events)")

@@ -40,7 +40,7 @@ struct KeysCommand: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("key \(answer["id"]?.stringValue ?? "?") (\(role)) created\n".utf8))
                 return
             }
-            let opened = try store.openForWriting()
+            let opened = try await store.openForWriting()
             defer { opened.close() }
             let made = KeyEvent.make(role: Role(rawValue: role)!, name: name)
             var event = made.event
@@ -60,7 +60,7 @@ struct KeysCommand: AsyncParsableCommand {
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
-            let opened = try store.open(readOnly: true)
+            let opened = try await store.open(readOnly: true)
             defer { opened.close() }
             let ring = try KeyRing(store: opened)
             print("ID                                    ROLE     CREATED                   STATUS   NAME")
@@ -83,7 +83,7 @@ struct KeysCommand: AsyncParsableCommand {
                 print("key \(id) revoked")
                 return
             }
-            let opened = try store.openForWriting()
+            let opened = try await store.openForWriting()
             defer { opened.close() }
             guard try KeyRing(store: opened).key(id: id) != nil else { throw CLIError("key \(id) does not exist") }
             var event = KeyEvent.revoked(id)

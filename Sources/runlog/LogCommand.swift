@@ -2,6 +2,7 @@ import RunlogJSON
 import ArgumentParser
 import EventLog
 import LMDBStore
+import PostgresStore
 import Foundation
 import WorkflowModel
 import Workflows
@@ -10,7 +11,7 @@ struct LogCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "log",
         abstract: "Append to, read, follow, verify and measure the event log.",
-        subcommands: [Append.self, Read.self, Verify.self, Stats.self]
+        subcommands: [Append.self, Read.self, Verify.self, Stats.self, Copy.self]
     )
 }
 
@@ -66,7 +67,7 @@ extension LogCommand {
                 throw ValidationError("--payload \(quoted(payload)) is invalid: \(error.message); it must be one JSON "
                                       + "document (RFC 8259: no trailing commas, no byte order mark)")
             }
-            let store = try self.store.open(readOnly: false)
+            let store = try await self.store.open(readOnly: false)
             defer { store.close() }
             let event = NewEvent(
                 id: eventId, type: type, payload: bytes,
@@ -115,7 +116,7 @@ extension LogCommand {
         }
 
         func run() async throws {
-            let store = try self.store.open(readOnly: true)
+            let store = try await self.store.open(readOnly: true)
             defer { store.close() }
             var out = Output()
             var remaining = limit ?? .max
@@ -168,7 +169,7 @@ extension LogCommand {
         }
 
         private func followLog(
-            _ store: LMDBEventStore, from: UInt64, filter: EventFilter, exactStream: String?,
+            _ store: any EventStore, from: UInt64, filter: EventFilter, exactStream: String?,
             remaining: Int, out: inout Output
         ) async throws {
             var remaining = remaining
@@ -188,19 +189,25 @@ extension LogCommand {
 
     struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Recompute the hash chain: exit 0 when intact, 1 naming the first bad position."
+            abstract: "Recompute the hash chain: exit 0 when intact, 1 naming the first bad position.",
+            discussion: "With --store, the chain in the database is read and checked (not this node's copy)."
         )
 
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
-            let store = try self.store.open(readOnly: true)
-            defer { store.close() }
             let report: VerifyReport
-            do {
-                report = try store.verify()
-            } catch {
-                throw CLIError(error.message)
+            if let url = store.postgresURL {
+                // The database itself, not this node's copy of it.
+                report = try await PostgresLog.verifying(url: url)
+            } else {
+                let store = try await self.store.open(readOnly: true)
+                defer { store.close() }
+                do {
+                    report = try store.verify()
+                } catch {
+                    throw CLIError(error.message)
+                }
             }
             switch report {
             case .intact(let count, let head):
@@ -219,7 +226,7 @@ extension LogCommand {
         @Flag(help: "Print one JSON object.") var json = false
 
         func run() async throws {
-            let store = try self.store.open(readOnly: true)
+            let store = try await self.store.open(readOnly: true)
             defer { store.close() }
             let stats: LogStats
             do {

@@ -67,7 +67,7 @@ struct RunsCommand: AsyncParsableCommand {
 
         /// The API's answer, from the run tables of the data directory.
         func offline() async throws -> JSONValue {
-            let opened = try store.open(readOnly: true)
+            let opened = try await store.open(readOnly: true)
             defer { opened.close() }
             _ = try requireWorkflow(try loadState(opened), workflow)
             do {
@@ -101,7 +101,7 @@ struct RunsCommand: AsyncParsableCommand {
             if let client = try server.readingClient(store) {
                 json = try await client.send(.GET, "/v1/runs/\(segment(run))")
             } else {
-                let opened = try store.open(readOnly: true)
+                let opened = try await store.open(readOnly: true)
                 defer { opened.close() }
                 let state = try loadState(opened)
                 guard let summary = state.runs[run] else { throw CLIError("run \(run) does not exist") }
@@ -153,8 +153,8 @@ struct ImportsCommand: AsyncParsableCommand {
     )
 
     /// The importers' read models of the data directory.
-    static func offlineState(_ store: StoreOptions) throws -> ImportersState {
-        let opened = try store.open(readOnly: true)
+    static func offlineState(_ store: StoreOptions) async throws -> ImportersState {
+        let opened = try await store.open(readOnly: true)
         defer { opened.close() }
         do {
             return try ImportersState.rebuild(from: opened)
@@ -181,7 +181,7 @@ struct ImportsCommand: AsyncParsableCommand {
             if let client = try server.readingClient(store) {
                 json = try await client.send(.GET, importer.map { "/v1/importers/\(segment($0))/runs" } ?? "/v1/importers")
             } else {
-                let state = try ImportsCommand.offlineState(store)
+                let state = try await ImportsCommand.offlineState(store)
                 if let importer {
                     guard state.importers[importer] != nil else { throw CLIError("importer \(importer) does not exist") }
                     let runs = state.runs.values.filter { $0.importerId == importer }.sorted { $0.startedAt > $1.startedAt }
@@ -226,7 +226,7 @@ struct ImportsCommand: AsyncParsableCommand {
             if let client = try server.readingClient(store) {
                 json = try await client.send(.GET, "/v1/import-runs/\(segment(run))")
             } else {
-                json = RunlogAPI.importRun(try ImportsCommand.requireRun(try ImportsCommand.offlineState(store), run))
+                json = RunlogAPI.importRun(try ImportsCommand.requireRun(try await ImportsCommand.offlineState(store), run))
             }
             output.emit(json, Self.lines)
         }
@@ -270,7 +270,7 @@ struct ImportsCommand: AsyncParsableCommand {
                 let answer = try await client.call(.GET, "/v1/import-runs/\(segment(run))/errored-rows")
                 csv = String(decoding: answer.body, as: UTF8.self)
             } else {
-                let state = try ImportsCommand.offlineState(store)
+                let state = try await ImportsCommand.offlineState(store)
                 _ = try ImportsCommand.requireRun(state, run)
                 csv = state.erroredRowsCSV(run) ?? ""
             }

@@ -1,14 +1,17 @@
 import ArgumentParser
+import EventLog
 import Foundation
 import Hummingbird
 import LMDBStore
 import Logging
+import PostgresStore
 import RunlogHTTP
+import Workflows
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Serve the HTTP API on the data directory (the one process that writes to it).",
+        abstract: "Serve the HTTP API on the data directory's log (the one process that writes to it), or on a PostgreSQL log (--store).",
         discussion: """
             Stops gracefully on SIGTERM or SIGINT: requests in flight are answered, then the \
             engine stops and the store closes. Prints `listening on http://HOST:PORT` once ready. \
@@ -114,10 +117,21 @@ struct ServeCommand: AsyncParsableCommand {
         let app: any ApplicationProtocol
         do {
             let host = self.host
-            var options = LMDBEventStore.Options()
-            options.verifyTailEvents = verifyTail
-            options.allowBrokenChain = allowBrokenChain
-            let log = try LMDBEventStore(directory: configuration.dataDirectory, options: options)
+            let log: any EventStore
+            if let url = store.postgresURL {
+                if configuration.secretKey == nil && ProcessInfo.processInfo.environment[SecretBox.environmentVariable] == nil {
+                    logger.warning("""
+                        \(SecretBox.environmentVariable) is not set: account secrets are sealed with this node's secret.key, \
+                        which other nodes on the same database cannot open; give every node the same key (docs/operations.md)
+                        """)
+                }
+                log = try await PostgresEventStore.open(url: url, mirror: store.mirrorDirectory, logger: logger)
+            } else {
+                var options = LMDBEventStore.Options()
+                options.verifyTailEvents = verifyTail
+                options.allowBrokenChain = allowBrokenChain
+                log = try LMDBEventStore(directory: configuration.dataDirectory, options: options)
+            }
             app = try await buildApplication(configuration, store: log, logger: logger) { port in
                 FileHandle.standardOutput.write(Data("listening on http://\(host):\(port)\n".utf8))
             }

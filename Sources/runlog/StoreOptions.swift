@@ -1,18 +1,29 @@
 import ArgumentParser
 import EventLog
-import LMDBStore
 import Foundation
+import LMDBStore
+import Logging
+import PostgresStore
 
-/// `--data-dir`, shared by every command that opens the store.
+/// `--data-dir` and `--store`, shared by every command that opens the store.
 struct StoreOptions: ParsableArguments {
     @Option(
         name: .customLong("data-dir"),
         help: ArgumentHelp(
-            "The data directory (default: $RUNLOG_DATA_DIR, else ./data).",
+            "The data directory (default: $RUNLOG_DATA_DIR, else ./data). With --store, the node's own files: its copy of the log, uploads, secret.key.",
             valueName: "dir"
         )
     )
     var dataDir: String?
+
+    @Option(
+        name: .customLong("store"),
+        help: ArgumentHelp(
+            "A log in PostgreSQL, postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?schema=NAME] (default: $RUNLOG_STORE; neither: the data directory's own log).",
+            valueName: "url"
+        )
+    )
+    var storeURL: String?
 
     var directory: String {
         if let dataDir { return dataDir }
@@ -20,8 +31,23 @@ struct StoreOptions: ParsableArguments {
         return "./data"
     }
 
-    /// Opens the store; read-only opens work while a server holds the directory for writing.
-    func open(readOnly: Bool) throws -> LMDBEventStore {
+    /// The PostgreSQL log to use, or nil for the data directory's LMDB log.
+    var postgresURL: String? {
+        if let storeURL { return storeURL }
+        if let env = ProcessInfo.processInfo.environment["RUNLOG_STORE"], !env.isEmpty { return env }
+        return nil
+    }
+
+    /// The PostgreSQL log without its password, for messages; nil for the data directory's log.
+    var postgresLocation: String? { postgresURL.map(PostgresLog.withoutPassword) }
+
+    /// Where a node keeps its copy of a PostgreSQL log (`PostgresEventStore`).
+    var mirrorDirectory: String { directory + "/mirror" }
+
+    /// Opens the store; read-only opens work while a server holds it for writing (on PostgreSQL,
+    /// they then read the server's copy of the log).
+    func open(readOnly: Bool) async throws -> any EventStore {
+        if let url = postgresURL { return try await openPostgres(url, readOnly: readOnly) }
         do {
             return try LMDBEventStore(directory: directory, options: .init(readOnly: readOnly))
         } catch {
@@ -29,12 +55,48 @@ struct StoreOptions: ParsableArguments {
         }
     }
 
-    /// Opens the store for a writing command; when a server holds it, says to go through the server.
-    func openForWriting() throws -> LMDBEventStore {
+    /// Opens the store for a writing command; when a server holds the data directory, says to go
+    /// through the server.
+    func openForWriting() async throws -> any EventStore {
+        if let url = postgresURL { return try await openPostgres(url, readOnly: false) }
         do {
             return try LMDBEventStore(directory: directory)
         } catch where error.code == .writerLocked {
             throw CLIError(error.message + "; while a server runs, send the command to it with --server URL --key KEY")
+        } catch {
+            throw CLIError(error.message)
+        }
+    }
+
+    /// The data directory's LMDB log itself (backups, and what only a data directory has).
+    func openDataDirectory(readOnly: Bool) throws -> LMDBEventStore {
+        if let location = postgresLocation {
+            throw CLIError("this command works on a data directory's log, not on \(location): leave out --store and RUNLOG_STORE")
+        }
+        do {
+            return try LMDBEventStore(directory: directory, options: .init(readOnly: readOnly))
+        } catch {
+            throw CLIError(error.message)
+        }
+    }
+
+    /// The node's store on PostgreSQL: appends go to the database, reads to the node's copy of the
+    /// log in the data directory. While a server of this node holds that copy, a read-only open
+    /// reads it as the server keeps it, and a writing command is refused.
+    private func openPostgres(_ url: String, readOnly: Bool) async throws -> any EventStore {
+        let logger = Logger(label: "runlog.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
+        do {
+            return try await PostgresEventStore.open(url: url, mirror: mirrorDirectory, logger: logger)
+        } catch where error.code == .writerLocked {
+            guard readOnly else {
+                throw CLIError("a server holds this node's copy of the log in \(mirrorDirectory); send the command to it "
+                               + "with --server URL --key KEY")
+            }
+            do {
+                return try LMDBEventStore(directory: mirrorDirectory, options: .init(readOnly: true))
+            } catch {
+                throw CLIError(error.message)
+            }
         } catch {
             throw CLIError(error.message)
         }

@@ -23,7 +23,7 @@ extension WorkflowsCommand {
             if let client = try server.readingClient(store) {
                 json = try await client.send(.GET, "/v1/workflows/\(segment(workflow))")
             } else {
-                json = Representation.workflow(try requireWorkflow(try loadState(store), workflow))
+                json = Representation.workflow(try requireWorkflow(try await loadState(store), workflow))
             }
             output.emit(json, Self.lines)
         }
@@ -114,7 +114,7 @@ extension WorkflowsCommand {
             if let client = try server.readingClient(store) {
                 json = try await client.send(.GET, "/v1/workflows/\(segment(workflow))/draft")
             } else {
-                let record = try requireWorkflow(try loadState(store), workflow)
+                let record = try requireWorkflow(try await loadState(store), workflow)
                 guard let draft = record.draft else { throw CLIError("workflow \(workflow) has no draft") }
                 json = Representation.draft(record.id, draft)
             }
@@ -291,7 +291,7 @@ extension RolloutCommand {
             if let client = try server.readingClient(store) {
                 json = try await client.send(.GET, "/v1/workflows/\(segment(workflow))/rollouts")
             } else {
-                let record = try requireWorkflow(try loadState(store), workflow)
+                let record = try requireWorkflow(try await loadState(store), workflow)
                 let all = record.pastRollouts + (record.rollout.map { [$0] } ?? [])
                 json = ["rollouts": .array(all.map(Representation.rollout))]
             }

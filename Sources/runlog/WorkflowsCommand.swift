@@ -35,7 +35,7 @@ struct WorkflowsCommand: AsyncParsableCommand {
             if let client = try server.readingClient(store) {
                 json = try await client.send(.GET, "/v1/workflows")
             } else {
-                let state = try loadState(store)
+                let state = try await loadState(store)
                 json = ["workflows": .array(state.workflows.values.sorted { $0.number < $1.number }.map(Representation.workflow))]
             }
             output.emit(json) { answer in
@@ -60,7 +60,7 @@ struct WorkflowsCommand: AsyncParsableCommand {
         @Argument(help: "The workflow id.") var workflow: String
 
         func run() async throws {
-            let state = try loadState(store)
+            let state = try await loadState(store)
             if output.json { return print(try versionsJSON(state, workflow).jsonText) }
             try printVersions(state, workflow)
         }
@@ -85,7 +85,7 @@ struct WorkflowsCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let opened = try store.open(readOnly: true)
+            let opened = try await store.open(readOnly: true)
             defer { opened.close() }
             let state: WorkflowsState
             if let position {
@@ -137,7 +137,7 @@ struct WorkflowsCommand: AsyncParsableCommand {
 
         /// Reverts on the data directory, which no server may hold; returns the new version as the API shows it.
         func revertHere() async throws -> JSONValue {
-            let opened = try store.openForWriting()
+            let opened = try await store.openForWriting()
             defer { opened.close() }
             let engine = try await WorkflowEngine(store: opened)
             await engine.start()
@@ -155,13 +155,13 @@ struct WorkflowsCommand: AsyncParsableCommand {
     }
 }
 
-func loadState(_ options: StoreOptions) throws -> WorkflowsState {
-    let store = try options.open(readOnly: true)
+func loadState(_ options: StoreOptions) async throws -> WorkflowsState {
+    let store = try await options.open(readOnly: true)
     defer { store.close() }
     return try loadState(store)
 }
 
-func loadState(_ store: LMDBEventStore) throws -> WorkflowsState {
+func loadState(_ store: any EventStore) throws -> WorkflowsState {
     do {
         return try WorkflowsState.rebuild(from: store)
     } catch {

@@ -21,7 +21,7 @@ struct LayeringTests {
         "Importers": ["RunlogJSON", "EventLog", "WorkflowModel", "Workflows", "S3"],
         "RunlogHTTP": ["RunlogJSON", "EventLog", "WorkflowModel", "Workflows", "Access", "Importers", "Profiles"],
         // The composition root: the one place that picks the storage backend.
-        "runlog": ["RunlogJSON", "EventLog", "LMDBStore", "WorkflowModel", "Workflows", "Access", "Importers",
+        "runlog": ["RunlogJSON", "EventLog", "LMDBStore", "PostgresStore", "WorkflowModel", "Workflows", "Access", "Importers",
                    "Profiles", "RunlogHTTP", "S3"],
     ]
 

@@ -35,3 +35,25 @@ extension LMDBEventStore {
         }
     }
 }
+
+extension LMDBEventStore {
+    /// Every entry of the side tables (vault, request records, checkpoints), as changes that put
+    /// them: what a copy of this log to another store carries besides the events.
+    public func sideEntries() throws(EventStoreError) -> [SideChange] {
+        try read("read the side tables") { txn in
+            var changes: [SideChange] = []
+            let tables: [(SideChange.Table, LMDBDatabase?)] = [
+                (.vault, dbs.vault), (.requests, dbs.requests), (.checkpoints, dbs.checkpoints),
+            ]
+            for case let (table, db?) in tables {
+                let cursor = try txn.cursor(db)
+                var entry = try cursor.first()
+                while let (key, value) = entry {
+                    changes.append(SideChange(table, String(decoding: key, as: UTF8.self), [UInt8](value)))
+                    entry = try cursor.next()
+                }
+            }
+            return changes
+        }
+    }
+}
