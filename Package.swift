@@ -198,6 +198,7 @@ let package = Package(
         // target that only test targets depend on, kept under Tests/ beside them: no product names it.
         .target(
             name: "RunlogTestSupport",
+            dependencies: ["PostgresStore", .product(name: "PostgresNIO", package: "postgres-nio")],
             path: "Tests/RunlogTestSupport",
             swiftSettings: swiftSettings
         ),
@@ -227,6 +228,7 @@ let package = Package(
                 "RunlogJSON",
                 "EventLog",
                 "LMDBStore",
+                "PostgresStore",
                 "WorkflowModel",
                 "Workflows",
                 "RunlogHTTP",

@@ -39,25 +39,7 @@ final class PostgresBackend: EventStoreBackend {
     }
 }
 
-extension TestPostgres {
-    /// A schema name no other test uses.
-    static func schemaName() -> String {
-        "t_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
-    }
-
-    /// Drops `schema` on the test server, through a client of its own.
-    static func drop(_ schema: String) async {
-        guard let url, let log = try? PostgresLog(url: url, schema: schema) else { return }
-        await withDiscardingTaskGroup { group in
-            group.addTask { await log.client.run() }
-            _ = try? await log.client.query("DROP SCHEMA IF EXISTS \(unescaped: schema) CASCADE")
-            group.cancelAll()
-        }
-    }
-}
-
-@Suite("EventStore conformance on PostgreSQL",
-       .enabled(if: TestPostgres.url != nil || ProcessInfo.processInfo.environment["CI"] != nil))
+@Suite("EventStore conformance on PostgreSQL", .enabled(if: TestPostgres.isEnabled))
 struct PostgresConformanceTests {
     @Test("PostgresEventStore", .timeLimit(.minutes(2)), arguments: EventStoreConformance.checks)
     func postgres(_ check: EventStoreConformance.Check) async throws {

@@ -5,16 +5,11 @@ import PostgresStore
 import RunlogTestSupport
 import Testing
 
-/// The PostgreSQL server `tools/test` starts (`tools/testing/postgres`): its URL is in
-/// `RUNLOG_TEST_POSTGRES`. Each test works in a schema of its own, dropped afterwards.
-enum TestPostgres {
-    static let url = ProcessInfo.processInfo.environment["RUNLOG_TEST_POSTGRES"]
-
+extension TestPostgres {
     /// Runs `body` with a migrated log in a fresh schema, the connection pool running beside it.
     static func withLog<Value: Sendable>(_ body: @Sendable (PostgresLog) async throws -> Value) async throws -> Value {
         let url = try #require(url, "RUNLOG_TEST_POSTGRES is not set: run the tests with tools/test")
-        let schema = "t_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
-        let log = try PostgresLog(url: url, schema: String(schema))
+        let log = try PostgresLog(url: url, schema: schemaName())
         return try await withThrowingTaskGroup(of: Value?.self) { group in
             group.addTask {
                 await log.run()
@@ -68,7 +63,7 @@ private func event(_ type: String = "test.happened", json: String = "{}", id: UU
     NewEvent(id: id, type: type, json: json, metadata: EventMetadata(actor: "tester"))
 }
 
-@Suite("PostgreSQL log", .enabled(if: TestPostgres.url != nil || ProcessInfo.processInfo.environment["CI"] != nil))
+@Suite("PostgreSQL log", .enabled(if: TestPostgres.isEnabled))
 struct PostgresLogTests {
     @Test("concurrent appenders get gap-free positions in commit order, contiguous stream versions, and a chain that verifies",
           .timeLimit(.minutes(1)))
