@@ -15,8 +15,8 @@ extension Bench {
         var concurrentDuration: Duration = .seconds(3)
         var replayEvents = 1_000_000
         var replayPasses = 3
-        /// Figures to run (1...11); 3 and 4 need 1's baseline, so it runs with them.
-        var figures: Set<Int> = Set(1...11)
+        /// Figures to run (1...12); 3 and 4 need 1's baseline, so it runs with them.
+        var figures: Set<Int> = Set(1...12)
         var taskProfiles = 10_000
         var importRows = 1_000_000
         var runs = 5_000
@@ -48,7 +48,7 @@ extension Bench {
             RUNLOG_BENCH_TRACE=1 in the environment prints progress lines to standard error;
             RUNLOG_BENCH_IMPORT_BATCH=N sets the rows per append of figure 9 (default: the importer's, 200).
             RUNLOG_BENCH_IMPORT_DEPTH=N sets how many of its batches the importer keeps in flight (default: the importer's, 8).
-            RUNLOG_BENCH_POSTGRES=URL is the PostgreSQL server of figure 11 (tools/bench starts one; without it the figure
+            RUNLOG_BENCH_POSTGRES=URL is the PostgreSQL server of figures 11 and 12 (tools/bench starts one; without it the figure
             is skipped).
             RUNLOG_BENCH_IMPORT_ONLY=1 skips executing figure 9's imported runs afterwards (no drain figures; use it with
             --only 9: the engine is left running with its backlog and its temporary directory until the process exits).
@@ -123,8 +123,8 @@ extension Bench {
             var figures: Set<Int> = []
             for part in text.split(separator: ",") {
                 let bounds = part.split(separator: "-", maxSplits: 1).map { Int($0.trimmingCharacters(in: .whitespaces)) }
-                guard let low = bounds.first ?? nil, let high = bounds.last ?? nil, 1 <= low, low <= high, high <= 11 else {
-                    throw BenchError("--only takes figure numbers 1 to 11 like 5,6,7 or 1-4, got \"\(text)\"\n\(usage)")
+                guard let low = bounds.first ?? nil, let high = bounds.last ?? nil, 1 <= low, low <= high, high <= 12 else {
+                    throw BenchError("--only takes figure numbers 1 to 12 like 5,6,7 or 1-4, got \"\(text)\"\n\(usage)")
                 }
                 figures.formUnion(low...high)
             }

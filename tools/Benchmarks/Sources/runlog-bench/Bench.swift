@@ -68,7 +68,7 @@ struct Bench {
         let began = clock.now
         let envelope = Workload.envelopeBytes(streamBytes: Workload.stream("appender", 0).utf8.count)
         let valueBytes = s.valueBytes ?? envelope
-        let total = 11
+        let total = 12
         var summary: [[String]] = []
 
         say("runlog-bench: event store and workflow engine benchmarks")
@@ -338,8 +338,9 @@ struct Bench {
         if s.selected(8) { try await httpCommands(s, temp, total: total, summary: &summary) }
         if s.selected(9) { try await importRows(s, temp, total: total, summary: &summary) }
         if s.selected(10) { try await batchTask(s, temp, total: total, summary: &summary) }
-        // 11 (PostgresAppends).
+        // 11 and 12 (PostgresAppends).
         if s.selected(11) { try await postgresAppends(s, total: total, summary: &summary) }
+        if s.selected(12) { try await postgresHTTP(s, temp, total: total, summary: &summary) }
 
         // Summary.
         say()

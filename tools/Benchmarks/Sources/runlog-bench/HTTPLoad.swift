@@ -10,6 +10,11 @@ struct HTTPLoad {
     var repetitions = 3
     /// Each request with its own `Idempotency-Key` (the command and its kept answer).
     var idempotent = false
+    /// A PostgreSQL log (`--store`) the servers share instead of a data directory's log.
+    var store: String? = nil
+    /// Servers on `store`, each with its own data directory; the connections are split among them,
+    /// one wrk per server, all at once.
+    var nodes = 1
 
     struct Result {
         var requestsPerSecond: Double
@@ -22,29 +27,38 @@ struct HTTPLoad {
         guard let binary = ProcessInfo.processInfo.environment["RUNLOG_BIN"] else {
             throw BenchError("figure 8 needs $RUNLOG_BIN (the release runlog binary); run it through tools/bench")
         }
-        let directory = try temp.make("http")
-        let key = try Self.output(binary, ["keys", "create", "--role", "service", "--data-dir", directory])
+        let directory = try temp.make(store == nil ? "http" : "http-postgres")
+        let storeArguments = store.map { ["--store", $0] } ?? []
+        let key = try Self.output(binary, ["keys", "create", "--role", "service", "--data-dir",
+                                           store == nil ? directory : directory + "/admin"] + storeArguments)
             .trimmingCharacters(in: .whitespacesAndNewlines)
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: binary)
-        server.arguments = ["serve", "--data-dir", directory, "--port", "0", "--rate-limit", "0", "--log-level", "warning"]
-        let out = Pipe()
-        server.standardOutput = out
-        server.standardError = FileHandle.nullDevice
-        try server.run()
+        var servers: [Process] = []
         defer {
-            server.terminate()
-            server.waitUntilExit()
+            for server in servers { server.terminate() }
+            for server in servers { server.waitUntilExit() }
         }
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { throw BenchError("runlog serve exited before listening") }
-            line.append(chunk)
-        }
-        let text = String(decoding: line, as: UTF8.self)
-        guard let url = text.split(separator: "\n").first?.split(separator: " ").last else {
-            throw BenchError("unexpected first line from runlog serve: \(text)")
+        var urls: [String] = []
+        for node in 0..<(store == nil ? 1 : max(1, nodes)) {
+            let server = Process()
+            server.executableURL = URL(fileURLWithPath: binary)
+            server.arguments = ["serve", "--data-dir", store == nil ? directory : directory + "/node-\(node)", "--port", "0",
+                                "--rate-limit", "0", "--log-level", "error"] + storeArguments
+            let out = Pipe()
+            server.standardOutput = out
+            server.standardError = FileHandle.nullDevice
+            try server.run()
+            servers.append(server)
+            var line = Data()
+            while !line.contains(UInt8(ascii: "\n")) {
+                let chunk = out.fileHandleForReading.availableData
+                if chunk.isEmpty { throw BenchError("runlog serve exited before listening") }
+                line.append(chunk)
+            }
+            let text = String(decoding: line, as: UTF8.self)
+            guard let url = text.split(separator: "\n").first?.split(separator: " ").last else {
+                throw BenchError("unexpected first line from runlog serve: \(text)")
+            }
+            urls.append(String(url))
         }
         let script = directory + "/post.lua"
         // With `idempotent`, every request a new key: a per-thread random prefix and a counter.
@@ -65,14 +79,32 @@ struct HTTPLoad {
             wrk.headers["Content-Type"] = "application/json"
             wrk.headers["Authorization"] = "Bearer \(key)"
             """ + keys).write(toFile: script, atomically: true, encoding: .utf8)
-        let target = "\(url)/v1/workflows"
-        _ = try Self.output("wrk", ["-t2", "-c\(connections)", "-d2s", "-s", script, target])  // warm-up
+        let targets = urls.map { "\($0)/v1/workflows" }
+        let each = max(1, connections / targets.count)
+        _ = try await Self.wrk(targets, ["-t\(min(2, each))", "-c\(each)", "-d2s", "-s", script])  // warm-up
         var results: [Result] = []
         for _ in 0..<repetitions {
-            let report = try Self.output("wrk", ["-t2", "-c\(connections)", "-d\(duration)s", "--latency", "-s", script, target])
-            results.append(try Self.parse(report))
+            let reports = try await Self.wrk(targets, ["-t\(min(2, each))", "-c\(each)", "-d\(duration)s", "--latency", "-s", script])
+            let parsed = try reports.map(Self.parse)
+            // The servers' sum; the median of their medians and the worst of their 99th percentiles.
+            results.append(Result(requestsPerSecond: parsed.reduce(0) { $0 + $1.requestsPerSecond },
+                                  p50: parsed.map(\.p50).sorted()[parsed.count / 2],
+                                  p99: parsed.map(\.p99).max() ?? 0,
+                                  errors: parsed.reduce(0) { $0 + $1.errors }))
         }
         return results
+    }
+
+    /// One wrk per target, all at once; their reports in the targets' order.
+    static func wrk(_ targets: [String], _ arguments: [String]) async throws -> [String] {
+        try await withThrowingTaskGroup(of: (Int, String).self) { group in
+            for (i, target) in targets.enumerated() {
+                group.addTask { (i, try Self.output("wrk", arguments + [target])) }
+            }
+            var reports = [String](repeating: "", count: targets.count)
+            for try await (i, report) in group { reports[i] = report }
+            return reports
+        }
     }
 
     /// Requests/s, the 50% and 99% latencies (ms) and the non-2xx count from wrk's report.

@@ -40,6 +40,33 @@ extension Bench {
         summary.append(["[11] … Message DB-style write, 64 connections (reference)", rate(reference), "-", "-"])
     }
 
+    /// 12. HTTP commands through `runlog serve` nodes on one PostgreSQL log.
+    static func postgresHTTP(_ s: Settings, _ temp: TempDirs, total: Int, summary: inout [[String]]) async throws {
+        say()
+        guard let url = ProcessInfo.processInfo.environment["RUNLOG_BENCH_POSTGRES"] else {
+            say("[12/\(total)] HTTP commands on PostgreSQL: skipped, RUNLOG_BENCH_POSTGRES is not set (tools/bench starts a server)")
+            return
+        }
+        var load = HTTPLoad(duration: s.quick ? 2 : 10, repetitions: s.quick ? 1 : s.repetitions)
+        say("[12/\(total)] HTTP commands through runlog serve nodes on one PostgreSQL log (--store, a fresh schema each), "
+            + "as [8]: \(load.connections) connections split among the nodes, one wrk per node at once,")
+        say("      \(load.duration) s × \(load.repetitions) after a 2 s warm-up; the nodes, PostgreSQL and wrk share the 2 cores")
+        for nodes in [1, 3] {
+            load.store = url + (url.contains("?") ? "&" : "?") + "schema=bench_http_\(nodes)_\(UInt32.random(in: 0...UInt32.max))"
+            load.nodes = nodes
+            let results = try await load.run(temp)
+            for (i, r) in results.enumerated() {
+                say("  \(nodes) node\(nodes == 1 ? "" : "s"), run \(i + 1): \(grouped(r.requestsPerSecond)) commands/s, "
+                    + "p50 \(ms(r.p50)), p99 \(ms(r.p99)), \(r.errors) errors")
+            }
+            summary.append(["[12] HTTP commands on PostgreSQL, \(nodes) node\(nodes == 1 ? "" : "s")",
+                            grouped(median(results.map(\.requestsPerSecond))) + " commands/s",
+                            "-", "-"])
+            summary.append(["[12] … latency p50 / p99", "\(ms(median(results.map(\.p50)))) / \(ms(median(results.map(\.p99))))",
+                            "-", "-"])
+        }
+    }
+
     /// Appends from `appenders` tasks for `duration` into a fresh schema; events per second.
     static func postgresRun(url: String, schema: String, appenders: Int, duration: Duration) async throws
         -> (rate: Double, perCommit: Double) {
