@@ -23,6 +23,8 @@ import Synchronization
 /// numbered under the same head lock, so their numbers are in commit order too.
 public final class PostgresLog: Sendable {
     public let client: PostgresClient
+    /// How the head watch connects (a connection of its own, outside the pool).
+    private let connectionConfiguration: PostgresConnection.Configuration
     /// Appends waiting for this node's next transaction.
     private let queue = AppendQueue()
     private let counters = Mutex(WriterStatistics())
@@ -30,7 +32,7 @@ public final class PostgresLog: Sendable {
     private let notifier = HeadNotifier()
     /// What this node knows of the log (the last position and side change) and a count of the
     /// times it grew, for `waitForNews`.
-    private let known = Mutex<(row: HeadRow, generation: UInt64)>((HeadRow(), 0))
+    private let known = Mutex<(position: UInt64, changes: UInt64, generation: UInt64)>((0, 0, 0))
     private let news = HeadNotifier()
     /// How often the head is read, to learn of the other nodes' commits.
     public let pollInterval: Duration
@@ -69,6 +71,12 @@ public final class PostgresLog: Sendable {
             host: host, port: components.port ?? 5432, username: user, password: components.password,
             database: database.isEmpty ? nil : database, tls: .disable)
         client = PostgresClient(configuration: configuration)
+        var watch = PostgresConnection.Configuration(
+            host: host, port: components.port ?? 5432, username: user, password: components.password,
+            database: database.isEmpty ? nil : database, tls: .disable)
+        // Named in pg_stat_activity, for operators (and the test that cuts it).
+        watch.options.additionalStartupParameters = [("application_name", "runlog watch \(schema)")]
+        connectionConfiguration = watch
         self.schema = schema
         self.pollInterval = pollInterval
         self.logger = logger
@@ -109,7 +117,7 @@ public final class PostgresLog: Sendable {
     }
 
     /// The number of the last side change this node knows of.
-    public var knownChanges: UInt64 { known.withLock { $0.row.changes } }
+    public var knownChanges: UInt64 { known.withLock { $0.changes } }
 
     /// How many times what this node knows of the log grew (a new position or side change, its
     /// own or another node's).
@@ -122,32 +130,83 @@ public final class PostgresLog: Sendable {
 
     /// Records what a commit or a read of the head showed.
     private func observe(_ row: HeadRow) {
-        notifier.advance(to: row.head.position)
+        observe(position: row.head.position, changes: row.changes)
+    }
+
+    private func observe(position: UInt64, changes: UInt64) {
+        notifier.advance(to: position)
         let generation: UInt64? = known.withLock { known in
-            guard row.head.position > known.row.head.position || row.changes > known.row.changes else { return nil }
-            known.row.head = row.head.position > known.row.head.position ? row.head : known.row.head
-            known.row.changes = max(known.row.changes, row.changes)
+            guard position > known.position || changes > known.changes else { return nil }
+            known.position = max(known.position, position)
+            known.changes = max(known.changes, changes)
             known.generation += 1
             return known.generation
         }
         if let generation { news.advance(to: generation) }
     }
 
-    /// Keeps the known head current: reads it every `pollInterval`, on a pooled connection (a lost
-    /// one fails that read, and the next read takes another). Each append also sends `pg_notify`
-    /// with the new head, for a listener to come: postgres-nio's `listen` did not end when the
-    /// server cut its connection, so a watch that listened could wait for ever (and with it the
-    /// shutdown); it is not used until that is handled.
+    /// Keeps the known head current. The watch holds a connection of its own that listens on the
+    /// log's channel (each append sends `pg_notify` with its head when it commits), so another
+    /// node's commit wakes this node at once; on the same connection it reads the head every
+    /// `pollInterval`, which catches what a notification could miss and finds a dead connection.
+    /// When the connection fails (a read fails, or the notifications end) the watch closes it
+    /// itself, waits a moment and connects again, reading the head first: postgres-nio's
+    /// notification sequence did not end when the server cut the connection, so the watch does
+    /// not rely on it ending.
     private func watchHead() async {
+        var attempt: UInt64 = 0
         while !Task.isCancelled {
+            attempt += 1
             do {
-                try await client.withConnection { connection in try await self.readHeadIntoNotifier(connection) }
+                try await watchOnce(id: Int(truncatingIfNeeded: attempt))
             } catch {
                 if Task.isCancelled { break }
-                logger.warning("cannot read the head; reading it again", metadata: ["error": "\(Self.describe(error))"])
+                logger.warning("the head watch lost its connection; connecting again",
+                               metadata: ["error": "\(Self.describe(error))"])
             }
-            try? await Task.sleep(for: pollInterval)
+            try? await Task.sleep(for: min(pollInterval, .seconds(1)))
         }
+    }
+
+    /// One connection of the watch: listens and polls until either fails or the task is cancelled.
+    private func watchOnce(id: Int) async throws {
+        let connection = try await PostgresConnection.connect(configuration: connectionConfiguration, id: id, logger: logger)
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    try await connection.listen(on: self.channel) { notifications in
+                        for try await notification in notifications { self.observe(notification: notification.payload) }
+                    }
+                    throw EventStoreError(.storage, "the notifications of \(self.channel) ended")
+                }
+                group.addTask {
+                    while true {
+                        try await self.readHeadIntoNotifier(connection)
+                        try await Task.sleep(for: self.pollInterval)
+                    }
+                }
+                // The first to end (with an error, or cancelled) ends the connection; closing it
+                // makes the other end too.
+                defer { group.cancelAll() }
+                do {
+                    try await group.next()
+                } catch {
+                    try? await connection.close()
+                    throw error
+                }
+            }
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+        try? await connection.close()
+    }
+
+    /// Records what a notification says: "POSITION CHANGES" (ignored when it does not parse).
+    private func observe(notification payload: String) {
+        let parts = payload.split(separator: " ")
+        guard parts.count == 2, let position = UInt64(parts[0]), let changes = UInt64(parts[1]) else { return }
+        observe(position: position, changes: changes)
     }
 
     private func readHeadIntoNotifier(_ connection: PostgresConnection) async throws {

@@ -208,6 +208,40 @@ struct PostgresLogTests {
         }
     }
 
+    @Test("a notification wakes another node without waiting for its poll; after its listening connection is cut it connects again, and stops when asked",
+          .timeLimit(.minutes(1)))
+    func notificationsWake() async throws {
+        try await TestPostgres.withLog { log in
+            // Polling once a minute: within the test, only a notification can tell this node of a commit.
+            try await TestPostgres.withNode(on: log, pollInterval: .seconds(60)) { node in
+                // Its first read of the head, made on connecting, comes before the append.
+                #expect(try await TestPostgres.sees(node, 0))
+                try await Task.sleep(for: .milliseconds(200))
+                let first = try await log.append([StreamWrite(stream: "a", events: [event()])])
+                #expect(try await TestPostgres.sees(node, first.lastPosition), "woken by the notification")
+                let changed = node.generation
+                _ = try await log.writeSide(SideChange(.vault, "v", [1]))
+                #expect(try await node.waitForNews(after: changed), "a side change wakes it too")
+            }
+            // Cut the watch's connection: the node notices on its next read, connects again and follows on.
+            try await TestPostgres.withNode(on: log, pollInterval: .milliseconds(200)) { node in
+                #expect(try await TestPostgres.sees(node, 1))
+                try await Task.sleep(for: .milliseconds(300))
+                // Both nodes' watches (this log's and the other node's) are cut.
+                let name = "runlog watch \(log.schema)"
+                let cut = try await log.client.query("""
+                    SELECT count(pg_terminate_backend(pid))::int FROM pg_stat_activity WHERE application_name = \(name)
+                    """).collect()
+                #expect(try cut.first?.decode(Int.self) == 2, "the watches' connections were found and cut")
+                let next = try await log.append([StreamWrite(stream: "a", events: [event()])])
+                #expect(try await TestPostgres.sees(node, next.lastPosition))
+                try await Task.sleep(for: .milliseconds(1500))
+                let after = try await log.append([StreamWrite(stream: "a", events: [event()])])
+                #expect(try await TestPostgres.sees(node, after.lastPosition))
+            }
+        }
+    }
+
     @Test("a log copied from LMDB keeps its positions, ids and hashes, verifies with the same head hash, and goes on",
           .timeLimit(.minutes(1)))
     func copyFromLMDB() async throws {
