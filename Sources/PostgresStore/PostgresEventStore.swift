@@ -82,17 +82,29 @@ public final class PostgresEventStore: EventStore, Sendable {
         }
     }
 
-    /// Opens the mirror in `directory`; one whose head is not the database's event at that
-    /// position is removed and made anew.
+    /// Opens the mirror in `directory`; one that is not a copy of this database's log (its head is
+    /// not the database's event at that position, or it counts more side changes than the
+    /// database: another database, or one restored or copied since) is removed and made anew.
     private static func openMirror(_ directory: String, of log: PostgresLog, logger: Logger) async throws(EventStoreError)
         -> LMDBEventStore {
         let mirror = try LMDBEventStore(directory: directory)
-        let head = try mirror.head()
-        guard head.position > 0 else { return mirror }
-        let same = try await log.read(from: head.position, limit: 1).first
-        if same?.position == head.position && same?.hash == head.hash { return mirror }
-        logger.warning("the local copy does not match the database: making it again",
-                       metadata: ["mirror": "\(directory)", "position": "\(head.position)"])
+        let matches: Bool
+        do throws(EventStoreError) {
+            let head = try mirror.head()
+            let changes = try mirror.replicaChangesReached()
+            let database = try await log.committed()
+            if head.position == 0 {
+                matches = changes <= database.changes
+            } else {
+                let same = try await log.read(from: head.position, limit: 1).first
+                matches = same?.position == head.position && same?.hash == head.hash && changes <= database.changes
+            }
+        } catch {
+            mirror.close()
+            throw error
+        }
+        if matches { return mirror }
+        logger.warning("the local copy is not a copy of this database's log: making it again", metadata: ["mirror": "\(directory)"])
         mirror.close()
         do {
             try FileManager.default.removeItem(atPath: directory)
@@ -147,11 +159,30 @@ public final class PostgresEventStore: EventStore, Sendable {
     }
 
     /// Waits until the mirror has `position` and the side change `change`; returns early when the
-    /// store closes (what was written is in the database either way).
+    /// store closes, or after `settleLimit` when the mirror cannot follow (what was written is in
+    /// the database either way; the follower logs why it cannot copy).
     private func settle(position: UInt64, change: UInt64) async {
-        _ = try? await mirrored.wait(for: position)
-        _ = try? await mirroredChanges.wait(for: change)
+        let reached = await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                _ = try? await self.mirrored.wait(for: position)
+                _ = try? await self.mirroredChanges.wait(for: change)
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(for: Self.settleLimit)
+                return false
+            }
+            defer { group.cancelAll() }
+            return await group.next() ?? true
+        }
+        if !reached {
+            logger.error("the local copy has not reached a committed write after \(Self.settleLimit): answering without it",
+                         metadata: ["position": "\(position)", "change": "\(change)"])
+        }
     }
+
+    /// The longest a write waits for the mirror to have it.
+    static let settleLimit: Duration = .seconds(30)
 
     private func checkOpen() throws(EventStoreError) {
         if closed.load(ordering: .relaxed) { throw EventStoreError.closedStore }

@@ -57,11 +57,12 @@ public final class PostgresLog: Sendable {
             throw EventStoreError(.invalidArgument, "a PostgreSQL store is a URL postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE",
                                   field: "store", value: Self.withoutPassword(url))
         }
-        guard schema.range(of: "^[a-z_][a-z0-9_]{0,62}$", options: .regularExpression) != nil else {
-            throw EventStoreError(.invalidArgument, "a schema name is 1 to 63 lowercase letters, digits and underscores, "
+        let schema = components.queryItems?.first(where: { $0.name == "schema" })?.value ?? schema
+        // 56 at most: the notification channel, runlog_SCHEMA, must stay within PostgreSQL's 63 bytes.
+        guard schema.range(of: "^[a-z_][a-z0-9_]{0,55}$", options: .regularExpression) != nil else {
+            throw EventStoreError(.invalidArgument, "a schema name is 1 to 56 lowercase letters, digits and underscores, "
                                   + "not starting with a digit", field: "schema", value: schema)
         }
-        let schema = components.queryItems?.first(where: { $0.name == "schema" })?.value ?? schema
         if let unknown = components.queryItems?.first(where: { $0.name != "schema" }) {
             throw EventStoreError(.invalidArgument, "a store URL takes one parameter, schema; \(unknown.name) is unknown",
                                   field: "store", value: Self.withoutPassword(url))
@@ -237,6 +238,7 @@ public final class PostgresLog: Sendable {
                         type text NOT NULL,
                         recorded_at bigint NOT NULL,
                         envelope bytea NOT NULL,
+                        commit_last bigint,
                         UNIQUE (stream, stream_version))
                     """), logger: logger)
                 try await connection.query(PostgresQuery(unsafeSQL: """
@@ -250,6 +252,10 @@ public final class PostgresLog: Sendable {
                     """), logger: logger)
                 try await connection.query(PostgresQuery(unsafeSQL: """
                     ALTER TABLE \(table("head")) ADD COLUMN IF NOT EXISTS changes bigint NOT NULL DEFAULT 0
+                    """), logger: logger)
+                // The last position of each event's transaction, so that copies take whole commits.
+                try await connection.query(PostgresQuery(unsafeSQL: """
+                    ALTER TABLE \(table("events")) ADD COLUMN IF NOT EXISTS commit_last bigint
                     """), logger: logger)
                 try await connection.query(PostgresQuery(unsafeSQL: """
                     CREATE TABLE IF NOT EXISTS \(table("side")) (
@@ -331,37 +337,44 @@ public final class PostgresLog: Sendable {
     /// what is left.
     private func commitLoop() async {
         for await _ in queue.wakeups {
-            while let batch = queue.take(max: Self.maxBatch) {
-                var outcomes: [Result<Outcome, EventStoreError>]
-                do {
-                    let (results, row) = try await storage("append") {
-                        try await client.withTransaction(logger: logger) { connection in
-                            try await self.commit(batch, connection)
-                        }
+            await commitWaiting()
+        }
+        // An item queued just before `finish()` may have come after the last wake-up: it commits too.
+        if !Task.isCancelled { await commitWaiting() }
+        queue.close()
+    }
+
+    /// Commits what the queue holds, a batch at a time, until it is empty.
+    private func commitWaiting() async {
+        while let batch = queue.take(max: Self.maxBatch) {
+            var outcomes: [Result<Outcome, EventStoreError>]
+            do {
+                let (results, row) = try await storage("append") {
+                    try await client.withTransaction(logger: logger) { connection in
+                        try await self.commit(batch, connection)
                     }
-                    outcomes = results
-                    observe(row)
-                } catch {
-                    // The transaction failed whole (or its outcome is unknown: a retry with the same
-                    // event ids answers the first positions if it did commit).
-                    outcomes = batch.map { _ in .failure(error) }
                 }
-                let written = outcomes.reduce(UInt64(0)) { sum, outcome in
-                    guard case .success(.appended(let result)) = outcome, !result.deduplicated else { return sum }
-                    return sum + UInt64(result.events.count)
-                }
-                counters.withLock { $0.record(batch: batch.count, events: written) }
-                for (item, outcome) in zip(batch, outcomes) {
-                    switch (item, outcome) {
-                    case (.append(_, _, let answer), .success(.appended(let result))): answer(.success(result))
-                    case (.side(_, let answer), .success(.changed(let number))): answer(.success(number))
-                    case (_, .failure(let error)): item.fail(error)
-                    default: item.fail(EventStoreError(.storage, "the commit answered an item with the wrong kind of outcome"))
-                    }
+                outcomes = results
+                observe(row)
+            } catch {
+                // The transaction failed whole (or its outcome is unknown: a retry with the same
+                // event ids answers the first positions if it did commit).
+                outcomes = batch.map { _ in .failure(error) }
+            }
+            let written = outcomes.reduce(UInt64(0)) { sum, outcome in
+                guard case .success(.appended(let result)) = outcome, !result.deduplicated else { return sum }
+                return sum + UInt64(result.events.count)
+            }
+            counters.withLock { $0.record(batch: batch.count, events: written) }
+            for (item, outcome) in zip(batch, outcomes) {
+                switch (item, outcome) {
+                case (.append(_, _, let answer), .success(.appended(let result))): answer(.success(result))
+                case (.side(_, let answer), .success(.changed(let number))): answer(.success(number))
+                case (_, .failure(let error)): item.fail(error)
+                default: item.fail(EventStoreError(.storage, "the commit answered an item with the wrong kind of outcome"))
                 }
             }
         }
-        queue.close()
     }
 
     /// Appends one transaction takes at most.
@@ -615,8 +628,9 @@ public final class PostgresLog: Sendable {
         let head = row.head
         var query = PostgresQuery(unsafeSQL: """
             WITH inserted AS (
-                INSERT INTO \(table("events")) (position, id, stream, stream_version, type, recorded_at, envelope)
-                SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::bytea[])
+                INSERT INTO \(table("events")) (position, id, stream, stream_version, type, recorded_at, envelope, commit_last)
+                SELECT *, $10 FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::bigint[],
+                                          $7::bytea[])
             ), streams AS (
                 INSERT INTO \(table("streams")) (name, version) SELECT * FROM unnest($8::text[], $9::bigint[])
                 ON CONFLICT (name) DO UPDATE SET version = excluded.version
@@ -663,8 +677,17 @@ public final class PostgresLog: Sendable {
         }
     }
 
-    /// What a copy of this log lacks: up to `limit` envelopes after `position` and up to `limit`
-    /// side changes numbered after `changes`, read in one snapshot. When fewer than `limit` side
+    /// The committed head and the number of the last side change.
+    public func committed() async throws(EventStoreError) -> (head: LogHead, changes: UInt64) {
+        try await storage("read the head") {
+            let row = try await client.withConnection { connection in try await self.readHead(connection, forUpdate: false) }
+            return (row.head, row.changes)
+        }
+    }
+
+    /// What a copy of this log lacks: the envelopes after `position`, `limit` of them and then up
+    /// to the end of the last one's commit (a copy never holds part of an append), and up to
+    /// `limit` side changes numbered after `changes`, read in one snapshot. When fewer than `limit` side
     /// changes are read, `changesReached` is the head's number of the last side change (a number
     /// can be skipped: two writes of one entry in a transaction leave one row).
     public func changes(after position: UInt64, changesAfter changes: UInt64, limit: Int) async throws(EventStoreError)
@@ -672,7 +695,11 @@ public final class PostgresLog: Sendable {
         try await storage("read the log") {
             var query = PostgresQuery(unsafeSQL: """
                 (SELECT 0::smallint, position, envelope, NULL::text FROM \(table("events"))
-                 WHERE position > $1 ORDER BY position LIMIT $2)
+                 WHERE position > $1 AND position <= (
+                     SELECT coalesce(max(coalesce(commit_last, position)), 0) FROM (
+                         SELECT commit_last, position FROM \(table("events")) WHERE position > $1 ORDER BY position LIMIT $2
+                     ) AS page)
+                 ORDER BY position)
                 UNION ALL
                 (SELECT tbl, change, value, name FROM \(table("side")) WHERE change > $3 ORDER BY change LIMIT $2)
                 UNION ALL
@@ -683,6 +710,7 @@ public final class PostgresLog: Sendable {
             query.binds.append(Int64(clamping: changes))
             var batch = ReplicaBatch(envelopes: [])
             var headChanges: UInt64 = 0
+            var sideRows = 0
             for try await (table, number, data, name) in try await client.query(query, logger: logger)
                 .decode((Int16, Int64, ByteBuffer?, String?).self) {
                 if table == -1 {
@@ -690,12 +718,16 @@ public final class PostgresLog: Sendable {
                 } else if table == 0 {
                     guard let data else { continue }
                     batch.envelopes.append(Array(data.readableBytesView))
-                } else if let kind = SideChange.Table(rawValue: table), let name {
-                    batch.changes.append(SideChange(kind, name, data.map { Array($0.readableBytesView) }))
+                } else {
+                    // Every side row counts, also one of a table this version does not know.
+                    sideRows += 1
                     batch.changesReached = max(batch.changesReached ?? 0, UInt64(number))
+                    if let kind = SideChange.Table(rawValue: table), let name {
+                        batch.changes.append(SideChange(kind, name, data.map { Array($0.readableBytesView) }))
+                    }
                 }
             }
-            if batch.changes.count < max(1, limit), headChanges > changes {
+            if sideRows < max(1, limit), headChanges > changes {
                 batch.changesReached = max(batch.changesReached ?? 0, headChanges)
             }
             return batch
@@ -719,7 +751,10 @@ public final class PostgresLog: Sendable {
     /// Recomputes the hash chain from position 1 and checks the head row against it.
     public func verify() async throws(EventStoreError) -> VerifyReport {
         try await storage("verify the log") {
-            let query = PostgresQuery(unsafeSQL: "SELECT position, envelope FROM \(table("events")) ORDER BY position")
+            // The head first, then the events up to it: appends committing meanwhile do not count.
+            let head = try await head()
+            var query = PostgresQuery(unsafeSQL: "SELECT position, envelope FROM \(table("events")) WHERE position <= $1 ORDER BY position")
+            query.binds.append(Int64(head.position))
             var expected: UInt64 = 1
             var previous = EventHash.zero
             for try await (position, envelope) in try await client.query(query, logger: logger).decode((Int64, ByteBuffer).self) {
@@ -736,7 +771,6 @@ public final class PostgresLog: Sendable {
                 expected += 1
             }
             let count = expected - 1
-            let head = try await head()
             guard head.position == count, head.hash == previous else {
                 return .broken(position: count + 1, reason: "the stored head (position \(head.position), hash \(head.hash)) "
                                + "does not match the chain (position \(count), hash \(previous))")

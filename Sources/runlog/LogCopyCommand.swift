@@ -13,7 +13,8 @@ extension LogCommand {
                 Each of --from and --to is a data directory or a PostgreSQL log \
                 (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?schema=NAME]). Events keep their positions, \
                 ids and hashes, so `runlog log verify` prints the same head hash on both; the side tables \
-                (sealed secrets, Idempotency-Key answers, checkpoints) come along. A target that already \
+                (sealed secrets, Idempotency-Key answers, checkpoints) come along, and entries the source no \
+                longer has are deleted from the target. A target that already \
                 holds the beginning of the same log is continued (an interrupted copy resumes); one that \
                 holds another log is refused. Stop the servers that write to the source first, or copy \
                 again afterwards to bring the target up to date.
@@ -53,7 +54,12 @@ extension LogCommand {
                 }
             }
             var copied: UInt64 = 0
-            let changes = try await source.sideEntries()
+            // The source's side entries, and deletes of those the target has but the source no
+            // longer does (a vault entry deleted to forget a subject stays forgotten in the copy).
+            let entries = try await source.sideEntries()
+            let kept = Set(entries.map { "\($0.table.rawValue)/\($0.name)" })
+            let changes = entries + (try await target.sideEntries()).filter { !kept.contains("\($0.table.rawValue)/\($0.name)") }
+                .map { SideChange($0.table, $0.name, nil) }
             var first = true
             while true {
                 let envelopes = try await source.envelopes(after: head.position, limit: 512)
@@ -62,7 +68,9 @@ extension LogCommand {
                 copied += UInt64(envelopes.count)
                 first = false
             }
-            print("copied \(copied) events and \(changes.count) side entries; head \(head.position), hash \(head.hash.hex)")
+            let deleted = changes.count - entries.count
+            print("copied \(copied) events and \(entries.count) side entries" + (deleted > 0 ? " (\(deleted) deleted)" : "")
+                  + "; head \(head.position), hash \(head.hash.hex)")
         }
     }
 }

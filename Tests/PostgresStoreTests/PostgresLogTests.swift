@@ -279,6 +279,20 @@ struct PostgresLogTests {
         }
     }
 
+    @Test("a copy's read takes whole commits: never part of an append, even past its limit", .timeLimit(.minutes(1)))
+    func copiesTakeWholeCommits() async throws {
+        try await TestPostgres.withLog { log in
+            _ = try await log.append([StreamWrite(stream: "a", events: [event(), event(), event()]),
+                                      StreamWrite(stream: "b", events: [event()])])
+            _ = try await log.append([StreamWrite(stream: "c", events: [event()])])
+            let first = try await log.changes(after: 0, changesAfter: 0, limit: 2)
+            #expect(first.envelopes.count == 4, "the whole first append although the limit is 2")
+            let second = try await log.changes(after: 4, changesAfter: 0, limit: 2)
+            #expect(second.envelopes.count == 1)
+            #expect(try await log.changes(after: 5, changesAfter: 0, limit: 2).envelopes.isEmpty)
+        }
+    }
+
     @Test("a store URL that is not postgres://USER@HOST/DB, or a bad schema name, is refused naming the field")
     func badURL() throws {
         for url in ["mysql://u@h/db", "postgres://h/db", "postgres:///db", "not a url"] {
@@ -287,6 +301,14 @@ struct PostgresLogTests {
         }
         let error = #expect(throws: EventStoreError.self) { try PostgresLog(url: "postgres://u@h/db", schema: "x; drop") }
         #expect(error?.field == "schema")
+        // The URL's schema is checked too, and one whose notification channel would pass 63 bytes is refused.
+        for schema in ["x%22%3B%20drop", String(repeating: "s", count: 57)] {
+            let error = #expect(throws: EventStoreError.self) { try PostgresLog(url: "postgres://u@h/db?schema=\(schema)") }
+            #expect(error?.field == "schema", "\(schema)")
+        }
+        #expect(try PostgresLog(url: "postgres://u@h/db?schema=\(String(repeating: "s", count: 56))").schema.count == 56)
+        let unknown = #expect(throws: EventStoreError.self) { try PostgresLog(url: "postgres://u@h/db?sslmode=require") }
+        #expect(unknown?.field == "store")
         // Messages never show a password.
         let secret = #expect(throws: EventStoreError.self) { try PostgresLog(url: "postgres://u:hunter2@/db") }
         #expect(secret?.value?.contains("hunter2") == false)

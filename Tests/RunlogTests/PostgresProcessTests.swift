@@ -69,11 +69,23 @@ struct PostgresProcessTests {
             original.close()
             copy.close()
 
-            // More events at the source: a second copy continues from the target's head.
+            // More events at the source, and a vault entry deleted there: a second copy continues from the
+            // target's head and deletes the entry in the target too.
             let more = try await ChildProcess.run(["dev", "append-loop", "--data-dir", source, "--appenders", "1", "--count", "5"])
             #expect(more.status == 0)
+            let forgetting = try LMDBEventStore(directory: source)
+            try await forgetting.deleteVaultEntry("subject/1")
+            forgetting.close()
             let again = try await ChildProcess.run(["log", "copy", "--from", source, "--to", url])
-            #expect(again.stdout.first?.hasPrefix("copied 5 events") == true, "\(again.stdout) \(again.stderr)")
+            #expect(again.stdout.first?.hasPrefix("copied 5 events and 2 side entries (1 deleted)") == true,
+                    "\(again.stdout) \(again.stderr)")
+            let refreshed = try await ChildProcess.run(["log", "copy", "--from", url, "--to", back])
+            #expect(refreshed.stdout.first?.hasPrefix("copied 5 events and 2 side entries (1 deleted)") == true,
+                    "\(refreshed.stdout) \(refreshed.stderr)")
+            let forgotten = try LMDBEventStore(directory: back, options: .init(readOnly: true))
+            #expect(try forgotten.vaultEntry("subject/1") == nil)
+            #expect(try forgotten.requestRecord("idem/answer") == Array("kept".utf8))
+            forgotten.close()
             #expect(try await Self.verifiedHead(["--store", url]) == Self.verifiedHead(["--data-dir", source]))
 
             // Another log is refused, and the target keeps what it had.

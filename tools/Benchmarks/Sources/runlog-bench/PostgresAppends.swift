@@ -17,8 +17,8 @@ extension Bench {
         let duration: Duration = s.quick ? .seconds(1) : .seconds(5)
         say("[11/\(total)] PostgreSQL log (PostgresLog, group commit per node): tasks appending one event each to their own "
             + "stream for \(fixed(duration.seconds, 0)) s, fresh schema per run, \(s.repetitions) runs;")
-        say("      reference: a Message DB-style write from 64 connections (advisory lock on the stream, its last position, "
-            + "one insert into a messages table with a global sequence) on the same server, through postgres-nio")
+        say("      reference: a Message DB-style write under pgbench with 64 clients (advisory lock on the stream, its last "
+            + "position, one insert into a messages table with a global sequence) on the same server")
         var rates: [Int: [Double]] = [:]
         for run in 0..<s.repetitions {
             for appenders in [1, 64] {
@@ -30,14 +30,14 @@ extension Bench {
             }
         }
         let reference = try await messageDBReference(url: url, clients: 64, duration: duration)
-        say("  reference, a Message DB-style write from 64 connections: \(rate(reference))")
+        say("  reference, a Message DB-style write under pgbench, 64 clients: \(rate(reference))")
         let single = median(rates[1] ?? [])
         let many = median(rates[64] ?? [])
         let ratio = many / max(reference, 1)
         summary.append(["[11] PostgreSQL log, 1 appender", rate(single), "-", "-"])
         summary.append(["[11] PostgreSQL log, 64 appenders", "\(rate(many)) (\(fixed(ratio, 2))× the reference)",
                         ">= 3× Message DB-style", status(ratio >= 3)])
-        summary.append(["[11] … Message DB-style write, 64 connections (reference)", rate(reference), "-", "-"])
+        summary.append(["[11] … Message DB-style write, pgbench 64 clients (reference)", rate(reference), "-", "-"])
     }
 
     /// 12. HTTP commands through `runlog serve` nodes on one PostgreSQL log.
@@ -101,9 +101,9 @@ extension Bench {
         }!
     }
 
-    /// Writes per second of a Message DB-style append (an advisory lock on the stream, its last
-    /// position, one insert into a table with a global sequence) from `clients` connections, each
-    /// to its own stream, through the same client library as the log.
+    /// Transactions per second of a Message DB-style append under pgbench: `clients` connections
+    /// (2 threads), each appending to its own stream (an advisory lock on the stream, its last
+    /// position, one insert into a `messages` table with a global sequence), for about `duration`.
     static func messageDBReference(url: String, clients: Int, duration: Duration) async throws -> Double {
         let schema = "bench_messagedb"
         try psql(url, """
@@ -113,51 +113,59 @@ extension Bench {
                 stream_name text NOT NULL, type text NOT NULL, data jsonb, metadata jsonb, id uuid NOT NULL UNIQUE);
             CREATE UNIQUE INDEX ON \(schema).messages (stream_name, position);
             """)
-        guard let components = URLComponents(string: url), let host = components.host, let user = components.user else {
-            throw BenchError("RUNLOG_BENCH_POSTGRES is not a postgres:// URL")
+        defer { try? psql(url, "DROP SCHEMA \(schema) CASCADE") }
+        let script = FileManager.default.temporaryDirectory.appendingPathComponent("runlog-bench-messagedb-\(UUID()).sql").path
+        try """
+            BEGIN;
+            SELECT pg_advisory_xact_lock(hashtext('appender-' || :client_id));
+            INSERT INTO \(schema).messages (id, stream_name, type, position, data, metadata)
+            SELECT gen_random_uuid(), 'appender-' || :client_id, 'bench.appended', coalesce(max(position), -1) + 1, '{"n":1}', '{}'
+            FROM \(schema).messages WHERE stream_name = 'appender-' || :client_id;
+            COMMIT;
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: script) }
+        // A count of transactions per client, not -T: pgbench spawned from here never ended its -T
+        // run (its timer signal, like SIGTERM, seems blocked in the mask a child inherits from this
+        // process). About 55 transactions per client per second on this machine: some seconds.
+        let seconds = max(1, Int(duration.seconds.rounded()))
+        let report = try await Self.run(pgbench(), ["-n", "-f", script, "-c", "\(clients)", "-j", "2",
+                                                    "-t", "\(seconds * 55)", url],
+                                        killAfter: .seconds(seconds * 10 + 60))
+        guard let line = report.split(separator: "\n").first(where: { $0.hasPrefix("tps = ") }),
+              let tps = line.split(separator: " ").dropFirst(2).first.flatMap({ Double($0) }) else {
+            throw BenchError("cannot read pgbench's report:\n\(report)")
         }
-        var configuration = PostgresClient.Configuration(
-            host: host, port: components.port ?? 5432, username: user, password: components.password,
-            database: String(components.path.dropFirst()), tls: .disable)
-        configuration.options.maximumConnections = clients
-        let client = PostgresClient(configuration: configuration)
-        let logger = Logger(label: "bench")
-        let writes = try await withThrowingTaskGroup(of: Int?.self) { group in
-            group.addTask {
-                await client.run()
-                return nil
-            }
-            let clock = ContinuousClock()
-            let start = clock.now
-            var total = 0
-            try await withThrowingTaskGroup(of: Int.self) { writers in
-                for writer in 0..<clients {
-                    writers.addTask {
-                        let stream = "appender-\(writer)"
-                        var n = 0
-                        while clock.now - start < duration {
-                            try await client.withTransaction(logger: logger) { connection in
-                                try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\(stream)))", logger: logger)
-                                try await connection.query("""
-                                    INSERT INTO bench_messagedb.messages (id, stream_name, type, position, data, metadata)
-                                    SELECT gen_random_uuid(), \(stream), 'bench.appended', coalesce(max(position), -1) + 1,
-                                           '{"n":1}', '{}'
-                                    FROM bench_messagedb.messages WHERE stream_name = \(stream)
-                                    """, logger: logger)
-                            }
-                            n += 1
-                        }
-                        return n
-                    }
-                }
-                total = try await writers.reduce(0, +)
-            }
-            let elapsed = clock.now - start
-            group.cancelAll()
-            return Double(total) / elapsed.seconds
+        return tps
+    }
+
+    /// pgbench of PostgreSQL 15 (Debian's path), else the one on PATH.
+    static func pgbench() -> String {
+        let debian = "/usr/lib/postgresql/15/bin/pgbench"
+        return FileManager.default.isExecutableFile(atPath: debian) ? debian : "pgbench"
+    }
+
+    /// Runs `command` and returns its standard output; kills it (SIGKILL) when it outlives
+    /// `killAfter`.
+    static func run(_ command: String, _ arguments: [String], killAfter: Duration) async throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [command] + arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let watchdog = Task {
+            try await Task.sleep(for: killAfter)
+            kill(process.processIdentifier, SIGKILL)
         }
-        try psql(url, "DROP SCHEMA \(schema) CASCADE")
-        return writes
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        watchdog.cancel()
+        guard process.terminationStatus == 0 else {
+            throw BenchError("\(command) \(arguments.joined(separator: " ")) exited with \(process.terminationStatus)")
+        }
+        return String(decoding: data, as: UTF8.self)
     }
 
     static func psql(_ url: String, _ sql: String) throws {
