@@ -10,6 +10,17 @@ final class AppendQueue: Sendable {
         /// A side-table write; answered with the number of the change.
         case side(SideChange, @Sendable (Result<UInt64, EventStoreError>) -> Void)
 
+        /// About the bytes the item adds to its transaction's statement.
+        var byteCount: Int {
+            switch self {
+            case .append(let writes, let mark, _):
+                writes.reduce(mark?.value.count ?? 0) { sum, write in
+                    write.events.reduce(sum + write.stream.utf8.count) { $0 + $1.payload.count + $1.type.utf8.count + 128 }
+                }
+            case .side(let change, _): change.name.utf8.count + (change.value?.count ?? 0)
+            }
+        }
+
         func fail(_ error: EventStoreError) {
             switch self {
             case .append(_, _, let answer): answer(.failure(error))
@@ -41,12 +52,20 @@ final class AppendQueue: Sendable {
         }
     }
 
-    /// Up to `max` items, oldest first, or nil when none waits.
-    func take(max: Int) -> [Item]? {
+    /// Up to `max` items and about `maxBytes` (at least one item), oldest first, or nil when none
+    /// waits.
+    func take(max: Int, maxBytes: Int) -> [Item]? {
         state.withLock { state in
             guard !state.waiting.isEmpty else { return nil }
-            let batch = Array(state.waiting.prefix(max))
-            state.waiting.removeFirst(batch.count)
+            var count = 0
+            var bytes = 0
+            for item in state.waiting.prefix(max) {
+                bytes += item.byteCount
+                if count > 0 && bytes > maxBytes { break }
+                count += 1
+            }
+            let batch = Array(state.waiting.prefix(count))
+            state.waiting.removeFirst(count)
             return batch
         }
     }

@@ -210,7 +210,12 @@ public final class PostgresEventStore: EventStore, Sendable {
     /// `close()`, and waits until what was queued has committed and the mirror is closed.
     public func shutdown() async {
         close()
-        await tasks.withLock { $0.stopped }?.value
+        // Another caller's close() may still be storing the stopping task: wait for it to appear.
+        while true {
+            if let stopped = tasks.withLock({ $0.stopped }) { return await stopped.value }
+            if tasks.withLock({ $0.running == nil }) { return }
+            await Task.yield()
+        }
     }
 
     // MARK: Appends

@@ -169,38 +169,31 @@ public final class PostgresLog: Sendable {
         }
     }
 
-    /// One connection of the watch: listens and polls until either fails or the task is cancelled.
+    /// One connection of the watch: listens, and polls until a read fails, the notifications end,
+    /// or the task is cancelled; then closes the connection. The listener is a task of its own
+    /// that is cancelled but not awaited: postgres-nio's notification sequence did not always end
+    /// when its connection was closed, and awaiting it hung the watch (and the node's shutdown).
     private func watchOnce(id: Int) async throws {
         let connection = try await PostgresConnection.connect(configuration: connectionConfiguration, id: id, logger: logger)
-        do {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    try await connection.listen(on: self.channel) { notifications in
-                        for try await notification in notifications { self.observe(notification: notification.payload) }
-                    }
-                    throw EventStoreError(.storage, "the notifications of \(self.channel) ended")
-                }
-                group.addTask {
-                    while true {
-                        try await self.readHeadIntoNotifier(connection)
-                        try await Task.sleep(for: self.pollInterval)
-                    }
-                }
-                // The first to end (with an error, or cancelled) ends the connection; closing it
-                // makes the other end too.
-                defer { group.cancelAll() }
-                do {
-                    try await group.next()
-                } catch {
-                    try? await connection.close()
-                    throw error
-                }
+        let ended = Atomic<Bool>(false)
+        let listener = Task {
+            defer { ended.store(true, ordering: .relaxed) }
+            try await connection.listen(on: self.channel) { notifications in
+                for try await notification in notifications { self.observe(notification: notification.payload) }
             }
+        }
+        do {
+            while !ended.load(ordering: .relaxed) {
+                try await readHeadIntoNotifier(connection)
+                try await Task.sleep(for: pollInterval)
+            }
+            throw EventStoreError(.storage, "the notifications of \(channel) ended")
         } catch {
+            // Closed before it is let go (postgres-nio requires it), also when the task is cancelled.
+            listener.cancel()
             try? await connection.close()
             throw error
         }
-        try? await connection.close()
     }
 
     /// Records what a notification says: "POSITION CHANGES" (ignored when it does not parse).
@@ -221,9 +214,23 @@ public final class PostgresLog: Sendable {
     /// A table of this log's schema, as SQL.
     private func table(_ name: String) -> String { "\"\(schema)\".\"\(name)\"" }
 
-    /// Creates the schema and its tables when missing (safe to run again, from several nodes).
+    /// Creates the schema and its tables when missing (safe to run again, from several nodes). A
+    /// schema that has them all is left alone: DDL on a table other nodes read (`ALTER TABLE`
+    /// locks it whole, even when the column is there) deadlocked with their reads.
     public func migrate() async throws(EventStoreError) {
         let zero = ByteBuffer(bytes: [UInt8](repeating: 0, count: 32))
+        var current = PostgresQuery(unsafeSQL: """
+            SELECT count(*)::int FROM information_schema.columns WHERE table_schema = $1 AND (
+                (table_name = 'events' AND column_name = 'commit_last') OR (table_name = 'head' AND column_name = 'changes')
+                OR (table_name = 'side' AND column_name = 'change'))
+            """)
+        current.binds.append(schema)
+        let present = try await storage("read the tables") {
+            var count = 0
+            for try await n in try await client.query(current, logger: logger).decode(Int.self) { count = n }
+            return count
+        }
+        if present == 3 { return }
         try await storage("create the tables") {
             try await client.withTransaction(logger: logger) { connection in
                 // One migration at a time across nodes.
@@ -346,7 +353,7 @@ public final class PostgresLog: Sendable {
 
     /// Commits what the queue holds, a batch at a time, until it is empty.
     private func commitWaiting() async {
-        while let batch = queue.take(max: Self.maxBatch) {
+        while let batch = queue.take(max: Self.maxBatch, maxBytes: Self.maxBatchBytes) {
             var outcomes: [Result<Outcome, EventStoreError>]
             do {
                 let (results, row) = try await storage("append") {
@@ -379,6 +386,9 @@ public final class PostgresLog: Sendable {
 
     /// Appends one transaction takes at most.
     static let maxBatch = 512
+    /// About the most bytes of events one transaction takes (one larger append commits alone):
+    /// the statement that writes them must stay well under PostgreSQL's 1 GB for a value.
+    static let maxBatchBytes = 64 << 20
 
     /// What a committed item of the queue gets.
     enum Outcome {
