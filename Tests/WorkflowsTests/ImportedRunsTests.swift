@@ -31,6 +31,9 @@ struct ImportedRunsTests {
             ]
             let ids = try await e.createImportedRuns(workflowId: id, version: 1, importerRunId: "imr_t", runs, extra: [],
                                                      actor: "test")
+            // The runs execute at once (no steps): compare once they are done, or a worker's commit can
+            // fall between the two reads.
+            #expect(await e.waitUntilIdle())
             let name = "runs-check-\(UUID().uuidString.prefix(8))"
             try await f.store.attach(RunsProjection(name: name))
             let rebuilt = RunTables(store: f.store, projection: name)
