@@ -520,13 +520,15 @@ public final class PostgresLog: Sendable {
             FROM \(table("events")) WHERE id = ANY($1)
             UNION ALL
             SELECT 0, name, version, NULL, 0, NULL FROM \(table("streams")) WHERE name = ANY($2)
+            """ + (records.isEmpty ? "" : """
+
             UNION ALL
             SELECT -1, name, 0, NULL, 0, NULL FROM \(table("side"))
             WHERE tbl = \(SideChange.Table.requests.rawValue) AND name = ANY($3) AND value IS NOT NULL
-            """)
+            """))
         query.binds.append(ids)
         query.binds.append(Array(streams))
-        query.binds.append(records)
+        if !records.isEmpty { query.binds.append(records) }
         var events: [UUID: AppendedEvent] = [:]
         var versions: [String: UInt64] = [:]
         var present = Set<String>()

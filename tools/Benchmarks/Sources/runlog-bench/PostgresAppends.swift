@@ -20,12 +20,17 @@ extension Bench {
         say("      reference: a Message DB-style write under pgbench with 64 clients (advisory lock on the stream, its last "
             + "position, one insert into a messages table with a global sequence) on the same server")
         var rates: [Int: [Double]] = [:]
+        var latencies: [Duration] = []
         for run in 0..<s.repetitions {
             for appenders in [1, 64] {
                 let r = try await postgresRun(url: url, schema: "bench_\(run)_\(appenders)", appenders: appenders,
                                               duration: duration)
                 rates[appenders, default: []].append(r.rate)
-                say("  run \(run + 1), \(appenders) appender\(appenders == 1 ? "" : "s"): \(rate(r.rate)), "
+                latencies += r.latencies
+                let sorted = r.latencies.sorted()
+                let each = sorted.isEmpty ? "" : ", p50 \(ms(sorted[sorted.count / 2].seconds * 1000)), "
+                    + "p99 \(ms(sorted[min(sorted.count - 1, sorted.count * 99 / 100)].seconds * 1000))"
+                say("  run \(run + 1), \(appenders) appender\(appenders == 1 ? "" : "s"): \(rate(r.rate))\(each), "
                     + "\(fixed(r.perCommit, 1)) appends per transaction")
             }
         }
@@ -34,7 +39,10 @@ extension Bench {
         let single = median(rates[1] ?? [])
         let many = median(rates[64] ?? [])
         let ratio = many / max(reference, 1)
-        summary.append(["[11] PostgreSQL log, 1 appender", rate(single), "-", "-"])
+        latencies.sort()
+        let p50 = latencies.isEmpty ? 0 : latencies[latencies.count / 2].seconds * 1000
+        let p99 = latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, latencies.count * 99 / 100)].seconds * 1000
+        summary.append(["[11] PostgreSQL log, 1 appender", "\(rate(single)), p50 \(ms(p50)), p99 \(ms(p99))", "-", "-"])
         summary.append(["[11] PostgreSQL log, 64 appenders", "\(rate(many)) (\(fixed(ratio, 2))× the reference)",
                         ">= 3× Message DB-style", status(ratio >= 3)])
         summary.append(["[11] … Message DB-style write, pgbench 64 clients (reference)", rate(reference), "-", "-"])
@@ -69,9 +77,9 @@ extension Bench {
 
     /// Appends from `appenders` tasks for `duration` into a fresh schema; events per second.
     static func postgresRun(url: String, schema: String, appenders: Int, duration: Duration) async throws
-        -> (rate: Double, perCommit: Double) {
+        -> (rate: Double, perCommit: Double, latencies: [Duration]) {
         let log = try PostgresLog(url: url, schema: schema)
-        return try await withThrowingTaskGroup(of: (Double, Double)?.self) { group in
+        return try await withThrowingTaskGroup(of: (Double, Double, [Duration])?.self) { group in
             group.addTask {
                 await log.run()
                 return nil
@@ -79,25 +87,30 @@ extension Bench {
             try await log.migrate()
             let clock = ContinuousClock()
             let start = clock.now
-            let appended = try await withThrowingTaskGroup(of: Int.self) { tasks in
+            // Each append's time, from call to return (one appender's are kept: the latency figure).
+            let (appended, latencies) = try await withThrowingTaskGroup(of: (Int, [Duration]).self) { tasks in
                 for appender in 0..<appenders {
                     tasks.addTask {
                         var n = 0
+                        var latencies: [Duration] = []
                         while clock.now - start < duration {
+                            let began = clock.now
                             _ = try await log.append([StreamWrite(stream: Workload.stream("appender", appender),
                                                                   events: [Workload.event(n)])])
+                            if appenders == 1 { latencies.append(clock.now - began) }
                             n += 1
                         }
-                        return n
+                        return (n, latencies)
                     }
                 }
-                return try await tasks.reduce(0, +)
+                return try await tasks.reduce(into: (0, [Duration]())) { $0.0 += $1.0; $0.1 += $1.1 }
             }
             let elapsed = clock.now - start
             let statistics = log.writerStatistics
             try await log.client.query("DROP SCHEMA \(unescaped: schema) CASCADE")
             group.cancelAll()
-            return (Double(appended) / elapsed.seconds, Double(statistics.requests) / Double(max(statistics.commits, 1)))
+            return (Double(appended) / elapsed.seconds, Double(statistics.requests) / Double(max(statistics.commits, 1)),
+                    latencies)
         }!
     }
 
