@@ -87,7 +87,7 @@ public final class PostgresEventStore: EventStore, Sendable {
     /// database: another database, or one restored or copied since) is removed and made anew.
     private static func openMirror(_ directory: String, of log: PostgresLog, logger: Logger) async throws(EventStoreError)
         -> LMDBEventStore {
-        let mirror = try LMDBEventStore(directory: directory)
+        let mirror = try LMDBEventStore(directory: directory, options: mirrorOptions)
         let matches: Bool
         do throws(EventStoreError) {
             let head = try mirror.head()
@@ -111,7 +111,15 @@ public final class PostgresEventStore: EventStore, Sendable {
         } catch {
             throw EventStoreError(.storage, "cannot remove the stale local copy in \(directory): \(error)")
         }
-        return try LMDBEventStore(directory: directory)
+        return try LMDBEventStore(directory: directory, options: mirrorOptions)
+    }
+
+    /// The mirror's commits sync their pages but not LMDB's meta page: what a system crash undoes
+    /// is copied again from the database at the next open.
+    static var mirrorOptions: LMDBEventStore.Options {
+        var options = LMDBEventStore.Options()
+        options.syncsMetaPage = false
+        return options
     }
 
     /// Copies into the mirror what it lacks until a read brings nothing new.

@@ -63,7 +63,8 @@ final class LMDBEnvironment: @unchecked Sendable {
         mapSize: Int,
         maxDatabases: UInt32 = 32,
         maxReaders: UInt32 = 512,
-        readOnly: Bool = false
+        readOnly: Bool = false,
+        syncsMetaPage: Bool = true
     ) throws {
         var env: OpaquePointer?
         try check(mdb_env_create(&env))
@@ -76,6 +77,7 @@ final class LMDBEnvironment: @unchecked Sendable {
             }
             var flags = UInt32(MDB_NOTLS)
             if readOnly { flags |= UInt32(MDB_RDONLY) }
+            if !syncsMetaPage { flags |= UInt32(MDB_NOMETASYNC) }
             // Files LMDB creates (data.mdb, lock.mdb) are private to the owner: the log holds
             // personal data and the hashes of the API keys.
             try check(mdb_env_open(env, path, flags, 0o600))

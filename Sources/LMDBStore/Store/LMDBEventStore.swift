@@ -62,6 +62,11 @@ public final class LMDBEventStore: EventStore, Sendable {
         /// A writable open whose tail check fails goes ahead anyway instead of throwing
         /// `corrupted`: new events then chain onto a log that does not verify.
         public var allowBrokenChain: Bool
+        /// Whether a commit also syncs LMDB's meta page (two syncs per commit). Without it
+        /// (`MDB_NOMETASYNC`, one sync) a system crash can undo the last commits, never the file's
+        /// consistency: for a copy that is made again from elsewhere (a PostgreSQL node's mirror),
+        /// never for a log of record.
+        public var syncsMetaPage: Bool = true
 
         public init(
             readOnly: Bool = false,
@@ -174,7 +179,8 @@ public final class LMDBEventStore: EventStore, Sendable {
         let env: LMDBEnvironment
         let dbs: Databases
         do {
-            env = try LMDBEnvironment(path: directory, mapSize: options.mapSize, readOnly: options.readOnly)
+            env = try LMDBEnvironment(path: directory, mapSize: options.mapSize, readOnly: options.readOnly,
+                                      syncsMetaPage: options.syncsMetaPage)
             if !options.readOnly { Self.makePrivate(directory) }
             if existing != nil && options.checksPages {
                 try Self.checkPages(env, path: dataPath)
