@@ -51,17 +51,25 @@ public final class PostgresEventStore: EventStore, Sendable {
 
     /// Opens the log at `url` in `schema` (created when missing), with the node's mirror in the
     /// directory `mirror`, and brings the mirror up to the database's head before returning.
+    ///
+    /// With `creating` false, a schema without the log's tables throws `dataDirectoryMissing`
+    /// instead of being made (a command that only reads).
     public static func open(
         url: String,
         schema: String = "runlog",
         mirror directory: String,
+        creating: Bool = true,
         pollInterval: Duration = .milliseconds(100),
         logger: Logger = Logger(label: "runlog.postgres")
     ) async throws(EventStoreError) -> PostgresEventStore {
         let log = try PostgresLog(url: url, schema: schema, pollInterval: pollInterval, logger: logger)
         let running = Task { await log.run() }
         do throws(EventStoreError) {
-            try await log.migrate()
+            if creating {
+                try await log.migrate()
+            } else if !(try await log.isMigrated()) {
+                throw EventStoreError(.dataDirectoryMissing, "\(log.location) holds no Runlog log in schema \(log.schema)")
+            }
             let mirror = try await openMirror(directory, of: log, logger: logger)
             let store = PostgresEventStore(log: log, mirror: mirror, logger: logger)
             do {
@@ -150,16 +158,29 @@ public final class PostgresEventStore: EventStore, Sendable {
     }
 
     /// Copies into the mirror each time the log shows something new, until the log stops.
+    /// A failure waits before the next try, twice as long each time up to 5 s; the first failure
+    /// after a success is logged, and then one a minute.
     private func follow() async {
+        var delay = log.pollInterval
+        var failing = false
+        var lastLogged = ContinuousClock.now
         while !Task.isCancelled {
             let seen = log.generation
             do {
-                if try await copyOnce() { continue }
+                let copied = try await copyOnce()
+                delay = log.pollInterval
+                failing = false
+                if copied { continue }
             } catch {
                 if closed.load(ordering: .relaxed) || Task.isCancelled { return }
-                logger.warning("cannot copy from the database; trying again",
-                               metadata: ["error": "\(error.message)"])
-                try? await Task.sleep(for: log.pollInterval)
+                if !failing || ContinuousClock.now - lastLogged >= .seconds(60) {
+                    logger.error("cannot copy from the database into the local copy; trying again",
+                                 metadata: ["error": "\(error.message)"])
+                    lastLogged = ContinuousClock.now
+                }
+                failing = true
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(5))
                 continue
             }
             guard (try? await log.waitForNews(after: seen)) == true else { return }

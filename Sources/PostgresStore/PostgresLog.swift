@@ -219,18 +219,7 @@ public final class PostgresLog: Sendable {
     /// locks it whole, even when the column is there) deadlocked with their reads.
     public func migrate() async throws(EventStoreError) {
         let zero = ByteBuffer(bytes: [UInt8](repeating: 0, count: 32))
-        var current = PostgresQuery(unsafeSQL: """
-            SELECT count(*)::int FROM information_schema.columns WHERE table_schema = $1 AND (
-                (table_name = 'events' AND column_name = 'commit_last') OR (table_name = 'head' AND column_name = 'changes')
-                OR (table_name = 'side' AND column_name = 'change'))
-            """)
-        current.binds.append(schema)
-        let present = try await storage("read the tables") {
-            var count = 0
-            for try await n in try await client.query(current, logger: logger).decode(Int.self) { count = n }
-            return count
-        }
-        if present == 3 { return }
+        if try await isMigrated() { return }
         try await storage("create the tables") {
             try await client.withTransaction(logger: logger) { connection in
                 // One migration at a time across nodes.
@@ -277,6 +266,22 @@ public final class PostgresLog: Sendable {
                 try await connection.query(insert, logger: logger)
             }
         }
+    }
+
+    /// Whether the schema has every table and column of this version.
+    public func isMigrated() async throws(EventStoreError) -> Bool {
+        var current = PostgresQuery(unsafeSQL: """
+            SELECT count(*)::int FROM information_schema.columns WHERE table_schema = $1 AND (
+                (table_name = 'events' AND column_name = 'commit_last') OR (table_name = 'head' AND column_name = 'changes')
+                OR (table_name = 'side' AND column_name = 'change'))
+            """)
+        current.binds.append(schema)
+        let present = try await storage("read the tables") {
+            var count = 0
+            for try await n in try await client.query(current, logger: logger).decode(Int.self) { count = n }
+            return count
+        }
+        return present == 3
     }
 
     // MARK: Appends

@@ -86,7 +86,7 @@ struct StoreOptions: ParsableArguments {
     private func openPostgres(_ url: String, readOnly: Bool) async throws -> any EventStore {
         let logger = Logger(label: "runlog.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
         do {
-            return try await PostgresEventStore.open(url: url, mirror: mirrorDirectory, logger: logger)
+            return try await PostgresEventStore.open(url: url, mirror: mirrorDirectory, creating: !readOnly, logger: logger)
         } catch where error.code == .writerLocked {
             guard readOnly else {
                 throw CLIError("a server holds this node's copy of the log in \(mirrorDirectory); send the command to it "

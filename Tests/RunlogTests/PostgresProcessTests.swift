@@ -35,6 +35,11 @@ struct PostgresProcessTests {
     func copyBothWays() async throws {
         try await Self.withSchema { url in
             let dir = TemporaryDirectory()
+            // A command that only reads neither finds nor makes a log in an empty schema.
+            for _ in 0..<2 {
+                let stats = try await ChildProcess.run(["log", "stats", "--store", url, "--data-dir", dir.path + "/reader"])
+                #expect(stats.status == 1 && stats.stderr.contains("holds no Runlog log"), "\(stats.stdout) \(stats.stderr)")
+            }
             let source = dir.path + "/source"
             let appended = try await ChildProcess.run(["dev", "append-loop", "--data-dir", source, "--appenders", "3",
                                                        "--count", "40", "--batch", "2"])
