@@ -49,8 +49,9 @@ extension LogCommand {
                 let same = try await source.envelopes(after: head.position - 1, limit: 1).first
                 let checked = same?.withUnsafeBytes { Envelope.check($0, at: head.position, previous: nil) }
                 guard case .success(let hash)? = checked, hash == head.hash else {
-                    throw CLIError("\(to) holds another log (its event at position \(head.position) is not the same as in "
-                                   + "\(from)): copy to an empty data directory or schema")
+                    throw CLIError("\(PostgresLog.withoutPassword(to)) holds another log (its event at position "
+                                   + "\(head.position) is not the same as in \(PostgresLog.withoutPassword(from))): copy to an "
+                                   + "empty data directory or schema")
                 }
             }
             var copied: UInt64 = 0

@@ -133,16 +133,25 @@ struct HTTPLoad {
         return nil
     }
 
-    static func output(_ command: String, _ arguments: [String]) throws -> String {
+    /// Runs `command` and returns its standard output; with `killAfter`, kills it (SIGKILL) when
+    /// it outlives that.
+    static func output(_ command: String, _ arguments: [String], killAfter: Duration? = nil) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [command] + arguments
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
         try process.run()
+        let watchdog = killAfter.map { limit in
+            let kill = DispatchWorkItem { Foundation.kill(process.processIdentifier, SIGKILL) }
+            DispatchQueue.global().asyncAfter(deadline: .now() + limit.seconds, execute: kill)
+            return kill
+        }
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
+        watchdog?.cancel()
         guard process.terminationStatus == 0 else {
             throw BenchError("\(command) \(arguments.joined(separator: " ")) exited with \(process.terminationStatus)")
         }

@@ -141,9 +141,9 @@ extension Bench {
         // run (its timer signal, like SIGTERM, seems blocked in the mask a child inherits from this
         // process). About 55 transactions per client per second on this machine: some seconds.
         let seconds = max(1, Int(duration.seconds.rounded()))
-        let report = try await Self.run(pgbench(), ["-n", "-f", script, "-c", "\(clients)", "-j", "2",
-                                                    "-t", "\(seconds * 55)", url],
-                                        killAfter: .seconds(seconds * 10 + 60))
+        let report = try HTTPLoad.output(pgbench(), ["-n", "-f", script, "-c", "\(clients)", "-j", "2",
+                                                     "-t", "\(seconds * 55)", url],
+                                         killAfter: .seconds(seconds * 10 + 60))
         guard let line = report.split(separator: "\n").first(where: { $0.hasPrefix("tps = ") }),
               let tps = line.split(separator: " ").dropFirst(2).first.flatMap({ Double($0) }) else {
             throw BenchError("cannot read pgbench's report:\n\(report)")
@@ -155,30 +155,6 @@ extension Bench {
     static func pgbench() -> String {
         let debian = "/usr/lib/postgresql/15/bin/pgbench"
         return FileManager.default.isExecutableFile(atPath: debian) ? debian : "pgbench"
-    }
-
-    /// Runs `command` and returns its standard output; kills it (SIGKILL) when it outlives
-    /// `killAfter`.
-    static func run(_ command: String, _ arguments: [String], killAfter: Duration) async throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [command] + arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let watchdog = Task {
-            try await Task.sleep(for: killAfter)
-            kill(process.processIdentifier, SIGKILL)
-        }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        watchdog.cancel()
-        guard process.terminationStatus == 0 else {
-            throw BenchError("\(command) \(arguments.joined(separator: " ")) exited with \(process.terminationStatus)")
-        }
-        return String(decoding: data, as: UTF8.self)
     }
 
     static func psql(_ url: String, _ sql: String) throws {
