@@ -26,6 +26,8 @@ public protocol EventStore: AnyObject, Sendable {
     /// `close()`, then waits until what was queued before it is durable and the store's files and
     /// connections are released (a store that does all of that in `close()` need not implement it).
     func shutdown() async
+    /// Who executes which work when several nodes share the log; nil when one process has it all.
+    var workLeases: (any WorkLeases)? { get }
 
     // MARK: Appends
 
@@ -124,6 +126,8 @@ extension EventStore {
     public func shutdown() async {
         close()
     }
+
+    public var workLeases: (any WorkLeases)? { nil }
 }
 
 /// A page of the log read by a subscription: the events selected, and where the next page starts.

@@ -36,6 +36,9 @@ public final class PostgresEventStore: EventStore, Sendable {
     /// appends do, so they need not parse those payloads again.
     private let decodings = Mutex<[UUID: any Sendable]>([:])
     private let logger: Logger
+    /// This node's work leases, when it executes work (`open`'s `lease`).
+    public let leases: PostgresWorkLeases?
+    public var workLeases: (any WorkLeases)? { leases }
 
     /// How many envelopes (and side changes) the mirror takes per commit.
     static let copyBatch = 512
@@ -43,10 +46,27 @@ public final class PostgresEventStore: EventStore, Sendable {
     public var location: String { log.location }
     public var isReadOnly: Bool { false }
 
-    private init(log: PostgresLog, mirror: LMDBEventStore, logger: Logger) {
+    private init(log: PostgresLog, mirror: LMDBEventStore, leases: PostgresWorkLeases?, logger: Logger) {
         self.log = log
         self.mirror = mirror
+        self.leases = leases
         self.logger = logger
+    }
+
+    /// How a node that executes work holds its lease (`PostgresWorkLeases`).
+    public struct LeaseSettings: Sendable {
+        /// The node's name, for operators.
+        public var node: String
+        /// How long the lease lasts without renewal: how long a dead node's work waits.
+        public var timeout: Duration
+        /// Called once if another node takes this node's lease (it then commits nothing more).
+        public var fenced: @Sendable () -> Void
+
+        public init(node: String, timeout: Duration = .seconds(10), fenced: @escaping @Sendable () -> Void = {}) {
+            self.node = node
+            self.timeout = timeout
+            self.fenced = fenced
+        }
     }
 
     /// Opens the log at `url` in `schema` (created when missing), with the node's mirror in the
@@ -54,12 +74,17 @@ public final class PostgresEventStore: EventStore, Sendable {
     ///
     /// With `creating` false, a schema without the log's tables throws `dataDirectoryMissing`
     /// instead of being made (a command that only reads).
+    ///
+    /// With `lease`, the node executes work: it holds a work lease (`workLeases`), takes over the
+    /// lease of its previous process (its number is kept in the mirror's directory) and those
+    /// that expired, and its appends fail once another node has taken its lease.
     public static func open(
         url: String,
         schema: String = "runlog",
         mirror directory: String,
         creating: Bool = true,
         pollInterval: Duration = .milliseconds(100),
+        lease: LeaseSettings? = nil,
         logger: Logger = Logger(label: "runlog.postgres")
     ) async throws(EventStoreError) -> PostgresEventStore {
         let log = try PostgresLog(url: url, schema: schema, pollInterval: pollInterval, logger: logger)
@@ -71,12 +96,24 @@ public final class PostgresEventStore: EventStore, Sendable {
                 throw EventStoreError(.dataDirectoryMissing, "\(log.location) holds no Runlog log in schema \(log.schema)")
             }
             let mirror = try await openMirror(directory, of: log, logger: logger)
-            let store = PostgresEventStore(log: log, mirror: mirror, logger: logger)
+            let leases: PostgresWorkLeases?
+            do throws(EventStoreError) {
+                if let lease {
+                    leases = try await startLeases(lease, log: log, directory: directory)
+                } else {
+                    leases = nil
+                }
+            } catch {
+                mirror.close()
+                throw error
+            }
+            let store = PostgresEventStore(log: log, mirror: mirror, leases: leases, logger: logger)
             do {
                 try await store.catchUp()
                 store.mirrored.advance(to: try mirror.head().position)
                 store.mirroredChanges.advance(to: try mirror.replicaChangesReached())
             } catch {
+                await leases?.stop(release: true)
                 mirror.close()
                 throw error
             }
@@ -88,6 +125,25 @@ public final class PostgresEventStore: EventStore, Sendable {
             await running.value
             throw error
         }
+    }
+
+    /// Starts this node's lease, taking over its previous process's (the number in `DIRECTORY/lease`,
+    /// replaced by the new one).
+    private static func startLeases(_ settings: LeaseSettings, log: PostgresLog, directory: String) async throws(EventStoreError)
+        -> PostgresWorkLeases {
+        let file = directory + "/lease"
+        let previous = (try? String(contentsOfFile: file, encoding: .utf8)).flatMap {
+            Int64($0.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        let leases = try await PostgresWorkLeases.start(log: log, node: settings.node, previous: previous,
+                                                        timeout: settings.timeout, fenced: settings.fenced)
+        do {
+            try Data("\(leases.id)\n".utf8).write(to: URL(fileURLWithPath: file), options: .atomic)
+        } catch {
+            await leases.stop(release: true)
+            throw EventStoreError(.storage, "cannot write this node's lease number to \(file): \(error)")
+        }
+        return leases
     }
 
     /// Opens the mirror in `directory`; one that is not a copy of this database's log (its head is
@@ -227,8 +283,9 @@ public final class PostgresEventStore: EventStore, Sendable {
         tasks.withLock { tasks in
             let (running, follower) = (tasks.running, tasks.follower)
             follower?.cancel()
-            tasks.stopped = Task { [log, mirror] in
+            tasks.stopped = Task { [log, mirror, leases] in
                 await follower?.value
+                await leases?.stop(release: true)
                 log.finish()
                 await running?.value
                 mirror.close()

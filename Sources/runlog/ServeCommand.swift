@@ -56,6 +56,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("s3-connect-timeout"),
             help: "Seconds connecting to an S3 endpoint may take when an importer run reads an S3 data source (a refused connection fails at once).")
     var s3ConnectTimeout = 5.0
+    @Option(name: .customLong("lease-seconds"),
+            help: "With --store: seconds this node's work lease lasts without renewal (renewed every third of it); the runs and importer runs of a node that died are taken over by another node after about this long.")
+    var leaseSeconds = 10.0
+    @Option(name: .customLong("node-name"),
+            help: "With --store: this node's name in the database's leases table, for operators (default: HOST:PORT).")
+    var nodeName: String?
     @Flag(name: .customLong("allow-broken-chain"),
           help: "Start and append even when the end of the chain does not verify (after an operator has looked).")
     var allowBrokenChain = false
@@ -125,7 +131,18 @@ struct ServeCommand: AsyncParsableCommand {
                         which other nodes on the same database cannot open; give every node the same key (docs/operations.md)
                         """)
                 }
-                log = try await PostgresEventStore.open(url: url, mirror: store.mirrorDirectory, logger: logger)
+                guard leaseSeconds >= 1, leaseSeconds <= 3600 else {
+                    throw CLIError("--lease-seconds must be 1 to 3600, not \(leaseSeconds)")
+                }
+                let lease = PostgresEventStore.LeaseSettings(
+                    node: nodeName ?? "\(ProcessInfo.processInfo.hostName):\(port)",
+                    timeout: .milliseconds(Int64((leaseSeconds * 1000).rounded())),
+                    fenced: {
+                        // Another node took this node's work: it must not go on (it would do that work twice).
+                        FileHandle.standardError.write(Data("runlog serve: another node took this node's work lease; exiting (status 75)\n".utf8))
+                        Foundation.exit(75)
+                    })
+                log = try await PostgresEventStore.open(url: url, mirror: store.mirrorDirectory, lease: lease, logger: logger)
             } else {
                 var options = LMDBEventStore.Options()
                 options.verifyTailEvents = verifyTail

@@ -42,6 +42,8 @@ public actor ImporterService {
     /// 75%, 16 no more than 8; real-time p99 during the import no worse within the noise.
     let recordingDepth: Int
     private var cancelRequested: Set<String> = []
+    /// Follows the takeovers of work leases (`start`).
+    private var takeovers: Task<Void, Never>?
     private var stopped = false
 
     /// Events of trigger objects older than this cannot be imported (seed 000's FAQ).
@@ -93,16 +95,54 @@ public actor ImporterService {
 
     /// Resumes the importer runs a previous process left running, after sealing S3 credentials
     /// that an earlier version kept in clear.
+    ///
+    /// With work leases (several nodes on one log), only the importer runs of the leases this node
+    /// takes over resume, now and whenever it takes over another node's.
     public func start() async {
         await sealClearCredentials()
+        if let leases = store.workLeases {
+            takeovers = Task { [weak self] in
+                for await takeover in leases.takeovers() {
+                    guard let self else { return }
+                    await self.resume(takeover, leases)
+                }
+            }
+            return
+        }
         for run in state.runs.values.sorted(by: { $0.startedAt < $1.startedAt }) where run.status == .running {
             launch(run.id)
+        }
+    }
+
+    /// Launches the running importer runs started by an event of a lease this node took over,
+    /// once this node's copy of the log has what was committed when it took it. A failed read is
+    /// tried again each second until it succeeds or the service stops.
+    private func resume(_ takeover: WorkTakeover, _ leases: any WorkLeases) async {
+        _ = try? await store.waitForCommit(reaching: takeover.head)
+        while !stopped {
+            do {
+                catchUp()
+                var started: [UInt64: String] = [:]
+                for run in state.runs.values where run.status == .running && tasks[run.id] == nil {
+                    if let first = try store.readStream(Streams.importRun(run.id), limit: 1).first {
+                        started[first.position] = run.id
+                    }
+                }
+                let owned = try await leases.written(Array(started.keys), in: takeover)
+                for position in owned.sorted() {
+                    if let id = started[position], state.runs[id]?.status == .running { launch(id) }
+                }
+                return
+            } catch {
+                try? await Task.sleep(for: .seconds(1))
+            }
         }
     }
 
     /// Stops the importer runs at their next batch (their checkpoints stay; they resume on start).
     public func shutdown() async {
         stopped = true
+        takeovers?.cancel()
         let running = tasks.values
         for task in running { task.cancel() }
         for task in running { await task.value }

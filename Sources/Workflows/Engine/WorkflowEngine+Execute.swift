@@ -69,6 +69,9 @@ extension WorkflowEngine {
         let isBatch: Bool
         var runEvents: [DomainEvent] = []
         var other: [(stream: String, event: DomainEvent)] = []
+        /// The version of the run's stream its next events must follow (nil: any). A second
+        /// executor of the run (another node that took it over) cannot then record a step twice.
+        var runVersion: UInt64?
         var isEmpty: Bool { runEvents.isEmpty && other.isEmpty }
 
         init(runId: String, metadata: EventMetadata, isBatch: Bool) {
@@ -94,7 +97,8 @@ extension WorkflowEngine {
             }
             for stream in order { writes.append(StreamWrite(stream: stream, events: byStream[stream]!)) }
             if !runEvents.isEmpty {
-                writes.append(StreamWrite(stream: Streams.run(runId), events: runEvents.map { $0.newEvent(metadata: metadata) }))
+                writes.append(StreamWrite(stream: Streams.run(runId), expected: runVersion.map { .exact($0) } ?? .any,
+                                          events: runEvents.map { $0.newEvent(metadata: metadata) }))
             }
             return writes
         }
@@ -115,6 +119,9 @@ extension WorkflowEngine {
         let c = run.created
         let pending = PendingWrites(runId: runId, metadata: Self.metadata(nil, correlation: runId, causation: runId),
                                     isBatch: c.queue == .batch)
+        // The history this execution continues: its appends must follow it.
+        guard let version = try? store.streamVersion(Streams.run(runId)) else { return }
+        pending.runVersion = version
         let definition: WorkflowDefinition
         do {
             definition = try self.definition(c.workflowId, version: c.version)
@@ -166,6 +173,7 @@ extension WorkflowEngine {
         guard !pending.isEmpty else { return true }
         do {
             try await append(pending.writes(), priority: pending.isBatch && deferringBackground ? .background : .normal)
+            pending.runVersion = pending.runVersion.map { $0 + UInt64(pending.runEvents.count) }
             pending.clear()
             return true
         } catch {

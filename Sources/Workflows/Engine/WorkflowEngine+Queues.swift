@@ -1,4 +1,5 @@
 import WorkflowModel
+import EventLog
 import Foundation
 
 /// The engine's run queues and workers: which run a worker takes next (real-time work first),
@@ -247,5 +248,29 @@ struct RunQueues {
         closed = true
         for w in waiting { w.continuation.resume() }
         waiting.removeAll()
+    }
+}
+
+extension WorkflowEngine {
+    /// Queues the unfinished runs of leases this node took over (`WorkLeases`): those created by
+    /// an event their nodes wrote, as the log stood at the takeover. A failed read is tried again
+    /// each second until it succeeds or the engine stops.
+    func resume(_ takeover: WorkTakeover, _ leases: any WorkLeases) async {
+        await caughtUp(to: takeover.head)
+        while !stopped {
+            do {
+                let active = try runs.activeRuns()
+                let owned = try await leases.written(Array(Set(active.map(\.position))), in: takeover)
+                let taken = active.filter { owned.contains($0.position) && !executing.contains($0.id) }
+                let records = try runs.runs(taken.map(\.id))
+                for (run, record) in zip(taken, records) {
+                    queues.push(run.id, run.queue)
+                    if record?.created.source.kind == "job" { interruptedRuns.insert(run.id) }
+                }
+                return
+            } catch {
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
     }
 }

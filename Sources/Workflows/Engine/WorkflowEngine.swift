@@ -164,7 +164,9 @@ public actor WorkflowEngine {
         self.jobs = replayed.jobs
         self.jobs.position = state.position
         self.nextWorkflowNumber = (state.workflowNumbers.keys.max() ?? 0) + 1
-        // Read here, where a failure to read them stops the engine from starting at all.
+        // Read here, where a failure to read them stops the engine from starting at all. With work
+        // leases (several nodes), only the runs of the leases this node takes over resume.
+        guard store.workLeases == nil else { return }
         let active = try RunTables(store: store).activeRuns()
         let records = try RunTables(store: store).runs(active.map(\.id))
         self.leftRuns = zip(active, records).map { ($0.id, $0.queue, $1?.created.source.kind == "job") }
@@ -199,6 +201,14 @@ public actor WorkflowEngine {
             if run.isJob { interruptedRuns.insert(run.id) }
         }
         leftRuns = []
+        if let leases = store.workLeases {
+            tasks.append(Task { [weak self] in
+                for await takeover in leases.takeovers() {
+                    guard let self else { return }
+                    await self.resume(takeover, leases)
+                }
+            })
+        }
         for i in 0..<(configuration.realtimeWorkers + configuration.sharedWorkers) {
             let realtimeOnly = i < configuration.realtimeWorkers
             tasks.append(Task { [weak self] in

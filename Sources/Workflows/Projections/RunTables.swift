@@ -138,8 +138,9 @@ public struct RunTables: Sendable {
         } ?? JobCounts()
     }
 
-    /// Runs queued or running, in the order they were created, with their queue.
-    public func activeRuns() throws(WorkflowError) -> [(id: String, queue: RunQueue)] {
+    /// Runs queued or running, in the order they were created, with their queue and the position
+    /// of the event that created them.
+    public func activeRuns() throws(WorkflowError) -> [(id: String, queue: RunQueue, position: UInt64)] {
         try read { tables in
             var runs: [(position: UInt64, index: Int, id: String, queue: RunQueue)] = []
             try tables.scan(Table.active, from: nil) { key, value in
@@ -156,7 +157,7 @@ public struct RunTables: Sendable {
                 return true
             }
             // The table holds the real-time runs first; order them all by creation.
-            return runs.sorted { ($0.position, $0.index) < ($1.position, $1.index) }.map { ($0.id, $0.queue) }
+            return runs.sorted { ($0.position, $0.index) < ($1.position, $1.index) }.map { ($0.id, $0.queue, $0.position) }
         }
     }
 
