@@ -194,11 +194,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Helpers every test target shares (temporary directories, awaited teardown, the HTTP counter). A regular
+        // Helpers every test target shares (temporary directories, awaited teardown, the HTTP counter, a real S3 server). A regular
         // target that only test targets depend on, kept under Tests/ beside them: no product names it.
         .target(
             name: "RunlogTestSupport",
-            dependencies: ["PostgresStore", .product(name: "PostgresNIO", package: "postgres-nio")],
+            dependencies: ["PostgresStore", "S3", .product(name: "PostgresNIO", package: "postgres-nio"),
+                           .product(name: "AsyncHTTPClient", package: "async-http-client")],
             path: "Tests/RunlogTestSupport",
             swiftSettings: swiftSettings
         ),
@@ -232,6 +233,7 @@ let package = Package(
                 "WorkflowModel",
                 "Workflows",
                 "RunlogHTTP",
+                "S3",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: swiftSettings

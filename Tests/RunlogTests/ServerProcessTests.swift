@@ -16,8 +16,10 @@ struct ServerProcess {
     let child: ChildProcess
     let base: String
 
-    static func start(_ directory: String, _ arguments: [String] = []) async throws -> ServerProcess {
-        let child = try ChildProcess(["serve", "--data-dir", directory, "--port", "0", "--rate-limit", "0"] + arguments)
+    static func start(_ directory: String, _ arguments: [String] = [], environment: [String: String]? = nil) async throws
+        -> ServerProcess {
+        let child = try ChildProcess(["serve", "--data-dir", directory, "--port", "0", "--rate-limit", "0"] + arguments,
+                                     environment: environment)
         try await child.waitFor(timeout: .seconds(60)) { $0.contains { $0.hasPrefix("listening on http://") } }
         let line = child.output.first { $0.hasPrefix("listening on ") }!
         return ServerProcess(child: child, base: String(line.dropFirst("listening on ".count)))

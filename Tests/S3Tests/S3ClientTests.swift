@@ -1,3 +1,4 @@
+import RunlogTestSupport
 import AsyncHTTPClient
 import Foundation
 import NIOCore

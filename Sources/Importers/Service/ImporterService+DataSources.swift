@@ -151,6 +151,7 @@ extension ImporterService {
     /// names it (`runlog import` deletes the one it uploaded when the import fails before its
     /// importer run starts).
     public func deleteDataSource(_ id: String, actor: String?) async throws(WorkflowError) {
+        catchUp()
         guard let source = state.dataSources[id] else { throw WorkflowError(.notFound, "data source \(id) does not exist") }
         let users = state.importers.values.filter { $0.dataSourceId == id }.map(\.id).sorted()
         guard users.isEmpty else {

@@ -157,7 +157,11 @@ public actor ImporterService {
         }
     }
 
-    public var snapshot: ImportersState { state }
+    /// The importers' state, with what other nodes on the log recorded up to this node's copy.
+    public var snapshot: ImportersState {
+        catchUp()
+        return state
+    }
 
     // MARK: Appending
 
@@ -171,8 +175,9 @@ public actor ImporterService {
         catchUp()
     }
 
-    /// Folds in the importer events appended since the last look (by this service or, through
-    /// the engine, in the same append as runs).
+    /// Folds in the importer events appended since the last look (by this service, through the
+    /// engine in the same append as runs, or by other nodes on a shared log); reads and commands
+    /// call it first.
     func catchUp() {
         // The head first: a batch committing during the read must not be skipped, so the scan
         // ends at this head and the next one starts after it.
@@ -196,6 +201,7 @@ public actor ImporterService {
         mapping: ImporterMapping, query: ImporterQuery, actor: String?
     ) async throws(WorkflowError) -> ImporterRecord {
         try Self.validName(name)
+        catchUp()
         let existing = try id.map { id throws(WorkflowError) -> ImporterRecord in
             guard let record = state.importers[id] else { throw WorkflowError(.notFound, "importer \(id) does not exist") }
             return record
@@ -263,6 +269,7 @@ public actor ImporterService {
     public func startRun(importerId: String, dryRun: Bool = false, onlyRows: [Int]? = nil, rerunOf: String? = nil,
                          actor: String?) async throws(WorkflowError) -> ImportRunRecord {
         guard !stopped else { throw WorkflowError.shuttingDown("the importer service is shut down") }
+        catchUp()
         guard let importer = state.importers[importerId] else {
             throw WorkflowError(.notFound, "importer \(importerId) does not exist")
         }
@@ -327,6 +334,7 @@ public actor ImporterService {
     }
 
     func requireRun(_ runId: String) throws(WorkflowError) -> ImportRunRecord {
+        catchUp()
         guard let run = state.runs[runId] else { throw WorkflowError(.notFound, "importer run \(runId) does not exist") }
         return run
     }

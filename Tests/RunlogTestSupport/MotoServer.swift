@@ -1,8 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
-import RunlogTestSupport
-import S3
+public import S3
 import Testing
 
 /// A real `moto_server` (PyPI `moto[server]`, an S3-compatible server) on 127.0.0.1, in a child process that checks
@@ -13,15 +12,15 @@ import Testing
 /// (`SignatureDoesNotMatch` otherwise). The five free calls make an IAM user, give it an inline policy allowing
 /// `s3:*`, and make its access key, then make a second user with a key and no policy at all; everything after that,
 /// creating buckets included, is signed with one of those keys.
-final class MotoServer: @unchecked Sendable {
+public final class MotoServer: @unchecked Sendable {
     // `@unchecked`: `Process` is not `Sendable`; it is only asked whether it runs, killed and waited for.
-    static let freeCalls = 5
+    public static let freeCalls = 5
 
-    let endpoint: String
+    public let endpoint: String
     /// The IAM access key made at start-up, allowed `s3:*`.
-    let credentials: S3Credentials
+    public let credentials: S3Credentials
     /// An access key of a user with no policy: valid signatures, no permission.
-    let unprivileged: S3Credentials
+    public let unprivileged: S3Credentials
     private let child: Process
     private let output: StartupOutput
 
@@ -34,7 +33,7 @@ final class MotoServer: @unchecked Sendable {
 
     /// Starts moto on a free loopback port (it binds port 0 and prints the port it got), waits until it answers,
     /// and makes the IAM access key.
-    static func start() async throws -> MotoServer {
+    public static func start() async throws -> MotoServer {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"]
@@ -71,23 +70,23 @@ final class MotoServer: @unchecked Sendable {
     }
 
     /// What moto printed on standard error, for failure messages.
-    var log: String { output.text }
+    public var log: String { output.text }
 
     /// Kills moto and waits for it to exit.
-    func stop() {
+    public func stop() {
         guard child.isRunning else { return }
         kill(child.processIdentifier, SIGKILL)
         child.waitUntilExit()
     }
 
     /// A client of this server with its access key (or `credentials`).
-    func client(_ credentials: S3Credentials? = nil) throws -> S3Client {
+    public func client(_ credentials: S3Credentials? = nil) throws -> S3Client {
         try S3Client(credentials: credentials ?? self.credentials, region: "us-east-1", endpoint: endpoint)
     }
 
     /// Sets moto's count of unauthenticated calls through its own control API (`/moto-api/reset-auth`, which is not
     /// itself checked): `.infinity` turns signature checks off.
-    func allowUnauthenticatedCalls(_ count: Double) async throws {
+    public func allowUnauthenticatedCalls(_ count: Double) async throws {
         var request = HTTPClientRequest(url: endpoint + "/moto-api/reset-auth")
         request.method = .POST
         request.body = .bytes(ByteBuffer(string: count.isInfinite ? "inf" : String(Int(count))))
