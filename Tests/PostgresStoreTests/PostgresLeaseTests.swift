@@ -17,6 +17,18 @@ private final class LeaseCluster: Sendable {
         url = try #require(TestPostgres.url, "RUNLOG_TEST_POSTGRES is not set: run the tests with tools/test")
     }
 
+    /// Runs `body` with a cluster whose schema is dropped afterwards.
+    static func with(_ body: (LeaseCluster) async throws -> Void) async throws {
+        let cluster = try LeaseCluster()
+        do {
+            try await body(cluster)
+        } catch {
+            await TestPostgres.drop(cluster.schema)
+            throw error
+        }
+        await TestPostgres.drop(cluster.schema)
+    }
+
     func open(_ node: String, lease seconds: Int) async throws -> PostgresEventStore {
         let lease = PostgresEventStore.LeaseSettings(node: node, timeout: .seconds(seconds),
                                                      fenced: { [self] in self.noteFenced(node) })
@@ -71,65 +83,65 @@ struct PostgresLeaseTests {
     @Test("a node whose lease expires is taken over with the work it wrote; its next append fails and it is fenced",
           .timeLimit(.minutes(1)))
     func takeoverFences() async throws {
-        let cluster = try LeaseCluster()
-        defer { Task { await TestPostgres.drop(cluster.schema) } }
-        // A renews only every 20 s: its lease is expired below by hand, as if it had been paused.
-        let a = try await cluster.open("a", lease: 60)
-        let b = try await cluster.open("b", lease: 1)
-        let aLeases = try #require(a.workLeases)
-        let bLeases = try #require(b.workLeases)
-        // The first node to start took lease 0 (what no node wrote); B took nothing at start.
-        #expect(try #require(await takeover(aLeases)).leases == [0])
-        let byA = try await a.append([StreamWrite(stream: "s-a", events: [event(1)])]).lastPosition
-        let byB = try await b.append([StreamWrite(stream: "s-b", events: [event(2)])]).lastPosition
+        try await LeaseCluster.with { cluster in
+            // A renews only every 20 s: its lease is expired below by hand, as if it had been paused.
+            let a = try await cluster.open("a", lease: 60)
+            let b = try await cluster.open("b", lease: 1)
+            let aLeases = try #require(a.workLeases)
+            let bLeases = try #require(b.workLeases)
+            // The first node to start took lease 0 (what no node wrote); B took nothing at start.
+            #expect(try #require(await takeover(aLeases)).leases == [0])
+            let byA = try await a.append([StreamWrite(stream: "s-a", events: [event(1)])]).lastPosition
+            let byB = try await b.append([StreamWrite(stream: "s-b", events: [event(2)])]).lastPosition
 
-        try await cluster.run("UPDATE LEASES SET expires_at = now() - interval '1 second' WHERE owner = $1",
-                              lease: a.leases!.id)
-        let taken = try #require(await takeover(bLeases))
-        #expect(Set(taken.leases) == [0, a.leases!.id])
-        #expect(taken.head >= byB)
-        #expect(try await bLeases.written([byA, byB], in: taken) == [byA])
+            try await cluster.run("UPDATE LEASES SET expires_at = now() - interval '1 second' WHERE owner = $1",
+                                  lease: a.leases!.id)
+            let taken = try #require(await takeover(bLeases))
+            #expect(Set(taken.leases) == [0, a.leases!.id])
+            #expect(taken.head >= byB)
+            #expect(try await bLeases.written([byA, byB], in: taken) == [byA])
 
-        // A commits nothing more: the append fails, and the node learns it was fenced.
-        await #expect(throws: EventStoreError.self) {
-            try await a.append([StreamWrite(stream: "s-a", events: [event(3)])])
+            // A commits nothing more: the append fails, and the node learns it was fenced.
+            await #expect(throws: EventStoreError.self) {
+                try await a.append([StreamWrite(stream: "s-a", events: [event(3)])])
+            }
+            #expect(a.log.isFenced)
+            #expect(cluster.fenced.withLock { $0 } == ["a"])
+            #expect(try await b.log.head().position == byB)
+            // B goes on.
+            _ = try await b.append([StreamWrite(stream: "s-b", events: [event(4)])])
+            await a.shutdown()
+            await b.shutdown()
+            #expect(cluster.fenced.withLock { $0 } == ["a"])
         }
-        #expect(a.log.isFenced)
-        #expect(cluster.fenced.withLock { $0 } == ["a"])
-        #expect(try await b.log.head().position == byB)
-        // B goes on.
-        _ = try await b.append([StreamWrite(stream: "s-b", events: [event(4)])])
-        await a.shutdown()
-        await b.shutdown()
-        #expect(cluster.fenced.withLock { $0 } == ["a"])
     }
 
     @Test("a node restarted on its data directory takes its previous process's lease at once; one shut down lets others take it",
           .timeLimit(.minutes(1)))
     func restartTakesPreviousLease() async throws {
-        let cluster = try LeaseCluster()
-        defer { Task { await TestPostgres.drop(cluster.schema) } }
-        let first = try await cluster.open("a", lease: 60)
-        let firstId = first.leases!.id
-        let written = try await first.append([StreamWrite(stream: "s-a", events: [event(1)])]).lastPosition
-        // As after a crash: the process is gone and its lease has not expired.
-        await first.shutdown()
-        try await cluster.run("UPDATE LEASES SET expires_at = now() + interval '1 hour' WHERE owner = $1", lease: firstId)
+        try await LeaseCluster.with { cluster in
+            let first = try await cluster.open("a", lease: 60)
+            let firstId = first.leases!.id
+            let written = try await first.append([StreamWrite(stream: "s-a", events: [event(1)])]).lastPosition
+            // As after a crash: the process is gone and its lease has not expired.
+            await first.shutdown()
+            try await cluster.run("UPDATE LEASES SET expires_at = now() + interval '1 hour' WHERE owner = $1", lease: firstId)
 
-        let second = try await cluster.open("a", lease: 60)
-        let leases = try #require(second.workLeases)
-        let taken = try #require(await takeover(leases))
-        #expect(taken.leases.contains(firstId))
-        #expect(try await leases.written([written], in: taken) == [written])
-        #expect(second.leases!.id != firstId)
+            let second = try await cluster.open("a", lease: 60)
+            let leases = try #require(second.workLeases)
+            let taken = try #require(await takeover(leases))
+            #expect(taken.leases.contains(firstId))
+            #expect(try await leases.written([written], in: taken) == [written])
+            #expect(second.leases!.id != firstId)
 
-        // A graceful shutdown lets the lease expire now: another node takes it at its next look.
-        await second.shutdown()
-        let other = try await cluster.open("b", lease: 1)
-        let otherLeases = try #require(other.workLeases)
-        let otherTaken = try #require(await takeover(otherLeases))
-        #expect(otherTaken.leases.contains(second.leases!.id))
-        await other.shutdown()
-        #expect(cluster.fenced.withLock { $0 }.isEmpty)
+            // A graceful shutdown lets the lease expire now: another node takes it at its next look.
+            await second.shutdown()
+            let other = try await cluster.open("b", lease: 1)
+            let otherLeases = try #require(other.workLeases)
+            let otherTaken = try #require(await takeover(otherLeases))
+            #expect(otherTaken.leases.contains(second.leases!.id))
+            await other.shutdown()
+            #expect(cluster.fenced.withLock { $0 }.isEmpty)
+        }
     }
 }
