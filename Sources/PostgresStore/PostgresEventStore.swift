@@ -59,10 +59,12 @@ public final class PostgresEventStore: EventStore, Sendable {
         public var node: String
         /// How long the lease lasts without renewal: how long a dead node's work waits.
         public var timeout: Duration
-        /// Called once if another node takes this node's lease (it then commits nothing more).
-        public var fenced: @Sendable () -> Void
+        /// Called once, with the reason, when this node is fenced off the log and commits nothing
+        /// more: another node took its lease, or after a failover the database's log does not
+        /// continue the node's copy (commits the old primary lost had been copied). It must restart.
+        public var fenced: @Sendable (String) -> Void
 
-        public init(node: String, timeout: Duration = .seconds(10), fenced: @escaping @Sendable () -> Void = {}) {
+        public init(node: String, timeout: Duration = .seconds(10), fenced: @escaping @Sendable (String) -> Void = { _ in }) {
             self.node = node
             self.timeout = timeout
             self.fenced = fenced
@@ -90,6 +92,9 @@ public final class PostgresEventStore: EventStore, Sendable {
         let log = try PostgresLog(url: url, schema: schema, pollInterval: pollInterval, logger: logger)
         let running = Task { await log.run() }
         do throws(EventStoreError) {
+            if log.endpoints.count > 1, !(await log.locatePrimary()) {
+                throw EventStoreError(.storage, "no server of \(log.location) answers as a primary")
+            }
             if creating {
                 try await log.migrate()
             } else if !(try await log.isMigrated()) {
@@ -117,6 +122,7 @@ public final class PostgresEventStore: EventStore, Sendable {
                 mirror.close()
                 throw error
             }
+            log.onPrimaryChange.withLock { $0 = { [weak store] in Task { await store?.checkContinues() } } }
             store.start(running)
             return store
         } catch {
@@ -211,6 +217,27 @@ public final class PostgresEventStore: EventStore, Sendable {
     private func start(_ running: Task<Void, Never>) {
         let follower = Task { await self.follow() }
         tasks.withLock { $0 = (running, follower, nil) }
+    }
+
+    /// After a failover: whether the new primary's log still holds the mirror's head. A commit the
+    /// old primary made visible but lost (it had not reached the standby) may have been copied;
+    /// then the mirror is not a copy of this log any more, and the node is fenced (its next open
+    /// makes the mirror again). Tried until it gets an answer or the store closes.
+    func checkContinues() async {
+        while !closed.load(ordering: .relaxed) {
+            do {
+                let head = try mirror.head()
+                guard head.position > 0 else { return }
+                let same = try await log.read(from: head.position, limit: 1).first
+                if same?.hash != head.hash {
+                    log.fence("after a failover the database's log does not hold this node's copy at position "
+                              + "\(head.position) (the old primary lost commits this node had copied)")
+                }
+                return
+            } catch {
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
     }
 
     /// Copies into the mirror each time the log shows something new, until the log stops.

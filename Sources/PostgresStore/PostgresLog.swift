@@ -22,9 +22,21 @@ import Synchronization
 /// entry kept as a row without a value so that copies learn of the delete). Side changes are
 /// numbered under the same head lock, so their numbers are in commit order too.
 public final class PostgresLog: Sendable {
-    public let client: PostgresClient
-    /// How the head watch connects (a connection of its own, outside the pool).
-    private let connectionConfiguration: PostgresConnection.Configuration
+    /// The connection pool to the primary this node works on now.
+    public var client: PostgresClient { current.withLock { $0.client } }
+    /// The servers of the URL's host list: a primary and its standbys.
+    public let endpoints: [PostgresURL.Endpoint]
+    private let url: PostgresURL
+    /// The server this node works on (an index into `endpoints`) and its pool.
+    private let current: Mutex<(index: Int, client: PostgresClient)>
+    /// Pools made after a failover, for `run()` to run (the first is the initial pool).
+    private let newClients: AsyncStream<PostgresClient>
+    private let newClient: AsyncStream<PostgresClient>.Continuation
+    /// The search for the primary under way, if any (`locatePrimary`).
+    private let locating = Mutex<Task<Bool, Never>?>(nil)
+    /// How many times this node moved to another primary (a pool waiting to reach a dead server
+    /// waits for ever: the work on it is given up when the node moves, `onPrimary`).
+    private let primaries = HeadNotifier()
     /// Appends waiting for this node's next transaction.
     private let queue = AppendQueue()
     private let counters = Mutex(WriterStatistics())
@@ -40,8 +52,10 @@ public final class PostgresLog: Sendable {
     let leaseId = Atomic<Int64>(-1)
     /// Whether another node took this node's lease: nothing more commits.
     private let fencedFlag = Atomic<Bool>(false)
-    /// Called once when the log learns that this node's lease was taken.
-    let onFence = Mutex<(@Sendable () -> Void)?>(nil)
+    /// Called once, with the reason, when this node is fenced (`fence`).
+    let onFence = Mutex<(@Sendable (String) -> Void)?>(nil)
+    /// Called after this node moved to another primary (`locatePrimary`).
+    let onPrimaryChange = Mutex<(@Sendable () -> Void)?>(nil)
 
     /// The notification channel of this log's schema.
     var channel: String { "runlog_\(schema)" }
@@ -58,32 +72,19 @@ public final class PostgresLog: Sendable {
     /// URL's schema taking the place of `schema`); `run()` must run while the log is used.
     public init(url: String, schema: String = "runlog", pollInterval: Duration = .milliseconds(100),
                 logger: Logger = Logger(label: "runlog.postgres")) throws(EventStoreError) {
-        guard let components = URLComponents(string: url), ["postgres", "postgresql"].contains(components.scheme ?? ""),
-              let host = components.host, !host.isEmpty, let user = components.user, !user.isEmpty else {
-            throw EventStoreError(.invalidArgument, "a PostgreSQL store is a URL postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE",
-                                  field: "store", value: Self.withoutPassword(url))
-        }
-        let schema = components.queryItems?.first(where: { $0.name == "schema" })?.value ?? schema
+        let parsed = try PostgresURL(url)
+        let schema = parsed.schema ?? schema
         // 56 at most: the notification channel, runlog_SCHEMA, must stay within PostgreSQL's 63 bytes.
         guard schema.range(of: "^[a-z_][a-z0-9_]{0,55}$", options: .regularExpression) != nil else {
             throw EventStoreError(.invalidArgument, "a schema name is 1 to 56 lowercase letters, digits and underscores, "
                                   + "not starting with a digit", field: "schema", value: schema)
         }
-        if let unknown = components.queryItems?.first(where: { $0.name != "schema" }) {
-            throw EventStoreError(.invalidArgument, "a store URL takes one parameter, schema; \(unknown.name) is unknown",
-                                  field: "store", value: Self.withoutPassword(url))
-        }
-        let database = String(components.path.drop(while: { $0 == "/" }))
-        let configuration = PostgresClient.Configuration(
-            host: host, port: components.port ?? 5432, username: user, password: components.password,
-            database: database.isEmpty ? nil : database, tls: .disable)
-        client = PostgresClient(configuration: configuration)
-        var watch = PostgresConnection.Configuration(
-            host: host, port: components.port ?? 5432, username: user, password: components.password,
-            database: database.isEmpty ? nil : database, tls: .disable)
-        // Named in pg_stat_activity, for operators (and the test that cuts it).
-        watch.options.additionalStartupParameters = [("application_name", "runlog watch \(schema)")]
-        connectionConfiguration = watch
+        self.url = parsed
+        endpoints = parsed.endpoints
+        let client = PostgresClient(configuration: Self.poolConfiguration(parsed, parsed.endpoints[0]))
+        current = Mutex((0, client))
+        (newClients, newClient) = AsyncStream.makeStream(of: PostgresClient.self)
+        newClient.yield(client)
         self.schema = schema
         self.pollInterval = pollInterval
         self.logger = logger
@@ -91,9 +92,175 @@ public final class PostgresLog: Sendable {
     }
 
     public static func withoutPassword(_ url: String) -> String {
-        guard var components = URLComponents(string: url), components.password != nil else { return url }
-        components.password = nil
-        return components.string ?? url
+        PostgresURL.withoutPassword(url)
+    }
+
+    private static func poolConfiguration(_ url: PostgresURL, _ endpoint: PostgresURL.Endpoint) -> PostgresClient.Configuration {
+        PostgresClient.Configuration(host: endpoint.host, port: endpoint.port, username: url.user, password: url.password,
+                                     database: url.database, tls: .disable)
+    }
+
+    /// How a connection of its own reaches the server this node works on (the head watch, the
+    /// search for the primary).
+    private func connectionConfiguration(_ endpoint: PostgresURL.Endpoint? = nil, name: String) -> PostgresConnection.Configuration {
+        var configuration = PostgresConnection.Configuration(
+            host: (endpoint ?? currentEndpoint).host, port: (endpoint ?? currentEndpoint).port, username: url.user,
+            password: url.password, database: url.database, tls: .disable)
+        // Named in pg_stat_activity, for operators (and the test that cuts the watch).
+        configuration.options.additionalStartupParameters = [("application_name", "\(name) \(schema)")]
+        configuration.options.connectTimeout = .seconds(2)
+        return configuration
+    }
+
+    /// The server this node works on now.
+    public var currentEndpoint: PostgresURL.Endpoint { endpoints[current.withLock { $0.index }] }
+
+    // MARK: Failover
+
+    /// Finds the primary among `endpoints` (the server not in recovery, `pg_is_in_recovery()`),
+    /// starting with the current one, and works on it from now on. True when the current server is
+    /// the primary or one was found; false when no server answered as a primary. Callers at the same
+    /// time share one search.
+    @discardableResult
+    public func locatePrimary() async -> Bool {
+        let search = locating.withLock { locating in
+            if let running = locating { return running }
+            let task = Task { await self.searchPrimary() }
+            locating = task
+            return task
+        }
+        let found = await search.value
+        locating.withLock { locating in
+            if locating == search { locating = nil }
+        }
+        return found
+    }
+
+    private func searchPrimary() async -> Bool {
+        let start = current.withLock { $0.index }
+        for step in 0..<endpoints.count {
+            let index = (start + step) % endpoints.count
+            let endpoint = endpoints[index]
+            do {
+                let connection = try await PostgresConnection.connect(
+                    configuration: connectionConfiguration(endpoint, name: "runlog probe"), id: 0, logger: logger)
+                var standby = true
+                do {
+                    for try await inRecovery in try await connection.query("SELECT pg_is_in_recovery()", logger: logger)
+                        .decode(Bool.self) { standby = inRecovery }
+                } catch {
+                    try? await connection.close()
+                    throw error
+                }
+                try? await connection.close()
+                if standby { continue }
+            } catch {
+                continue
+            }
+            if index != start {
+                let client = PostgresClient(configuration: Self.poolConfiguration(url, endpoint))
+                current.withLock { $0 = (index, client) }
+                newClient.yield(client)
+                primaries.advance(to: primaries.head + 1)
+                logger.notice("working on the primary \(endpoint) now", metadata: ["log": "\(location)"])
+                onPrimaryChange.withLock { $0 }?()
+            }
+            return true
+        }
+        logger.warning("no server of the host list answers as a primary", metadata: ["log": "\(location)"])
+        return false
+    }
+
+    /// Whether `error` may pass once the primary is found again: a lost or refused connection, a
+    /// server shutting down, or a write refused by a standby (SQLSTATE classes 08 and 57P, 25006).
+    static func isTransient(_ error: any Error) -> Bool {
+        if let error = error as? PostgresTransactionError {
+            return [error.beginError, error.closureError, error.commitError].compactMap { $0 }.contains(where: isTransient)
+        }
+        if error is EventStoreError { return false }
+        guard let error = error as? PSQLError else { return true }
+        guard let state = error.serverInfo?[.sqlState] else { return true }
+        return state.hasPrefix("08") || state.hasPrefix("57P") || state == "25006"
+    }
+
+    /// Runs `body` on the current primary's pool; when this node moves to another primary first,
+    /// gives it up and throws `MovedPrimary` (transient: the caller tries again on the new one). A
+    /// request to a pool whose server died waits for a connection for ever, and does not end when
+    /// cancelled, so `body` runs in a task of its own that is cancelled and let go, not awaited.
+    private func onPrimary<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        guard endpoints.count > 1 else { return try await body() }
+        let generation = primaries.head
+        let race = Race<T>()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                race.start(continuation)
+                race.add(Task {
+                    do {
+                        race.finish(.success(try await body()))
+                    } catch {
+                        race.finish(.failure(error))
+                    }
+                })
+                race.add(Task {
+                    guard (try? await self.primaries.wait(for: generation + 1)) != nil else { return }
+                    race.finish(.failure(MovedPrimary()))
+                })
+            }
+        } onCancel: {
+            race.finish(.failure(CancellationError()))
+        }
+    }
+
+    /// The first of a body and a move to another primary: answers the caller once, then cancels
+    /// both tasks.
+    private final class Race<T: Sendable>: Sendable {
+        private let state = Mutex<(continuation: CheckedContinuation<T, any Error>?, tasks: [Task<Void, Never>],
+                                   outcome: Result<T, any Error>?)>((nil, [], nil))
+
+        func start(_ continuation: CheckedContinuation<T, any Error>) {
+            let early = state.withLock { state -> Result<T, any Error>? in
+                if let outcome = state.outcome { return outcome }
+                state.continuation = continuation
+                return nil
+            }
+            if let early { continuation.resume(with: early) }
+        }
+
+        func add(_ task: Task<Void, Never>) {
+            let done = state.withLock { state in
+                state.tasks.append(task)
+                return state.outcome != nil
+            }
+            if done { task.cancel() }
+        }
+
+        func finish(_ outcome: Result<T, any Error>) {
+            let (continuation, tasks) = state.withLock { state -> (CheckedContinuation<T, any Error>?, [Task<Void, Never>]) in
+                guard state.outcome == nil else { return (nil, []) }
+                state.outcome = outcome
+                defer { state.continuation = nil }
+                return (state.continuation, state.tasks)
+            }
+            continuation?.resume(with: outcome)
+            for task in tasks { task.cancel() }
+        }
+    }
+
+    /// Work given up because the node moved to another primary.
+    struct MovedPrimary: Error, CustomStringConvertible {
+        var description: String { "this node moved to another primary" }
+    }
+
+    /// How long an append waits for a primary after a transient failure (failover), with a host list.
+    static let failoverLimit: Duration = .seconds(30)
+
+    /// Runs each pool this log makes (the first, and one per failover) until cancelled.
+    private func runClients() async {
+        await withDiscardingTaskGroup { group in
+            for await client in newClients {
+                group.addTask { await client.run() }
+            }
+        }
     }
 
     /// Runs the connection pool, the commits of this node's appends and the watch of the head
@@ -101,7 +268,7 @@ public final class PostgresLog: Sendable {
     /// calling task is cancelled (appends waiting then fail with `closed`).
     public func run() async {
         await withDiscardingTaskGroup { group in
-            group.addTask { await self.client.run() }
+            group.addTask { await self.runClients() }
             group.addTask { await self.watchHead() }
             await self.commitLoop()
             group.cancelAll()
@@ -170,6 +337,8 @@ public final class PostgresLog: Sendable {
                 if Task.isCancelled { break }
                 logger.warning("the head watch lost its connection; connecting again",
                                metadata: ["error": "\(Self.describe(error))"])
+                // The server may be gone for good: the next connection goes to the primary there is.
+                if endpoints.count > 1 { await locatePrimary() }
             }
             try? await Task.sleep(for: min(pollInterval, .seconds(1)))
         }
@@ -180,7 +349,8 @@ public final class PostgresLog: Sendable {
     /// that is cancelled but not awaited: postgres-nio's notification sequence did not always end
     /// when its connection was closed, and awaiting it hung the watch (and the node's shutdown).
     private func watchOnce(id: Int) async throws {
-        let connection = try await PostgresConnection.connect(configuration: connectionConfiguration, id: id, logger: logger)
+        let connection = try await PostgresConnection.connect(configuration: connectionConfiguration(name: "runlog watch"),
+                                                              id: id, logger: logger)
         let ended = Atomic<Bool>(false)
         let listener = Task {
             defer { ended.store(true, ordering: .relaxed) }
@@ -226,7 +396,7 @@ public final class PostgresLog: Sendable {
     public func migrate() async throws(EventStoreError) {
         let zero = ByteBuffer(bytes: [UInt8](repeating: 0, count: 32))
         if try await isMigrated() { return }
-        try await storage("create the tables") {
+        try await storage("create the tables") { [self] in
             try await client.withTransaction(logger: logger) { connection in
                 // One migration at a time across nodes.
                 try await connection.query("SELECT pg_advisory_xact_lock(7234001)", logger: logger)
@@ -301,9 +471,10 @@ public final class PostgresLog: Sendable {
                 OR (table_name = 'leases' AND column_name = 'owner'))
             """)
         current.binds.append(schema)
-        let present = try await storage("read the tables") {
+        let query = current
+        let present = try await storage("read the tables") { [self] in
             var count = 0
-            for try await n in try await client.query(current, logger: logger).decode(Int.self) { count = n }
+            for try await n in try await client.query(query, logger: logger).decode(Int.self) { count = n }
             return count
         }
         return present == 5
@@ -384,17 +555,20 @@ public final class PostgresLog: Sendable {
     /// Whether another node took this node's lease (its appends then fail).
     public var isFenced: Bool { fencedFlag.load(ordering: .relaxed) }
 
-    /// Records that another node took this node's lease; what is queued and all later appends
-    /// fail with `closed`.
-    func fence() {
+    /// Fences this node off the log: what is queued and all later appends fail with `closed`.
+    /// Called when another node took this node's lease, or when the log no longer continues this
+    /// node's copy (`reason` says which); the node must restart.
+    func fence(_ reason: String = PostgresLog.leaseTaken) {
         guard fencedFlag.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
-        logger.critical("another node took this node's work lease: this node commits nothing more")
+        logger.critical("\(reason): this node commits nothing more and must restart")
         let handler = onFence.withLock { handler in
             defer { handler = nil }
             return handler
         }
-        handler?()
+        handler?(reason)
     }
+
+    static let leaseTaken = "another node took this node's work lease (it was thought dead)"
 
     static let fencedError = EventStoreError(.closed, "this node's work lease was taken by another node (it was thought "
                                              + "dead); it commits nothing more: restart it")
@@ -408,11 +582,7 @@ public final class PostgresLog: Sendable {
                 continue
             }
             do {
-                let (results, row) = try await storage("append") {
-                    try await client.withTransaction(logger: logger) { connection in
-                        try await self.commit(batch, connection)
-                    }
-                }
+                let (results, row) = try await commitRetrying(batch)
                 outcomes = results
                 observe(row)
             } catch {
@@ -432,6 +602,34 @@ public final class PostgresLog: Sendable {
                 case (_, .failure(let error)): item.fail(error)
                 default: item.fail(EventStoreError(.storage, "the commit answered an item with the wrong kind of outcome"))
                 }
+            }
+        }
+    }
+
+    /// Commits `batch` in one transaction. With a host list, a transient failure (a failover) finds
+    /// the primary and tries the same batch again, for up to `failoverLimit`: an append that did
+    /// commit before the connection was lost is then answered with its original positions (its
+    /// event ids are stored), one that did not is written now.
+    private func commitRetrying(_ batch: [AppendQueue.Item]) async throws(EventStoreError) -> ([Result<Outcome, EventStoreError>], HeadRow) {
+        let deadline = ContinuousClock.now + Self.failoverLimit
+        var delay = Duration.milliseconds(50)
+        while true {
+            do {
+                return try await onPrimary {
+                    try await self.client.withTransaction(logger: self.logger) { connection in
+                        try await self.commit(batch, connection)
+                    }
+                }
+            } catch {
+                guard endpoints.count > 1, Self.isTransient(error), !isFenced, ContinuousClock.now < deadline,
+                      !Task.isCancelled else {
+                    throw Self.storageError(error, doing: "append", in: location)
+                }
+                logger.warning("an append transaction failed; looking for the primary and trying again",
+                               metadata: ["error": "\(Self.describe(error))"])
+                await locatePrimary()
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(1))
             }
         }
     }
@@ -630,7 +828,7 @@ public final class PostgresLog: Sendable {
     /// version fails the whole copy) and its side changes (numbered here). Durable when it returns.
     public func replicate(_ copy: ReplicaBatch) async throws(EventStoreError) -> LogHead {
         for change in copy.changes { try Self.validate(change) }
-        let outcome: Result<LogHead, EventStoreError> = try await storage("append copies") {
+        let outcome: Result<LogHead, EventStoreError> = try await storage("append copies") { [self] in
             try await client.withTransaction(logger: logger) { connection in
                 let locked = try await self.lockHead(connection)
                 var head = locked.head
@@ -762,14 +960,14 @@ public final class PostgresLog: Sendable {
 
     /// The committed head of the log.
     public func head() async throws(EventStoreError) -> LogHead {
-        try await storage("read the head") {
+        try await storage("read the head") { [self] in
             try await client.withConnection { connection in try await self.readHead(connection, forUpdate: false).head }
         }
     }
 
     /// The committed head and the number of the last side change.
     public func committed() async throws(EventStoreError) -> (head: LogHead, changes: UInt64) {
-        try await storage("read the head") {
+        try await storage("read the head") { [self] in
             let row = try await client.withConnection { connection in try await self.readHead(connection, forUpdate: false) }
             return (row.head, row.changes)
         }
@@ -782,7 +980,7 @@ public final class PostgresLog: Sendable {
     /// can be skipped: two writes of one entry in a transaction leave one row).
     public func changes(after position: UInt64, changesAfter changes: UInt64, limit: Int) async throws(EventStoreError)
         -> ReplicaBatch {
-        try await storage("read the log") {
+        try await storage("read the log") { [self] in
             var query = PostgresQuery(unsafeSQL: """
                 (SELECT 0::smallint, position, envelope, NULL::text FROM \(table("events"))
                  WHERE position > $1 AND position <= (
@@ -826,7 +1024,7 @@ public final class PostgresLog: Sendable {
 
     /// Up to `limit` events from `position` on, in log order.
     public func read(from position: UInt64, limit: Int) async throws(EventStoreError) -> [RecordedEvent] {
-        try await storage("read the log") {
+        try await storage("read the log") { [self] in
             var query = PostgresQuery(unsafeSQL: "SELECT envelope FROM \(table("events")) WHERE position >= $1 ORDER BY position LIMIT $2")
             query.binds.append(Int64(clamping: position))
             query.binds.append(Int64(max(0, limit)))
@@ -840,7 +1038,7 @@ public final class PostgresLog: Sendable {
 
     /// Recomputes the hash chain from position 1 and checks the head row against it.
     public func verify() async throws(EventStoreError) -> VerifyReport {
-        try await storage("verify the log") {
+        try await storage("verify the log") { [self] in
             // The head first, then the events up to it: appends committing meanwhile do not count.
             let head = try await head()
             var query = PostgresQuery(unsafeSQL: "SELECT position, envelope FROM \(table("events")) WHERE position <= $1 ORDER BY position")
@@ -877,6 +1075,7 @@ public final class PostgresLog: Sendable {
             group.addTask { await log.run() }
             defer { group.cancelAll() }
             do throws(EventStoreError) {
+                if log.endpoints.count > 1 { await log.locatePrimary() }
                 return .success(try await log.verify())
             } catch {
                 return .failure(error)
@@ -887,17 +1086,22 @@ public final class PostgresLog: Sendable {
 
     /// Runs `body`, making what it throws an `EventStoreError` (a lost connection, a failed query:
     /// `storage`, with the server's message).
-    func storage<T>(_ what: String, _ body: () async throws -> T) async throws(EventStoreError) -> T {
+    ///
+    /// With a host list, a transient failure (`isTransient`) starts a search for the primary, so
+    /// that the next try goes to the server that is the primary now.
+    func storage<T: Sendable>(_ what: String, _ body: @escaping @Sendable () async throws -> T) async throws(EventStoreError) -> T {
         do {
-            return try await body()
-        } catch let error as EventStoreError {
-            throw error
-        } catch let error as PostgresTransactionError {
-            if let inner = error.closureError as? EventStoreError { throw inner }
-            throw EventStoreError(.storage, "cannot \(what) in \(location): \(Self.describe(error))")
+            return try await onPrimary(body)
         } catch {
-            throw EventStoreError(.storage, "cannot \(what) in \(location): \(Self.describe(error))")
+            if endpoints.count > 1, Self.isTransient(error) { Task { await self.locatePrimary() } }
+            throw Self.storageError(error, doing: what, in: location)
         }
+    }
+
+    static func storageError(_ error: any Error, doing what: String, in location: String) -> EventStoreError {
+        if let error = error as? EventStoreError { return error }
+        if let error = error as? PostgresTransactionError, let inner = error.closureError as? EventStoreError { return inner }
+        return EventStoreError(.storage, "cannot \(what) in \(location): \(describe(error))")
     }
 
     /// The server's message when there is one (PSQLError's description hides it).

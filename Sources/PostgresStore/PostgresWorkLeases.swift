@@ -45,9 +45,10 @@ public final class PostgresWorkLeases: WorkLeases {
 
     /// Makes this process's lease (its appends are written under it from here on), takes over
     /// the lease `previous` (this node's previous process) and the expired ones, and keeps the
-    /// lease renewed until `stop()`. `fenced` is called once if another node takes the lease.
+    /// lease renewed until `stop()`. `fenced` is called once, with the reason, if the node is
+    /// fenced (`PostgresLog.fence`).
     static func start(log: PostgresLog, node: String, previous: Int64?, timeout: Duration,
-                      fenced: @escaping @Sendable () -> Void) async throws(EventStoreError) -> PostgresWorkLeases {
+                      fenced: @escaping @Sendable (String) -> Void) async throws(EventStoreError) -> PostgresWorkLeases {
         let leases = PostgresWorkLeases(log: log, node: node, timeout: timeout)
         log.onFence.withLock { $0 = fenced }
         let id = try await leases.register()
@@ -67,7 +68,7 @@ public final class PostgresWorkLeases: WorkLeases {
             """)
         query.binds.append(node)
         query.binds.append(seconds)
-        return try await log.storage("make this node's lease") {
+        return try await log.storage("make this node's lease") { [self, query] in
             for try await id in try await log.client.query(query, logger: log.logger).decode(Int64.self) { return id }
             throw EventStoreError(.storage, "making this node's lease returned no row")
         }
@@ -101,7 +102,7 @@ public final class PostgresWorkLeases: WorkLeases {
         query.binds.append(id)
         query.binds.append(seconds)
         let me = id
-        return try await log.storage("renew this node's lease") {
+        return try await log.storage("renew this node's lease") { [self, query] in
             var own = false
             for try await renewed in try await log.client.query(query, logger: log.logger).decode(Int64.self) where renewed == me {
                 own = true
@@ -119,7 +120,7 @@ public final class PostgresWorkLeases: WorkLeases {
                 SELECT count(*)::int FROM \(log.table("leases")) WHERE id = owner AND id <> $1 AND expires_at < now()
                 """)
             check.binds.append(me)
-            let expired = try await log.storage("read the leases") {
+            let expired = try await log.storage("read the leases") { [self, check] in
                 var count = 0
                 for try await n in try await log.client.query(check, logger: log.logger).decode(Int.self) { count = n }
                 return count
@@ -135,7 +136,7 @@ public final class PostgresWorkLeases: WorkLeases {
         take.binds.append(me)
         take.binds.append(previous ?? -1)
         take.binds.append(seconds)
-        let (taken, head) = try await log.storage("take over expired leases") {
+        let (taken, head) = try await log.storage("take over expired leases") { [self, take] in
             try await log.client.withTransaction(logger: log.logger) { connection in
                 let head = try await log.lockHead(connection).head.position
                 var taken: [(Int64, String)] = []
@@ -181,7 +182,7 @@ public final class PostgresWorkLeases: WorkLeases {
             """)
         query.binds.append(positions.map { Int64(clamping: $0) })
         query.binds.append(takeover.leases)
-        return try await log.storage("read who wrote the unfinished work") {
+        return try await log.storage("read who wrote the unfinished work") { [self, query] in
             var found = Set<UInt64>()
             for try await position in try await log.client.query(query, logger: log.logger).decode(Int64.self) {
                 found.insert(UInt64(position))
@@ -209,7 +210,7 @@ public final class PostgresWorkLeases: WorkLeases {
         var query = PostgresQuery(unsafeSQL: "UPDATE \(log.table("leases")) SET expires_at = now() WHERE owner = $1")
         query.binds.append(id)
         do {
-            try await log.storage("release this node's leases") {
+            try await log.storage("release this node's leases") { [self, query] in
                 _ = try await log.client.query(query, logger: log.logger)
             }
         } catch {

@@ -93,6 +93,7 @@ private enum LogEnd {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await log.run() }
                 defer { group.cancelAll() }
+                if log.endpoints.count > 1 { await log.locatePrimary() }
                 if writable { try await log.migrate() }
                 try await body(.postgres(log))
             }

@@ -137,9 +137,10 @@ struct ServeCommand: AsyncParsableCommand {
                 let lease = PostgresEventStore.LeaseSettings(
                     node: nodeName ?? "\(ProcessInfo.processInfo.hostName):\(port)",
                     timeout: .milliseconds(Int64((leaseSeconds * 1000).rounded())),
-                    fenced: {
-                        // Another node took this node's work: it must not go on (it would do that work twice).
-                        FileHandle.standardError.write(Data("runlog serve: another node took this node's work lease; exiting (status 75)\n".utf8))
+                    fenced: { reason in
+                        // Fenced off the log (another node took its work, or its copy of the log is not
+                        // the database's any more): it must not go on; a restart starts it afresh.
+                        FileHandle.standardError.write(Data("runlog serve: \(reason); exiting (status 75)\n".utf8))
                         Foundation.exit(75)
                     })
                 log = try await PostgresEventStore.open(url: url, mirror: store.mirrorDirectory, lease: lease, logger: logger)

@@ -31,7 +31,7 @@ private final class LeaseCluster: Sendable {
 
     func open(_ node: String, lease seconds: Int) async throws -> PostgresEventStore {
         let lease = PostgresEventStore.LeaseSettings(node: node, timeout: .seconds(seconds),
-                                                     fenced: { [self] in self.noteFenced(node) })
+                                                     fenced: { [self] _ in self.noteFenced(node) })
         return try await PostgresEventStore.open(url: url, schema: schema, mirror: directory.path + "/" + node,
                                                  pollInterval: .milliseconds(20), lease: lease)
     }
