@@ -312,5 +312,20 @@ struct PostgresLogTests {
         // Messages never show a password.
         let secret = #expect(throws: EventStoreError.self) { try PostgresLog(url: "postgres://u:hunter2@/db") }
         #expect(secret?.value?.contains("hunter2") == false)
+        for url in ["postgres://u@h1,/db", "postgres://u@h1:99999/db", "postgres://u@h1,h2:x/db", "postgres://u:p@h;1/db"] {
+            let error = #expect(throws: EventStoreError.self) { try PostgresLog(url: url) }
+            #expect(error?.field == "store" && error?.value?.contains(":p@") != true, "\(url)")
+        }
+    }
+
+    @Test("a host list names a primary and its standbys; a password never shows, also in a URL that does not parse")
+    func hostList() throws {
+        let url = try PostgresURL("postgres://app:s3cr%2Ft@db1.internal,db2.internal:6432,[::1]:5433/events?schema=prod")
+        #expect(url.endpoints.map(\.description) == ["db1.internal:5432", "db2.internal:6432", "[::1]:5433"])
+        #expect(url.user == "app" && url.password == "s3cr/t" && url.database == "events" && url.schema == "prod")
+        #expect(try PostgresLog(url: "postgres://u@a:1,b:2/db").endpoints.count == 2)
+        #expect(PostgresLog.withoutPassword("postgres://u:pw@a:1,b:2/db?schema=x") == "postgres://u@a:1,b:2/db?schema=x")
+        #expect(PostgresLog.withoutPassword("postgres://u:pw@a,:bad/db") == "postgres://u@a,:bad/db")
+        #expect(PostgresLog.withoutPassword("postgres://u@a/db") == "postgres://u@a/db")
     }
 }
