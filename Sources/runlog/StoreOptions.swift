@@ -19,7 +19,7 @@ struct StoreOptions: ParsableArguments {
     @Option(
         name: .customLong("store"),
         help: ArgumentHelp(
-            "A log in PostgreSQL, postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?schema=NAME] (default: $RUNLOG_STORE; neither: the data directory's own log).",
+            "A log in PostgreSQL, postgres://USER[:PASSWORD]@HOST[:PORT][,HOST[:PORT]...]/DATABASE[?schema=NAME]: several hosts are a primary and its standbys (default: $RUNLOG_STORE; neither: the data directory's own log).",
             valueName: "url"
         )
     )

@@ -396,6 +396,12 @@ public actor ImporterService {
         switch source.kind {
         case .csv:
             guard let file = source.file else { throw WorkflowError(.storage, "data source \(source.id) has no file") }
+            // With several nodes on one log, an upload stays on the node that received it.
+            guard FileManager.default.fileExists(atPath: uploads + "/" + file) else {
+                throw WorkflowError(.conflict, "the uploaded file of data source \(source.id) is not on this node: an "
+                                    + "upload stays on the node that received it; start or resume the run through that "
+                                    + "node, or use an S3 data source")
+            }
             return [(file, source.bytes, FileChunks(path: uploads + "/" + file))]
         case .s3:
             guard let settings = source.s3 else { throw WorkflowError(.storage, "data source \(source.id) has no S3 settings") }
