@@ -28,6 +28,9 @@ public protocol EventStore: AnyObject, Sendable {
     func shutdown() async
     /// Who executes which work when several nodes share the log; nil when one process has it all.
     var workLeases: (any WorkLeases)? { get }
+    /// Whether other processes may append to this log at the same time (a database several nodes
+    /// share). Such a store without `workLeases` executes no work it did not start itself.
+    var isShared: Bool { get }
 
     // MARK: Appends
 
@@ -128,6 +131,8 @@ extension EventStore {
     }
 
     public var workLeases: (any WorkLeases)? { nil }
+
+    public var isShared: Bool { false }
 }
 
 /// A page of the log read by a subscription: the events selected, and where the next page starts.

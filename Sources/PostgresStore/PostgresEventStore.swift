@@ -39,6 +39,7 @@ public final class PostgresEventStore: EventStore, Sendable {
     /// This node's work leases, when it executes work (`open`'s `lease`).
     public let leases: PostgresWorkLeases?
     public var workLeases: (any WorkLeases)? { leases }
+    public var isShared: Bool { true }
 
     /// How many envelopes (and side changes) the mirror takes per commit.
     static let copyBatch = 512
@@ -227,6 +228,13 @@ public final class PostgresEventStore: EventStore, Sendable {
         while !closed.load(ordering: .relaxed) {
             do {
                 let head = try mirror.head()
+                let changes = try mirror.replicaChangesReached()
+                let database = try await log.committed()
+                if changes > database.changes {
+                    log.fence("after a failover the database has \(database.changes) side changes and this node's copy "
+                              + "\(changes) (the old primary lost changes this node had copied)")
+                    return
+                }
                 guard head.position > 0 else { return }
                 let same = try await log.read(from: head.position, limit: 1).first
                 if same?.hash != head.hash {

@@ -37,6 +37,8 @@ public final class PostgresLog: Sendable {
     /// How many times this node moved to another primary (a pool waiting to reach a dead server
     /// waits for ever: the work on it is given up when the node moves, `onPrimary`).
     private let primaries = HeadNotifier()
+    /// How many times this node moved to another primary.
+    var primaryGeneration: UInt64 { primaries.head }
     /// Appends waiting for this node's next transaction.
     private let queue = AppendQueue()
     private let counters = Mutex(WriterStatistics())
@@ -161,6 +163,15 @@ public final class PostgresLog: Sendable {
                 let client = PostgresClient(configuration: Self.poolConfiguration(url, endpoint))
                 current.withLock { $0 = (index, client) }
                 newClient.yield(client)
+                // The new primary's head may be below what the old one showed (commits it never
+                // got): what this node knows starts again from the new primary's answers.
+                let generation: UInt64 = known.withLock { known in
+                    known.position = 0
+                    known.changes = 0
+                    known.generation += 1
+                    return known.generation
+                }
+                news.advance(to: generation)
                 primaries.advance(to: primaries.head + 1)
                 logger.notice("working on the primary \(endpoint) now", metadata: ["log": "\(location)"])
                 onPrimaryChange.withLock { $0 }?()

@@ -86,7 +86,9 @@ public struct PostgresURL: Sendable, Hashable {
         guard let marker = url.range(of: "://") else { return nil }
         let scheme = url[..<marker.lowerBound]
         let afterScheme = url[marker.upperBound...]
-        let queryStart = afterScheme.firstIndex(of: "?") ?? afterScheme.endIndex
+        // The query starts at the first "?" after the user info (a password may hold a "?").
+        let hostsFrom = afterScheme.lastIndex(of: "@").map { afterScheme.index(after: $0) } ?? afterScheme.startIndex
+        let queryStart = afterScheme[hostsFrom...].firstIndex(of: "?") ?? afterScheme.endIndex
         let beforeQuery = afterScheme[..<queryStart]
         let query = queryStart < afterScheme.endIndex ? afterScheme[afterScheme.index(after: queryStart)...] : ""
         // The path starts at the first "/" after the user info (a password may hold a "/").

@@ -29,6 +29,9 @@ public final class PostgresWorkLeases: WorkLeases {
 
     private struct State {
         var takeovers: [WorkTakeover] = []
+        /// Every lease announced in a takeover: a taken lease whose takeover's answer was lost (the
+        /// connection dropped after the commit) is announced at the next renewal instead.
+        var announced: Set<Int64> = []
         var subscribers: [Int: AsyncStream<WorkTakeover>.Continuation] = [:]
         var nextSubscriber = 0
         var finished = false
@@ -77,25 +80,56 @@ public final class PostgresWorkLeases: WorkLeases {
     /// Renews this node's leases and takes over expired ones, every third of the lease's length,
     /// until cancelled or fenced. A renewal that fails is tried again at the next turn: the lease
     /// lasts three turns.
+    ///
+    /// For one lease length after a failed renewal or a move to another primary, it takes nothing
+    /// over: the other nodes' renewals failed too (a failover, a network cut), and they get that
+    /// long to renew before their leases count as dead.
     private func keepRenewed() async {
+        var trouble: ContinuousClock.Instant?
+        var primary = log.primaryGeneration
         while !Task.isCancelled, !log.isFenced {
             try? await Task.sleep(for: timeout / 3)
             if Task.isCancelled { return }
+            if log.primaryGeneration != primary {
+                primary = log.primaryGeneration
+                trouble = .now
+            }
             do {
-                guard try await renew() else {
+                guard let owned = try await renew() else {
                     log.fence()
                     return
                 }
+                try await announce(owned)
+                if let since = trouble, ContinuousClock.now - since < timeout { continue }
+                trouble = nil
                 try await takeOver(previous: nil)
             } catch {
+                trouble = .now
                 log.logger.warning("cannot renew this node's work lease; trying again",
                                    metadata: ["error": "\(error.message)"])
             }
         }
     }
 
-    /// Renews every lease this node owns; false when its own lease is no longer its own.
-    private func renew() async throws(EventStoreError) -> Bool {
+    /// Announces the leases among `owned` (all this node owns) that no takeover announced.
+    private func announce(_ owned: Set<Int64>) async throws(EventStoreError) {
+        let me = id
+        let missing = state.withLock { state in owned.subtracting(state.announced).subtracting([me]) }
+        guard !missing.isEmpty else { return }
+        publish(WorkTakeover(leases: missing.sorted(), head: try await log.head().position))
+    }
+
+    private func publish(_ takeover: WorkTakeover) {
+        let subscribers = state.withLock { state in
+            state.takeovers.append(takeover)
+            state.announced.formUnion(takeover.leases)
+            return Array(state.subscribers.values)
+        }
+        for subscriber in subscribers { subscriber.yield(takeover) }
+    }
+
+    /// Renews every lease this node owns and answers them; nil when its own lease is no longer its own.
+    private func renew() async throws(EventStoreError) -> Set<Int64>? {
         var query = PostgresQuery(unsafeSQL: """
             UPDATE \(log.table("leases")) SET expires_at = now() + make_interval(secs => $2) WHERE owner = $1 RETURNING id
             """)
@@ -103,11 +137,11 @@ public final class PostgresWorkLeases: WorkLeases {
         query.binds.append(seconds)
         let me = id
         return try await log.storage("renew this node's lease") { [self, query] in
-            var own = false
-            for try await renewed in try await log.client.query(query, logger: log.logger).decode(Int64.self) where renewed == me {
-                own = true
+            var owned = Set<Int64>()
+            for try await renewed in try await log.client.query(query, logger: log.logger).decode(Int64.self) {
+                owned.insert(renewed)
             }
-            return own
+            return owned.contains(me) ? owned : nil
         }
     }
 
@@ -129,13 +163,14 @@ public final class PostgresWorkLeases: WorkLeases {
         }
         var take = PostgresQuery(unsafeSQL: """
             UPDATE \(log.table("leases")) SET owner = $1, expires_at = now() + make_interval(secs => $3), taken_at = now()
-            WHERE owner <> $1 AND (owner = $2 OR owner IN (
+            WHERE owner <> $1 AND (owner IN (SELECT id FROM \(log.table("leases")) WHERE id = $2 AND node = $4) OR owner IN (
                 SELECT id FROM \(log.table("leases")) WHERE id = owner AND id <> $1 AND expires_at < now()))
             RETURNING id, node
             """)
         take.binds.append(me)
         take.binds.append(previous ?? -1)
         take.binds.append(seconds)
+        take.binds.append(node)
         let (taken, head) = try await log.storage("take over expired leases") { [self, take] in
             try await log.client.withTransaction(logger: log.logger) { connection in
                 let head = try await log.lockHead(connection).head.position
@@ -150,12 +185,7 @@ public final class PostgresWorkLeases: WorkLeases {
         log.logger.notice("took over the work of other node processes",
                           metadata: ["leases": "\(taken.map { "\($0.0) (\($0.1))" }.joined(separator: ", "))",
                                      "head": "\(head)"])
-        let takeover = WorkTakeover(leases: taken.map(\.0).sorted(), head: head)
-        let subscribers = state.withLock { state in
-            state.takeovers.append(takeover)
-            return Array(state.subscribers.values)
-        }
-        for subscriber in subscribers { subscriber.yield(takeover) }
+        publish(WorkTakeover(leases: taken.map(\.0).sorted(), head: head))
     }
 
     public func takeovers() -> AsyncStream<WorkTakeover> {

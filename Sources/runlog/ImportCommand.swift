@@ -197,6 +197,10 @@ struct ImportCommand: AsyncParsableCommand {
     // MARK: In this process
 
     func runLocal(_ progress: ImportProgress) async throws -> JSONValue {
+        if let location = store.postgresLocation {
+            // Its runs would belong to no node, and the upload would stay in this directory.
+            throw CLIError("on \(location), import through a server of the cluster: --server URL --key KEY")
+        }
         let opened = try await store.openForWriting()
         let engine = try await WorkflowEngine(store: opened)
         await engine.start()

@@ -109,6 +109,8 @@ public actor ImporterService {
             }
             return
         }
+        // On a shared log without a lease (a command-line tool), the nodes own the running ones.
+        guard !store.isShared else { return }
         for run in state.runs.values.sorted(by: { $0.startedAt < $1.startedAt }) where run.status == .running {
             launch(run.id)
         }

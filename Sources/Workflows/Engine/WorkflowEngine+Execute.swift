@@ -110,6 +110,9 @@ extension WorkflowEngine {
     /// so after a crash a completed effect is never repeated, and a started one is retried with
     /// the same idempotency key.
     func executeRun(_ runId: String) async {
+        // The history this execution continues, read before the status: a run cancelled after the
+        // read is cancelled in a later version, and this execution's appends fail on it.
+        guard let version = try? store.streamVersion(Streams.run(runId)) else { return }
         guard var run = runRecord(runId), run.status == .queued || run.status == .running else { return }
         // The read models keep a summary of each run; its parameters, context and step
         // overrides are read back from its run.created event. Unreadable: the run stays queued
@@ -119,8 +122,6 @@ extension WorkflowEngine {
         let c = run.created
         let pending = PendingWrites(runId: runId, metadata: Self.metadata(nil, correlation: runId, causation: runId),
                                     isBatch: c.queue == .batch)
-        // The history this execution continues: its appends must follow it.
-        guard let version = try? store.streamVersion(Streams.run(runId)) else { return }
         pending.runVersion = version
         let definition: WorkflowDefinition
         do {

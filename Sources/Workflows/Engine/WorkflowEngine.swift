@@ -165,8 +165,9 @@ public actor WorkflowEngine {
         self.jobs.position = state.position
         self.nextWorkflowNumber = (state.workflowNumbers.keys.max() ?? 0) + 1
         // Read here, where a failure to read them stops the engine from starting at all. With work
-        // leases (several nodes), only the runs of the leases this node takes over resume.
-        guard store.workLeases == nil else { return }
+        // leases (several nodes), only the runs of the leases this node takes over resume; on a
+        // shared log without a lease (a command-line tool), none: the nodes own them.
+        guard store.workLeases == nil, !store.isShared else { return }
         let active = try RunTables(store: store).activeRuns()
         let records = try RunTables(store: store).runs(active.map(\.id))
         self.leftRuns = zip(active, records).map { ($0.id, $0.queue, $1?.created.source.kind == "job") }
