@@ -203,6 +203,20 @@ extension WorkflowEngine {
         return jobView(jobId)!
     }
 
+    /// Queues again the runs put aside for jobs no longer paused, and forgets those of stopped jobs:
+    /// the resume or stop may have come through another node on a shared log.
+    func requeueResumedJobs() {
+        for (jobId, runIds) in deferredJobRuns {
+            guard let job = jobs.jobs[jobId] else { continue }
+            if job.stopped {
+                deferredJobRuns[jobId] = nil
+            } else if !job.paused {
+                deferredJobRuns[jobId] = nil
+                for id in runIds { enqueue(id, .batch) }
+            }
+        }
+    }
+
     private func requireJob(_ jobId: String) throws(WorkflowError) -> JobView {
         guard let view = jobView(jobId) else { throw WorkflowError(.notFound, "job \(jobId) does not exist") }
         return view

@@ -257,6 +257,7 @@ public actor WorkflowEngine {
             if JobEvent.types.contains(envelope.type) { jobs.apply(envelope) }
         }
         if !importsInFlight.isEmpty { queueImportedRuns() }
+        if !deferredJobRuns.isEmpty { requeueResumedJobs() }
         if !waiters.isEmpty {
             let ready = waiters.filter { $0.position <= state.position }
             waiters.removeAll { $0.position <= state.position }
