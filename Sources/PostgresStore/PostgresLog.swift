@@ -37,6 +37,8 @@ public final class PostgresLog: Sendable {
     /// How many times this node moved to another primary (a pool waiting to reach a dead server
     /// waits for ever: the work on it is given up when the node moves, `onPrimary`).
     private let primaries = HeadNotifier()
+    /// When the search for the primary last said it found none (said at most every 10 s).
+    private let noPrimaryWarning = Mutex<ContinuousClock.Instant?>(nil)
     /// How many times this node moved to another primary.
     var primaryGeneration: UInt64 { primaries.head }
     /// Appends waiting for this node's next transaction.
@@ -178,7 +180,14 @@ public final class PostgresLog: Sendable {
             }
             return true
         }
-        logger.warning("no server of the host list answers as a primary", metadata: ["log": "\(location)"])
+        if noPrimaryWarning.withLock({ last in
+            guard last.map({ ContinuousClock.now - $0 >= .seconds(10) }) ?? true else { return false }
+            last = .now
+            return true
+        }) {
+            logger.warning("no server of the host list answers as a primary (said at most every 10 s)",
+                           metadata: ["log": "\(location)"])
+        }
         return false
     }
 
@@ -198,8 +207,11 @@ public final class PostgresLog: Sendable {
     /// gives it up and throws `MovedPrimary` (transient: the caller tries again on the new one). A
     /// request to a pool whose server died waits for a connection for ever, and does not end when
     /// cancelled, so `body` runs in a task of its own that is cancelled and let go, not awaited.
-    private func onPrimary<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        guard endpoints.count > 1 else { return try await body() }
+    ///
+    /// With `limit`, gives it up after that long too (`TimedOut`).
+    private func onPrimary<T: Sendable>(limit: Duration? = nil, _ body: @escaping @Sendable () async throws -> T)
+        async throws -> T {
+        guard endpoints.count > 1 || limit != nil else { return try await body() }
         let generation = primaries.head
         let race = Race<T>()
         return try await withTaskCancellationHandler {
@@ -212,10 +224,18 @@ public final class PostgresLog: Sendable {
                         race.finish(.failure(error))
                     }
                 })
-                race.add(Task {
-                    guard (try? await self.primaries.wait(for: generation + 1)) != nil else { return }
-                    race.finish(.failure(MovedPrimary()))
-                })
+                if self.endpoints.count > 1 {
+                    race.add(Task {
+                        guard (try? await self.primaries.wait(for: generation + 1)) != nil else { return }
+                        race.finish(.failure(MovedPrimary()))
+                    })
+                }
+                if let limit {
+                    race.add(Task {
+                        guard (try? await Task.sleep(for: limit)) != nil else { return }
+                        race.finish(.failure(TimedOut(limit: limit)))
+                    })
+                }
             }
         } onCancel: {
             race.finish(.failure(CancellationError()))
@@ -255,6 +275,12 @@ public final class PostgresLog: Sendable {
             continuation?.resume(with: outcome)
             for task in tasks { task.cancel() }
         }
+    }
+
+    /// Work given up after its time limit.
+    struct TimedOut: Error, CustomStringConvertible {
+        var limit: Duration
+        var description: String { "no answer within \(limit)" }
     }
 
     /// Work given up because the node moved to another primary.
@@ -1100,9 +1126,12 @@ public final class PostgresLog: Sendable {
     ///
     /// With a host list, a transient failure (`isTransient`) starts a search for the primary, so
     /// that the next try goes to the server that is the primary now.
-    func storage<T: Sendable>(_ what: String, _ body: @escaping @Sendable () async throws -> T) async throws(EventStoreError) -> T {
+    ///
+    /// With `limit`, gives the work up after that long (a server that does not answer).
+    func storage<T: Sendable>(_ what: String, limit: Duration? = nil, _ body: @escaping @Sendable () async throws -> T)
+        async throws(EventStoreError) -> T {
         do {
-            return try await onPrimary(body)
+            return try await onPrimary(limit: limit, body)
         } catch {
             if endpoints.count > 1, Self.isTransient(error) { Task { await self.locatePrimary() } }
             throw Self.storageError(error, doing: what, in: location)

@@ -240,7 +240,8 @@ public final class PostgresWorkLeases: WorkLeases {
         var query = PostgresQuery(unsafeSQL: "UPDATE \(log.table("leases")) SET expires_at = now() WHERE owner = $1")
         query.binds.append(id)
         do {
-            try await log.storage("release this node's leases") { [self, query] in
+            // Bounded: a node stopping while its database is gone must not wait for it.
+            try await log.storage("release this node's leases", limit: .seconds(2)) { [self, query] in
                 _ = try await log.client.query(query, logger: log.logger)
             }
         } catch {
