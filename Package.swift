@@ -198,7 +198,7 @@ let package = Package(
         // target that only test targets depend on, kept under Tests/ beside them: no product names it.
         .target(
             name: "RunlogTestSupport",
-            dependencies: ["PostgresStore", "S3", .product(name: "PostgresNIO", package: "postgres-nio"),
+            dependencies: ["EventLog", "PostgresStore", "S3", .product(name: "PostgresNIO", package: "postgres-nio"),
                            .product(name: "AsyncHTTPClient", package: "async-http-client")],
             path: "Tests/RunlogTestSupport",
             swiftSettings: swiftSettings

@@ -134,6 +134,10 @@ struct ServeCommand: AsyncParsableCommand {
                 guard leaseSeconds >= 1, leaseSeconds <= 3600 else {
                     throw CLIError("--lease-seconds must be 1 to 3600, not \(leaseSeconds)")
                 }
+                if let nodeName, nodeName.isEmpty || nodeName.utf8.count > 200 || nodeName.contains(where: \.isNewline) {
+                    throw CLIError("--node-name must be 1 to 200 bytes on one line, not \"\(nodeName.prefix(40))…\" "
+                                   + "(\(nodeName.utf8.count) bytes)")
+                }
                 let lease = PostgresEventStore.LeaseSettings(
                     node: nodeName ?? "\(ProcessInfo.processInfo.hostName):\(port)",
                     timeout: .milliseconds(Int64((leaseSeconds * 1000).rounded())),

@@ -1,3 +1,4 @@
+public import EventLog
 import Foundation
 import PostgresNIO
 import PostgresStore
@@ -20,6 +21,22 @@ public enum TestPostgres {
     public static func url(schema: String) throws -> String {
         guard let url else { throw TestFailure("RUNLOG_TEST_POSTGRES is not set: run the tests with tools/test") }
         return url + (url.contains("?") ? "&" : "?") + "schema=" + schema
+    }
+
+    /// Every event of the log at `url`, in order, read a page at a time through a client of its own.
+    public static func forEachEvent(in url: String, _ body: (RecordedEvent) throws -> Void) async throws {
+        let log = try PostgresLog(url: url)
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { await log.run() }
+            defer { group.cancelAll() }
+            var from: UInt64 = 1
+            while true {
+                let page = try await log.read(from: from, limit: 5_000)
+                guard let last = page.last else { break }
+                for event in page { try body(event) }
+                from = last.position + 1
+            }
+        }
     }
 
     /// Drops `schema` on the test server, through a client of its own.

@@ -19,19 +19,12 @@ struct PostgresClusterTests {
         var completions: [String: Int] = [:]
 
         init(_ url: String) async throws {
-            let log = try PostgresLog(url: url)
-            try await withThrowingDiscardingTaskGroup { group in
-                group.addTask { await log.run() }
-                defer { group.cancelAll() }
-                var from: UInt64 = 1
-                while true {
-                    let page = try await log.read(from: from, limit: 5_000)
-                    guard let last = page.last else { break }
-                    for event in page { try add(event) }
-                    from = last.position + 1
-                }
-            }
+            var executions = Executions()
+            try await TestPostgres.forEachEvent(in: url) { try executions.add($0) }
+            self = executions
         }
+
+        private init() {}
 
         private mutating func add(_ event: RecordedEvent) throws {
             switch try DomainEvent.decode(type: event.type, payload: event.payload) {

@@ -39,21 +39,10 @@ struct PostgresFailoverTests {
 
     /// The ids of the workflows created in the log at `url`.
     static func createdWorkflows(_ url: String) async throws -> Set<String> {
-        let log = try PostgresLog(url: url)
         var ids = Set<String>()
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { await log.run() }
-            defer { group.cancelAll() }
-            var from: UInt64 = 1
-            while true {
-                let page = try await log.read(from: from, limit: 5_000)
-                guard let last = page.last else { break }
-                for event in page {
-                    if case .workflowCreated(let created)? = try DomainEvent.decode(type: event.type, payload: event.payload) {
-                        ids.insert(created.workflowId)
-                    }
-                }
-                from = last.position + 1
+        try await TestPostgres.forEachEvent(in: url) { event in
+            if case .workflowCreated(let created)? = try DomainEvent.decode(type: event.type, payload: event.payload) {
+                ids.insert(created.workflowId)
             }
         }
         return ids
