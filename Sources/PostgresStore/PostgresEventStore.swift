@@ -98,7 +98,7 @@ public final class PostgresEventStore: EventStore, Sendable {
             }
             if creating {
                 try await log.migrate()
-            } else if !(try await log.isMigrated()) {
+            } else if !(try await log.isMigrated(tablesOnly: true)) {
                 throw EventStoreError(.dataDirectoryMissing, "\(log.location) holds no Runlog log in schema \(log.schema)")
             }
             let mirror = try await openMirror(directory, of: log, logger: logger)

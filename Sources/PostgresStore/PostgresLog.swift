@@ -492,6 +492,7 @@ public final class PostgresLog: Sendable {
                     INSERT INTO \(table("leases")) (id, node, owner, expires_at) VALUES (0, 'no node', 0, '-infinity')
                     ON CONFLICT DO NOTHING
                     """), logger: logger)
+                try await connection.query(PostgresQuery(unsafeSQL: appendFunction), logger: logger)
                 var insert = PostgresQuery(unsafeSQL: "INSERT INTO \(table("head")) VALUES (1, 0, $1, 0, 0) ON CONFLICT DO NOTHING")
                 insert.binds.append(zero)
                 try await connection.query(insert, logger: logger)
@@ -499,22 +500,28 @@ public final class PostgresLog: Sendable {
         }
     }
 
-    /// Whether the schema has every table and column of this version.
-    public func isMigrated() async throws(EventStoreError) -> Bool {
+    /// Whether the schema has every table and column of this version, and its append function
+    /// unless `tablesOnly` (enough to read the log).
+    public func isMigrated(tablesOnly: Bool = false) async throws(EventStoreError) -> Bool {
         var current = PostgresQuery(unsafeSQL: """
             SELECT count(*)::int FROM information_schema.columns WHERE table_schema = $1 AND (
                 (table_name = 'events' AND column_name = 'commit_last') OR (table_name = 'head' AND column_name = 'changes')
                 OR (table_name = 'side' AND column_name = 'change') OR (table_name = 'events' AND column_name = 'writer')
                 OR (table_name = 'leases' AND column_name = 'owner'))
-            """)
+            """ + (tablesOnly ? "" : """
+
+            UNION ALL
+            SELECT count(*)::int FROM pg_proc JOIN pg_namespace ON pg_namespace.oid = pronamespace
+            WHERE nspname = $1 AND proname = '\(Self.appendFunctionName)'
+            """))
         current.binds.append(schema)
         let query = current
         let present = try await storage("read the tables") { [self] in
             var count = 0
-            for try await n in try await client.query(query, logger: logger).decode(Int.self) { count = n }
+            for try await n in try await client.query(query, logger: logger).decode(Int.self) { count += n }
             return count
         }
-        return present == 5
+        return present == (tablesOnly ? 5 : 6)
     }
 
     // MARK: Appends
@@ -647,17 +654,27 @@ public final class PostgresLog: Sendable {
     /// the primary and tries the same batch again, for up to `failoverLimit`: an append that did
     /// commit before the connection was lost is then answered with its original positions (its
     /// event ids are stored), one that did not is written now.
+    ///
+    /// The batch is first tried in one statement against what this node's last commit left
+    /// (`commitKnown`); when the log moved on since, it is written in a transaction of its own
+    /// that reads what it needs under the head lock (`commit`).
     private func commitRetrying(_ batch: [AppendQueue.Item]) async throws(EventStoreError) -> ([Result<Outcome, EventStoreError>], HeadRow) {
         let deadline = ContinuousClock.now + Self.failoverLimit
         var delay = Duration.milliseconds(50)
         while true {
             do {
-                return try await onPrimary {
+                if let plan = try await onPrimary({ try await self.commitKnown(batch) }) {
+                    return (plan.outcomes, plan.row)
+                }
+                let (plan, versions) = try await onPrimary {
                     try await self.client.withTransaction(logger: self.logger) { connection in
                         try await self.commit(batch, connection)
                     }
                 }
+                lastCommit.withLock { $0.committed(plan, read: versions) }
+                return (plan.outcomes, plan.row)
             } catch {
+                lastCommit.withLock { $0.forget() }
                 guard endpoints.count > 1, Self.isTransient(error), !isFenced, ContinuousClock.now < deadline,
                       !Task.isCancelled else {
                     throw Self.storageError(error, doing: "append", in: location)
@@ -670,6 +687,13 @@ public final class PostgresLog: Sendable {
             }
         }
     }
+
+    /// What the commit loop knows of the log after its last commit (`commitKnown`).
+    private let lastCommit = Mutex(LastCommit())
+
+    /// How many batches were written in one statement (`commitKnown`), and how many it left to
+    /// a transaction that read the log first because another node had written meanwhile.
+    public var knownCommits: (known: UInt64, missed: UInt64) { lastCommit.withLock { ($0.known, $0.missed) } }
 
     /// Appends one transaction takes at most.
     static let maxBatch = 512
@@ -698,49 +722,113 @@ public final class PostgresLog: Sendable {
         }
     }
 
-    /// Writes `batch` in order inside the transaction: each append's ids, expectations and events
-    /// are checked against the log and the appends before it in the batch, so one that fails
-    /// changes nothing and fails alone.
+    /// Writes `batch` inside the transaction, after locking the head and reading what the batch
+    /// needs (`stored`); answers the plan written and the stream versions read.
     private func commit(_ batch: [AppendQueue.Item], _ connection: PostgresConnection) async throws
-        -> ([Result<Outcome, EventStoreError>], HeadRow) {
+        -> (Plan, [String: UInt64]) {
         let locked = try await lockHead(connection)
-        var head = locked.head
-        var changes = locked.changes
-        var allIds: [UUID] = []
-        var allStreams = Set<String>()
-        var markNames: [String] = []
-        for item in batch {
-            guard case .append(let writes, let mark, _) = item else { continue }
-            for write in writes {
-                allStreams.insert(write.stream)
-                allIds += write.events.map(\.id)
-            }
-            if let mark { markNames.append(mark.name) }
-        }
+        let touched = Touched(batch)
         let lease = leaseId.load(ordering: .relaxed)
-        var (known, versions, records, owner) = try await stored(allIds, streams: allStreams, records: markNames,
+        let (known, versions, records, owner) = try await stored(touched.ids, streams: touched.streams, records: touched.marks,
                                                                  lease: lease, connection)
         if lease >= 0, owner != lease {
             fence()
             throw Self.fencedError
         }
+        let plan = Self.plan(batch, head: locked, stored: known, versions: versions, records: records)
+        _ = try await write(plan, check: nil, connection)
+        return (plan, versions)
+    }
+
+    /// Commits `batch` in one statement, planned against the head this node's last commit left and
+    /// the stream versions it knows (a stream it does not know taken at the version its append
+    /// expects, or 0), assuming none of the batch's ids or request marks is stored. The statement
+    /// locks the head and writes only when all of that holds (`appendFunction`); nil when it does
+    /// not (another node wrote since, an id is stored), or when this node knows no head to plan
+    /// against: the batch then goes through `commit`.
+    ///
+    /// One round trip instead of five (begin, lock, read, write, commit) while one node writes.
+    private func commitKnown(_ batch: [AppendQueue.Item]) async throws -> Plan? {
+        guard let (head, cached) = lastCommit.withLock({ $0.start() }) else { return nil }
+        let noticed = known.withLock { (position: $0.position, changes: $0.changes) }
+        guard noticed.position <= head.head.position, noticed.changes <= head.changes else {
+            lastCommit.withLock { $0.forget() }
+            return nil
+        }
+        var versions: [String: UInt64] = [:]
+        for case .append(let writes, _, _) in batch {
+            for write in writes where versions[write.stream] == nil {
+                if let version = cached[write.stream] {
+                    versions[write.stream] = version
+                    continue
+                }
+                switch write.expected {
+                case .exact(let version): versions[write.stream] = version
+                case .noStream, .any: versions[write.stream] = 0
+                case .streamExists: return nil
+                }
+            }
+        }
+        let plan = Self.plan(batch, head: head, stored: [:], versions: versions, records: [])
+        let check = Check(head: head, lease: leaseId.load(ordering: .relaxed), touched: Touched(batch), versions: versions)
+        let written = try await write(plan, check: check, nil)
+        lastCommit.withLock { written ? $0.committed(plan, read: versions, known: true) : $0.miss() }
+        return written ? plan : nil
+    }
+
+    /// The ids, streams and request marks of a batch's appends.
+    private struct Touched {
+        var ids: [UUID] = []
+        var streams = Set<String>()
+        var marks: [String] = []
+
+        init(_ batch: [AppendQueue.Item]) {
+            for case .append(let writes, let mark, _) in batch {
+                for write in writes {
+                    streams.insert(write.stream)
+                    ids += write.events.map(\.id)
+                }
+                if let mark { marks.append(mark.name) }
+            }
+        }
+    }
+
+    /// What a batch writes and answers.
+    private struct Plan {
+        var outcomes: [Result<Outcome, EventStoreError>] = []
+        var rows = Rows()
+        /// The new versions of the streams written.
         var changed: [String: UInt64] = [:]
         var side = SideRows()
+        /// The head after the batch.
+        var row = HeadRow()
+    }
+
+    /// Works out `batch` in order against the log as `head`, `stored` (the batch's ids already
+    /// stored), `versions` (its streams') and `records` (its request marks present) give it: each
+    /// append's ids, expectations and events are checked against the log and the appends before it
+    /// in the batch, so one that fails changes nothing and fails alone.
+    private static func plan(_ batch: [AppendQueue.Item], head locked: HeadRow, stored: [UUID: AppendedEvent],
+                             versions: [String: UInt64], records: Set<String>) -> Plan {
+        var head = locked.head
+        var changes = locked.changes
+        var known = stored
+        var versions = versions
+        var records = records
+        var plan = Plan()
         let recordedAt = max(Int64(Date().timeIntervalSince1970 * 1000), head.recordedAt)
-        var rows = Rows()
-        var outcomes: [Result<Outcome, EventStoreError>] = []
-        outcomes.reserveCapacity(batch.count)
+        plan.outcomes.reserveCapacity(batch.count)
         append: for item in batch {
             let writes: [StreamWrite]
             let mark: RequestMark?
             switch item {
             case .side(let change, _):
                 changes += 1
-                side.entries[.init(table: change.table.rawValue, name: change.name)] = (change.value, changes)
+                plan.side.entries[.init(table: change.table.rawValue, name: change.name)] = (change.value, changes)
                 if change.table == .requests {
                     if change.value == nil { records.remove(change.name) } else { records.insert(change.name) }
                 }
-                outcomes.append(.success(.changed(changes)))
+                plan.outcomes.append(.success(.changed(changes)))
                 continue append
             case .append(let w, let m, _):
                 writes = w
@@ -750,11 +838,11 @@ public final class PostgresLog: Sendable {
             let ids = writes.flatMap { $0.events.map(\.id) }
             let stored = ids.compactMap { known[$0] }
             if stored.count == ids.count {
-                outcomes.append(.success(.appended(AppendResult(events: stored, deduplicated: true))))
+                plan.outcomes.append(.success(.appended(AppendResult(events: stored, deduplicated: true))))
                 continue
             }
             if let first = ids.first(where: { known[$0] != nil }) {
-                outcomes.append(.failure(.partlyStored(first, stored: stored.count, of: ids.count)))
+                plan.outcomes.append(.failure(.partlyStored(first, stored: stored.count, of: ids.count)))
                 continue
             }
             // Expectations, all checked before anything of this append is written.
@@ -762,7 +850,7 @@ public final class PostgresLog: Sendable {
             for write in writes {
                 let current = start[write.stream] ?? versions[write.stream] ?? 0
                 guard write.expected.accepts(current) else {
-                    outcomes.append(.failure(.wrongVersion(write.stream, expected: write.expected, actual: current)))
+                    plan.outcomes.append(.failure(.wrongVersion(write.stream, expected: write.expected, actual: current)))
                     continue append
                 }
                 start[write.stream] = current + UInt64(write.events.count)
@@ -779,8 +867,8 @@ public final class PostgresLog: Sendable {
                         Envelope.encode(into: $0, position: position, stream: write.stream, streamVersion: version,
                                         recordedAt: recordedAt, event: event, previousHash: head.hash)
                     }
-                    rows.add(position: position, id: event.id, stream: write.stream, version: version, type: event.type,
-                             recordedAt: recordedAt, envelope: envelope)
+                    plan.rows.add(position: position, id: event.id, stream: write.stream, version: version, type: event.type,
+                                  recordedAt: recordedAt, envelope: envelope)
                     let stored = AppendedEvent(position: position, stream: write.stream, streamVersion: version,
                                                id: event.id, recordedAt: recordedAt, hash: hash)
                     appended.append(stored)
@@ -788,18 +876,17 @@ public final class PostgresLog: Sendable {
                     head = LogHead(position: position, hash: hash, recordedAt: recordedAt)
                 }
                 versions[write.stream] = version
-                changed[write.stream] = version
+                plan.changed[write.stream] = version
             }
             if let mark, !records.contains(mark.name) {
                 changes += 1
-                side.entries[.init(table: SideChange.Table.requests.rawValue, name: mark.name)] = (mark.value, changes)
+                plan.side.entries[.init(table: SideChange.Table.requests.rawValue, name: mark.name)] = (mark.value, changes)
                 records.insert(mark.name)
             }
-            outcomes.append(.success(.appended(AppendResult(events: appended, deduplicated: false))))
+            plan.outcomes.append(.success(.appended(AppendResult(events: appended, deduplicated: false))))
         }
-        let row = HeadRow(head: head, changes: changes)
-        try await write(rows, versions: changed, side: side, row: row, connection)
-        return (outcomes, row)
+        plan.row = HeadRow(head: head, changes: changes)
+        return plan
     }
 
     /// The stored events among `ids`, by id, and the versions of `streams`, in one statement (after
@@ -893,11 +980,12 @@ public final class PostgresLog: Sendable {
                     versions[event.stream] = event.streamVersion
                     head = LogHead(position: position, hash: hash, recordedAt: event.recordedAt)
                 }
-                try await self.write(rows, versions: versions, side: side, row: HeadRow(head: head, changes: changes),
-                                     writer: false, connection)
+                let plan = Plan(rows: rows, changed: versions, side: side, row: HeadRow(head: head, changes: changes))
+                _ = try await self.write(plan, check: nil, writer: false, connection)
                 return .success(head)
             }
         }
+        lastCommit.withLock { $0.forget() }
         return try outcome.get()
     }
 
@@ -941,31 +1029,38 @@ public final class PostgresLog: Sendable {
         }
     }
 
-    /// Writes the rows, the streams' new versions, the side rows and the head in one statement, and
-    /// notifies the listening nodes (delivered when the transaction commits, and only then).
-    private func write(_ rows: Rows, versions: [String: UInt64], side: SideRows, row: HeadRow, writer: Bool = true,
-                       _ connection: PostgresConnection) async throws {
-        guard !rows.positions.isEmpty || !side.entries.isEmpty else { return }
-        let head = row.head
-        var query = PostgresQuery(unsafeSQL: """
-            WITH inserted AS (
-                INSERT INTO \(table("events")) (position, id, stream, stream_version, type, recorded_at, envelope, commit_last,
-                                                 writer)
-                SELECT *, $10, $21 FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::bigint[],
-                                          $7::bytea[])
-            ), streams AS (
-                INSERT INTO \(table("streams")) (name, version) SELECT * FROM unnest($8::text[], $9::bigint[])
-                ON CONFLICT (name) DO UPDATE SET version = excluded.version
-            ), side AS (
-                INSERT INTO \(table("side")) (tbl, name, value, change)
-                SELECT t, n, CASE WHEN d THEN NULL ELSE v END, c
-                FROM unnest($15::smallint[], $16::text[], $17::bytea[], $18::bigint[], $20::bool[]) AS x (t, n, v, c, d)
-                ON CONFLICT (tbl, name) DO UPDATE SET value = excluded.value, change = excluded.change
-            ), moved AS (
-                UPDATE \(table("head")) SET position = $10, hash = $11, recorded_at = $12, changes = $19 WHERE id = 1
-            )
-            SELECT pg_notify($13, $14)
-            """)
+    /// What `commitKnown` checks before it writes: the head and the lease it planned with, and
+    /// that the batch's ids and request marks are not stored and its streams are at the versions
+    /// it planned with.
+    private struct Check {
+        var head: HeadRow
+        var lease: Int64
+        var touched: Touched
+        var versions: [String: UInt64]
+    }
+
+    /// Writes the plan's rows, the streams' new versions, its side rows and the head, and notifies
+    /// the listening nodes (delivered when the transaction commits, and only then), in one call of
+    /// the append function (`appendFunction`). With `check`, the call locks the head first and
+    /// writes only when the checks hold (false when they do not); without, the transaction on
+    /// `connection` holds the lock and read what the plan rests on. Without a connection, the
+    /// call is a transaction of its own on the pool.
+    private func write(_ plan: Plan, check: Check?, writer: Bool = true, _ connection: PostgresConnection?) async throws -> Bool {
+        let rows = plan.rows
+        guard check != nil || !rows.positions.isEmpty || !plan.side.entries.isEmpty else { return true }
+        var query = PostgresQuery(unsafeSQL: "SELECT \(table(Self.appendFunctionName))("
+                                  + (1...30).map { "$\($0)" }.joined(separator: ", ") + ")")
+        let expected = check?.head ?? HeadRow()
+        query.binds.append(check != nil)
+        query.binds.append(Int64(expected.head.position))
+        query.binds.append(ByteBuffer(bytes: expected.head.hash.bytes))
+        query.binds.append(Int64(expected.changes))
+        query.binds.append(check?.lease ?? -1)
+        query.binds.append(check?.touched.ids ?? [])
+        let before = Array(check?.versions ?? [:])
+        query.binds.append(before.map(\.key))
+        query.binds.append(before.map { Int64($0.value) })
+        query.binds.append(check?.touched.marks ?? [])
         query.binds.append(rows.positions)
         query.binds.append(rows.ids)
         query.binds.append(rows.streams)
@@ -973,24 +1068,148 @@ public final class PostgresLog: Sendable {
         query.binds.append(rows.types)
         query.binds.append(rows.times)
         query.binds.append(rows.envelopes)
-        query.binds.append(Array(versions.keys))
-        query.binds.append(versions.values.map { Int64($0) })
-        query.binds.append(Int64(head.position))
-        query.binds.append(ByteBuffer(bytes: head.hash.bytes))
-        query.binds.append(head.recordedAt)
-        query.binds.append(channel)
-        query.binds.append("\(head.position) \(row.changes)")
-        let entries = Array(side.entries)
+        // Copies (`replicate`) are written under no lease: their work belongs to lease 0.
+        let lease = leaseId.load(ordering: .relaxed)
+        if lease >= 0, writer { query.binds.append(lease) } else { query.binds.append(Optional<Int64>.none) }
+        query.binds.append(Array(plan.changed.keys))
+        query.binds.append(plan.changed.values.map { Int64($0) })
+        let entries = Array(plan.side.entries)
         query.binds.append(entries.map(\.key.table))
         query.binds.append(entries.map(\.key.name))
         query.binds.append(entries.map { ByteBuffer(bytes: $0.value.value ?? []) })
         query.binds.append(entries.map { Int64($0.value.change) })
-        query.binds.append(Int64(row.changes))
         query.binds.append(entries.map { $0.value.value == nil })
-        // Copies (`replicate`) are written under no lease: their work belongs to lease 0.
-        let lease = leaseId.load(ordering: .relaxed)
-        if lease >= 0, writer { query.binds.append(lease) } else { query.binds.append(Optional<Int64>.none) }
-        try await connection.query(query, logger: logger)
+        let head = plan.row.head
+        query.binds.append(Int64(head.position))
+        query.binds.append(ByteBuffer(bytes: head.hash.bytes))
+        query.binds.append(head.recordedAt)
+        query.binds.append(Int64(plan.row.changes))
+        query.binds.append(channel)
+        query.binds.append("\(head.position) \(plan.row.changes)")
+        let answers = if let connection {
+            try await connection.query(query, logger: logger)
+        } else {
+            try await client.query(query, logger: logger)
+        }
+        var answer = ""
+        for try await text in answers.decode(String.self) { answer = text }
+        return answer == "ok"
+    }
+
+    /// The append function's name (with the version of its parameters).
+    static let appendFunctionName = "append_v1"
+
+    /// The append function: with `_check`, locks the head and answers why it writes nothing when
+    /// the head (position, hash, last side change) is not the one given, the lease is not its
+    /// owner's, an id or request mark given is stored, or a stream is not at the version given;
+    /// then (or without `_check`: the caller's transaction holds the lock) writes the events, the
+    /// streams' versions, the side rows and the head, notifies, and answers "ok".
+    ///
+    /// A function, not a statement: each of its statements reads with a snapshot taken when it
+    /// starts, after the lock is held, so it sees what the append it waited for wrote. Its
+    /// statements are planned at each call: a plan kept from a call on an empty table scanned the
+    /// whole table for the ids later.
+    var appendFunction: String {
+        """
+        CREATE OR REPLACE FUNCTION \(table(Self.appendFunctionName))(
+            _check boolean, _position bigint, _hash bytea, _changes bigint, _lease bigint,
+            _ids uuid[], _streams text[], _before bigint[], _marks text[],
+            _positions bigint[], _event_ids uuid[], _event_streams text[], _versions bigint[], _types text[],
+            _times bigint[], _envelopes bytea[], _writer bigint,
+            _names text[], _new_versions bigint[],
+            _tables smallint[], _side_names text[], _values bytea[], _side_changes bigint[], _deleted boolean[],
+            _last bigint, _last_hash bytea, _last_recorded bigint, _last_changes bigint, _channel text, _payload text)
+        RETURNS text LANGUAGE plpgsql SET plan_cache_mode = force_custom_plan AS $body$
+        DECLARE
+            locked record;
+        BEGIN
+            IF _check THEN
+                SELECT position, hash, changes INTO locked FROM \(table("head")) WHERE id = 1 FOR UPDATE;
+                IF NOT FOUND OR locked.position <> _position OR locked.hash <> _hash OR locked.changes <> _changes THEN
+                    RETURN 'moved';
+                END IF;
+                IF _lease >= 0 AND NOT EXISTS (SELECT 1 FROM \(table("leases")) WHERE id = _lease AND owner = _lease) THEN
+                    RETURN 'fenced';
+                END IF;
+                IF EXISTS (SELECT 1 FROM \(table("events")) WHERE id = ANY(_ids)) THEN
+                    RETURN 'stored';
+                END IF;
+                IF EXISTS (SELECT 1 FROM unnest(_streams, _before) AS given (name, version)
+                           LEFT JOIN \(table("streams")) AS s ON s.name = given.name
+                           WHERE coalesce(s.version, 0) <> given.version) THEN
+                    RETURN 'versions';
+                END IF;
+                IF cardinality(_marks) > 0 AND EXISTS (
+                    SELECT 1 FROM \(table("side"))
+                    WHERE tbl = \(SideChange.Table.requests.rawValue) AND name = ANY(_marks) AND value IS NOT NULL) THEN
+                    RETURN 'marks';
+                END IF;
+                IF cardinality(_positions) = 0 AND cardinality(_tables) = 0 THEN
+                    RETURN 'ok';
+                END IF;
+            END IF;
+            INSERT INTO \(table("events")) (position, id, stream, stream_version, type, recorded_at, envelope, commit_last, writer)
+            SELECT *, _last, _writer FROM unnest(_positions, _event_ids, _event_streams, _versions, _types, _times, _envelopes);
+            INSERT INTO \(table("streams")) (name, version) SELECT * FROM unnest(_names, _new_versions)
+            ON CONFLICT (name) DO UPDATE SET version = excluded.version;
+            INSERT INTO \(table("side")) (tbl, name, value, change)
+            SELECT t, n, CASE WHEN d THEN NULL ELSE v END, c
+            FROM unnest(_tables, _side_names, _values, _side_changes, _deleted) AS x (t, n, v, c, d)
+            ON CONFLICT (tbl, name) DO UPDATE SET value = excluded.value, change = excluded.change;
+            UPDATE \(table("head")) SET position = _last, hash = _last_hash, recorded_at = _last_recorded,
+                changes = _last_changes WHERE id = 1;
+            PERFORM pg_notify(_channel, _payload);
+            RETURN 'ok';
+        END
+        $body$
+        """
+    }
+
+    /// What the commit loop knows of the log after its last commit, for `commitKnown`: the head it
+    /// left and the versions of the streams it wrote or read (a bounded number). After a miss
+    /// (another node wrote meanwhile), the next batches go through `commit`, more of them after
+    /// each miss in a row.
+    private struct LastCommit {
+        var head: HeadRow?
+        var versions: [String: UInt64] = [:]
+        var skip = 0
+        var backoff = 1
+        /// Batches written by `commitKnown`, and those it left to `commit`.
+        var known: UInt64 = 0
+        var missed: UInt64 = 0
+        static let maxVersions = 65_536
+
+        /// The head and versions to plan the next batch with, or nil.
+        mutating func start() -> (HeadRow, [String: UInt64])? {
+            if skip > 0 {
+                skip -= 1
+                return nil
+            }
+            guard let head else { return nil }
+            return (head, versions)
+        }
+
+        mutating func committed(_ plan: Plan, read: [String: UInt64], known: Bool = false) {
+            if known {
+                self.known += 1
+                backoff = 1
+            }
+            if versions.count + read.count > Self.maxVersions { versions.removeAll(keepingCapacity: true) }
+            versions.merge(read) { _, new in new }
+            versions.merge(plan.changed) { _, new in new }
+            head = plan.row
+        }
+
+        mutating func miss() {
+            missed += 1
+            head = nil
+            skip = backoff
+            backoff = min(backoff * 2, 64)
+        }
+
+        mutating func forget() {
+            head = nil
+        }
     }
 
     // MARK: Reads

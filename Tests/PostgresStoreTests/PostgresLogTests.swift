@@ -192,6 +192,55 @@ struct PostgresLogTests {
         }
     }
 
+    @Test("one node's appends in a row are each one statement; two nodes writing in turns see each other's versions, expectations and ids as one node would",
+          .timeLimit(.minutes(1)))
+    func nodesTakingTurns() async throws {
+        try await TestPostgres.withLog { a in
+            // The first append reads the log in a transaction; the next ones, planned against it, are one statement each.
+            for n in 1...3 {
+                #expect(try await a.append([StreamWrite(stream: "shared", events: [event()])]).events[0].streamVersion == UInt64(n))
+            }
+            #expect(a.knownCommits.known == 2 && a.knownCommits.missed == 0, "\(a.knownCommits)")
+            // A slow poll: what each node knows of the other's commits comes from notifications, late or not.
+            try await TestPostgres.withNode(on: a, pollInterval: .seconds(60)) { b in
+                var version: UInt64 = 3
+                for round in 0..<20 {
+                    let (node, other) = round % 2 == 0 ? (b, a) : (a, b)
+                    #expect(try await node.append([StreamWrite(stream: "shared", events: [event()])])
+                        .events[0].streamVersion == version + 1)
+                    version += 1
+                    #expect(try await other.append([StreamWrite(stream: "shared", expected: .exact(version), events: [event()])])
+                        .events[0].streamVersion == version + 1)
+                    version += 1
+                    let stale = await #expect(throws: EventStoreError.self) {
+                        try await node.append([StreamWrite(stream: "shared", expected: .exact(version - 1), events: [event()])])
+                    }
+                    #expect(stale?.conflict?.actual == version)
+                    // A retry through the other node of an append this one stored gets the first positions.
+                    let once = event()
+                    let first = try await node.append([StreamWrite(stream: "own-\(round)", expected: .noStream, events: [once])])
+                    let retry = try await other.append([StreamWrite(stream: "own-\(round)", expected: .noStream, events: [once])])
+                    #expect(retry.deduplicated && retry.events == first.events)
+                    // A stream only the other node wrote, appended to with no expectation after an append elsewhere.
+                    _ = try await other.append([StreamWrite(stream: "theirs-\(round)", events: [event(), event()])])
+                    _ = try await node.append([StreamWrite(stream: "elsewhere", events: [event()])])
+                    #expect(try await node.append([StreamWrite(stream: "theirs-\(round)", events: [event()])])
+                        .events[0].streamVersion == 3)
+                    let noStream = await #expect(throws: EventStoreError.self) {
+                        try await node.append([StreamWrite(stream: "theirs-\(round)", expected: .noStream, events: [event()])])
+                    }
+                    #expect(noStream?.code == .wrongExpectedVersion)
+                }
+                let head = try await a.head()
+                #expect(head.position == 3 + 20 * 7)
+                let events = try await a.read(from: 1, limit: 1_000)
+                #expect(events.map(\.position) == Array(1...head.position))
+                #expect(events.filter { $0.stream == "shared" }.map(\.streamVersion) == Array(1...version))
+                #expect(try await a.verify() == .intact(count: head.position, head: head.hash))
+            }
+        }
+    }
+
     @Test("another node learns of each commit by reading the head; a node's own appends advance what it knows at once",
           .timeLimit(.minutes(1)))
     func otherNodesFollow() async throws {
