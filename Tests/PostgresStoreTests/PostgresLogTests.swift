@@ -241,6 +241,19 @@ struct PostgresLogTests {
         }
     }
 
+    @Test("a schema an earlier version made (no append function) reads as a log, and gets the function when migrated")
+    func earlierSchema() async throws {
+        try await TestPostgres.withLog { log in
+            _ = try await log.append([StreamWrite(stream: "a", events: [event()])])
+            try await log.client.query("DROP FUNCTION \(unescaped: log.schema).append_v1")
+            #expect(try await log.isMigrated(tablesOnly: true))
+            #expect(try await !log.isMigrated())
+            try await log.migrate()
+            #expect(try await log.isMigrated())
+            #expect(try await log.append([StreamWrite(stream: "a", events: [event()])]).events[0].position == 2)
+        }
+    }
+
     @Test("another node learns of each commit by reading the head; a node's own appends advance what it knows at once",
           .timeLimit(.minutes(1)))
     func otherNodesFollow() async throws {
