@@ -433,6 +433,17 @@ public final class PostgresLog: Sendable {
     public func migrate() async throws(EventStoreError) {
         let zero = ByteBuffer(bytes: [UInt8](repeating: 0, count: 32))
         if try await isMigrated() { return }
+        if try await isMigrated(tablesOnly: true) {
+            // Tables of an earlier version that lack only the function: no DDL on the tables, which
+            // other nodes (of the earlier version) are using (see above).
+            try await storage("create the append function") { [self] in
+                try await client.withTransaction(logger: logger) { connection in
+                    try await connection.query("SELECT pg_advisory_xact_lock(7234001)", logger: logger)
+                    try await connection.query(PostgresQuery(unsafeSQL: appendFunction), logger: logger)
+                }
+            }
+            return
+        }
         try await storage("create the tables") { [self] in
             try await client.withTransaction(logger: logger) { connection in
                 // One migration at a time across nodes.
@@ -511,7 +522,7 @@ public final class PostgresLog: Sendable {
             """ + (tablesOnly ? "" : """
 
             UNION ALL
-            SELECT count(*)::int FROM pg_proc JOIN pg_namespace ON pg_namespace.oid = pronamespace
+            SELECT least(count(*), 1)::int FROM pg_proc JOIN pg_namespace ON pg_namespace.oid = pronamespace
             WHERE nspname = $1 AND proname = '\(Self.appendFunctionName)'
             """))
         current.binds.append(schema)
@@ -771,9 +782,17 @@ public final class PostgresLog: Sendable {
         }
         let plan = Self.plan(batch, head: head, stored: [:], versions: versions, records: [])
         let check = Check(head: head, lease: leaseId.load(ordering: .relaxed), touched: Touched(batch), versions: versions)
-        let written = try await write(plan, check: check, nil)
-        lastCommit.withLock { written ? $0.committed(plan, read: versions, known: true) : $0.miss() }
-        return written ? plan : nil
+        let answer = try await write(plan, check: check, nil)
+        lastCommit.withLock { state in
+            switch answer {
+            case "ok": state.committed(plan, read: versions, known: true)
+            // Another node wrote, or took this node's lease: the next batches are likely to miss too.
+            case "moved", "fenced": state.miss(backOff: true)
+            // A retry of a stored append, or a stream this node did not know: this batch only.
+            default: state.miss(backOff: false)
+            }
+        }
+        return answer == "ok" ? plan : nil
     }
 
     /// The ids, streams and request marks of a batch's appends.
@@ -1042,12 +1061,12 @@ public final class PostgresLog: Sendable {
     /// Writes the plan's rows, the streams' new versions, its side rows and the head, and notifies
     /// the listening nodes (delivered when the transaction commits, and only then), in one call of
     /// the append function (`appendFunction`). With `check`, the call locks the head first and
-    /// writes only when the checks hold (false when they do not); without, the transaction on
+    /// writes only when the checks hold (else answers the one that failed); without, the transaction on
     /// `connection` holds the lock and read what the plan rests on. Without a connection, the
     /// call is a transaction of its own on the pool.
-    private func write(_ plan: Plan, check: Check?, writer: Bool = true, _ connection: PostgresConnection?) async throws -> Bool {
+    private func write(_ plan: Plan, check: Check?, writer: Bool = true, _ connection: PostgresConnection?) async throws -> String {
         let rows = plan.rows
-        guard check != nil || !rows.positions.isEmpty || !plan.side.entries.isEmpty else { return true }
+        guard check != nil || !rows.positions.isEmpty || !plan.side.entries.isEmpty else { return "ok" }
         var query = PostgresQuery(unsafeSQL: "SELECT \(table(Self.appendFunctionName))("
                                   + (1...30).map { "$\($0)" }.joined(separator: ", ") + ")")
         let expected = check?.head ?? HeadRow()
@@ -1093,10 +1112,11 @@ public final class PostgresLog: Sendable {
         }
         var answer = ""
         for try await text in answers.decode(String.self) { answer = text }
-        return answer == "ok"
+        return answer
     }
 
-    /// The append function's name (with the version of its parameters).
+    /// The append function's name, with a version: a schema that has a function of this name is not
+    /// migrated again, so a change to its parameters or body needs a new name.
     static let appendFunctionName = "append_v1"
 
     /// The append function: with `_check`, locks the head and answers why it writes nothing when
@@ -1200,8 +1220,9 @@ public final class PostgresLog: Sendable {
             head = plan.row
         }
 
-        mutating func miss() {
+        mutating func miss(backOff: Bool) {
             missed += 1
+            guard backOff else { return }
             head = nil
             skip = backoff
             backoff = min(backoff * 2, 64)
