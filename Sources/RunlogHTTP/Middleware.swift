@@ -91,12 +91,14 @@ struct UnmatchedMiddleware: RouterMiddleware {
     let open: DialectMiddleware<OpenDialect>
     let launch: DialectMiddleware<LaunchDialect>
     let batch: DialectMiddleware<BatchDialect>
+    let dashboard: DialectMiddleware<DashboardDialect>
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async -> Response {
         let path = request.uri.path
         if path.hasPrefix("/v3/") { return await launch.handle(request, context: context, next: next) }
         if path.hasPrefix(RunlogAPI.batchAPIPrefix) { return await batch.handle(request, context: context, next: next) }
         if path == "/healthz" { return await open.handle(request, context: context, next: next) }
+        if path == "/ui" || path.hasPrefix("/ui/") { return await dashboard.handle(request, context: context, next: next) }
         return await bearer.handle(request, context: context, next: next)
     }
 }

@@ -26,6 +26,8 @@ public struct RunlogAPI: Sendable {
     let logger: Logger
     /// Requests per minute per key; nil for no limit.
     let limiter: RateLimiter?
+    /// The dashboard's sign-in sessions.
+    let sessions = DashboardSessions()
 
     public init(engine: WorkflowEngine, keys: KeyRing, importers: ImporterService? = nil, accounts: AccountBook? = nil,
                 tasks: BatchTasks? = nil,
@@ -62,8 +64,15 @@ public struct RunlogAPI: Sendable {
         if let importers { addImporterRoutes(to: v1, importers) }
         if let tasks { addBatchTaskRoutes(to: router.group("api/v1.1").add(middleware: batch), tasks) }
         if let accounts { addLaunchRoutes(to: router.group("v3").add(middleware: launch), accounts: accounts) }
+        let signIn = DialectMiddleware(dialect: DashboardDialect(check: check, sessions: sessions, requiresSession: false),
+                                       recorder: recorder)
+        let dashboard = DialectMiddleware(dialect: DashboardDialect(check: check, sessions: sessions, requiresSession: true),
+                                          recorder: recorder)
+        addDashboardRoutes(root: router.group().add(middleware: signIn), open: router.group("ui").add(middleware: signIn),
+                           pages: router.group("ui").add(middleware: dashboard))
         // Added after every route, this middleware runs only in front of the not-found answer.
-        router.add(middleware: UnmatchedMiddleware(bearer: bearer, open: open, launch: launch, batch: batch))
+        router.add(middleware: UnmatchedMiddleware(bearer: bearer, open: open, launch: launch, batch: batch,
+                                                   dashboard: dashboard))
         return router
     }
 
@@ -163,50 +172,60 @@ extension RunlogAPI {
             // A retry with the same Idempotency-Key gets 409: the key's text is never stored.
             try await command(request, context, .admin, allowed: ["role", "name"],
                               kept: Answer.keyAlreadyCreated) { body in
-                let roleText = try body.requiredString("role")
-                guard let role = Role(rawValue: roleText) else {
-                    throw APIError.invalid(field: "role", value: .string(roleText),
-                                           rule: "must be one of service, auditor, admin")
-                }
-                let name = try body.string("name") ?? ""
-                guard name.utf8.count <= 200 else {
-                    throw APIError.invalid(field: "name", value: .string(name), rule: "must be at most 200 bytes")
-                }
-                let made = KeyEvent.make(role: role, name: name)
-                var event = made.event
-                event.metadata = EventMetadata(actor: context.actor)
-                let result = try await store.append(to: KeyEvent.stream, expected: .any, [event])
-                for recorded in try store.readAll(from: result.firstPosition, limit: 1) { keys.apply(recorded) }
+                let made = try await createKey(roleText: try body.requiredString("role"), name: try body.string("name") ?? "",
+                                               actor: context.actor)
                 var json = Representation.key(keys.key(id: made.id)!)
-                json = .object((json.objectValue ?? [:]).merging(["key": .string(made.key)]) { $1 })
+                json = .object((json.objectValue ?? [:]).merging(["key": .string(made.text)]) { $1 })
                 return Answer(json, status: .created, headers: [.location: "/v1/keys/\(made.id)"])
             }
         }
         router.delete("keys/{id}") { request, context in
             try await command(request, context, .admin, allowed: []) { _ in
-                let id = try context.parameters.require("id")
-                guard let key = keys.key(id: id) else { throw APIError.notFound("key \(id) does not exist") }
-                if key.revokedAt == nil {
-                    // The last live admin key stays: without it no one could manage keys over HTTP.
-                    let version = keys.streamVersion
-                    if key.role == .admin, keys.otherLiveAdmins(than: id) == 0 {
-                        throw APIError(.conflict, "last_admin_key",
-                                       "key \(id) is the last live admin key; create another admin key before revoking it",
-                                       field: "id", value: id)
-                    }
-                    var event = KeyEvent.revoked(id)
-                    event.metadata = EventMetadata(actor: context.actor)
-                    let result: AppendResult
-                    do {
-                        result = try await store.append(to: KeyEvent.stream, expected: .exact(version), [event])
-                    } catch let error as EventStoreError where error.code == .wrongExpectedVersion {
-                        throw APIError(.conflict, "conflict", "the keys changed while key \(id) was being revoked; retry")
-                    }
-                    for recorded in try store.readAll(from: result.firstPosition, limit: 1) { keys.apply(recorded) }
-                }
-                return Answer(Representation.key(keys.key(id: id)!))
+                Answer(Representation.key(try await revokeKey(try context.parameters.require("id"), actor: context.actor)))
             }
         }
+    }
+
+    /// Creates an API key of the role named `roleText` (the API's and the dashboard's command);
+    /// answers its id and its text (shown once: only its hash is stored).
+    func createKey(roleText: String, name: String, actor: String?) async throws -> (id: String, text: String) {
+        guard let role = Role(rawValue: roleText) else {
+            throw APIError.invalid(field: "role", value: .string(roleText), rule: "must be one of service, auditor, admin")
+        }
+        guard name.utf8.count <= 200 else {
+            throw APIError.invalid(field: "name", value: .string(name), rule: "must be at most 200 bytes")
+        }
+        let made = KeyEvent.make(role: role, name: name)
+        var event = made.event
+        event.metadata = EventMetadata(actor: actor)
+        let result = try await store.append(to: KeyEvent.stream, expected: .any, [event])
+        for recorded in try store.readAll(from: result.firstPosition, limit: 1) { keys.apply(recorded) }
+        return (made.id, made.key)
+    }
+
+    /// Revokes key `id` (a revoked key stays revoked); the last live admin key is kept.
+    func revokeKey(_ id: String, actor: String?) async throws -> APIKeyRecord {
+        guard let key = keys.key(id: id) else { throw APIError.notFound("key \(id) does not exist") }
+        if key.revokedAt == nil {
+            // The last live admin key stays: without it no one could manage keys over HTTP.
+            let version = keys.streamVersion
+            if key.role == .admin, keys.otherLiveAdmins(than: id) == 0 {
+                throw APIError(.conflict, "last_admin_key",
+                               "key \(id) is the last live admin key; create another admin key before revoking it",
+                               field: "id", value: id)
+            }
+            var event = KeyEvent.revoked(id)
+            event.metadata = EventMetadata(actor: actor)
+            let result: AppendResult
+            do {
+                result = try await store.append(to: KeyEvent.stream, expected: .exact(version), [event])
+            } catch {
+                guard error.code == .wrongExpectedVersion else { throw error }
+                throw APIError(.conflict, "conflict", "the keys changed while key \(id) was being revoked; retry")
+            }
+            for recorded in try store.readAll(from: result.firstPosition, limit: 1) { keys.apply(recorded) }
+        }
+        return keys.key(id: id)!
     }
 }
 

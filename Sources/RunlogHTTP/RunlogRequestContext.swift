@@ -12,6 +12,8 @@ public struct RunlogRequestContext: RequestContext {
     var key: APIKeyRecord?
     /// The `x-project-id` of a launch-API request (`/v3/`).
     var projectId: String?
+    /// The dashboard session that signed the request in (`/ui/`).
+    var session: DashboardSessions.Session?
 
     /// Request bodies above this many bytes get 413.
     public static let bodyLimit = 10 * 1024 * 1024

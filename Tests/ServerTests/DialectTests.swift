@@ -99,7 +99,7 @@ struct DialectTests {
             try await server.test { client in
                 let bearer = #"401 Bearer {"error":{"code":"unauthorized","message":"no API key: send Authorization: Bearer KEY"}}"#
                 // /v1 and every path outside the other dialects.
-                for path in ["/v1/nope", "/nope", "/", "/v3", "/api/v1.1", "/api/nope", "/healthz/x"] {
+                for path in ["/v1/nope", "/nope", "/v3", "/api/v1.1", "/api/nope", "/healthz/x", "/uix"] {
                     #expect((await client.answerLine(.get, path, key: nil)) == bearer, "\(path)")
                     #expect((await client.answerLine(.get, path, key: server.auditor))
                             == #"404 - {"error":{"code":"not_found","message":"no route GET \#(path)"}}"#, "\(path)")

@@ -35,7 +35,9 @@ struct OpenAPITests {
     @Test("every route the server answers is in docs/openapi.yaml, and every documented route is served")
     func routesMatch() async throws {
         try await TestServer.with { server in
-            let served = Set(server.api.makeRouter().routes.map { "\($0.method) \($0.path)" })
+            // The dashboard's pages (`/` sends a browser to them) are HTML, not the API: docs/dashboard.md.
+            let served = Set(server.api.makeRouter().routes.map { "\($0.method) \($0.path)" }
+                .filter { !$0.hasSuffix(" /") && !$0.hasSuffix(" /ui") && !$0.contains(" /ui/") })
             let documented = try Self.documentedRoutes()
             #expect(documented.count > 20)
             #expect(served.subtracting(documented).sorted() == [], "served but not documented")

@@ -1,0 +1,158 @@
+import Access
+import EventLog
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Mustache
+import RunlogJSON
+import WorkflowModel
+
+/// The dashboard's pages: Mustache templates compiled into the binary (DashboardTemplates.swift),
+/// rendered with dictionaries the routes build from the engine's and the log's state.
+enum DashboardPages {
+    static let library: MustacheLibrary = {
+        var library = MustacheLibrary()
+        for (name, text) in DashboardTemplates.all {
+            do {
+                try library.register(text, named: name)
+            } catch {
+                preconditionFailure("the dashboard template \(name) does not parse: \(error)")
+            }
+        }
+        return library
+    }()
+
+    static let htmlHeaders: HTTPFields = [
+        .contentType: "text/html; charset=utf-8",
+        .cacheControl: "no-store",
+        .contentSecurityPolicy: "default-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        HTTPField.Name("X-Content-Type-Options")!: "nosniff",
+        HTTPField.Name("Referrer-Policy")!: "same-origin",
+    ]
+
+    static func render(_ template: String, _ data: [String: Any]) -> String {
+        library.render(data, withTemplate: template) ?? ""
+    }
+
+    /// A page of the signed-in dashboard: `template` rendered with `data`, in the layout (navigation,
+    /// the signed-in key, the sign-out form).
+    static func page(_ title: String, _ context: RunlogRequestContext, template: String, _ data: [String: Any],
+                     status: HTTPResponse.Status = .ok) -> Answer {
+        var data = data
+        let role = context.key?.role
+        data["csrf"] = context.session?.csrf ?? ""
+        data["can_write"] = role?.allows(.write) ?? false
+        data["is_admin"] = role?.allows(.admin) ?? false
+        let layout: [String: Any] = [
+            "title": title, "content": render(template, data), "csrf": context.session?.csrf ?? "",
+            "key_name": context.key.map { $0.name.isEmpty ? $0.id : $0.name } ?? "", "role": role?.rawValue ?? "",
+            "is_admin": role?.allows(.admin) ?? false,
+        ]
+        return Answer(status: status, headers: htmlHeaders, body: render("layout", layout))
+    }
+
+    static func signIn(message: String?, status: HTTPResponse.Status = .ok) -> Answer {
+        Answer(status: status, headers: htmlHeaders, body: render("signin", ["message": message as Any]))
+    }
+
+    static func errorPage(_ error: APIError) -> Answer {
+        var headers = htmlHeaders
+        for field in error.headers where field.name != .contentType { headers[field.name] = field.value }
+        let body = render("error", ["status": error.status.code, "reason": error.status.reasonPhrase, "code": error.code,
+                                    "message": error.message, "field": error.field as Any])
+        return Answer(status: error.status, headers: headers, body: body)
+    }
+
+    static func time(_ ms: Int64?) -> String {
+        ms.map { JSONText.timestamp(milliseconds: $0) } ?? ""
+    }
+
+    static func workflowRow(_ w: WorkflowRecord) -> [String: Any] {
+        [
+            "id": w.id, "name": w.name, "number": w.number,
+            "status": w.active != nil ? "active" : (w.versions.isEmpty ? "draft" : "inactive"),
+            "active": w.active.map { "v\($0)" } ?? "—", "latest": w.latestVersion,
+            "rollout": w.rollout.map { "v\($0.treatmentVersion) at \(formatted($0.percentage))% (\($0.status.rawValue))" } ?? "—",
+        ]
+    }
+
+    static func workflowPage(_ w: WorkflowRecord) -> [String: Any] {
+        var data: [String: Any] = [
+            "id": w.id, "name": w.name, "created": time(w.createdAt), "created_by": w.createdBy ?? "",
+            "versions": w.versions.reversed().map { v in
+                [
+                    "version": v.version, "status": w.status(of: v.version), "description": v.description,
+                    "published_at": time(v.publishedAt), "published_by": v.publishedBy ?? "",
+                    "reverted_from": v.revertedFrom.map { "reverted from v\($0)" } ?? "",
+                ] as [String: Any]
+            },
+        ]
+        if let active = w.active { data["active"] = ["version": active, "definition": html(w.versions[active - 1].definition)] }
+        if let draft = w.draft {
+            data["draft"] = ["version": draft.version, "saved_at": time(draft.savedAt), "definition": html(draft.definition)]
+        }
+        if let rollout = w.rollout {
+            data["rollout"] = [
+                "treatment": rollout.treatmentVersion, "control": rollout.controlVersion,
+                "percentage": formatted(rollout.percentage), "status": rollout.status.rawValue,
+                "treatment_runs": rollout.treatmentRuns, "control_runs": rollout.controlRuns,
+            ] as [String: Any]
+        }
+        return data
+    }
+
+    static func eventRow(_ e: RecordedEvent) -> [String: Any] {
+        ["position": e.position, "time": time(e.recordedAt), "stream": e.stream, "type": e.type,
+         "actor": e.metadata.actor ?? ""]
+    }
+
+    static func keysPage(_ keys: [APIKeyRecord], created: (text: String, key: APIKeyRecord?)?) -> [String: Any] {
+        var data: [String: Any] = [
+            "keys": keys.sorted { $0.createdAt > $1.createdAt }.map { k in
+                ["id": k.id, "name": k.name, "role": k.role.rawValue, "created": time(k.createdAt),
+                 "revoked": time(k.revokedAt), "live": k.revokedAt == nil] as [String: Any]
+            },
+        ]
+        if let created {
+            data["created"] = ["text": created.text, "id": created.key?.id ?? "", "role": created.key?.role.rawValue ?? ""]
+        }
+        return data
+    }
+
+    static func formatted(_ number: Double) -> String {
+        number == number.rounded() ? String(Int64(number)) : String(number)
+    }
+
+    /// A JSON value as nested HTML lists, every text escaped: a definition read as a structure.
+    static func html(_ value: JSONValue) -> String {
+        switch value {
+        case .object(let members):
+            guard !members.isEmpty else { return "<span class=\"empty\">{}</span>" }
+            return "<dl>" + members.sorted { $0.key < $1.key }.map { key, value in
+                "<dt>\(escape(key))</dt><dd>\(html(value))</dd>"
+            }.joined() + "</dl>"
+        case .array(let items):
+            guard !items.isEmpty else { return "<span class=\"empty\">none</span>" }
+            return "<ol>" + items.map { "<li>\(html($0))</li>" }.joined() + "</ol>"
+        case .string(let text): return "<span class=\"text\">\(escape(text))</span>"
+        case .null: return "<span class=\"empty\">null</span>"
+        default: return "<span class=\"scalar\">\(escape(value.jsonText))</span>"
+        }
+    }
+
+    static func escape(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        for character in text {
+            switch character {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&#39;"
+            default: out.append(character)
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,165 @@
+import Access
+import EventLog
+import Foundation
+import HTTPTypes
+import Hummingbird
+import RunlogJSON
+import WorkflowModel
+import Workflows
+
+/// The dashboard's routes (`/ui/`), server-rendered pages on the same engine, keys and log as the
+/// API. Every action is the API's command with the signed-in key as the actor.
+enum DashboardRoutes {
+    static let signInPath = "/ui/signin"
+    /// The most bytes a dashboard form may send.
+    static let formLimit = 64 * 1024
+    /// Events on one page of the log.
+    static let logPage = 50
+}
+
+extension RunlogAPI {
+    func addDashboardRoutes(root: RouterGroup<Context>, open: RouterGroup<Context>, pages: RouterGroup<Context>) {
+        root.get("/") { _, _ in
+            Answer(status: .seeOther, headers: [.location: "/ui/"], body: "")
+        }
+        open.get("signin") { _, _ in
+            DashboardPages.signIn(message: nil)
+        }
+        open.get("assets/dashboard.css") { _, _ in
+            Answer(status: .ok, headers: [.contentType: "text/css; charset=utf-8", .cacheControl: "max-age=3600"],
+                   body: DashboardTemplates.css)
+        }
+        open.post("signin") { request, context in
+            let form = try await FormFields(request)
+            guard let text = form["key"], !text.isEmpty else {
+                return DashboardPages.signIn(message: "Enter an API key.", status: .unprocessableContent)
+            }
+            guard let key = keys.authenticate(text.trimmingCharacters(in: .whitespaces)) else {
+                return DashboardPages.signIn(message: "Unknown or revoked API key.", status: .unauthorized)
+            }
+            let session = sessions.start(keyId: key.id)
+            return Answer(status: .seeOther, headers: [
+                .location: "/ui/",
+                .setCookie: DashboardDialect.setCookie(session, lifetime: sessions.lifetime, secure: Self.overTLS(request)),
+                .cacheControl: "no-store",
+            ], body: "")
+        }
+        pages.post("signout") { request, context in
+            _ = try await dashboardForm(request, context)
+            if let session = context.session { sessions.end(session.token) }
+            return Answer(status: .seeOther, headers: [
+                .location: DashboardRoutes.signInPath,
+                .setCookie: DashboardDialect.setCookie(nil, lifetime: .zero, secure: Self.overTLS(request)),
+            ], body: "")
+        }
+
+        pages.get("/") { _, context in
+            try context.require(.read)
+            let rows = await engine.read { state in state.workflows.values.sorted { $0.number < $1.number } }
+                .map(DashboardPages.workflowRow)
+            return DashboardPages.page("Workflows", context, template: "workflows", ["workflows": rows, "empty": rows.isEmpty])
+        }
+        pages.get("workflows/{id}") { _, context in
+            try context.require(.read)
+            let workflow = try await self.workflow(context)
+            return DashboardPages.page(workflow.name, context, template: "workflow", DashboardPages.workflowPage(workflow))
+        }
+
+        pages.get("log") { request, context in
+            try context.require(.read)
+            let head = try store.head()
+            let before = try request.queryInt("before", UInt64.self, in: 1...Self.maxPosition)
+            let from = before.map { $0 - 1 } ?? head.position
+            let events = from == 0 ? [] : try store.readAll(from: from, direction: .backward, filter: EventFilter(),
+                                                           limit: DashboardRoutes.logPage)
+            var data: [String: Any] = [
+                "head_position": head.position, "head_hash": head.hash.hex,
+                "events": events.map(DashboardPages.eventRow),
+            ]
+            if events.count == DashboardRoutes.logPage, let last = events.last, last.position > 1 {
+                data["older"] = "/ui/log?before=\(last.position)"
+            }
+            if before != nil { data["newest"] = "/ui/log" }
+            return DashboardPages.page("Log", context, template: "log", data)
+        }
+        pages.get("log/verify") { _, context in
+            try context.require(.read)
+            let report = try store.verify(progress: nil)
+            var data: [String: Any] = [:]
+            switch report {
+            case .intact(let count, let head): data["intact"] = ["count": count, "head_hash": head.hex]
+            case .broken(let position, let reason): data["broken"] = ["position": position, "reason": reason]
+            }
+            return DashboardPages.page("Verify the log", context, template: "verify", data)
+        }
+
+        pages.get("keys") { _, context in
+            try context.require(.admin)
+            return DashboardPages.page("API keys", context, template: "keys", DashboardPages.keysPage(keys.all, created: nil))
+        }
+        pages.post("keys") { request, context in
+            try context.require(.admin)
+            let form = try await dashboardForm(request, context)
+            let made = try await createKey(roleText: form["role"] ?? "", name: form["name"] ?? "", actor: context.actor)
+            return DashboardPages.page("API keys", context, template: "keys",
+                                       DashboardPages.keysPage(keys.all, created: (made.text, keys.key(id: made.id))))
+        }
+        pages.post("keys/{id}/revoke") { request, context in
+            try context.require(.admin)
+            _ = try await dashboardForm(request, context)
+            _ = try await revokeKey(try context.parameters.require("id"), actor: context.actor)
+            return Answer(status: .seeOther, headers: [.location: "/ui/keys"], body: "")
+        }
+    }
+
+    /// The body of a dashboard form, after checking its CSRF token against the session's (403
+    /// when it does not match: a form from another page, or replayed after signing out and in).
+    func dashboardForm(_ request: Request, _ context: Context) async throws -> FormFields {
+        let form = try await FormFields(request)
+        guard let session = context.session, let token = form["csrf"], DashboardSessions.same(token, session.csrf) else {
+            throw APIError(.forbidden, "csrf", "the form's CSRF token does not match this session: reload the page and try again",
+                           field: "csrf")
+        }
+        return form
+    }
+
+    /// Whether the browser reached the server over TLS (directly, or through a proxy that says so).
+    static func overTLS(_ request: Request) -> Bool {
+        request.head.scheme == "https" || request.headers[HTTPField.Name("X-Forwarded-Proto")!]?.lowercased() == "https"
+    }
+}
+
+/// The fields of an `application/x-www-form-urlencoded` body (the last of a repeated name wins).
+struct FormFields {
+    private var values: [String: String] = [:]
+
+    init(_ request: Request) async throws {
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > DashboardRoutes.formLimit {
+            throw APIError.bodyTooLarge
+        }
+        let bytes: [UInt8]
+        do {
+            bytes = Array(try await request.body.collect(upTo: DashboardRoutes.formLimit).readableBytesView)
+        } catch {
+            throw APIError.bodyTooLarge
+        }
+        try self.init(bytes)
+    }
+
+    init(_ bytes: [UInt8]) throws {
+        for pair in bytes.split(separator: UInt8(ascii: "&")) {
+            let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
+            guard let name = Self.decode(parts[0]), let value = Self.decode(parts.count > 1 ? parts[1] : []) else {
+                throw APIError.badRequest("the form is not valid application/x-www-form-urlencoded", field: "body")
+            }
+            values[name] = value
+        }
+    }
+
+    subscript(_ name: String) -> String? { values[name] }
+
+    private static func decode(_ bytes: ArraySlice<UInt8>) -> String? {
+        let text = String(decoding: bytes.map { $0 == UInt8(ascii: "+") ? UInt8(ascii: " ") : $0 }, as: UTF8.self)
+        return text.removingPercentEncoding
+    }
+}

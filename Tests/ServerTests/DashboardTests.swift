@@ -1,0 +1,152 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import RunlogJSON
+import Testing
+@testable import RunlogHTTP
+
+/// The dashboard over HTTP (the browser tests drive it in Chromium): sign-in, the session
+/// cookie, CSRF, roles, sign-out.
+@Suite("dashboard sessions and pages")
+struct DashboardTests {
+    /// A response's status, headers and body text.
+    typealias Page = (status: HTTPResponse.Status, headers: HTTPFields, body: String)
+
+    static func request(_ client: any TestClientProtocol, _ method: HTTPRequest.Method, _ uri: String, cookie: String? = nil,
+                        form: [(String, String)]? = nil) async throws -> Page {
+        var headers: HTTPFields = [:]
+        if let cookie { headers[.cookie] = "\(DashboardDialect.cookieName)=\(cookie)" }
+        var body: ByteBuffer?
+        if let form {
+            headers[.contentType] = "application/x-www-form-urlencoded"
+            body = ByteBuffer(string: form.map { name, value in
+                "\(name)=\(value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")"
+            }.joined(separator: "&"))
+        }
+        return try await client.execute(uri: uri, method: method, headers: headers, body: body) { response in
+            (response.status, response.headers, String(buffer: response.body))
+        }
+    }
+
+    /// Signs in with `key`; the session cookie and the CSRF token of the first page.
+    static func signIn(_ client: any TestClientProtocol, _ key: String) async throws -> (cookie: String, csrf: String) {
+        let answer = try await request(client, .post, "/ui/signin", form: [("key", key)])
+        #expect(answer.status == .seeOther && answer.headers[.location] == "/ui/")
+        let setCookie = try #require(answer.headers[.setCookie])
+        let cookie = try #require(setCookie.split(separator: ";").first?.split(separator: "=", maxSplits: 1).last.map(String.init))
+        let page = try await request(client, .get, "/ui/", cookie: cookie)
+        #expect(page.status == .ok)
+        let csrf = try #require(page.body.firstMatch(of: /name="csrf" value="([0-9a-f]{64})"/)?.1)
+        return (cookie, String(csrf))
+    }
+
+    @Test("signing in sets an HttpOnly, SameSite=Strict session cookie; pages without it go to the sign-in page; a wrong key is refused")
+    func signIn() async throws {
+        try await TestServer.with { server in
+            try await server.test { client in
+                let root = try await Self.request(client, .get, "/")
+                #expect(root.status == .seeOther && root.headers[.location] == "/ui/")
+                for path in ["/ui/", "/ui/log", "/ui/keys", "/ui/workflows/none", "/ui/nothing-here"] {
+                    let page = try await Self.request(client, .get, path)
+                    #expect(page.status == .seeOther && page.headers[.location] == "/ui/signin", "\(path)")
+                }
+                let form = try await Self.request(client, .get, "/ui/signin")
+                #expect(form.status == .ok && form.body.contains("name=\"key\""))
+                #expect(form.headers[.contentSecurityPolicy]?.contains("frame-ancestors 'none'") == true)
+                let wrong = try await Self.request(client, .post, "/ui/signin", form: [("key", "rlk_not_a_key")])
+                #expect(wrong.status == .unauthorized && wrong.body.contains("Unknown or revoked API key"))
+                #expect(wrong.headers[.setCookie] == nil)
+
+                let answer = try await Self.request(client, .post, "/ui/signin", form: [("key", server.auditor)])
+                let cookie = try #require(answer.headers[.setCookie])
+                #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Path=/ui")
+                        && cookie.contains("Max-Age=28800") && !cookie.contains("Secure"))
+                let proxied = try await client.execute(uri: "/ui/signin", method: .post, headers: [
+                    .contentType: "application/x-www-form-urlencoded", HTTPField.Name("X-Forwarded-Proto")!: "https",
+                ], body: ByteBuffer(string: "key=\(server.auditor)")) { $0.headers[.setCookie] }
+                #expect(proxied?.contains("; Secure") == true)
+                let forged = try await Self.request(client, .get, "/ui/", cookie: String(repeating: "0", count: 64))
+                #expect(forged.status == .seeOther)
+            }
+        }
+    }
+
+    @Test("an auditor sees no write controls and a forged write gets 403; an admin's form without the session's CSRF token gets 403; signing out ends the session")
+    func rolesCSRFAndSignOut() async throws {
+        try await TestServer.with { server in
+            _ = try await server.engine.createWorkflow(name: "Refunds <b>", actor: nil)
+            try await server.test { client in
+                let auditor = try await Self.signIn(client, server.auditor)
+                let list = try await Self.request(client, .get, "/ui/", cookie: auditor.cookie)
+                #expect(list.body.contains("Refunds &lt;b&gt;") && !list.body.contains("Refunds <b>"))
+                #expect(!list.body.contains("/ui/keys"), "an auditor has no Keys page")
+                let missing = try await Self.request(client, .get, "/ui/nothing-here", cookie: auditor.cookie)
+                #expect(missing.status == .notFound && missing.headers[.contentType]?.hasPrefix("text/html") == true
+                        && missing.body.contains("no route GET /ui/nothing-here"))
+                let keysPage = try await Self.request(client, .get, "/ui/keys", cookie: auditor.cookie)
+                #expect(keysPage.status == .forbidden && keysPage.body.contains("admin only"))
+                let forged = try await Self.request(client, .post, "/ui/keys", cookie: auditor.cookie,
+                                                    form: [("csrf", auditor.csrf), ("role", "admin"), ("name", "forged")])
+                #expect(forged.status == .forbidden)
+                #expect(!server.api.keys.all.contains { $0.name == "forged" })
+
+                let admin = try await Self.signIn(client, server.admin)
+                let keys = try await Self.request(client, .get, "/ui/keys", cookie: admin.cookie)
+                #expect(keys.status == .ok && keys.body.contains("Revoke") && keys.body.contains("id=\"create-key\""))
+                let noToken = try await Self.request(client, .post, "/ui/keys", cookie: admin.cookie,
+                                                     form: [("role", "service"), ("name", "no token")])
+                #expect(noToken.status == .forbidden && noToken.body.contains("CSRF"))
+                let otherToken = try await Self.request(client, .post, "/ui/keys", cookie: admin.cookie,
+                                                        form: [("csrf", auditor.csrf), ("role", "service"), ("name", "other")])
+                #expect(otherToken.status == .forbidden)
+                let badRole = try await Self.request(client, .post, "/ui/keys", cookie: admin.cookie,
+                                                     form: [("csrf", admin.csrf), ("role", "root"), ("name", "x")])
+                #expect(badRole.status == .unprocessableContent && badRole.body.contains("must be one of service, auditor, admin"))
+                let made = try await Self.request(client, .post, "/ui/keys", cookie: admin.cookie,
+                                                  form: [("csrf", admin.csrf), ("role", "service"), ("name", "from the dashboard")])
+                #expect(made.status == .ok)
+                let text = try #require(made.body.firstMatch(of: /id="new-key">(rlk_[^<]+)</)?.1)
+                let created = try #require(server.api.keys.authenticate(String(text)))
+                #expect(created.role == .service && created.name == "from the dashboard" && created.createdBy == server.api.keys.all
+                    .first { $0.name == "test admin" }?.id)
+                #expect(server.api.keys.all.filter { $0.name == "no token" || $0.name == "other" || $0.name == "x" }.isEmpty)
+
+                let out = try await Self.request(client, .post, "/ui/signout", cookie: admin.cookie, form: [("csrf", admin.csrf)])
+                #expect(out.status == .seeOther && out.headers[.setCookie]?.contains("Max-Age=0") == true)
+                let after = try await Self.request(client, .get, "/ui/keys", cookie: admin.cookie)
+                #expect(after.status == .seeOther && after.headers[.location] == "/ui/signin")
+                let replayed = try await Self.request(client, .post, "/ui/keys", cookie: admin.cookie,
+                                                      form: [("csrf", admin.csrf), ("role", "service"), ("name", "replayed")])
+                #expect(replayed.status == .seeOther && !server.api.keys.all.contains { $0.name == "replayed" })
+            }
+        }
+    }
+
+    @Test("the log page shows the head hash and pages backward; verify reports the chain; a revoked key's session ends")
+    func logAndRevokedKey() async throws {
+        try await TestServer.with { server in
+            for n in 0..<60 { _ = try await server.engine.createWorkflow(name: "w\(n)", actor: nil) }
+            try await server.test { client in
+                let auditor = try await Self.signIn(client, server.auditor)
+                let head = try server.store.head()
+                let log = try await Self.request(client, .get, "/ui/log", cookie: auditor.cookie)
+                #expect(log.status == .ok && log.body.contains(head.hash.hex))
+                #expect(log.body.contains("<td>\(head.position)</td>"))
+                let older = try #require(log.body.firstMatch(of: /href="(\/ui\/log\?before=\d+)" id="older"/)?.1)
+                let second = try await Self.request(client, .get, String(older), cookie: auditor.cookie)
+                #expect(second.status == .ok && second.body.contains("<td>1</td>"))
+                let bad = try await Self.request(client, .get, "/ui/log?before=zero", cookie: auditor.cookie)
+                #expect(bad.status == .badRequest && bad.body.contains("before"))
+                let verify = try await Self.request(client, .get, "/ui/log/verify", cookie: auditor.cookie)
+                #expect(verify.body.contains("The chain is intact: \(head.position) events"))
+
+                let auditorId = try #require(server.api.keys.authenticate(server.auditor)?.id)
+                _ = try await server.api.revokeKey(auditorId, actor: nil)
+                let after = try await Self.request(client, .get, "/ui/log", cookie: auditor.cookie)
+                #expect(after.status == .seeOther)
+            }
+        }
+    }
+}
