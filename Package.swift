@@ -269,6 +269,7 @@ let package = Package(
                 "Importers",
                 "Profiles",
                 "RunlogHTTP",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

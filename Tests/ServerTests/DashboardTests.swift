@@ -124,6 +124,71 @@ struct DashboardTests {
         }
     }
 
+    @Test("workflow forms: each needs the session's CSRF token and the role; bad input gets 4xx naming the field and changes nothing; a form made before another change gets 412")
+    func workflowForms() async throws {
+        try await TestServer.with { server in
+            try await server.test { client in
+                let service = try await Self.signIn(client, server.service)
+                let made = try await Self.request(client, .post, "/ui/workflows", cookie: service.cookie,
+                                                  form: [("csrf", service.csrf), ("name", "Refunds")])
+                let location = try #require(made.headers[.location])
+                #expect(made.status == .seeOther && location.hasPrefix("/ui/workflows/wf_"))
+                let id = String(location.dropFirst("/ui/workflows/".count))
+                let empty = try await Self.request(client, .post, "/ui/workflows", cookie: service.cookie,
+                                                   form: [("csrf", service.csrf), ("name", " ")])
+                #expect(empty.status == .unprocessableContent && empty.body.contains("name is required"))
+
+                let definition = DashboardPages.pretty(DashboardPages.starterDefinition)
+                let notJSON = try await Self.request(client, .post, "/ui/workflows/\(id)/draft", cookie: service.cookie,
+                                                     form: [("csrf", service.csrf), ("definition", "{\"trigger\": ")])
+                #expect(notJSON.status == .unprocessableContent && notJSON.body.contains("definition must be JSON"))
+                let badRule = try await Self.request(client, .post, "/ui/workflows/\(id)/draft", cookie: service.cookie,
+                                                     form: [("csrf", service.csrf), ("definition", #"{"trigger": {"kind": "telepathy"}}"#)])
+                #expect(badRule.status == .unprocessableContent && badRule.body.contains("trigger"))
+                let noToken = try await Self.request(client, .post, "/ui/workflows/\(id)/draft", cookie: service.cookie,
+                                                     form: [("definition", definition)])
+                #expect(noToken.status == .forbidden)
+                #expect(await server.engine.read { $0.workflows[id]?.draft } == nil, "nothing was saved")
+                let saved = try await Self.request(client, .post, "/ui/workflows/\(id)/draft", cookie: service.cookie,
+                                                   form: [("csrf", service.csrf), ("definition", definition), ("draft_version", "0")])
+                #expect(saved.status == .seeOther)
+                let stale = try await Self.request(client, .post, "/ui/workflows/\(id)/draft", cookie: service.cookie,
+                                                   form: [("csrf", service.csrf), ("definition", definition), ("draft_version", "0")])
+                #expect(stale.status == .preconditionFailed)
+
+                let version = await server.engine.read { $0.workflows[id]!.streamVersion }
+                let published = try await Self.request(client, .post, "/ui/workflows/\(id)/publish", cookie: service.cookie,
+                                                       form: [("csrf", service.csrf), ("version", "\(version)"),
+                                                              ("description", "first"), ("activate", "on")])
+                #expect(published.status == .seeOther)
+                let page = try await Self.request(client, .get, "/ui/workflows/\(id)", cookie: service.cookie)
+                #expect(page.body.contains("Active (v1)") && page.body.contains("<p class=\"description\">first</p>"))
+                #expect(!page.body.contains("Revert to v1"), "revert is for admins")
+                let oldForm = try await Self.request(client, .post, "/ui/workflows/\(id)/versions/1/description",
+                                                     cookie: service.cookie,
+                                                     form: [("csrf", service.csrf), ("version", "\(version)"), ("description", "x")])
+                #expect(oldForm.status == .preconditionFailed)
+                let revert = try await Self.request(client, .post, "/ui/workflows/\(id)/revert", cookie: service.cookie,
+                                                    form: [("csrf", service.csrf), ("to", "1")])
+                #expect(revert.status == .forbidden)
+                let badPercentage = try await Self.request(client, .post, "/ui/workflows/\(id)/rollout", cookie: service.cookie,
+                                                           form: [("csrf", service.csrf), ("rollout_version", "1"),
+                                                                  ("percentage", "lots")])
+                #expect(badPercentage.status == .unprocessableContent && badPercentage.body.contains("percentage must be a number"))
+                let badDiff = try await Self.request(client, .get, "/ui/workflows/\(id)/diff?from=1&to=9", cookie: service.cookie)
+                #expect(badDiff.status == .badRequest)
+                #expect(await server.engine.read { $0.workflows[id]!.latestVersion } == 1)
+
+                let auditor = try await Self.signIn(client, server.auditor)
+                let readOnly = try await Self.request(client, .get, "/ui/workflows/\(id)", cookie: auditor.cookie)
+                #expect(readOnly.status == .ok && !readOnly.body.contains("<form method=\"post\" action=\"/ui/workflows"))
+                let forged = try await Self.request(client, .post, "/ui/workflows/\(id)/versions/1/activate", cookie: auditor.cookie,
+                                                    form: [("csrf", auditor.csrf)])
+                #expect(forged.status == .forbidden)
+            }
+        }
+    }
+
     @Test("the log page shows the head hash and pages backward; verify reports the chain; a revoked key's session ends")
     func logAndRevokedKey() async throws {
         try await TestServer.with { server in

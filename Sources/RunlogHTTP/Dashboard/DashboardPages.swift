@@ -76,25 +76,38 @@ enum DashboardPages {
         ]
     }
 
+    /// What a new draft starts from: a trigger and one route that approves.
+    static let starterDefinition: JSONValue = [
+        "trigger": ["kind": "api", "schema": ["fields": [["name": "amount", "type": "number", "required": true]]]],
+        "routes": [["name": "all", "steps": [["step_uid": "approve-1", "type": "approve"]]]],
+    ]
+
     static func workflowPage(_ w: WorkflowRecord) -> [String: Any] {
+        let editing = w.draft?.definition ?? w.active.map { w.versions[$0 - 1].definition } ?? starterDefinition
         var data: [String: Any] = [
-            "id": w.id, "name": w.name, "created": time(w.createdAt), "created_by": w.createdBy ?? "",
+            "id": w.id, "name": w.name, "created": time(w.createdAt), "created_by": w.createdBy as Any,
+            "version": w.streamVersion, "draft_text": pretty(editing), "draft_version": w.draft?.version ?? 0,
+            "publishable": w.draft != nil && w.publishedDraftVersion != w.draft?.version,
+            "has_versions": !w.versions.isEmpty, "rollout_free": w.rollout == nil,
+            "published": w.versions.reversed().map { ["number": $0.version] },
             "versions": w.versions.reversed().map { v in
                 [
-                    "version": v.version, "status": w.status(of: v.version), "description": v.description,
-                    "published_at": time(v.publishedAt), "published_by": v.publishedBy ?? "",
-                    "reverted_from": v.revertedFrom.map { "reverted from v\($0)" } ?? "",
+                    "number": v.version, "status": w.status(of: v.version), "description": v.description,
+                    "published_at": time(v.publishedAt), "published_by": v.publishedBy as Any,
+                    "reverted_from": v.revertedFrom.map { "reverted from v\($0)" } as Any,
+                    "activatable": w.active != v.version && w.rollout == nil,
                 ] as [String: Any]
             },
         ]
-        if let active = w.active { data["active"] = ["version": active, "definition": html(w.versions[active - 1].definition)] }
+        if let active = w.active { data["active"] = ["number": active, "definition": html(w.versions[active - 1].definition)] }
         if let draft = w.draft {
-            data["draft"] = ["version": draft.version, "saved_at": time(draft.savedAt), "definition": html(draft.definition)]
+            data["draft"] = ["number": draft.version, "saved_at": time(draft.savedAt), "definition": html(draft.definition)]
         }
         if let rollout = w.rollout {
             data["rollout"] = [
                 "treatment": rollout.treatmentVersion, "control": rollout.controlVersion,
                 "percentage": formatted(rollout.percentage), "status": rollout.status.rawValue,
+                "sticky_field": rollout.stickyField as Any,
                 "treatment_runs": rollout.treatmentRuns, "control_runs": rollout.controlRuns,
             ] as [String: Any]
         }
@@ -137,6 +150,23 @@ enum DashboardPages {
         case .string(let text): return "<span class=\"text\">\(escape(text))</span>"
         case .null: return "<span class=\"empty\">null</span>"
         default: return "<span class=\"scalar\">\(escape(value.jsonText))</span>"
+        }
+    }
+
+    /// A JSON value as indented text (members sorted by name), for the draft editor and diffs.
+    static func pretty(_ value: JSONValue, indent: String = "") -> String {
+        let inner = indent + "  "
+        switch value {
+        case .object(let members):
+            guard !members.isEmpty else { return "{}" }
+            return "{\n" + members.sorted { $0.key < $1.key }.map { key, value in
+                inner + JSONValue.string(key).jsonText + ": " + pretty(value, indent: inner)
+            }.joined(separator: ",\n") + "\n" + indent + "}"
+        case .array(let items):
+            guard !items.isEmpty else { return "[]" }
+            return "[\n" + items.map { inner + pretty($0, indent: inner) }.joined(separator: ",\n") + "\n" + indent + "]"
+        default:
+            return value.jsonText
         }
     }
 

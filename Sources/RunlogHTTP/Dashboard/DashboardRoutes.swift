@@ -25,6 +25,10 @@ extension RunlogAPI {
         open.get("signin") { _, _ in
             DashboardPages.signIn(message: nil)
         }
+        open.get("assets/dashboard.js") { _, _ in
+            Answer(status: .ok, headers: [.contentType: "text/javascript; charset=utf-8", .cacheControl: "max-age=3600"],
+                   body: DashboardTemplates.script)
+        }
         open.get("assets/dashboard.css") { _, _ in
             Answer(status: .ok, headers: [.contentType: "text/css; charset=utf-8", .cacheControl: "max-age=3600"],
                    body: DashboardTemplates.css)
@@ -64,6 +68,8 @@ extension RunlogAPI {
             let workflow = try await self.workflow(context)
             return DashboardPages.page(workflow.name, context, template: "workflow", DashboardPages.workflowPage(workflow))
         }
+
+        addDashboardWorkflowRoutes(to: pages)
 
         pages.get("log") { request, context in
             try context.require(.read)

@@ -3,7 +3,7 @@
 enum DashboardTemplates {
     static let all: [String: String] = [
         "layout": layout, "signin": signIn, "error": error, "workflows": workflows, "workflow": workflow,
-        "log": log, "verify": verify, "keys": keys,
+        "log": log, "verify": verify, "keys": keys, "revert": revert, "diff": diff,
     ]
 
     static let layout = """
@@ -85,6 +85,13 @@ enum DashboardTemplates {
         """
 
     static let workflows = """
+        {{#can_write}}
+        <form method="post" action="/ui/workflows" class="inline card" id="new-workflow">
+          <input type="hidden" name="csrf" value="{{csrf}}">
+          <label>Name <input name="name" maxlength="200" required></label>
+          <button type="submit">New workflow</button>
+        </form>
+        {{/can_write}}
         {{#empty}}<p class="empty">No workflows yet.</p>{{/empty}}
         {{^empty}}
         <div class="scroll">
@@ -103,37 +110,134 @@ enum DashboardTemplates {
 
     static let workflow = """
         <p class="meta"><code>{{id}}</code> · created {{created}}{{#created_by}} by <code>{{created_by}}</code>{{/created_by}}</p>
-        {{#rollout}}
         <section class="card" id="rollout">
           <h2>Rollout</h2>
-          <p>Treatment v{{treatment}} at {{percentage}}%, control v{{control}} ({{status}}):
-          {{treatment_runs}} treatment runs, {{control_runs}} control runs.</p>
+          {{#rollout}}
+          <p>Treatment <strong>v{{treatment}}</strong> at <strong id="rollout-percentage">{{percentage}}</strong>%,
+          control <strong>v{{control}}</strong> ({{status}}{{#sticky_field}}, sticky on <code>{{sticky_field}}</code>{{/sticky_field}}).</p>
+          <p class="arms" data-live="/ui/workflows/{{id}}/rollout/live">Runs: treatment <strong id="treatment-runs">{{treatment_runs}}</strong>,
+          control <strong id="control-runs">{{control_runs}}</strong>
+          <span class="meta" id="treatment-share"></span></p>
+          {{#can_write}}
+          <div class="actions">
+            <form method="post" action="/ui/workflows/{{id}}/rollout/percentage" class="inline" id="change-rollout">
+              <input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="version" value="{{version}}">
+              <label>Percentage <input name="percentage" type="number" min="0" max="100" step="any" value="{{percentage}}" required></label>
+              <button type="submit">Change</button>
+            </form>
+            <form method="post" action="/ui/workflows/{{id}}/rollout/promote" id="promote-rollout">
+              <input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="version" value="{{version}}">
+              <button type="submit">Promote (100%)</button>
+            </form>
+            <form method="post" action="/ui/workflows/{{id}}/rollout/end" id="end-rollout">
+              <input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="version" value="{{version}}">
+              <button type="submit" class="danger">End (0%)</button>
+            </form>
+          </div>
+          {{/can_write}}
+          {{/rollout}}
+          {{^rollout}}
+          <p class="empty">No rollout in progress.</p>
+          {{#can_write}}{{#has_versions}}
+          <form method="post" action="/ui/workflows/{{id}}/rollout" class="inline" id="stage-rollout">
+            <input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="version" value="{{version}}">
+            <label>Treatment <select name="rollout_version">{{#published}}<option value="{{number}}">v{{number}}</option>{{/published}}</select></label>
+            <label>Percentage <input name="percentage" type="number" min="0" max="100" step="any" value="10" required></label>
+            <label>Sticky field <input name="sticky_field" placeholder="(the run id)"></label>
+            <button type="submit">Stage rollout</button>
+          </form>
+          {{/has_versions}}{{/can_write}}
+          {{/rollout}}
         </section>
-        {{/rollout}}
         <div class="columns">
           <section class="card definition" id="active">
-            <h2>Active{{#active}} (v{{version}}){{/active}}</h2>
+            <h2>Active{{#active}} (v{{number}}){{/active}}</h2>
             {{#active}}{{{definition}}}{{/active}}
             {{^active}}<p class="empty">No active version.</p>{{/active}}
           </section>
           <section class="card definition" id="draft">
-            <h2>Draft{{#draft}} (draft {{version}}, saved {{saved_at}}){{/draft}}</h2>
+            <h2>Draft{{#draft}} (draft {{number}}, saved {{saved_at}}){{/draft}}</h2>
             {{#draft}}{{{definition}}}{{/draft}}
             {{^draft}}<p class="empty">No draft.</p>{{/draft}}
           </section>
         </div>
+        {{#can_write}}
+        <section class="card" id="edit">
+          <h2>Edit the draft</h2>
+          <form method="post" action="/ui/workflows/{{id}}/draft" id="save-draft">
+            <input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="draft_version" value="{{draft_version}}">
+            <textarea name="definition" rows="14" spellcheck="false">{{draft_text}}</textarea>
+            <button type="submit">Save draft</button>
+          </form>
+          {{#publishable}}
+          <form method="post" action="/ui/workflows/{{id}}/publish" class="inline" id="publish">
+            <input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="version" value="{{version}}">
+            <label>Description <input name="description" maxlength="2000"></label>
+            {{#rollout_free}}<label class="check"><input type="checkbox" name="activate"> Activate</label>{{/rollout_free}}
+            <button type="submit">Publish</button>
+          </form>
+          {{/publishable}}
+        </section>
+        {{/can_write}}
         <section class="card" id="versions">
           <h2>Version history</h2>
           {{^versions}}<p class="empty">Nothing published yet.</p>{{/versions}}
           <ol class="versions">
           {{#versions}}
-            <li><strong>v{{version}}</strong> <span class="status {{status}}">{{status}}</span>
+            <li id="version-{{number}}"><strong>v{{number}}</strong> <span class="status {{status}}">{{status}}</span>
             <span class="meta">{{published_at}}{{#published_by}} · <code>{{published_by}}</code>{{/published_by}}
             {{#reverted_from}} · {{reverted_from}}{{/reverted_from}}</span>
-            <p>{{description}}</p></li>
+            <p class="description">{{description}}</p>
+            {{#can_write}}
+            <div class="actions">
+              <form method="post" action="/ui/workflows/{{id}}/versions/{{number}}/description" class="inline edit-description">
+                <input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="version" value="{{version}}">
+                <input name="description" value="{{description}}" maxlength="2000" aria-label="Description of v{{number}}">
+                <button type="submit">Save description</button>
+              </form>
+              {{#activatable}}
+              <form method="post" action="/ui/workflows/{{id}}/versions/{{number}}/activate">
+                <input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="version" value="{{version}}">
+                <button type="submit">Activate v{{number}}</button>
+              </form>
+              {{/activatable}}
+              {{#is_admin}}<a class="button" href="/ui/workflows/{{id}}/revert?to={{number}}">Revert to v{{number}}…</a>{{/is_admin}}
+            </div>
+            {{/can_write}}
+            </li>
           {{/versions}}
           </ol>
+          {{#has_versions}}
+          <form method="get" action="/ui/workflows/{{id}}/diff" class="inline" id="compare">
+            <label>Compare <select name="from">{{#published}}<option>{{number}}</option>{{/published}}</select></label>
+            <label>with <select name="to">{{#published}}<option>{{number}}</option>{{/published}}</select></label>
+            <button type="submit">Show the difference</button>
+          </form>
+          {{/has_versions}}
         </section>
+        <script src="/ui/assets/dashboard.js"></script>
+        """
+
+    static let revert = """
+        <section class="card" id="confirm-revert">
+          <p>Version <strong>v{{to}}</strong> ({{description}}) is published again as <strong>v{{next}}</strong>.</p>
+          {{#rollout}}<p class="error">A rollout is in progress: v{{next}} cannot become active until it is promoted or ended.</p>{{/rollout}}
+          {{^rollout}}<p>With "activate", <strong>v{{next}}</strong> becomes the active version in place of {{active}}.</p>{{/rollout}}
+          <form method="post" action="/ui/workflows/{{id}}/revert" class="inline">
+            <input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="version" value="{{version}}">
+            <input type="hidden" name="to" value="{{to}}">
+            {{^rollout}}<label class="check"><input type="checkbox" name="activate" checked> Activate v{{next}}</label>{{/rollout}}
+            <button type="submit" id="confirm">Revert to v{{to}}</button>
+            <a href="/ui/workflows/{{id}}">Cancel</a>
+          </form>
+        </section>
+        """
+
+    static let diff = """
+        <p><a href="/ui/workflows/{{id}}">Back to the workflow</a></p>
+        {{#same}}<p class="empty">v{{from}} and v{{to}} have the same definition.</p>{{/same}}
+        <pre class="diff" id="diff">{{#lines}}<span class="{{kind}}">{{text}}</span>
+        {{/lines}}</pre>
         """
 
     static let log = """
@@ -144,7 +248,7 @@ enum DashboardTemplates {
           <thead><tr><th>Position</th><th>Recorded</th><th>Stream</th><th>Type</th><th>Actor</th></tr></thead>
           <tbody>
           {{#events}}
-            <tr><td>{{position}}</td><td>{{time}}</td><td><code>{{stream}}</code></td><td>{{type}}</td><td><code>{{actor}}</code></td></tr>
+            <tr><td>{{position}}</td><td class="time">{{time}}</td><td><code>{{stream}}</code></td><td>{{type}}</td><td><code>{{actor}}</code></td></tr>
           {{/events}}
           </tbody>
         </table>
@@ -189,6 +293,22 @@ enum DashboardTemplates {
         </div>
         """
 
+    /// The dashboard's script: elements with `data-live` follow the Server-Sent Events of that URL.
+    static let script = """
+        for (const element of document.querySelectorAll("[data-live]")) {
+          const source = new EventSource(element.dataset.live);
+          source.addEventListener("arms", (message) => {
+            const arms = JSON.parse(message.data);
+            if (!arms) return;
+            document.getElementById("treatment-runs").textContent = arms.treatment;
+            document.getElementById("control-runs").textContent = arms.control;
+            const total = arms.treatment + arms.control;
+            document.getElementById("treatment-share").textContent =
+              total ? "(" + Math.round(100 * arms.treatment / total) + "% treatment)" : "";
+          });
+        }
+        """
+
     static let css = """
         :root { --fg: #1b1f24; --muted: #5b6470; --line: #d8dde3; --bg: #f6f7f9; --card: #fff; --accent: #2450b2;
                 --ok: #1d7a46; --bad: #b3261e; }
@@ -231,5 +351,19 @@ enum DashboardTemplates {
         .top button { background: transparent; border-color: #6b7280; padding: 3px 10px; }
         body.signin main { max-width: 420px; padding-top: 12vh; }
         body.signin form { display: flex; flex-direction: column; gap: 10px; }
+        textarea { width: 100%; font: 13px ui-monospace, SFMono-Regular, Menlo, monospace; padding: 8px; border: 1px solid var(--line);
+                   border-radius: 6px; margin-bottom: 8px; }
+        .actions { display: flex; flex-wrap: wrap; gap: 8px; align-items: center; margin-top: 6px; }
+        #edit form + form { margin-top: 10px; }
+        a.button { display: inline-block; padding: 6px 10px; border: 1px solid var(--accent); border-radius: 6px; text-decoration: none; }
+        label.check { display: flex; gap: 6px; align-items: center; }
+        td.time, .time { white-space: nowrap; }
+        pre.diff { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 10px; overflow-x: auto; font-size: 13px; }
+        pre.diff .added { background: #dcfce7; display: block; }
+        pre.diff .added::before { content: "+ "; }
+        pre.diff .removed { background: #fee2e2; display: block; }
+        pre.diff .removed::before { content: "- "; }
+        pre.diff .same { display: block; }
+        pre.diff .same::before { content: "  "; }
         """
 }

@@ -1,0 +1,206 @@
+import Access
+import EventLog
+import Foundation
+import HTTPTypes
+import Hummingbird
+import RunlogJSON
+import ServiceLifecycle
+import WorkflowModel
+import Workflows
+
+/// The dashboard's workflow actions: create, save the draft, publish, describe, activate, revert,
+/// compare versions, and the rollout (stage, change, promote, end, its arms live). Each form
+/// carries the workflow's version as the page showed it (`If-Match` on the API): a change made
+/// meanwhile by someone else fails with 412 instead of being overwritten.
+extension RunlogAPI {
+    func addDashboardWorkflowRoutes(to pages: RouterGroup<Context>) {
+        pages.post("workflows") { request, context in
+            try await dashboardCommand(request, context, .write) { form in
+                let workflow = try await engine.createWorkflow(name: try form.required("name"), actor: context.actor)
+                return Self.seeOther("/ui/workflows/\(workflow.id)")
+            }
+        }
+        pages.post("workflows/{id}/draft") { request, context in
+            try await dashboardCommand(request, context, .write) { form in
+                let id = try context.parameters.require("id")
+                let text = try form.required("definition")
+                let definition: JSONValue
+                do {
+                    definition = try JSONValue(parsing: Array(text.utf8))
+                } catch {
+                    throw APIError.invalid(field: "definition", value: nil, rule: "must be JSON: \(error)")
+                }
+                _ = try await engine.saveDraft(workflowId: id, definition: definition,
+                                               expectedDraftVersion: try form.int("draft_version"), actor: context.actor)
+                return Self.seeOther("/ui/workflows/\(id)")
+            }
+        }
+        pages.post("workflows/{id}/publish") { request, context in
+            try await dashboardCommand(request, context, .write) { form in
+                let id = try context.parameters.require("id")
+                _ = try await engine.publish(workflowId: id, description: form["description"] ?? "",
+                                             activate: form["activate"] == "on", actor: context.actor,
+                                             ifMatch: try form.version())
+                return Self.seeOther("/ui/workflows/\(id)")
+            }
+        }
+        pages.post("workflows/{id}/versions/{version}/description") { request, context in
+            try await dashboardCommand(request, context, .write) { form in
+                let id = try context.parameters.require("id")
+                _ = try await engine.editDescription(workflowId: id, version: try Self.versionParameter(context),
+                                                     description: form["description"] ?? "", actor: context.actor,
+                                                     ifMatch: try form.version())
+                return Self.seeOther("/ui/workflows/\(id)")
+            }
+        }
+        pages.post("workflows/{id}/versions/{version}/activate") { request, context in
+            try await dashboardCommand(request, context, .write) { form in
+                let id = try context.parameters.require("id")
+                _ = try await engine.activate(workflowId: id, version: try Self.versionParameter(context),
+                                              actor: context.actor, ifMatch: try form.version())
+                return Self.seeOther("/ui/workflows/\(id)")
+            }
+        }
+        pages.get("workflows/{id}/revert") { request, context in
+            try context.require(.admin)
+            let workflow = try await self.workflow(context)
+            let to = try request.queryInt("to", Int.self, in: 1...Int(Int32.max)) ?? 0
+            guard to >= 1, to <= workflow.latestVersion else {
+                throw APIError.invalid(field: "to", value: .integer(Int64(to)),
+                                       rule: "must be a published version of \(workflow.id) (1 to \(workflow.latestVersion))")
+            }
+            return DashboardPages.page("Revert \(workflow.name)", context, template: "revert", [
+                "id": workflow.id, "to": to, "next": workflow.latestVersion + 1, "version": workflow.streamVersion,
+                "active": workflow.active.map { "v\($0)" } ?? "no version", "rollout": workflow.rollout != nil,
+                "description": workflow.versions[to - 1].description,
+            ])
+        }
+        pages.post("workflows/{id}/revert") { request, context in
+            try await dashboardCommand(request, context, .admin) { form in
+                let id = try context.parameters.require("id")
+                _ = try await engine.revert(workflowId: id, to: try form.requiredInt("to"), activate: form["activate"] == "on",
+                                            actor: context.actor, ifMatch: try form.version())
+                return Self.seeOther("/ui/workflows/\(id)")
+            }
+        }
+        pages.get("workflows/{id}/diff") { request, context in
+            try context.require(.read)
+            let workflow = try await self.workflow(context)
+            let range = 1...max(1, workflow.latestVersion)
+            guard let from = try request.queryInt("from", Int.self, in: range),
+                  let to = try request.queryInt("to", Int.self, in: range), workflow.latestVersion >= 1 else {
+                throw APIError.badRequest("from and to must be published versions (1 to \(workflow.latestVersion))",
+                                          field: "from")
+            }
+            let lines = DashboardDiff.lines(DashboardPages.pretty(workflow.versions[from - 1].definition),
+                                            DashboardPages.pretty(workflow.versions[to - 1].definition))
+            return DashboardPages.page("\(workflow.name): v\(from) → v\(to)", context, template: "diff", [
+                "id": workflow.id, "from": from, "to": to, "same": lines.allSatisfy { $0.kind == .same },
+                "lines": lines.map { ["text": $0.text, "kind": $0.kind.rawValue] },
+            ])
+        }
+
+        pages.post("workflows/{id}/rollout") { request, context in
+            try await dashboardCommand(request, context, .write) { form in
+                let id = try context.parameters.require("id")
+                let sticky = form["sticky_field"].flatMap { $0.isEmpty ? nil : $0 }
+                _ = try await engine.stageRollout(workflowId: id, version: try form.requiredInt("rollout_version"),
+                                                  percentage: try form.requiredNumber("percentage"), stickyField: sticky,
+                                                  actor: context.actor, ifMatch: try form.version())
+                return Self.seeOther("/ui/workflows/\(id)")
+            }
+        }
+        for (action, fixed) in [("percentage", nil), ("promote", 100.0), ("end", 0.0)] as [(String, Double?)] {
+            pages.post("workflows/{id}/rollout/\(action)") { request, context in
+                try await dashboardCommand(request, context, .write) { form in
+                    let id = try context.parameters.require("id")
+                    _ = try await engine.setRolloutPercentage(workflowId: id,
+                                                              percentage: try fixed ?? form.requiredNumber("percentage"),
+                                                              actor: context.actor, ifMatch: try form.version())
+                    return Self.seeOther("/ui/workflows/\(id)")
+                }
+            }
+        }
+        // The rollout's arms as they change: an event each time the counts move (the page's script
+        // shows them), read after each batch of new events in the log.
+        pages.get("workflows/{id}/rollout/live") { request, context in
+            try context.require(.read)
+            let id = try context.parameters.require("id")
+            _ = try await self.workflow(context)
+            let events = store.subscribe(from: try store.head().position + 1, filter: EventFilter()).cancelOnGracefulShutdown()
+            let engine = self.engine
+            let body = ResponseBody { writer in
+                var last = ""
+                func send() async throws {
+                    let arms = await engine.read { state in
+                        state.workflows[id]?.rollout.map { ($0.treatmentRuns, $0.controlRuns, $0.percentage) }
+                    }
+                    let text = arms.map { "{\"treatment\":\($0.0),\"control\":\($0.1),\"percentage\":\($0.2)}" } ?? "null"
+                    guard text != last else { return }
+                    last = text
+                    try await writer.write(ByteBuffer(string: "event: arms\ndata: \(text)\n\n"))
+                }
+                try await send()
+                for try await _ in events { try await send() }
+                try await writer.finish(nil)
+            }
+            return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+        }
+    }
+
+    /// Runs a dashboard form's command: the role, the CSRF token, then `body`, its domain errors
+    /// answered as the API answers them (a page with the status, field and rule).
+    func dashboardCommand(_ request: Request, _ context: Context, _ permission: Permission,
+                          _ body: (FormFields) async throws -> Answer) async throws -> Answer {
+        try context.require(permission)
+        let form = try await dashboardForm(request, context)
+        do {
+            return try await body(form)
+        } catch let error as WorkflowError {
+            throw APIError(error)
+        } catch let error as EventStoreError {
+            throw APIError(error)
+        }
+    }
+
+    static func seeOther(_ location: String) -> Answer {
+        Answer(status: .seeOther, headers: [.location: location], body: "")
+    }
+}
+
+extension FormFields {
+    func required(_ name: String) throws -> String {
+        guard let value = self[name], !value.trimmingCharacters(in: .whitespaces).isEmpty else {
+            throw APIError.invalid(field: name, value: nil, rule: "is required")
+        }
+        return value
+    }
+
+    func int(_ name: String) throws -> Int? {
+        guard let text = self[name], !text.isEmpty else { return nil }
+        guard let value = Int(text) else { throw APIError.invalid(field: name, value: .string(text), rule: "must be an integer") }
+        return value
+    }
+
+    func requiredInt(_ name: String) throws -> Int {
+        guard let value = try int(name) else { throw APIError.invalid(field: name, value: nil, rule: "is required") }
+        return value
+    }
+
+    func requiredNumber(_ name: String) throws -> Double {
+        let text = try required(name)
+        guard let value = Double(text), value.isFinite else {
+            throw APIError.invalid(field: name, value: .string(text), rule: "must be a number")
+        }
+        return value
+    }
+
+    /// The workflow's version the form was made from (`If-Match`).
+    func version() throws -> UInt64? {
+        guard let text = self["version"], !text.isEmpty else { return nil }
+        guard let value = UInt64(text) else {
+            throw APIError.invalid(field: "version", value: .string(text), rule: "must be the workflow's version")
+        }
+        return value
+    }
+}

@@ -1,0 +1,168 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import RunlogTestSupport
+import Testing
+
+/// The dashboard in headless Chromium against the real server (`buildApplication` on a loopback
+/// port). Screenshots go to `RUNLOG_SCREENSHOTS` when it is set (`tools/test` sets it); the ones
+/// in docs/dashboard.md come from there.
+@Suite("dashboard in a browser", .enabled(if: WebDriver.isEnabled))
+struct DashboardBrowserTests {
+    @Test("sign in; the workflows, a workflow, the log and its verification, keys; an auditor sees no write controls; sign out ends the session",
+          .timeLimit(.minutes(2)))
+    func signedInPages() async throws {
+        try await LiveServer.with { server in
+            let base = "http://127.0.0.1:\(server.port)"
+            let workflow = try await Self.post(base + "/v1/workflows", key: server.admin, json: #"{"name": "Refund approvals"}"#)
+            let id = try #require(workflow.firstMatch(of: /"id":"([^"]+)"/)?.1)
+            let browser = try await WebDriver.start()
+            do {
+                try await browser.open(base + "/ui/")
+                #expect(try await browser.url == base + "/ui/signin")
+                try await browser.saveScreenshot("signin")
+                try await browser.type("#key", "rlk_wrong")
+                try await browser.follow("#sign-in")
+                #expect(try await browser.text("#message") == "Unknown or revoked API key.")
+                try await browser.type("#key", server.admin)
+                try await browser.follow("#sign-in")
+                #expect(try await browser.title == "Workflows · Runlog")
+                #expect(try await browser.text("#workflows").contains("Refund approvals"))
+                #expect(try await browser.run("return document.cookie") as? String == "", "the session cookie is HttpOnly")
+                try await browser.saveScreenshot("workflows")
+
+                try await browser.follow("#workflows a")
+                #expect(try await browser.url == base + "/ui/workflows/\(id)")
+                #expect(try await browser.text("#versions").contains("Nothing published yet."))
+
+                try await browser.open(base + "/ui/keys")
+                #expect(try await browser.count("#keys tbody tr") == 1)
+                try await browser.saveScreenshot("keys")
+                try await browser.run("document.querySelector('#create-key select').value = 'auditor'")
+                try await browser.type("#create-key input[name=name]", "browser auditor")
+                try await browser.follow("#create-key button")
+                let auditorKey = try await browser.text("#new-key")
+                #expect(auditorKey.hasPrefix("rlk_"))
+                #expect(try await browser.count("#keys tbody tr") == 2)
+
+                try await browser.open(base + "/ui/log")
+                let head = try await browser.text("#head-hash")
+                try await browser.saveScreenshot("log")
+                try await browser.follow("#verify")
+                #expect(try await browser.text("#verify-result").contains("intact") == true)
+                #expect(try await browser.text("#verify-result").contains(head))
+
+                try await browser.follow("#sign-out")
+                #expect(try await browser.url == base + "/ui/signin")
+                try await browser.open(base + "/ui/keys")
+                #expect(try await browser.url == base + "/ui/signin", "signing out ended the session")
+
+                // An auditor: no Keys link, no forms but sign-out, and the Keys page refused.
+                try await browser.type("#key", auditorKey)
+                try await browser.follow("#sign-in")
+                #expect(try await browser.text("#signed-in") == "browser auditor auditor")
+                #expect(try await browser.count("a[href='/ui/']") == 2)
+                #expect(try await browser.count("a[href='/ui/keys']") == 0)
+                #expect(try await browser.count("main form") == 0)
+                try await browser.open(base + "/ui/keys")
+                #expect(try await browser.text("#error-message").contains("admin only"))
+                await browser.quit()
+            } catch {
+                await browser.quit()
+                throw error
+            }
+        }
+    }
+
+    @Test("create, save, publish and activate a workflow; stage a rollout and watch its arms count runs as they arrive; edit a description; compare versions; revert",
+          .timeLimit(.minutes(3)))
+    func workflowLifecycle() async throws {
+        try await LiveServer.with { server in
+            let base = "http://127.0.0.1:\(server.port)"
+            let browser = try await WebDriver.start()
+            do {
+                try await browser.open(base + "/ui/signin")
+                try await browser.type("#key", server.admin)
+                try await browser.follow("#sign-in")
+                try await browser.type("#new-workflow input[name=name]", "Refunds")
+                try await browser.follow("#new-workflow button")
+                let page = try await browser.url
+                let id = try #require(page.firstMatch(of: /\/ui\/workflows\/(wf_[0-9a-z]+)$/)?.1)
+                // The draft starts from a trigger with an amount and one route; saved, published, activated.
+                try await browser.follow("#save-draft button")
+                #expect(try await browser.text("#draft h2").hasPrefix("Draft (draft 1"))
+                try await browser.type("#publish input[name=description]", "approve every refund")
+                try await browser.click("#publish input[name=activate]")
+                try await browser.follow("#publish button")
+                #expect(try await browser.text("#active h2") == "Active (v1)")
+                // A second version, published without activating, staged at 50%.
+                try await browser.run("""
+                    const area = document.querySelector('#save-draft textarea');
+                    area.value = area.value.replace('"all"', '"main"');
+                    """)
+                try await browser.follow("#save-draft button")
+                try await browser.type("#publish input[name=description]", "the main route")
+                try await browser.follow("#publish button")
+                try await browser.run("document.querySelector('#stage-rollout select').value = '2'")
+                try await browser.type("#stage-rollout input[name=percentage]", "50")
+                try await browser.follow("#stage-rollout button")
+                #expect(try await browser.text("#rollout").contains("Treatment v2 at 50%, control v1"))
+                #expect(try await browser.text("#treatment-runs") == "0")
+                #expect(try await browser.text("#control-runs") == "0")
+
+                // Runs arrive through the API; the page, not reloaded, counts them by arm.
+                for n in 0..<20 {
+                    _ = try await Self.post(base + "/v1/workflows/\(id)/runs", key: server.admin,
+                                            json: #"{"parameters": {"amount": \#(n * 10)}}"#)
+                }
+                var arms = (0, 0)
+                for _ in 0..<200 {
+                    arms = (Int(try await browser.text("#treatment-runs")) ?? 0, Int(try await browser.text("#control-runs")) ?? 0)
+                    if arms.0 + arms.1 == 20 { break }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                #expect(arms.0 + arms.1 == 20 && arms.0 > 0 && arms.1 > 0, "arms \(arms)")
+                try await browser.saveScreenshot("rollout")
+                try await browser.follow("#promote-rollout button")
+                #expect(try await browser.text("#active h2") == "Active (v2)")
+
+                // A description edited in place.
+                try await browser.type("#version-1 .edit-description input[name=description]", "approve every refund, any amount")
+                try await browser.follow("#version-1 .edit-description button")
+                #expect(try await browser.text("#version-1 .description") == "approve every refund, any amount")
+
+                // v1 against v2, then a revert to v1 after a confirmation that names what becomes active.
+                try await browser.follow("#compare button")
+                #expect(try await browser.count("#diff .added") == 0, "v2 against itself")
+                try await browser.open(base + "/ui/workflows/\(id)/diff?from=1&to=2")
+                #expect(try await browser.text("#diff .removed").contains("\"all\""))
+                #expect(try await browser.text("#diff .added").contains("\"main\""))
+                try await browser.saveScreenshot("diff")
+                try await browser.open(base + "/ui/workflows/\(id)")
+                try await browser.follow("#version-1 a.button")
+                #expect(try await browser.text("#confirm-revert")
+                    .contains("With \"activate\", v3 becomes the active version in place of v2."))
+                try await browser.saveScreenshot("revert")
+                try await browser.follow("#confirm")
+                #expect(try await browser.text("#active h2") == "Active (v3)")
+                #expect(try await browser.text("#version-3").contains("reverted from v1"))
+                try await browser.saveScreenshot("workflow")
+                await browser.quit()
+            } catch {
+                await browser.quit()
+                throw error
+            }
+        }
+    }
+
+    /// POSTs `json` with `key`; the answer's body.
+    static func post(_ url: String, key: String, json: String) async throws -> String {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: "Bearer \(key)")
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(string: json))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        return String(buffer: try await response.body.collect(upTo: 1 << 20))
+    }
+}
