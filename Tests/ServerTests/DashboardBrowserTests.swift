@@ -123,6 +123,28 @@ struct DashboardBrowserTests {
                 }
                 #expect(arms.0 + arms.1 == 20 && arms.0 > 0 && arms.1 > 0, "arms \(arms)")
                 try await browser.saveScreenshot("rollout")
+
+                // The runs, filtered by arm; one run with its route, steps and log positions.
+                try await browser.follow("#runs-link")
+                #expect(try await browser.count("#runs tbody tr") == 20)
+                try await browser.run("document.querySelector('#run-filters select[name=arm]').value = 'treatment'")
+                try await browser.follow("#run-filters button")
+                #expect(try await browser.count("#runs tbody tr") == arms.0)
+                try await browser.saveScreenshot("runs")
+                try await browser.follow("#runs tbody a")
+                let runPage = try await browser.url
+                for _ in 0..<100 where !(try await browser.text("#run-summary")).contains("completed") {
+                    try await Task.sleep(for: .milliseconds(100))
+                    try await browser.open(runPage)
+                }
+                #expect(try await browser.text("#run-summary").contains("arm treatment"))
+                #expect(try await browser.text("#run-route") == "main")
+                #expect(try await browser.text("#run-decision") == "approved")
+                #expect(try await browser.text("#steps").contains("approve-1"))
+                #expect(try await browser.count("#run-events tbody tr") >= 2)
+                #expect(try await !browser.text("main").contains("nil"), "no missing value shows as nil")
+                try await browser.saveScreenshot("run")
+                try await browser.open(base + "/ui/workflows/\(id)")
                 try await browser.follow("#promote-rollout button")
                 #expect(try await browser.text("#active h2") == "Active (v2)")
 

@@ -6,6 +6,7 @@ import Hummingbird
 import Mustache
 import RunlogJSON
 import WorkflowModel
+import Workflows
 
 /// The dashboard's pages: Mustache templates compiled into the binary (DashboardTemplates.swift),
 /// rendered with dictionaries the routes build from the engine's and the log's state.
@@ -31,7 +32,20 @@ enum DashboardPages {
     ]
 
     static func render(_ template: String, _ data: [String: Any]) -> String {
-        library.render(data, withTemplate: template) ?? ""
+        library.render(present(data) ?? [:], withTemplate: template) ?? ""
+    }
+
+    /// `value` without its nil members, optionals unwrapped: Mustache renders a nil kept in `Any`
+    /// as the text "nil" and counts it as a value in sections.
+    static func present(_ value: Any) -> Any? {
+        let mirror = Mirror(reflecting: value)
+        if mirror.displayStyle == .optional {
+            guard let wrapped = mirror.children.first?.value else { return nil }
+            return present(wrapped)
+        }
+        if let dictionary = value as? [String: Any] { return dictionary.compactMapValues(present) }
+        if let array = value as? [Any] { return array.compactMap(present) }
+        return value
     }
 
     /// A page of the signed-in dashboard: `template` rendered with `data`, in the layout (navigation,
@@ -112,6 +126,37 @@ enum DashboardPages {
             ] as [String: Any]
         }
         return data
+    }
+
+    static func runRow(_ r: RunRecord) -> [String: Any] {
+        [
+            "id": r.id, "status": r.status.rawValue, "arm": r.created.arm.rawValue, "version": r.created.version,
+            "source": r.created.source.kind, "route": (r.routeDecided ? r.route : nil) as Any,
+            "decision": r.decision as Any, "created": time(r.createdAt),
+        ]
+    }
+
+    static func runPage(_ r: RunRecord, events: [RecordedEvent]) -> [String: Any] {
+        let c = r.created
+        var source = c.source.kind
+        if let reference = c.source.reference { source += " " + reference }
+        if let row = c.source.row { source += ", row \(row)" }
+        return [
+            "id": r.id, "workflow_id": c.workflowId, "status": r.status.rawValue, "version": c.version,
+            "arm": c.arm.rawValue, "source": source, "queue": c.queue.rawValue, "created": time(r.createdAt),
+            "finished": r.finishedAt.map(time) as Any, "route": (r.routeDecided ? r.route : nil) as Any,
+            "decision": r.decision as Any, "failure": r.failure as Any, "parameters": html(c.parameters),
+            "object": c.objectToken.map { "\(c.objectType ?? "") \($0)" } as Any,
+            "created_position": r.createdPosition,
+            "steps": r.steps.map { s in
+                [
+                    "uid": s.uid, "type": s.type, "status": s.status.rawValue, "attempts": s.attempts,
+                    "started": time(s.startedAt), "duration": s.finishedAt.map { "\($0 - s.startedAt) ms" } as Any,
+                    "output": s.output.map(html) as Any, "error": s.error as Any,
+                ] as [String: Any]
+            },
+            "events": events.map(eventRow),
+        ]
     }
 
     static func eventRow(_ e: RecordedEvent) -> [String: Any] {

@@ -15,6 +15,10 @@ enum DashboardRoutes {
     static let formLimit = 64 * 1024
     /// Events on one page of the log.
     static let logPage = 50
+    /// Runs on one page of a workflow's runs.
+    static let runPage = 50
+    /// A run's events shown on its page at most.
+    static let runEvents = 200
 }
 
 extension RunlogAPI {
@@ -70,6 +74,7 @@ extension RunlogAPI {
         }
 
         addDashboardWorkflowRoutes(to: pages)
+        addDashboardRunRoutes(to: pages)
 
         pages.get("log") { request, context in
             try context.require(.read)

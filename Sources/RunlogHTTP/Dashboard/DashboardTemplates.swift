@@ -3,7 +3,7 @@
 enum DashboardTemplates {
     static let all: [String: String] = [
         "layout": layout, "signin": signIn, "error": error, "workflows": workflows, "workflow": workflow,
-        "log": log, "verify": verify, "keys": keys, "revert": revert, "diff": diff,
+        "log": log, "verify": verify, "keys": keys, "revert": revert, "diff": diff, "runs": runs, "run": run,
     ]
 
     static let layout = """
@@ -109,7 +109,8 @@ enum DashboardTemplates {
         """
 
     static let workflow = """
-        <p class="meta"><code>{{id}}</code> · created {{created}}{{#created_by}} by <code>{{created_by}}</code>{{/created_by}}</p>
+        <p class="meta"><code>{{id}}</code> · created {{created}}{{#created_by}} by <code>{{created_by}}</code>{{/created_by}}
+        · <a href="/ui/workflows/{{id}}/runs" id="runs-link">Runs</a></p>
         <section class="card" id="rollout">
           <h2>Rollout</h2>
           {{#rollout}}
@@ -216,6 +217,59 @@ enum DashboardTemplates {
           {{/has_versions}}
         </section>
         <script src="/ui/assets/dashboard.js"></script>
+        """
+
+    static let runs = """
+        <p><a href="/ui/workflows/{{id}}">Back to the workflow</a></p>
+        <form method="get" class="inline card" id="run-filters">
+          <label>Status <select name="status"><option value="">any</option>{{#statuses}}<option{{#selected}} selected{{/selected}}>{{value}}</option>{{/statuses}}</select></label>
+          <label>Arm <select name="arm"><option value="">any</option>{{#arms}}<option{{#selected}} selected{{/selected}}>{{value}}</option>{{/arms}}</select></label>
+          <label>Version <input name="version" type="number" min="1" value="{{version_filter}}"></label>
+          <button type="submit">Filter</button>
+        </form>
+        {{^runs}}<p class="empty">No runs.</p>{{/runs}}
+        <div class="scroll">
+        <table id="runs">
+          <thead><tr><th>Run</th><th>Status</th><th>Arm</th><th>Version</th><th>Source</th><th>Route</th><th>Decision</th><th>Created</th></tr></thead>
+          <tbody>
+          {{#runs}}
+            <tr><td><a href="/ui/runs/{{id}}"><code>{{id}}</code></a></td><td><span class="status {{status}}">{{status}}</span></td>
+            <td>{{arm}}</td><td>v{{version}}</td><td>{{source}}</td><td>{{route}}</td><td>{{decision}}</td><td class="time">{{created}}</td></tr>
+          {{/runs}}
+          </tbody>
+        </table>
+        </div>
+        <p class="pages">{{#next}}<a href="{{next}}" id="next-runs">Next</a>{{/next}}</p>
+        """
+
+    static let run = """
+        <p><a href="/ui/workflows/{{workflow_id}}/runs">Runs of the workflow</a></p>
+        <section class="card" id="run-summary">
+          <p><span class="status {{status}}">{{status}}</span> · version <strong>v{{version}}</strong> · arm <strong>{{arm}}</strong>
+          · {{queue}} · from {{source}}{{#object}} · object <code>{{object}}</code>{{/object}}</p>
+          <p class="meta">created {{created}}{{#finished}}, finished {{finished}}{{/finished}} · created at log position {{created_position}}</p>
+          <p>Route: <strong id="run-route">{{#route}}{{route}}{{/route}}{{^route}}not decided{{/route}}</strong>
+          {{#decision}} · decision <strong id="run-decision">{{decision}}</strong>{{/decision}}</p>
+          {{#failure}}<p class="error">{{failure}}</p>{{/failure}}
+        </section>
+        <section class="card definition"><h2>Inputs</h2>{{{parameters}}}</section>
+        <section class="card"><h2>Steps</h2>
+        {{^steps}}<p class="empty">No step has run.</p>{{/steps}}
+        <div class="scroll"><table id="steps">
+          <thead><tr><th>Step</th><th>Type</th><th>Status</th><th>Attempts</th><th>Started</th><th>Took</th><th>Result</th></tr></thead>
+          <tbody>
+          {{#steps}}<tr><td><code>{{uid}}</code></td><td>{{type}}</td><td>{{status}}</td><td>{{attempts}}</td>
+          <td class="time">{{started}}</td><td>{{duration}}</td><td class="definition">{{{output}}}{{#error}}<span class="error">{{error}}</span>{{/error}}</td></tr>{{/steps}}
+          </tbody>
+        </table></div>
+        </section>
+        <section class="card"><h2>Events</h2>
+        {{^events}}<p class="empty">This run has no stream of its own (an imported run: its creation is part of its batch's event at position {{created_position}}).</p>{{/events}}
+        <div class="scroll"><table id="run-events">
+          <thead><tr><th>Position</th><th>Recorded</th><th>Type</th></tr></thead>
+          <tbody>{{#events}}<tr><td>{{position}}</td><td class="time">{{time}}</td><td>{{type}}</td></tr>{{/events}}</tbody>
+        </table></div>
+        </section>
         """
 
     static let revert = """
