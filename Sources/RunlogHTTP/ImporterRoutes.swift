@@ -18,30 +18,8 @@ extension RunlogAPI {
             guard let name = request.query("name") else {
                 throw APIError.badRequest("name the data source: ?name=…", field: "name")
             }
-            if let length = request.headers[.contentLength].flatMap(Int.init), length > Self.uploadLimit {
-                throw APIError(.contentTooLarge, "body_too_large", "the upload is larger than the limit of \(Self.uploadLimit) bytes")
-            }
-            let chunks = request.body.map { Array($0.readableBytesView) }
-            let length = request.headers[.contentLength].flatMap(Int.init)
-            do {
-                let source: DataSourceRecord
-                // The file as the body (text/csv, octet-stream, …), or as the file part of a form.
-                if let boundary = try MultipartFileReader.boundary(contentType: request.headers[.contentType]) {
-                    // A form that ends early ends before its closing boundary: the reader refuses it.
-                    source = try await importers.createCSVDataSource(
-                        name: name, chunks: MultipartFileChunks(base: chunks, boundary: boundary), actor: context.actor)
-                } else {
-                    source = try await importers.createCSVDataSource(
-                        name: name, chunks: chunks, expectedBytes: length, actor: context.actor)
-                }
-                return Answer(Self.dataSource(source), status: .created, headers: [.location: "/v1/data-sources/\(source.id)"])
-            } catch let error as WorkflowError {
-                throw APIError(error)
-            } catch let error as UploadIOError {
-                throw Self.uploadFailed(error)
-            } catch let error as MultipartError {
-                throw error.apiError
-            }
+            let source = try await Self.uploadCSV(importers, request, context, name: name)
+            return Answer(Self.dataSource(source), status: .created, headers: [.location: "/v1/data-sources/\(source.id)"])
         }
         router.post("data-sources") { request, context in
             try await command(request, context, .write, allowed: ["name", "kind", "s3", "credentials"]) { body in
@@ -181,6 +159,32 @@ extension RunlogAPI {
             }
             let next: JSONValue = page.count > limit ? .integer(Int64(shown.last?.created.source.row ?? 0)) : .null
             return Answer(["runs": .array(items), "next_after_row": next])
+        }
+    }
+
+    /// Stores the request's CSV file as a data source named `name`: the file as the body (text/csv,
+    /// octet-stream, …), or as the file part of a form (the API's upload and the dashboard's).
+    static func uploadCSV(_ importers: ImporterService, _ request: Request, _ context: Context,
+                          name: String) async throws -> DataSourceRecord {
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > Self.uploadLimit {
+            throw APIError(.contentTooLarge, "body_too_large", "the upload is larger than the limit of \(Self.uploadLimit) bytes")
+        }
+        let chunks = request.body.map { Array($0.readableBytesView) }
+        let length = request.headers[.contentLength].flatMap(Int.init)
+        do {
+            if let boundary = try MultipartFileReader.boundary(contentType: request.headers[.contentType]) {
+                // A form that ends early ends before its closing boundary: the reader refuses it.
+                return try await importers.createCSVDataSource(
+                    name: name, chunks: MultipartFileChunks(base: chunks, boundary: boundary), actor: context.actor)
+            }
+            return try await importers.createCSVDataSource(name: name, chunks: chunks, expectedBytes: length,
+                                                           actor: context.actor)
+        } catch let error as WorkflowError {
+            throw APIError(error)
+        } catch let error as UploadIOError {
+            throw Self.uploadFailed(error)
+        } catch let error as MultipartError {
+            throw error.apiError
         }
     }
 

@@ -177,6 +177,103 @@ struct DashboardBrowserTests {
         }
     }
 
+    @Test("Data > Imports: upload a CSV file with bad rows, map it, dry-run it, run it, watch its Activity reach completed, download the errored rows",
+          .timeLimit(.minutes(3)))
+    func importFlow() async throws {
+        try await LiveServer.with { server in
+            let base = "http://127.0.0.1:\(server.port)"
+            let workflow = try await Self.post(base + "/v1/workflows", key: server.admin, json: #"{"name": "Signups"}"#)
+            let id = try #require(workflow.firstMatch(of: /"id":"([^"]+)"/)?.1)
+            _ = try await Self.send("PUT", base + "/v1/workflows/\(id)/draft", key: server.admin, json: """
+                {"trigger": {"kind": "api", "schema": {"fields": [{"name": "email", "type": "string", "required": true},
+                 {"name": "amount", "type": "integer"}]}},
+                 "routes": [{"name": "all", "steps": [{"step_uid": "approve-1", "type": "approve"}]}]}
+                """)
+            _ = try await Self.post(base + "/v1/workflows/\(id)/versions", key: server.admin, json: #"{"activate": true}"#)
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("signups-\(UUID()).csv")
+            var rows = ["email,amount,note"]
+            for n in 1...30 { rows.append("user\(n)@example.com,\(n * 10),ok") }
+            rows.append("bad@example.com,lots,not a number")
+            rows.append(",5,no email")
+            try (rows.joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(at: file) }
+
+            let browser = try await WebDriver.start()
+            do {
+                try await browser.open(base + "/ui/signin")
+                try await browser.type("#key", server.admin)
+                try await browser.follow("#sign-in")
+                try await browser.open(base + "/ui/imports")
+                try await browser.type("#upload-file", file.path)
+                #expect(try await browser.run("return document.getElementById('upload-name').value") as? String
+                        == file.deletingPathExtension().lastPathComponent, "the name comes from the file")
+                try await browser.type("#upload-name", "signups")
+                try await browser.follow("#upload-form button")
+                #expect(try await browser.text("#data-sources").contains("email, amount, note"))
+
+                try await browser.follow("#new-importer button")
+                #expect(try await browser.title == "New importer · Runlog")
+                // Header auto-mapping: email and amount chosen, note left out.
+                #expect(try await browser.run("return document.querySelector('select[name=target_0]').value") as? String == "email")
+                #expect(try await browser.run("return document.querySelector('select[name=target_1]').value") as? String == "amount")
+                #expect(try await browser.run("return document.querySelector('select[name=target_2]').value") as? String == "")
+                try await browser.saveScreenshot("importer-new")
+                try await browser.follow("#importer-form button")
+                let importerPage = try await browser.url
+
+                try await browser.follow("#dry-run button")
+                try await Self.waitForImport(browser)
+                #expect(try await browser.text("#runs-created") == "30")
+                #expect(try await browser.text("#rows-errored") == "2")
+                #expect(try await browser.text("#created-runs").contains("None"), "a dry run creates no run")
+
+                try await browser.open(importerPage)
+                try await browser.follow("#start-run button")
+                try await Self.waitForImport(browser)
+                #expect(try await browser.text("#import-status") == "completed")
+                #expect(try await browser.text("#rows-read") == "32")
+                #expect(try await browser.text("#runs-created") == "30")
+                #expect(try await browser.text("#by-reason").contains("amount must be an integer"))
+                #expect(try await browser.count("#created-runs li") == 30)
+                try await browser.saveScreenshot("import-run")
+                let errored = try await browser.run("""
+                    const request = new XMLHttpRequest();
+                    request.open("GET", document.getElementById("download-errored").href, false);
+                    request.send();
+                    return request.status + "\\n" + request.responseText;
+                    """) as? String ?? ""
+                #expect(errored.hasPrefix("200\n") && errored.contains("bad@example.com,lots") && errored.contains(",5,no email"))
+                #expect(!errored.contains("user1@example.com"))
+                try await browser.open(base + "/ui/imports")
+                #expect(try await browser.count(".activity tbody tr") == 2)
+                try await browser.saveScreenshot("imports")
+                await browser.quit()
+            } catch {
+                await browser.quit()
+                throw error
+            }
+        }
+    }
+
+    /// Waits until the importer run page shows a finished run (its script reloads it when it ends).
+    static func waitForImport(_ browser: WebDriver) async throws {
+        for _ in 0..<300 {
+            if let status = try? await browser.text("#import-status"), status != "running" { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw TestFailure("the importer run did not finish within 30 s")
+    }
+
+    static func send(_ method: String, _ url: String, key: String, json: String) async throws -> String {
+        var request = HTTPClientRequest(url: url)
+        request.method = .init(rawValue: method)
+        request.headers.add(name: "Authorization", value: "Bearer \(key)")
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(string: json))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        return String(buffer: try await response.body.collect(upTo: 1 << 20))
+    }
+
     /// POSTs `json` with `key`; the answer's body.
     static func post(_ url: String, key: String, json: String) async throws -> String {
         var request = HTTPClientRequest(url: url)

@@ -3,6 +3,7 @@ import EventLog
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Importers
 import Mustache
 import RunlogJSON
 import WorkflowModel
@@ -157,6 +158,98 @@ enum DashboardPages {
             },
             "events": events.map(eventRow),
         ]
+    }
+
+    static func sourceRow(_ d: DataSourceRecord) -> [String: Any?] {
+        var location: String?
+        if let s3 = d.s3 { location = "s3://\(s3.bucket)/" + (s3.key ?? s3.prefix ?? "") }
+        return [
+            "id": d.id, "name": d.name, "kind": d.kind.rawValue, "columns": d.header?.joined(separator: ", "),
+            "bytes": d.bytes, "created": time(d.createdAt), "location": location,
+        ]
+    }
+
+    static func importerRow(_ i: ImporterRecord, workflow: String?, source: String?) -> [String: Any] {
+        ["id": i.id, "name": i.name, "workflow_id": i.workflowId, "workflow": workflow ?? i.workflowId, "version": i.version,
+         "source_id": i.dataSourceId, "source": source ?? i.dataSourceId, "saved": time(i.savedAt), "revision": i.revision]
+    }
+
+    static func importRunRow(_ r: ImportRunRecord) -> [String: Any?] {
+        [
+            "id": r.id, "importer_id": r.importerId, "status": r.status.rawValue, "dry_run": r.dryRun,
+            "started": time(r.startedAt), "finished": r.finishedAt.map(time), "rows_read": r.rowsRead,
+            "runs_created": r.runsCreated, "rows_errored": r.rowsErrored, "rows_skipped": r.rowsSkipped,
+            "reason": r.reason,
+        ]
+    }
+
+    static func importRunPage(_ r: ImportRunRecord) -> [String: Any] {
+        var data = (importRunRow(r).compactMapValues { $0 })
+        data["version"] = r.version
+        data["workflow_id"] = r.workflowId
+        data["running"] = r.status == .running
+        data["runs_label"] = r.dryRun ? "Runs it would create" : "Runs created"
+        data["by_reason"] = r.errorsByReason.map { ["error": $0.error, "rows": $0.count] as [String: Any] }
+        data["errors"] = r.errors.prefix(100).map { e in
+            ["row": e.row, "line": e.line, "field": e.field, "value": e.value, "error": e.error] as [String: Any]
+        }
+        data["progress"] = progressJSON(r)
+        data["percent"] = r.bytesTotal.map { $0 > 0 ? min(100, r.bytesRead * 100 / $0) : 100 } ?? (r.status == .running ? 0 : 100)
+        return data
+    }
+
+    /// What an importer run's Activity page shows live (`import-runs/{id}/live`).
+    static func progressJSON(_ r: ImportRunRecord) -> String {
+        let percent = r.bytesTotal.map { $0 > 0 ? min(100, r.bytesRead * 100 / $0) : 100 } ?? (r.status == .running ? 0 : 100)
+        let fields: [String: JSONValue] = [
+            "status": .string(r.status.rawValue), "rows_read": .integer(Int64(r.rowsRead)),
+            "runs_created": .integer(Int64(r.runsCreated)), "rows_errored": .integer(Int64(r.rowsErrored)),
+            "rows_skipped": .integer(Int64(r.rowsSkipped)), "percent": .integer(Int64(percent)),
+        ]
+        return JSONValue.object(fields).jsonText
+    }
+
+    /// The new importer's form: for an API-triggered workflow, one "→ parameter" choice per column
+    /// of the file (a column named as a parameter chosen for it); for an action or event trigger,
+    /// the mapping as JSON, started with the token column.
+    static func mappingForm(source: DataSourceRecord, workflow: WorkflowRecord, definition: WorkflowDefinition?,
+                            name: String) -> [String: Any] {
+        let columns = source.header ?? []
+        var data: [String: Any] = [
+            "name": name.isEmpty ? "\(source.name) → \(workflow.name)" : name, "data_source_id": source.id,
+            "source": source.name, "workflow_id": workflow.id, "workflow": workflow.name, "active": workflow.active ?? 0,
+        ]
+        switch definition?.trigger {
+        case .api(let schema, _):
+            let targets = mappingTargets(schema.fields)
+            data["api"] = true
+            data["rows"] = columns.enumerated().map { index, column in
+                [
+                    "index": index, "column": column,
+                    "targets": targets.map { ["path": $0.path, "label": $0.label, "selected": $0.path == column] as [String: Any] },
+                ] as [String: Any]
+            }
+            data["parameters"] = targets.map { $0.label }.joined(separator: ", ")
+        case .action(let objectType, _):
+            data["kind"] = "an action on \(objectType)"
+            data["mapping_json"] = pretty(["token_column": .string(columns.first ?? ""), "columns": [:]])
+        case .event(let eventType, _):
+            data["kind"] = "the event \(eventType)"
+            data["mapping_json"] = pretty(["token_column": .string(columns.first ?? ""), "object_type": ""])
+        case nil:
+            data["mapping_json"] = pretty(["columns": [:]])
+        }
+        return data
+    }
+
+    /// The parameters a column can be mapped to: every field, an object's by the dotted paths of its
+    /// terminal fields.
+    static func mappingTargets(_ fields: [ParameterSchema.Field], prefix: String = "") -> [(path: String, label: String)] {
+        fields.flatMap { field -> [(path: String, label: String)] in
+            let path = prefix + field.name
+            if case .object(let nested) = field.type { return mappingTargets(nested, prefix: path + ".") }
+            return [(path, path + " (" + field.type.name + (field.required ? ", required" : "") + ")")]
+        }
     }
 
     static func eventRow(_ e: RecordedEvent) -> [String: Any] {

@@ -19,6 +19,10 @@ enum DashboardRoutes {
     static let runPage = 50
     /// A run's events shown on its page at most.
     static let runEvents = 200
+    /// Importer runs on the Imports page.
+    static let activityRows = 50
+    /// Runs an importer run's page links to (the API pages the rest).
+    static let createdRunsShown = 100
 }
 
 extension RunlogAPI {
@@ -75,6 +79,7 @@ extension RunlogAPI {
 
         addDashboardWorkflowRoutes(to: pages)
         addDashboardRunRoutes(to: pages)
+        if let importers { addDashboardImportRoutes(to: pages, importers) }
 
         pages.get("log") { request, context in
             try context.require(.read)

@@ -3,7 +3,8 @@
 enum DashboardTemplates {
     static let all: [String: String] = [
         "layout": layout, "signin": signIn, "error": error, "workflows": workflows, "workflow": workflow,
-        "log": log, "verify": verify, "keys": keys, "revert": revert, "diff": diff, "runs": runs, "run": run,
+        "log": log, "verify": verify, "keys": keys, "revert": revert, "diff": diff, "runs": runs, "run": run, "imports": imports,
+        "activity": activity, "importer_new": importerNew, "importer": importer, "import_run": importRun,
     ]
 
     static let layout = """
@@ -20,6 +21,7 @@ enum DashboardTemplates {
           <a class="brand" href="/ui/">Runlog</a>
           <nav>
             <a href="/ui/">Workflows</a>
+            <a href="/ui/imports">Imports</a>
             <a href="/ui/log">Log</a>
             {{#is_admin}}<a href="/ui/keys">Keys</a>{{/is_admin}}
           </nav>
@@ -116,9 +118,9 @@ enum DashboardTemplates {
           {{#rollout}}
           <p>Treatment <strong>v{{treatment}}</strong> at <strong id="rollout-percentage">{{percentage}}</strong>%,
           control <strong>v{{control}}</strong> ({{status}}{{#sticky_field}}, sticky on <code>{{sticky_field}}</code>{{/sticky_field}}).</p>
-          <p class="arms" data-live="/ui/workflows/{{id}}/rollout/live">Runs: treatment <strong id="treatment-runs">{{treatment_runs}}</strong>,
-          control <strong id="control-runs">{{control_runs}}</strong>
-          <span class="meta" id="treatment-share"></span></p>
+          <p class="arms" data-live="/ui/workflows/{{id}}/rollout/live">Runs: treatment <strong id="treatment-runs" data-field="treatment">{{treatment_runs}}</strong>,
+          control <strong id="control-runs" data-field="control">{{control_runs}}</strong>
+          <span class="meta" id="treatment-share" data-field="share"></span></p>
           {{#can_write}}
           <div class="actions">
             <form method="post" action="/ui/workflows/{{id}}/rollout/percentage" class="inline" id="change-rollout">
@@ -272,6 +274,161 @@ enum DashboardTemplates {
         </section>
         """
 
+    static let imports = """
+        <nav class="tabs"><a href="#sources">Data sources</a> <a href="#importers">Importers</a> <a href="#activity">Activity</a></nav>
+        {{#can_write}}
+        <section class="card" id="upload">
+          <h2>Upload a CSV file</h2>
+          <form method="post" enctype="multipart/form-data" action="/ui/data-sources/csv?csrf={{csrf}}" id="upload-form"
+                data-csrf="{{csrf}}">
+            <div class="drop" id="drop">Drop a CSV file here, or <input type="file" name="file" accept=".csv,text/csv" id="upload-file"></div>
+            <label>Name <input name="name" id="upload-name" maxlength="200" required></label>
+            <progress id="upload-progress" max="100" value="0" hidden></progress>
+            <span id="upload-status" class="meta"></span>
+            <button type="submit">Upload</button>
+          </form>
+        </section>
+        <details class="card" id="s3-source">
+          <summary>Or read from S3</summary>
+          <form method="post" action="/ui/data-sources/s3" class="inline">
+            <input type="hidden" name="csrf" value="{{csrf}}">
+            <label>Name <input name="name" required></label>
+            <label>Bucket <input name="bucket" required></label>
+            <label>Key <input name="key"></label>
+            <label>or prefix <input name="prefix"></label>
+            <label>Region <input name="region" placeholder="us-east-1"></label>
+            <label>Endpoint <input name="endpoint" placeholder="(AWS)"></label>
+            <label>Access key id <input name="access_key_id" required autocomplete="off"></label>
+            <label>Secret access key <input name="secret_access_key" type="password" required autocomplete="off"></label>
+            <button type="submit">Add the S3 source</button>
+          </form>
+        </details>
+        {{/can_write}}
+        <h2 id="sources">Data sources</h2>
+        {{^sources}}<p class="empty">No data sources yet.</p>{{/sources}}
+        <div class="scroll"><table id="data-sources">
+          <thead><tr><th>Name</th><th>Kind</th><th>Columns</th><th>Bytes</th><th>Created</th></tr></thead>
+          <tbody>{{#sources}}<tr><td>{{name}} <code>{{id}}</code></td><td>{{kind}}{{#location}} <code>{{location}}</code>{{/location}}</td>
+          <td>{{columns}}</td><td>{{bytes}}</td><td class="time">{{created}}</td></tr>{{/sources}}</tbody>
+        </table></div>
+        {{#can_write}}{{#sources.0}}{{/sources.0}}
+        <form method="get" action="/ui/importers/new" class="inline card" id="new-importer">
+          <label>Data source <select name="data_source_id">{{#sources}}<option value="{{id}}">{{name}}</option>{{/sources}}</select></label>
+          <label>Workflow (active only) <select name="workflow_id">{{#active_workflows}}<option value="{{id}}">{{name}}</option>{{/active_workflows}}</select></label>
+          <button type="submit">New importer…</button>
+        </form>
+        {{/can_write}}
+        <h2 id="importers">Importers</h2>
+        {{^importers}}<p class="empty">No importers yet.</p>{{/importers}}
+        <div class="scroll"><table>
+          <thead><tr><th>Importer</th><th>Workflow</th><th>Data source</th><th>Saved</th></tr></thead>
+          <tbody>{{#importers}}<tr><td><a href="/ui/importers/{{id}}">{{name}}</a></td><td>{{workflow}} (v{{version}})</td>
+          <td>{{source}}</td><td class="time">{{saved}}</td></tr>{{/importers}}</tbody>
+        </table></div>
+        <h2 id="activity">Activity</h2>
+        {{> activity}}
+        <script src="/ui/assets/dashboard.js"></script>
+        """
+
+    static let activity = """
+        {{^activity}}<p class="empty">No importer runs yet.</p>{{/activity}}
+        <div class="scroll"><table class="activity">
+          <thead><tr><th>Run</th><th>Kick-off</th><th>Status</th><th>Rows read</th><th>Runs</th><th>Errored</th><th>Skipped</th><th>Started</th></tr></thead>
+          <tbody>{{#activity}}<tr><td><a href="/ui/import-runs/{{id}}"><code>{{id}}</code></a></td>
+          <td>{{#dry_run}}dry run{{/dry_run}}{{^dry_run}}run{{/dry_run}}</td><td><span class="status {{status}}">{{status}}</span></td>
+          <td>{{rows_read}}</td><td>{{runs_created}}</td><td>{{rows_errored}}</td><td>{{rows_skipped}}</td>
+          <td class="time">{{started}}</td></tr>{{/activity}}</tbody>
+        </table></div>
+        """
+
+    static let importerNew = """
+        <p>From <strong>{{source}}</strong> into <strong>{{workflow}}</strong> (active version v{{active}}).</p>
+        <form method="post" action="/ui/importers" id="importer-form" class="card">
+          <input type="hidden" name="csrf" value="{{csrf}}">
+          <input type="hidden" name="data_source_id" value="{{data_source_id}}">
+          <input type="hidden" name="workflow_id" value="{{workflow_id}}">
+          <label>Name <input name="name" value="{{name}}" maxlength="200" required></label>
+          {{#api}}
+          <h2>Mapping</h2>
+          <p class="meta">Each column of the file to a parameter of the workflow ({{parameters}}); columns left unmapped are not read.</p>
+          <table id="mapping"><thead><tr><th>Column</th><th>Parameter</th></tr></thead><tbody>
+          {{#rows}}<tr><td><code>{{column}}</code><input type="hidden" name="column_{{index}}" value="{{column}}"></td>
+          <td><select name="target_{{index}}"><option value="">(not mapped)</option>
+          {{#targets}}<option value="{{path}}"{{#selected}} selected{{/selected}}>{{label}}</option>{{/targets}}</select></td></tr>{{/rows}}
+          </tbody></table>
+          {{/api}}
+          {{#mapping_json}}
+          <h2>Mapping</h2>
+          <p class="meta">The workflow is triggered by {{kind}}: name the column with the object's token (docs/importers.md, "Mapping").</p>
+          <textarea name="mapping_json" rows="6" spellcheck="false">{{mapping_json}}</textarea>
+          {{/mapping_json}}
+          <h2>Query box</h2>
+          <p class="meta">Optional: computed columns and a condition on each row; rows it does not keep are skipped.</p>
+          <textarea name="query" rows="5" spellcheck="false" placeholder='{"condition": {"amount": {"$gte": 50}}}'></textarea>
+          <button type="submit">Save the importer</button>
+        </form>
+        """
+
+    static let importer = """
+        <p class="meta"><code>{{id}}</code> · into <a href="/ui/workflows/{{workflow_id}}">{{workflow}}</a> v{{version}}
+        · from {{source}} · saved {{saved}} (revision {{revision}})</p>
+        <div class="columns">
+          <section class="card definition"><h2>Mapping</h2>{{{mapping}}}</section>
+          <section class="card definition"><h2>Query box</h2>{{{query}}}</section>
+        </div>
+        {{#can_write}}
+        <div class="actions card">
+          <form method="post" action="/ui/importers/{{id}}/runs" id="dry-run">
+            <input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="dry_run" value="true">
+            <button type="submit">Dry run</button>
+          </form>
+          <form method="post" action="/ui/importers/{{id}}/runs" id="start-run">
+            <input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="dry_run" value="false">
+            <button type="submit">Run</button>
+          </form>
+        </div>
+        {{/can_write}}
+        <h2>Activity</h2>
+        {{> activity}}
+        """
+
+    static let importRun = """
+        <p class="meta"><a href="/ui/importers/{{importer_id}}">The importer</a> · into <a href="/ui/workflows/{{workflow_id}}">the workflow</a>
+        v{{version}} · {{#dry_run}}a dry run: nothing is created{{/dry_run}}{{^dry_run}}a run{{/dry_run}}</p>
+        <section class="card" id="progress" {{#running}}data-live="/ui/import-runs/{{id}}/live"{{/running}}>
+          <p>Status <span class="status {{status}}" data-field="status" id="import-status">{{status}}</span>
+          {{#reason}}<span class="error">{{reason}}</span>{{/reason}}</p>
+          <progress max="100" value="{{percent}}" data-field="percent"></progress>
+          <table class="numbers"><tbody>
+            <tr><th>Rows read</th><td data-field="rows_read" id="rows-read">{{rows_read}}</td></tr>
+            <tr><th>{{runs_label}}</th><td data-field="runs_created" id="runs-created">{{runs_created}}</td></tr>
+            <tr><th>Rows errored</th><td data-field="rows_errored" id="rows-errored">{{rows_errored}}</td></tr>
+            <tr><th>Rows skipped</th><td data-field="rows_skipped">{{rows_skipped}}</td></tr>
+          </tbody></table>
+          <p class="meta">started {{started}}{{#finished}}, finished {{finished}}{{/finished}}</p>
+          <p><a href="/ui/import-runs/{{id}}/errored-rows" id="download-errored">Download errored rows (CSV)</a>
+          · <a href="/ui/import-runs/{{id}}/summary" id="download-summary">Download the summary (CSV)</a></p>
+        </section>
+        <section class="card" id="errors">
+          <h2>Errored rows by reason</h2>
+          {{^by_reason}}<p class="empty">No errored rows.</p>{{/by_reason}}
+          <table id="by-reason"><thead><tr><th>Reason</th><th>Rows</th></tr></thead><tbody>{{#by_reason}}<tr><td>{{error}}</td><td>{{rows}}</td></tr>{{/by_reason}}</tbody></table>
+          {{#errors.0}}{{/errors.0}}
+          <div class="scroll"><table id="errored-rows">
+            <thead><tr><th>Row</th><th>Line</th><th>Column</th><th>Value</th><th>Error</th></tr></thead>
+            <tbody>{{#errors}}<tr><td>{{row}}</td><td>{{line}}</td><td><code>{{field}}</code></td><td><code>{{value}}</code></td><td>{{error}}</td></tr>{{/errors}}</tbody>
+          </table></div>
+        </section>
+        {{#created.0}}{{/created.0}}
+        <section class="card" id="created-runs">
+          <h2>Runs created</h2>
+          {{^created}}<p class="empty">None (yet).</p>{{/created}}
+          <ol class="plain">{{#created}}<li>row {{row}}: <a href="/ui/runs/{{id}}"><code>{{id}}</code></a> {{status}}</li>{{/created}}</ol>
+          {{#more_created}}<p class="meta">{{more_created}} runs in all (GET /v1/import-runs/{{id}}/runs pages them).</p>{{/more_created}}
+        </section>
+        <script src="/ui/assets/dashboard.js"></script>
+        """
+
     static let revert = """
         <section class="card" id="confirm-revert">
           <p>Version <strong>v{{to}}</strong> ({{description}}) is published again as <strong>v{{next}}</strong>.</p>
@@ -349,16 +506,64 @@ enum DashboardTemplates {
 
     /// The dashboard's script: elements with `data-live` follow the Server-Sent Events of that URL.
     static let script = """
+        // Elements with data-live follow the Server-Sent Events of that URL: each message's fields go
+        // to the elements inside with a matching data-field (a rollout's arms, an import's progress).
         for (const element of document.querySelectorAll("[data-live]")) {
           const source = new EventSource(element.dataset.live);
-          source.addEventListener("arms", (message) => {
-            const arms = JSON.parse(message.data);
-            if (!arms) return;
-            document.getElementById("treatment-runs").textContent = arms.treatment;
-            document.getElementById("control-runs").textContent = arms.control;
-            const total = arms.treatment + arms.control;
-            document.getElementById("treatment-share").textContent =
-              total ? "(" + Math.round(100 * arms.treatment / total) + "% treatment)" : "";
+          const show = (message) => {
+            const fields = JSON.parse(message.data);
+            if (!fields) return;
+            for (const [name, value] of Object.entries(fields)) {
+              for (const target of element.querySelectorAll('[data-field="' + name + '"]')) {
+                if (target.tagName === "PROGRESS") target.value = value; else target.textContent = value;
+              }
+            }
+            if ("treatment" in fields && "control" in fields) {
+              const total = fields.treatment + fields.control;
+              const share = element.querySelector('[data-field="share"]');
+              if (share) share.textContent = total ? "(" + Math.round(100 * fields.treatment / total) + "% treatment)" : "";
+            }
+            if (fields.status && fields.status !== "running") { source.close(); location.reload(); }
+          };
+          source.addEventListener("arms", show);
+          source.addEventListener("progress", show);
+        }
+        // The upload: drag and drop or choose a file; sent with its progress shown.
+        const form = document.getElementById("upload-form");
+        if (form) {
+          const drop = document.getElementById("drop");
+          const input = document.getElementById("upload-file");
+          const name = document.getElementById("upload-name");
+          const chosen = () => { if (input.files.length && !name.value) name.value = input.files[0].name.replace(/\\.csv$/i, ""); };
+          input.addEventListener("change", chosen);
+          drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+          drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+          drop.addEventListener("drop", (event) => {
+            event.preventDefault();
+            drop.classList.remove("over");
+            input.files = event.dataTransfer.files;
+            chosen();
+          });
+          form.addEventListener("submit", (event) => {
+            event.preventDefault();
+            if (!input.files.length) return;
+            const progress = document.getElementById("upload-progress");
+            const status = document.getElementById("upload-status");
+            const request = new XMLHttpRequest();
+            request.open("POST", "/ui/data-sources/csv?name=" + encodeURIComponent(name.value));
+            request.setRequestHeader("X-CSRF-Token", form.dataset.csrf);
+            request.setRequestHeader("Content-Type", "text/csv");
+            progress.hidden = false;
+            request.upload.addEventListener("progress", (e) => { if (e.lengthComputable) progress.value = 100 * e.loaded / e.total; });
+            request.addEventListener("load", () => {
+              if (request.status < 400) { location.href = "/ui/imports"; return; }
+              const page = new DOMParser().parseFromString(request.responseText, "text/html");
+              const message = page.getElementById("error-message");
+              status.textContent = "Not uploaded: " + (message ? message.textContent : request.status);
+              status.className = "error";
+            });
+            request.addEventListener("error", () => { status.textContent = "Not uploaded: the connection failed"; });
+            request.send(input.files[0]);
           });
         }
         """
@@ -418,6 +623,13 @@ enum DashboardTemplates {
         pre.diff .removed { background: #fee2e2; display: block; }
         pre.diff .removed::before { content: "- "; }
         pre.diff .same { display: block; }
+        .drop { border: 2px dashed var(--line); border-radius: 8px; padding: 18px; margin-bottom: 10px; text-align: center; }
+        .drop.over { border-color: var(--accent); background: #eef2ff; }
+        #upload-form { display: flex; flex-direction: column; gap: 8px; align-items: flex-start; }
+        nav.tabs { display: flex; gap: 14px; margin-bottom: 12px; }
+        table.numbers th { width: 12em; }
+        ol.plain { padding-left: 18px; }
+        progress { width: 100%; max-width: 420px; }
         pre.diff .same::before { content: "  "; }
         """
 }
