@@ -37,6 +37,7 @@ struct DashboardBrowserTests {
 
                 try await browser.open(base + "/ui/keys")
                 #expect(try await browser.count("#keys tbody tr") == 1)
+                #expect(try await browser.text("#limits").contains("Runs today"))
                 try await browser.saveScreenshot("keys")
                 try await browser.run("document.querySelector('#create-key select').value = 'auditor'")
                 try await browser.type("#create-key input[name=name]", "browser auditor")
@@ -47,10 +48,23 @@ struct DashboardBrowserTests {
 
                 try await browser.open(base + "/ui/log")
                 let head = try await browser.text("#head-hash")
+                // Followed live: an event committed after the page loaded shows on top.
+                let rows = try await browser.count("#events tbody tr")
+                try await browser.click("#follow")
+                try await Task.sleep(for: .milliseconds(300))
+                _ = try await Self.post(base + "/v1/workflows", key: server.admin, json: #"{"name": "Followed live"}"#)
+                for _ in 0..<100 where try await browser.count("#events tbody tr") == rows {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                #expect(try await browser.text("#events tbody tr").contains("workflow.created.v1"))
+                #expect(try await browser.count("#events tbody tr") == rows + 1)
                 try await browser.saveScreenshot("log")
+                try await browser.open(base + "/ui/log")
+                let newHead = try await browser.text("#head-hash")
+                #expect(newHead != head)
                 try await browser.follow("#verify")
                 #expect(try await browser.text("#verify-result").contains("intact") == true)
-                #expect(try await browser.text("#verify-result").contains(head))
+                #expect(try await browser.text("#verify-result").contains(newHead))
 
                 try await browser.follow("#sign-out")
                 #expect(try await browser.url == base + "/ui/signin")

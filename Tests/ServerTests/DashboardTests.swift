@@ -95,6 +95,7 @@ struct DashboardTests {
                 let admin = try await Self.signIn(client, server.admin)
                 let keys = try await Self.request(client, .get, "/ui/keys", cookie: admin.cookie)
                 #expect(keys.status == .ok && keys.body.contains("Revoke") && keys.body.contains("id=\"create-key\""))
+                #expect(keys.body.contains("Runs today") && keys.body.contains("no limit"))
                 let noToken = try await Self.request(client, .post, "/ui/keys", cookie: admin.cookie,
                                                      form: [("role", "service"), ("name", "no token")])
                 #expect(noToken.status == .forbidden && noToken.body.contains("CSRF"))
@@ -189,6 +190,32 @@ struct DashboardTests {
         }
     }
 
+    @Test("an upload needs the session's CSRF token (header or query) and a name; without, nothing is stored")
+    func uploadCSRF() async throws {
+        try await TestServer.with { server in
+            try await server.test { client in
+                let service = try await Self.signIn(client, server.service)
+                let csv = ByteBuffer(string: "email,amount\na@example.com,1\n")
+                func upload(_ query: String, token: String?) async throws -> HTTPResponse.Status {
+                    var headers: HTTPFields = [.cookie: "\(DashboardDialect.cookieName)=\(service.cookie)", .contentType: "text/csv"]
+                    if let token { headers[HTTPField.Name("X-CSRF-Token")!] = token }
+                    return try await client.execute(uri: "/ui/data-sources/csv?" + query, method: .post, headers: headers,
+                                                    body: csv) { $0.status }
+                }
+                #expect(try await upload("name=a", token: nil) == .forbidden)
+                #expect(try await upload("name=a", token: String(repeating: "0", count: 64)) == .forbidden)
+                #expect(try await upload("name=", token: service.csrf) == .unprocessableContent)
+                #expect(await server.importers.snapshot.dataSources.isEmpty)
+                #expect(try await upload("name=header", token: service.csrf) == .seeOther)
+                #expect(try await upload("name=query&csrf=\(service.csrf)", token: nil) == .seeOther)
+                let names = await server.importers.snapshot.dataSources.values.map(\.name).sorted()
+                #expect(names == ["header", "query"])
+                let page = try await Self.request(client, .get, "/ui/imports", cookie: service.cookie)
+                #expect(page.body.contains("email, amount"))
+            }
+        }
+    }
+
     @Test("the log page shows the head hash and pages backward; verify reports the chain; a revoked key's session ends")
     func logAndRevokedKey() async throws {
         try await TestServer.with { server in
@@ -199,11 +226,15 @@ struct DashboardTests {
                 let log = try await Self.request(client, .get, "/ui/log", cookie: auditor.cookie)
                 #expect(log.status == .ok && log.body.contains(head.hash.hex))
                 #expect(log.body.contains("<td>\(head.position)</td>"))
-                let older = try #require(log.body.firstMatch(of: /href="(\/ui\/log\?before=\d+)" id="older"/)?.1)
-                let second = try await Self.request(client, .get, String(older), cookie: auditor.cookie)
+                let older = try #require(log.body.firstMatch(of: /href="(\/ui\/log\?before=\d+[^"]*)" id="older"/)?.1)
+                let second = try await Self.request(client, .get, older.replacingOccurrences(of: "&amp;", with: "&"),
+                                                   cookie: auditor.cookie)
                 #expect(second.status == .ok && second.body.contains("<td>1</td>"))
                 let bad = try await Self.request(client, .get, "/ui/log?before=zero", cookie: auditor.cookie)
                 #expect(bad.status == .badRequest && bad.body.contains("before"))
+                let filtered = try await Self.request(client, .get, "/ui/log?type=apikey.created.v1", cookie: auditor.cookie)
+                #expect(filtered.status == .ok && filtered.body.contains("apikey.created.v1")
+                        && !filtered.body.contains("<td>workflow.created.v1</td>"))
                 let verify = try await Self.request(client, .get, "/ui/log/verify", cookie: auditor.cookie)
                 #expect(verify.body.contains("The chain is intact: \(head.position) events"))
 

@@ -4,6 +4,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import RunlogJSON
+import ServiceLifecycle
 import WorkflowModel
 import Workflows
 
@@ -86,17 +87,45 @@ extension RunlogAPI {
             let head = try store.head()
             let before = try request.queryInt("before", UInt64.self, in: 1...Self.maxPosition)
             let from = before.map { $0 - 1 } ?? head.position
-            let events = from == 0 ? [] : try store.readAll(from: from, direction: .backward, filter: EventFilter(),
+            let type = request.query("type").flatMap { $0.isEmpty ? nil : $0 }
+            let prefix = request.query("stream_prefix").flatMap { $0.isEmpty ? nil : $0 }
+            let filter = EventFilter(types: type.map { [$0] }, streamPrefix: prefix)
+            let events = from == 0 ? [] : try store.readAll(from: from, direction: .backward, filter: filter,
                                                            limit: DashboardRoutes.logPage)
+            var query = URLComponents()
+            query.queryItems = [URLQueryItem(name: "type", value: type ?? ""), URLQueryItem(name: "stream_prefix", value: prefix ?? "")]
+            let filters = query.percentEncodedQuery ?? ""
             var data: [String: Any] = [
                 "head_position": head.position, "head_hash": head.hash.hex,
-                "events": events.map(DashboardPages.eventRow),
+                "events": events.map(DashboardPages.eventRow), "type": type ?? "", "stream_prefix": prefix ?? "",
+                "live": "/ui/log/live?from=\(head.position + 1)&" + filters,
             ]
             if events.count == DashboardRoutes.logPage, let last = events.last, last.position > 1 {
-                data["older"] = "/ui/log?before=\(last.position)"
+                data["older"] = "/ui/log?before=\(last.position)&" + filters
             }
-            if before != nil { data["newest"] = "/ui/log" }
+            if before != nil { data["newest"] = "/ui/log?" + filters }
             return DashboardPages.page("Log", context, template: "log", data)
+        }
+        // New events as they commit (the log page's "Follow"), with the page's filters.
+        pages.get("log/live") { request, context in
+            try context.require(.read)
+            let from = try request.queryInt("from", UInt64.self, in: 1...Self.maxPosition) ?? (try store.head().position + 1)
+            let type = request.query("type").flatMap { $0.isEmpty ? nil : $0 }
+            let prefix = request.query("stream_prefix").flatMap { $0.isEmpty ? nil : $0 }
+            let events = store.subscribe(from: from, filter: EventFilter(types: type.map { [$0] }, streamPrefix: prefix))
+                .cancelOnGracefulShutdown()
+            let body = ResponseBody { writer in
+                for try await event in events {
+                    let row: [String: JSONValue] = [
+                        "position": .integer(Int64(event.position)), "time": .string(DashboardPages.time(event.recordedAt)),
+                        "stream": .string(event.stream), "type": .string(event.type),
+                        "actor": .string(event.metadata.actor ?? ""),
+                    ]
+                    try await writer.write(ByteBuffer(string: "id: \(event.position)\nevent: log\ndata: \(JSONValue.object(row).jsonText)\n\n"))
+                }
+                try await writer.finish(nil)
+            }
+            return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
         }
         pages.get("log/verify") { _, context in
             try context.require(.read)
@@ -111,14 +140,15 @@ extension RunlogAPI {
 
         pages.get("keys") { _, context in
             try context.require(.admin)
-            return DashboardPages.page("API keys", context, template: "keys", DashboardPages.keysPage(keys.all, created: nil))
+            return DashboardPages.page("API keys and limits", context, template: "keys",
+                                       await keysPage(created: nil))
         }
         pages.post("keys") { request, context in
             try context.require(.admin)
             let form = try await dashboardForm(request, context)
             let made = try await createKey(roleText: form["role"] ?? "", name: form["name"] ?? "", actor: context.actor)
-            return DashboardPages.page("API keys", context, template: "keys",
-                                       DashboardPages.keysPage(keys.all, created: (made.text, keys.key(id: made.id))))
+            return DashboardPages.page("API keys and limits", context, template: "keys",
+                                       await keysPage(created: (made.text, keys.key(id: made.id))))
         }
         pages.post("keys/{id}/revoke") { request, context in
             try context.require(.admin)
@@ -126,6 +156,18 @@ extension RunlogAPI {
             _ = try await revokeKey(try context.parameters.require("id"), actor: context.actor)
             return Answer(status: .seeOther, headers: [.location: "/ui/keys"], body: "")
         }
+    }
+
+    /// The keys page: every key, the one just made, the daily run quota and the rate limit.
+    func keysPage(created: (text: String, key: APIKeyRecord?)?) async -> [String: Any] {
+        var data = DashboardPages.keysPage(keys.all, created: created)
+        let quota = await engine.quotaStatus()
+        data["quota_day"] = quota.day
+        data["quota_used"] = quota.used
+        data["quota_limit"] = quota.limit.map(String.init) ?? "no limit"
+        data["quota_resets"] = DashboardPages.time(quota.resetsAt)
+        data["rate_limit"] = limiter.map { "\($0.perMinute) requests per minute per key" } ?? "no limit"
+        return data
     }
 
     /// The body of a dashboard form, after checking its CSRF token against the session's (403

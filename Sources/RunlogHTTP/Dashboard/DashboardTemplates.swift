@@ -454,6 +454,12 @@ enum DashboardTemplates {
     static let log = """
         <p class="meta">Head: position <strong id="head-position">{{head_position}}</strong>,
         hash <code id="head-hash">{{head_hash}}</code> · <a href="/ui/log/verify" id="verify">Verify the chain</a></p>
+        <form method="get" action="/ui/log" class="inline card" id="log-filters">
+          <label>Type <input name="type" value="{{type}}" placeholder="run.completed"></label>
+          <label>Stream prefix <input name="stream_prefix" value="{{stream_prefix}}" placeholder="workflow-"></label>
+          <button type="submit">Filter</button>
+          <label class="check"><input type="checkbox" id="follow" data-follow="{{live}}"> Follow new events</label>
+        </form>
         <div class="scroll">
         <table id="events">
           <thead><tr><th>Position</th><th>Recorded</th><th>Stream</th><th>Type</th><th>Actor</th></tr></thead>
@@ -465,6 +471,7 @@ enum DashboardTemplates {
         </table>
         </div>
         <p class="pages">{{#newest}}<a href="{{newest}}">Newest</a>{{/newest}} {{#older}}<a href="{{older}}" id="older">Older</a>{{/older}}</p>
+        <script src="/ui/assets/dashboard.js"></script>
         """
 
     static let verify = """
@@ -481,6 +488,11 @@ enum DashboardTemplates {
           <p><code id="new-key">{{text}}</code></p>
         </section>
         {{/created}}
+        <section class="card" id="limits">
+          <h2>Rate limits and quota</h2>
+          <p>Runs today ({{quota_day}}, UTC): <strong id="quota-used">{{quota_used}}</strong> of {{quota_limit}},
+          resets {{quota_resets}}. Requests: {{rate_limit}} (counted by each server node).</p>
+        </section>
         <section class="card">
           <h2>Create a key</h2>
           <form method="post" action="/ui/keys" class="inline" id="create-key">
@@ -527,6 +539,27 @@ enum DashboardTemplates {
           };
           source.addEventListener("arms", show);
           source.addEventListener("progress", show);
+        }
+        // The log page's "Follow": new events on top of the table as they commit.
+        const follow = document.getElementById("follow");
+        if (follow) {
+          let source = null;
+          follow.addEventListener("change", () => {
+            if (source) { source.close(); source = null; }
+            if (!follow.checked) return;
+            source = new EventSource(follow.dataset.follow);
+            source.addEventListener("log", (message) => {
+              const event = JSON.parse(message.data);
+              const row = document.createElement("tr");
+              for (const name of ["position", "time", "stream", "type", "actor"]) {
+                const cell = document.createElement("td");
+                cell.textContent = event[name];
+                row.appendChild(cell);
+              }
+              document.querySelector("#events tbody").prepend(row);
+              document.getElementById("head-position").textContent = event.position;
+            });
+          });
         }
         // The upload: drag and drop or choose a file; sent with its progress shown.
         const form = document.getElementById("upload-form");
