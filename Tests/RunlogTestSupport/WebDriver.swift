@@ -143,6 +143,11 @@ public final class WebDriver: @unchecked Sendable {
         try await command("POST", "execute/sync", ["script": script, "args": arguments])["value"]
     }
 
+    /// Makes the window `width` × `height` pixels.
+    public func resize(width: Int, height: Int) async throws {
+        _ = try await command("POST", "window/rect", ["width": width, "height": height])
+    }
+
     /// A PNG of the window.
     public func screenshot() async throws -> Data {
         guard let text = try await command("GET", "screenshot")["value"] as? String, let data = Data(base64Encoded: text) else {

@@ -30,6 +30,11 @@ struct DashboardBrowserTests {
                 #expect(try await browser.text("#workflows").contains("Refund approvals"))
                 #expect(try await browser.run("return document.cookie") as? String == "", "the session cookie is HttpOnly")
                 try await browser.saveScreenshot("workflows")
+                // At a phone's width the page wraps instead of scrolling sideways (tables scroll in their box).
+                try await browser.resize(width: 400, height: 800)
+                #expect(try await browser.run("return document.documentElement.scrollWidth <= window.innerWidth") as? Bool == true)
+                try await browser.saveScreenshot("workflows-narrow")
+                try await browser.resize(width: 1280, height: 900)
 
                 try await browser.follow("#workflows a")
                 #expect(try await browser.url == base + "/ui/workflows/\(id)")
