@@ -28,6 +28,8 @@ public struct RunlogAPI: Sendable {
     let limiter: RateLimiter?
     /// The dashboard's sign-in sessions.
     let sessions = DashboardSessions()
+    /// Whether the dashboard is verifying the log (one verification at a time).
+    let verifying = SharedFlag()
 
     public init(engine: WorkflowEngine, keys: KeyRing, importers: ImporterService? = nil, accounts: AccountBook? = nil,
                 tasks: BatchTasks? = nil,

@@ -167,6 +167,23 @@ struct DashboardBrowserTests {
                 try await browser.follow("#promote-rollout button")
                 #expect(try await browser.text("#active h2") == "Active (v2)")
 
+                // A launch job of the active version, on the jobs page and its own.
+                _ = try await Self.send("POST", base + "/v3/workflows/\(id)/schedule", key: server.admin, json: """
+                    {"job_name": "Refund review", "inputs": [{"amount": 120}, {"amount": 80}, {"amount": 15}]}
+                    """, launchProject: "proj_1")
+                try await browser.open(base + "/ui/launch")
+                #expect(try await browser.text("#jobs").contains("Refund review"))
+                try await browser.saveScreenshot("launch")
+                try await browser.follow("#jobs a")
+                for _ in 0..<50 where !(try await browser.text("#job-summary")).contains("3 completed") {
+                    try await Task.sleep(for: .milliseconds(100))
+                    try await browser.open(try await browser.url)
+                }
+                #expect(try await browser.text("#job-summary").contains("3 runs, 3 completed"))
+                #expect(try await browser.count("#job-results tbody tr") == 3)
+                try await browser.saveScreenshot("job")
+                try await browser.open(base + "/ui/workflows/\(id)")
+
                 // A description edited in place.
                 try await browser.type("#version-1 .edit-description input[name=description]", "approve every refund, any amount")
                 try await browser.follow("#version-1 .edit-description button")
@@ -283,10 +300,18 @@ struct DashboardBrowserTests {
         throw TestFailure("the importer run did not finish within 30 s")
     }
 
-    static func send(_ method: String, _ url: String, key: String, json: String) async throws -> String {
+    /// Sends `json` with `key` (as the launch API's `x-api-key` with `x-project-id` when
+    /// `launchProject` is given); the answer's body.
+    static func send(_ method: String, _ url: String, key: String, json: String, launchProject: String? = nil) async throws
+        -> String {
         var request = HTTPClientRequest(url: url)
         request.method = .init(rawValue: method)
-        request.headers.add(name: "Authorization", value: "Bearer \(key)")
+        if let launchProject {
+            request.headers.add(name: "Authorization", value: "x-api-key \(key)")
+            request.headers.add(name: "x-project-id", value: launchProject)
+        } else {
+            request.headers.add(name: "Authorization", value: "Bearer \(key)")
+        }
         request.headers.add(name: "Content-Type", value: "application/json")
         request.body = .bytes(ByteBuffer(string: json))
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))

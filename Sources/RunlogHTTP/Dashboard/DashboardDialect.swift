@@ -14,6 +14,13 @@ struct DashboardDialect: Dialect {
 
     static let cookieName = "runlog_session"
 
+    /// Whether the session that opened a live stream still holds (not signed out, expired or its
+    /// key revoked): each stream checks before it sends anything.
+    static func stillSignedIn(_ context: RunlogRequestContext, _ sessions: DashboardSessions, _ keys: KeyRing) -> Bool {
+        guard let session = context.session, sessions.session(session.token) != nil else { return false }
+        return keys.key(id: session.keyId)?.revokedAt == nil
+    }
+
     func admit(_ request: Request, _ context: inout RunlogRequestContext) throws -> HTTPFields {
         guard requiresSession else { return [:] }
         guard let token = Self.cookie(request), let session = sessions.session(token) else { throw SignInRequired() }

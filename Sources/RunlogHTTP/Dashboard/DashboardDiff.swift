@@ -1,5 +1,5 @@
 /// A line diff of two texts (the longest common subsequence of their lines), for comparing two
-/// versions' definitions. Texts of more than `maxCells` line pairs are shown as removed then added.
+/// versions' definitions. Texts of more than `maxCells` line pairs (a megabyte of table) are shown as removed then added.
 enum DashboardDiff {
     enum Kind: String { case same, added, removed }
 
@@ -8,7 +8,7 @@ enum DashboardDiff {
         let text: String
     }
 
-    static let maxCells = 4_000_000
+    static let maxCells = 1_000_000
 
     static func lines(_ old: String, _ new: String) -> [Line] {
         let a = old.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)

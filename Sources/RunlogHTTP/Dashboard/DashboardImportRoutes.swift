@@ -40,9 +40,10 @@ extension RunlogAPI {
                 throw APIError(.forbidden, "csrf", "the upload's CSRF token does not match this session: reload the page",
                                field: "csrf")
             }
-            guard let name = request.query("name"), !name.isEmpty else {
-                throw APIError.invalid(field: "name", value: nil, rule: "is required")
-            }
+            // The page's script names the upload (the file's name by default); a form sent without
+            // the script cannot, and gets the time of the upload.
+            let given = request.query("name") ?? ""
+            let name = given.isEmpty ? "upload " + DashboardPages.time(Int64(Date().timeIntervalSince1970 * 1000)) : given
             _ = try await Self.uploadCSV(importers, request, context, name: name)
             return Self.seeOther("/ui/imports")
         }
@@ -148,7 +149,8 @@ extension RunlogAPI {
                         last = text
                         try await writer.write(ByteBuffer(string: "event: progress\ndata: \(text)\n\n"))
                     }
-                    guard run.status == .running, try await iterator.next() != nil else { break }
+                    guard run.status == .running, try await iterator.next() != nil,
+                          DashboardDialect.stillSignedIn(context, sessions, keys) else { break }
                 }
                 try await writer.finish(nil)
             }

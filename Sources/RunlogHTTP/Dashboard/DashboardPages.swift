@@ -252,6 +252,28 @@ enum DashboardPages {
         }
     }
 
+    static func jobRow(_ v: JobView) -> [String: Any] {
+        let s = v.record.scheduled
+        return [
+            "id": s.jobId, "name": s.jobName, "project": s.projectId, "workflow_id": s.workflowId, "version": s.version,
+            "status": v.status.rawValue, "created": time(v.record.createdAt), "total": v.counts.total,
+            "completed": v.counts.completed, "failed": v.counts.failed, "cancelled": v.counts.cancelled,
+            "pending": v.counts.queued + v.counts.running,
+        ]
+    }
+
+    /// An integration account, its secrets shown only as present (they are sealed at rest and
+    /// never leave the server).
+    static func accountRow(_ a: AccountRecord) -> [String: Any?] {
+        var secrets: [String] = []
+        if a.apiKey != nil { secrets.append("API key ••••") }
+        if a.password != nil { secrets.append("password ••••") }
+        if !a.cookies.isEmpty { secrets.append("cookies " + a.cookies.keys.sorted().map { "\($0) ••••" }.joined(separator: ", ")) }
+        return ["uid": a.uid, "project": a.projectId, "integration": a.integrationUid, "name": a.name,
+                "username": a.username, "secrets": secrets.isEmpty ? "none" : secrets.joined(separator: "; "),
+                "updated": time(a.updatedAt)]
+    }
+
     static func eventRow(_ e: RecordedEvent) -> [String: Any] {
         ["position": e.position, "time": time(e.recordedAt), "stream": e.stream, "type": e.type,
          "actor": e.metadata.actor ?? ""]

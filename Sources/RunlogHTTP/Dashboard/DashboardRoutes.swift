@@ -12,14 +12,19 @@ import Workflows
 /// API. Every action is the API's command with the signed-in key as the actor.
 enum DashboardRoutes {
     static let signInPath = "/ui/signin"
-    /// The most bytes a dashboard form may send.
-    static let formLimit = 64 * 1024
     /// Events on one page of the log.
     static let logPage = 50
+    /// Events a filtered page of the log examines at most.
+    static let logScan = 10_000
+    /// The most bytes of a dashboard form (a workflow definition, URL-encoded).
+    static let formLimit = 1 << 20
     /// Runs on one page of a workflow's runs.
     static let runPage = 50
     /// A run's events shown on its page at most.
     static let runEvents = 200
+    /// Jobs on the launch page, and a job's results on its page.
+    static let jobsShown = 50
+    static let jobResultsShown = 100
     /// Importer runs on the Imports page.
     static let activityRows = 50
     /// Runs an importer run's page links to (the API pages the rest).
@@ -43,6 +48,12 @@ extension RunlogAPI {
                    body: DashboardTemplates.css)
         }
         open.post("signin") { request, context in
+            // Another site's page may not sign a browser in (under the other site's key).
+            if let origin = request.headers[.origin], let authority = request.head.authority,
+               origin != "http://" + authority, origin != "https://" + authority {
+                throw APIError(.forbidden, "cross_origin", "a sign-in must come from this server's own page", field: "Origin",
+                               value: origin)
+            }
             let form = try await FormFields(request)
             guard let text = form["key"], !text.isEmpty else {
                 return DashboardPages.signIn(message: "Enter an API key.", status: .unprocessableContent)
@@ -50,6 +61,8 @@ extension RunlogAPI {
             guard let key = keys.authenticate(text.trimmingCharacters(in: .whitespaces)) else {
                 return DashboardPages.signIn(message: "Unknown or revoked API key.", status: .unauthorized)
             }
+            // Signing in counts against the key's rate limit, as a request of the API would.
+            _ = try KeyCheck(keys: keys, limiter: limiter).rateLimit(key)
             let session = sessions.start(keyId: key.id)
             return Answer(status: .seeOther, headers: [
                 .location: "/ui/",
@@ -81,6 +94,7 @@ extension RunlogAPI {
         addDashboardWorkflowRoutes(to: pages)
         addDashboardRunRoutes(to: pages)
         if let importers { addDashboardImportRoutes(to: pages, importers) }
+        addDashboardLaunchRoutes(to: pages)
 
         pages.get("log") { request, context in
             try context.require(.read)
@@ -90,8 +104,22 @@ extension RunlogAPI {
             let type = request.query("type").flatMap { $0.isEmpty ? nil : $0 }
             let prefix = request.query("stream_prefix").flatMap { $0.isEmpty ? nil : $0 }
             let filter = EventFilter(types: type.map { [$0] }, streamPrefix: prefix)
-            let events = from == 0 ? [] : try store.readAll(from: from, direction: .backward, filter: filter,
-                                                           limit: DashboardRoutes.logPage)
+            // With a filter, a page examines at most `logScan` events (a filter matching nothing on a
+            // long log would otherwise read all of it): fewer matches say where to search on.
+            var events: [RecordedEvent] = []
+            var searchedTo: UInt64?
+            if from > 0, type == nil, prefix == nil {
+                events = try store.readAll(from: from, direction: .backward, filter: filter, limit: DashboardRoutes.logPage)
+            } else if from > 0 {
+                let window = try store.readAll(from: from, direction: .backward, filter: EventFilter(), limit: DashboardRoutes.logScan)
+                for event in window where (type == nil || event.type == type) && (prefix.map { event.stream.hasPrefix($0) } ?? true) {
+                    events.append(event)
+                    if events.count == DashboardRoutes.logPage { break }
+                }
+                if events.count < DashboardRoutes.logPage, window.count == DashboardRoutes.logScan, let last = window.last {
+                    searchedTo = last.position
+                }
+            }
             var query = URLComponents()
             query.queryItems = [URLQueryItem(name: "type", value: type ?? ""), URLQueryItem(name: "stream_prefix", value: prefix ?? "")]
             let filters = query.percentEncodedQuery ?? ""
@@ -102,6 +130,9 @@ extension RunlogAPI {
             ]
             if events.count == DashboardRoutes.logPage, let last = events.last, last.position > 1 {
                 data["older"] = "/ui/log?before=\(last.position)&" + filters
+            } else if let searchedTo, searchedTo > 1 {
+                data["searched"] = ["from": searchedTo, "to": from]
+                data["older"] = "/ui/log?before=\(searchedTo)&" + filters
             }
             if before != nil { data["newest"] = "/ui/log?" + filters }
             return DashboardPages.page("Log", context, template: "log", data)
@@ -109,13 +140,19 @@ extension RunlogAPI {
         // New events as they commit (the log page's "Follow"), with the page's filters.
         pages.get("log/live") { request, context in
             try context.require(.read)
-            let from = try request.queryInt("from", UInt64.self, in: 1...Self.maxPosition) ?? (try store.head().position + 1)
+            var from = try request.queryInt("from", UInt64.self, in: 1...Self.maxPosition) ?? (try store.head().position + 1)
+            // A browser that reconnects says what it saw last: it goes on after it, repeating nothing.
+            if let last = request.headers[Self.lastEventID].flatMap({ UInt64($0.trimmingCharacters(in: .whitespaces)) }),
+               last < Self.maxPosition {
+                from = last + 1
+            }
             let type = request.query("type").flatMap { $0.isEmpty ? nil : $0 }
             let prefix = request.query("stream_prefix").flatMap { $0.isEmpty ? nil : $0 }
             let events = store.subscribe(from: from, filter: EventFilter(types: type.map { [$0] }, streamPrefix: prefix))
                 .cancelOnGracefulShutdown()
             let body = ResponseBody { writer in
                 for try await event in events {
+                    guard DashboardDialect.stillSignedIn(context, sessions, keys) else { break }
                     let row: [String: JSONValue] = [
                         "position": .integer(Int64(event.position)), "time": .string(DashboardPages.time(event.recordedAt)),
                         "stream": .string(event.stream), "type": .string(event.type),
@@ -129,6 +166,12 @@ extension RunlogAPI {
         }
         pages.get("log/verify") { _, context in
             try context.require(.read)
+            // It reads the whole log: one verification at a time on this server.
+            guard verifying.take() else {
+                throw APIError(.tooManyRequests, "busy", "a verification of the log is already running on this server; "
+                               + "try again when it has finished", headers: [.retryAfter: "5"])
+            }
+            defer { verifying.release() }
             let report = try store.verify(progress: nil)
             var data: [String: Any] = [:]
             switch report {
@@ -192,14 +235,14 @@ struct FormFields {
     private var values: [String: String] = [:]
 
     init(_ request: Request) async throws {
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > DashboardRoutes.formLimit {
-            throw APIError.bodyTooLarge
-        }
+        let tooLarge = APIError(.contentTooLarge, "body_too_large",
+                                "the form is larger than the limit of \(DashboardRoutes.formLimit) bytes", field: "body")
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > DashboardRoutes.formLimit { throw tooLarge }
         let bytes: [UInt8]
         do {
             bytes = Array(try await request.body.collect(upTo: DashboardRoutes.formLimit).readableBytesView)
         } catch {
-            throw APIError.bodyTooLarge
+            throw tooLarge
         }
         try self.init(bytes)
     }

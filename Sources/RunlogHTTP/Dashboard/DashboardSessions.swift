@@ -22,16 +22,23 @@ final class DashboardSessions: Sendable {
     let capacity: Int
     private let sessions = Mutex<[String: Session]>([:])
 
-    init(lifetime: Duration = .seconds(8 * 3_600), capacity: Int = 10_000) {
+    init(lifetime: Duration = .seconds(8 * 3_600), capacity: Int = 10_000, perKey: Int = 20) {
         self.lifetime = lifetime
         self.capacity = capacity
+        self.perKey = perKey
     }
+
+    /// Sessions one key may hold at once; signing in past it ends that key's oldest (so one key
+    /// signing in again and again never ends anyone else's session).
+    let perKey: Int
 
     /// A new session for `keyId`.
     func start(keyId: String) -> Session {
         let now = ContinuousClock.now
         let session = Session(token: Self.randomToken(), keyId: keyId, csrf: Self.randomToken(), expires: now + lifetime)
         sessions.withLock { sessions in
+            let own = sessions.values.filter { $0.keyId == keyId }.sorted { $0.expires < $1.expires }
+            for old in own.prefix(max(0, own.count - perKey + 1)) { sessions[old.token] = nil }
             if sessions.count >= capacity {
                 sessions = sessions.filter { $0.value.expires > now }
                 while sessions.count >= capacity, let oldest = sessions.min(by: { $0.value.expires < $1.value.expires }) {
@@ -71,5 +78,19 @@ final class DashboardSessions: Sendable {
         let (x, y) = (Array(a.utf8), Array(b.utf8))
         guard x.count == y.count else { return false }
         return zip(x, y).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+}
+
+/// A flag shared by the copies of a value type (the API struct): one verification at a time.
+final class SharedFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+
+    /// Sets the flag; false when it was set already.
+    func take() -> Bool {
+        flag.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+    }
+
+    func release() {
+        flag.store(false, ordering: .releasing)
     }
 }

@@ -4,7 +4,7 @@ enum DashboardTemplates {
     static let all: [String: String] = [
         "layout": layout, "signin": signIn, "error": error, "workflows": workflows, "workflow": workflow,
         "log": log, "verify": verify, "keys": keys, "revert": revert, "diff": diff, "runs": runs, "run": run, "imports": imports,
-        "activity": activity, "importer_new": importerNew, "importer": importer, "import_run": importRun,
+        "activity": activity, "launch": launch, "job": job, "task": task, "importer_new": importerNew, "importer": importer, "import_run": importRun,
     ]
 
     static let layout = """
@@ -22,6 +22,7 @@ enum DashboardTemplates {
           <nav>
             <a href="/ui/">Workflows</a>
             <a href="/ui/imports">Imports</a>
+            <a href="/ui/launch">Jobs</a>
             <a href="/ui/log">Log</a>
             {{#is_admin}}<a href="/ui/keys">Keys</a>{{/is_admin}}
           </nav>
@@ -311,8 +312,7 @@ enum DashboardTemplates {
           <tbody>{{#sources}}<tr><td>{{name}} <code>{{id}}</code></td><td>{{kind}}{{#location}} <code>{{location}}</code>{{/location}}</td>
           <td>{{columns}}</td><td>{{bytes}}</td><td class="time">{{created}}</td></tr>{{/sources}}</tbody>
         </table></div>
-        {{#can_write}}{{#sources.0}}{{/sources.0}}
-        <form method="get" action="/ui/importers/new" class="inline card" id="new-importer">
+        {{#can_write}}<form method="get" action="/ui/importers/new" class="inline card" id="new-importer">
           <label>Data source <select name="data_source_id">{{#sources}}<option value="{{id}}">{{name}}</option>{{/sources}}</select></label>
           <label>Workflow (active only) <select name="workflow_id">{{#active_workflows}}<option value="{{id}}">{{name}}</option>{{/active_workflows}}</select></label>
           <button type="submit">New importer…</button>
@@ -413,13 +413,11 @@ enum DashboardTemplates {
           <h2>Errored rows by reason</h2>
           {{^by_reason}}<p class="empty">No errored rows.</p>{{/by_reason}}
           <table id="by-reason"><thead><tr><th>Reason</th><th>Rows</th></tr></thead><tbody>{{#by_reason}}<tr><td>{{error}}</td><td>{{rows}}</td></tr>{{/by_reason}}</tbody></table>
-          {{#errors.0}}{{/errors.0}}
           <div class="scroll"><table id="errored-rows">
             <thead><tr><th>Row</th><th>Line</th><th>Column</th><th>Value</th><th>Error</th></tr></thead>
             <tbody>{{#errors}}<tr><td>{{row}}</td><td>{{line}}</td><td><code>{{field}}</code></td><td><code>{{value}}</code></td><td>{{error}}</td></tr>{{/errors}}</tbody>
           </table></div>
         </section>
-        {{#created.0}}{{/created.0}}
         <section class="card" id="created-runs">
           <h2>Runs created</h2>
           {{^created}}<p class="empty">None (yet).</p>{{/created}}
@@ -427,6 +425,58 @@ enum DashboardTemplates {
           {{#more_created}}<p class="meta">{{more_created}} runs in all (GET /v1/import-runs/{{id}}/runs pages them).</p>{{/more_created}}
         </section>
         <script src="/ui/assets/dashboard.js"></script>
+        """
+
+    static let launch = """
+        <h2>Jobs</h2>
+        <p class="meta">Jobs scheduled through the launch API (<code>POST /v3/workflows/{uid}/schedule</code>), newest first.</p>
+        {{^jobs}}<p class="empty">No jobs yet.</p>{{/jobs}}
+        <div class="scroll"><table id="jobs">
+          <thead><tr><th>Job</th><th>Project</th><th>Workflow</th><th>Status</th><th>Runs</th><th>Completed</th><th>Failed</th><th>Pending</th><th>Created</th></tr></thead>
+          <tbody>{{#jobs}}<tr><td><a href="/ui/jobs/{{id}}">{{name}}</a></td><td>{{project}}</td>
+          <td><a href="/ui/workflows/{{workflow_id}}">v{{version}}</a></td><td><span class="status">{{status}}</span></td>
+          <td>{{total}}</td><td>{{completed}}</td><td>{{failed}}</td><td>{{pending}}</td><td class="time">{{created}}</td></tr>{{/jobs}}</tbody>
+        </table></div>
+        {{#tasks}}
+        <h2>Batch tasks</h2>
+        <form method="get" action="/ui/tasks" class="inline card" id="task-lookup">
+          <label>Task id <input name="task_id" required></label>
+          <button type="submit">Show the task</button>
+        </form>
+        {{/tasks}}
+        <h2>Integration accounts</h2>
+        <p class="meta">Secrets are sealed at rest; only whether an account has them is shown.</p>
+        {{^accounts}}<p class="empty">No integration accounts.</p>{{/accounts}}
+        <div class="scroll"><table id="accounts">
+          <thead><tr><th>Account</th><th>Project</th><th>Integration</th><th>Name</th><th>User</th><th>Secrets</th><th>Updated</th></tr></thead>
+          <tbody>{{#accounts}}<tr><td><code>{{uid}}</code></td><td>{{project}}</td><td>{{integration}}</td><td>{{name}}</td>
+          <td>{{username}}</td><td>{{secrets}}</td><td class="time">{{updated}}</td></tr>{{/accounts}}</tbody>
+        </table></div>
+        """
+
+    static let job = """
+        <p class="meta"><code>{{id}}</code> · project {{project}} · <a href="/ui/workflows/{{workflow_id}}">workflow</a> v{{version}}
+        · created {{created}}</p>
+        <section class="card" id="job-summary">
+          <p>Status <span class="status">{{status}}</span>: {{total}} runs, {{completed}} completed, {{failed}} failed,
+          {{cancelled}} cancelled, {{pending}} queued or running.</p>
+          {{#has_steps}}<table><thead><tr><th>Step</th><th>Accounts</th><th>Output column</th></tr></thead>
+          <tbody>{{#steps}}<tr><td><code>{{uid}}</code></td><td>{{accounts}}</td><td>{{output_column}}</td></tr>{{/steps}}</tbody></table>{{/has_steps}}
+        </section>
+        <div class="scroll"><table id="job-results">
+          <thead><tr><th>Input</th><th>Run</th><th>Status</th><th>Decision</th><th>Parameters</th></tr></thead>
+          <tbody>{{#results}}<tr><td>{{index}}</td><td><a href="/ui/runs/{{id}}"><code>{{id}}</code></a></td><td>{{status}}</td>
+          <td>{{decision}}{{#failure}}<span class="error">{{failure}}</span>{{/failure}}</td><td class="definition">{{{input}}}</td></tr>{{/results}}</tbody>
+        </table></div>
+        {{#more}}<p class="meta">{{more}} runs in all: <code>GET /v3/jobs/{{id}}/results</code> pages them.</p>{{/more}}
+        """
+
+    static let task = """
+        <section class="card" id="task-status">
+          <p>Status <span class="status">{{status}}</span>, {{progress}}% done: {{succeeded}} succeeded, {{failed}} failed.</p>
+        </section>
+        <section class="card definition"><h2>Result</h2>{{{result}}}</section>
+        <p><a href="/ui/launch">Back to jobs and tasks</a></p>
         """
 
     static let revert = """
@@ -470,6 +520,7 @@ enum DashboardTemplates {
           </tbody>
         </table>
         </div>
+        {{#searched}}<p class="meta" id="searched">Searched positions {{from}} to {{to}}: older matches may be further back.</p>{{/searched}}
         <p class="pages">{{#newest}}<a href="{{newest}}">Newest</a>{{/newest}} {{#older}}<a href="{{older}}" id="older">Older</a>{{/older}}</p>
         <script src="/ui/assets/dashboard.js"></script>
         """

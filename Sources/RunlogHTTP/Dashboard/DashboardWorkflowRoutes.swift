@@ -128,7 +128,7 @@ extension RunlogAPI {
             let id = try context.parameters.require("id")
             _ = try await self.workflow(context)
             let events = store.subscribe(from: try store.head().position + 1, filter: EventFilter()).cancelOnGracefulShutdown()
-            let engine = self.engine
+            let (engine, sessions, keys) = (self.engine, self.sessions, self.keys)
             let body = ResponseBody { writer in
                 var last = ""
                 func send() async throws {
@@ -141,7 +141,10 @@ extension RunlogAPI {
                     try await writer.write(ByteBuffer(string: "event: arms\ndata: \(text)\n\n"))
                 }
                 try await send()
-                for try await _ in events { try await send() }
+                for try await _ in events {
+                    guard DashboardDialect.stillSignedIn(context, sessions, keys) else { break }
+                    try await send()
+                }
                 try await writer.finish(nil)
             }
             return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)

@@ -101,6 +101,12 @@ public final class AccountBook: CredentialProvider, Sendable {
         accounts.withLock { $0[uid] }.flatMap { $0.projectId == project ? $0 : nil }
     }
 
+    /// Every account, by project, integration and creation.
+    public var all: [AccountRecord] {
+        accounts.withLock { Array($0.values) }
+            .sorted { ($0.projectId, $0.integrationUid, $0.createdAt, $0.uid) < ($1.projectId, $1.integrationUid, $1.createdAt, $1.uid) }
+    }
+
     /// The accounts of an integration in a project, oldest first.
     public func accounts(integration: String, project: String) -> [AccountRecord] {
         accounts.withLock { Array($0.values) }

@@ -120,6 +120,11 @@ extension WorkflowEngine {
         return jobView(jobId)!
     }
 
+    /// The newest `limit` jobs with their status and counts.
+    public func jobViews(limit: Int) -> [JobView] {
+        jobs.jobs.values.sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }.prefix(limit).compactMap { jobView($0.id) }
+    }
+
     /// A job with its status and counts; nil when there is no such job.
     public func jobView(_ jobId: String) -> JobView? {
         guard let record = jobs.jobs[jobId] else { return nil }
