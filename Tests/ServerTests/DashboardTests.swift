@@ -297,6 +297,40 @@ struct DashboardTests {
         }
     }
 
+    @Test("runs filtered by source and time; each workflow's runs today on the list")
+    func runFiltersAndRunsToday() async throws {
+        try await TestServer.with { server in
+            try await server.test { client in
+                let workflow = try await APITests.activeWorkflow(client, server.service)
+                let other = try await APITests.activeWorkflow(client, server.service)
+                for n in 0..<3 {
+                    let started = try await client.call(.post, "/v1/workflows/\(workflow)/runs", key: server.service,
+                                                        json: ["parameters": ["email": .string("r\(n)@example.com")]])
+                    #expect(started.status == .created, "\(started.json)")
+                }
+                _ = try await client.call(.post, "/v1/workflows/\(other)/runs", key: server.service,
+                                          json: ["parameters": ["email": "o@example.com"]])
+                let auditor = try await Self.signIn(client, server.auditor)
+                let list = try await Self.request(client, .get, "/ui/", cookie: auditor.cookie)
+                let today = list.body.matches(of: /<td class="runs-today">(\d+)<\/td>/).map { Int($0.1) ?? -1 }
+                #expect(today == [3, 1])
+                func rows(_ query: String) async throws -> Int {
+                    let page = try await Self.request(client, .get, "/ui/workflows/\(workflow)/runs?" + query, cookie: auditor.cookie)
+                    #expect(page.status == .ok, "\(query): \(page.status)")
+                    return page.body.matches(of: /<a href="\/ui\/runs\//).count
+                }
+                #expect(try await rows("source=api") == 3)
+                #expect(try await rows("source=importer") == 0)
+                #expect(try await rows("since=2000-01-01") == 3)
+                #expect(try await rows("since=2999-01-01T00:00") == 0)
+                let bad = try await Self.request(client, .get, "/ui/workflows/\(workflow)/runs?since=yesterday", cookie: auditor.cookie)
+                #expect(bad.status == .badRequest && bad.body.contains("since must be a UTC time"))
+                let badSource = try await Self.request(client, .get, "/ui/workflows/\(workflow)/runs?source=fax", cookie: auditor.cookie)
+                #expect(badSource.status == .badRequest)
+            }
+        }
+    }
+
     @Test("the log page shows the head hash and pages backward; verify reports the chain; a revoked key's session ends")
     func logAndRevokedKey() async throws {
         try await TestServer.with { server in

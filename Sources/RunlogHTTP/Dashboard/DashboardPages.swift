@@ -177,6 +177,7 @@ enum DashboardPages {
     static func importRunRow(_ r: ImportRunRecord) -> [String: Any?] {
         [
             "id": r.id, "importer_id": r.importerId, "status": r.status.rawValue, "dry_run": r.dryRun,
+            "running": r.status == .running,
             "started": time(r.startedAt), "finished": r.finishedAt.map(time), "rows_read": r.rowsRead,
             "runs_created": r.runsCreated, "rows_errored": r.rowsErrored, "rows_skipped": r.rowsSkipped,
             "reason": r.reason,

@@ -20,6 +20,20 @@ enum DashboardRoutes {
     static let formLimit = 1 << 20
     /// Runs on one page of a workflow's runs.
     static let runPage = 50
+    /// The sources a run can come from (`RunCreated.source.kind`).
+    static let runSources = ["api", "event", "action", "importer", "job", "workflow", "task"]
+    /// The times the runs filter takes, in UTC.
+    static let minuteFormat = utcFormat("yyyy-MM-dd'T'HH:mm")
+    static let dayFormat = utcFormat("yyyy-MM-dd")
+
+    static func utcFormat(_ format: String) -> DateFormatter {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = format
+        return formatter
+    }
+
     /// A run's events shown on its page at most.
     static let runEvents = 200
     /// Jobs on the launch page, and a job's results on its page.
@@ -81,8 +95,15 @@ extension RunlogAPI {
 
         pages.get("/") { _, context in
             try context.require(.read)
-            let rows = await engine.read { state in state.workflows.values.sorted { $0.number < $1.number } }
-                .map(DashboardPages.workflowRow)
+            let today = await engine.quotaStatus().day
+            let (workflows, counts) = await engine.read { state in
+                (state.workflows.values.sorted { $0.number < $1.number }, state.runsOnLatestDay)
+            }
+            let rows = workflows.map { workflow in
+                var row = DashboardPages.workflowRow(workflow)
+                row["runs_today"] = counts.runs(of: workflow.id, on: today)
+                return row
+            }
             return DashboardPages.page("Workflows", context, template: "workflows", ["workflows": rows, "empty": rows.isEmpty])
         }
         pages.get("workflows/{id}") { _, context in

@@ -99,11 +99,11 @@ enum DashboardTemplates {
         {{^empty}}
         <div class="scroll">
         <table id="workflows">
-          <thead><tr><th>#</th><th>Name</th><th>Status</th><th>Active</th><th>Latest</th><th>Rollout</th></tr></thead>
+          <thead><tr><th>#</th><th>Name</th><th>Status</th><th>Active</th><th>Latest</th><th>Rollout</th><th>Runs today</th></tr></thead>
           <tbody>
           {{#workflows}}
             <tr><td>{{number}}</td><td><a href="/ui/workflows/{{id}}">{{name}}</a></td>
-            <td><span class="status {{status}}">{{status}}</span></td><td>{{active}}</td><td>{{latest}}</td><td>{{rollout}}</td></tr>
+            <td><span class="status {{status}}">{{status}}</span></td><td>{{active}}</td><td>{{latest}}</td><td>{{rollout}}</td><td class="runs-today">{{runs_today}}</td></tr>
           {{/workflows}}
           </tbody>
         </table>
@@ -228,6 +228,8 @@ enum DashboardTemplates {
           <label>Status <select name="status"><option value="">any</option>{{#statuses}}<option{{#selected}} selected{{/selected}}>{{value}}</option>{{/statuses}}</select></label>
           <label>Arm <select name="arm"><option value="">any</option>{{#arms}}<option{{#selected}} selected{{/selected}}>{{value}}</option>{{/arms}}</select></label>
           <label>Version <input name="version" type="number" min="1" value="{{version_filter}}"></label>
+          <label>Source <select name="source"><option value="">any</option>{{#sources}}<option{{#selected}} selected{{/selected}}>{{value}}</option>{{/sources}}</select></label>
+          <label>Since (UTC) <input name="since" type="datetime-local" value="{{since}}"></label>
           <button type="submit">Filter</button>
         </form>
         {{^runs}}<p class="empty">No runs.</p>{{/runs}}
@@ -334,9 +336,10 @@ enum DashboardTemplates {
         {{^activity}}<p class="empty">No importer runs yet.</p>{{/activity}}
         <div class="scroll"><table class="activity">
           <thead><tr><th>Run</th><th>Kick-off</th><th>Status</th><th>Rows read</th><th>Runs</th><th>Errored</th><th>Skipped</th><th>Started</th></tr></thead>
-          <tbody>{{#activity}}<tr><td><a href="/ui/import-runs/{{id}}"><code>{{id}}</code></a></td>
-          <td>{{#dry_run}}dry run{{/dry_run}}{{^dry_run}}run{{/dry_run}}</td><td><span class="status {{status}}">{{status}}</span></td>
-          <td>{{rows_read}}</td><td>{{runs_created}}</td><td>{{rows_errored}}</td><td>{{rows_skipped}}</td>
+          <tbody>{{#activity}}<tr{{#running}} data-live="/ui/import-runs/{{id}}/live"{{/running}}><td><a href="/ui/import-runs/{{id}}"><code>{{id}}</code></a></td>
+          <td>{{#dry_run}}dry run{{/dry_run}}{{^dry_run}}run{{/dry_run}}</td><td><span class="status {{status}}" data-field="status">{{status}}</span></td>
+          <td data-field="rows_read">{{rows_read}}</td><td data-field="runs_created">{{runs_created}}</td>
+          <td data-field="rows_errored">{{rows_errored}}</td><td data-field="rows_skipped">{{rows_skipped}}</td>
           <td class="time">{{started}}</td></tr>{{/activity}}</tbody>
         </table></div>
         """
@@ -390,6 +393,7 @@ enum DashboardTemplates {
         {{/can_write}}
         <h2>Activity</h2>
         {{> activity}}
+        <script src="/ui/assets/dashboard.js"></script>
         """
 
     static let importRun = """

@@ -27,6 +27,27 @@ public struct WorkflowsState: Sendable, Equatable {
     public var lists: [String: Set<JSONValue>] = [:]
     /// Runs created per UTC day (`YYYY-MM-DD`), for the quota.
     public var runsPerDay: [String: Int] = [:]
+    /// Runs created per workflow on the latest UTC day any run was created (the dashboard's "runs
+    /// today"); a run of a later day starts the counts again.
+    public var runsOnLatestDay = DayCounts()
+
+    public struct DayCounts: Sendable, Equatable {
+        public var day = ""
+        public var perWorkflow: [String: Int] = [:]
+
+        mutating func add(_ count: Int, workflow: String, day: String) {
+            if day > self.day {
+                self.day = day
+                perWorkflow = [:]
+            }
+            if day == self.day { perWorkflow[workflow, default: 0] += count }
+        }
+
+        /// The runs `workflow` created on `day` (0 unless `day` is the latest day counted).
+        public func runs(of workflow: String, on day: String) -> Int {
+            day == self.day ? perWorkflow[workflow] ?? 0 : 0
+        }
+    }
     /// Positions of events with a domain type whose payload does not decode. The engine never
     /// writes such events; they are skipped, the same way live and on rebuild, and listed here.
     /// Without `keepsRuns`, events that change a run after its creation are not decoded, so an
@@ -169,6 +190,7 @@ public struct WorkflowsState: Sendable, Equatable {
                 }
             }
             runsPerDay[e.quotaDay, default: 0] += 1
+            runsOnLatestDay.add(1, workflow: e.workflowId, day: e.quotaDay)
             if let rolloutId = e.rolloutId {
                 workflows[e.workflowId]?.countRun(rolloutId: rolloutId, arm: e.arm)
             }
@@ -184,6 +206,7 @@ public struct WorkflowsState: Sendable, Equatable {
                 memory.lookedUp = nil
             }
             runsPerDay[e.quotaDay, default: 0] += e.rows.count
+            runsOnLatestDay.add(e.rows.count, workflow: e.workflowId, day: e.quotaDay)
         case .routeMatched(let e):
             updateRun(e.runId, &memory) { $0.fold(event, at: at, keepsDetails: keepsDetails) }
         case .stepStarted(let e):

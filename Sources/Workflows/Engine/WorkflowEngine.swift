@@ -125,11 +125,14 @@ public actor WorkflowEngine {
         status: RunRecord.Status? = nil,
         arm: Arm? = nil,
         version: Int? = nil,
+        source: String? = nil,
+        since: Int64? = nil,
         after: String? = nil,
         limit: Int = 100
     ) async throws(WorkflowError) -> [RunRecord] {
         try await consistent { () throws(WorkflowError) in
-            try runs.listRuns(of: workflowId, status: status, arm: arm, version: version, after: after, limit: limit)
+            try runs.listRuns(of: workflowId, status: status, arm: arm, version: version, source: source, since: since,
+                              after: after, limit: limit)
         }
     }
 

@@ -41,6 +41,8 @@ public struct RunTables: Sendable {
         status: RunRecord.Status? = nil,
         arm: Arm? = nil,
         version: Int? = nil,
+        source: String? = nil,
+        since: Int64? = nil,
         after: String? = nil,
         limit: Int = 100
     ) throws(WorkflowError) -> [RunRecord] {
@@ -64,6 +66,8 @@ public struct RunTables: Sendable {
                 if let status, run.status != status { return true }
                 if let arm, run.created.arm != arm { return true }
                 if let version, run.created.version != version { return true }
+                if let source, run.created.source.kind != source { return true }
+                if let since, run.createdAt < since { return true }
                 result.append(run)
                 return result.count < limit
             }
