@@ -117,7 +117,7 @@ struct DashboardBrowserTests {
                 // A second version, published without activating, staged at 50%.
                 try await browser.run("""
                     const area = document.querySelector('#save-draft textarea');
-                    area.value = area.value.replace('"all"', '"main"');
+                    area.value = area.value.replace('"all"', '"main"').replace('"approve"', '"decline"');
                     """)
                 try await browser.follow("#save-draft button")
                 try await browser.type("#publish input[name=description]", "the main route")
@@ -141,6 +141,14 @@ struct DashboardBrowserTests {
                     try await Task.sleep(for: .milliseconds(100))
                 }
                 #expect(arms.0 + arms.1 == 20 && arms.0 > 0 && arms.1 > 0, "arms \(arms)")
+                // The arms' outcomes follow the runs as they end: v2 declines, v1 approves.
+                var outcomes = ("", "")
+                for _ in 0..<200 {
+                    outcomes = (try await browser.text("#treatment-outcomes"), try await browser.text("#control-outcomes"))
+                    if outcomes.0 == "declined 100% (\(arms.0))", outcomes.1 == "approved 100% (\(arms.1))" { break }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                #expect(outcomes.0 == "declined 100% (\(arms.0))" && outcomes.1 == "approved 100% (\(arms.1))", "\(outcomes)")
                 try await browser.saveScreenshot("rollout")
 
                 // The runs, filtered by arm; one run with its route, steps and log positions.
@@ -158,7 +166,7 @@ struct DashboardBrowserTests {
                 }
                 #expect(try await browser.text("#run-summary").contains("arm treatment"))
                 #expect(try await browser.text("#run-route") == "main")
-                #expect(try await browser.text("#run-decision") == "approved")
+                #expect(try await browser.text("#run-decision") == "declined")
                 #expect(try await browser.text("#steps").contains("approve-1"))
                 #expect(try await browser.count("#run-events tbody tr") >= 2)
                 #expect(try await !browser.text("main").contains("nil"), "no missing value shows as nil")
@@ -193,8 +201,13 @@ struct DashboardBrowserTests {
                 try await browser.follow("#compare button")
                 #expect(try await browser.count("#diff .added") == 0, "v2 against itself")
                 try await browser.open(base + "/ui/workflows/\(id)/diff?from=1&to=2")
-                #expect(try await browser.text("#diff .removed").contains("\"all\""))
-                #expect(try await browser.text("#diff .added").contains("\"main\""))
+                let lines = { (kind: String) async throws -> String in
+                    try await browser.run("return [...document.querySelectorAll('#diff .' + arguments[0])].map(e => e.textContent).join('\\n')",
+                                          [kind]) as? String ?? ""
+                }
+                let (removed, added) = (try await lines("removed"), try await lines("added"))
+                #expect(removed.contains("\"all\"") && removed.contains("\"approve\""))
+                #expect(added.contains("\"main\"") && added.contains("\"decline\""))
                 try await browser.saveScreenshot("diff")
                 try await browser.open(base + "/ui/workflows/\(id)")
                 try await browser.follow("#version-1 a.button")

@@ -331,6 +331,38 @@ struct DashboardTests {
         }
     }
 
+    @Test("a rollout's arms count their ended runs by outcome in the run tables, and the workflow page shows the shares")
+    func rolloutOutcomes() async throws {
+        try await TestServer.with { server in
+            try await server.test { client in
+                let workflow = try await APITests.activeWorkflow(client, server.service)
+                var declining = apiDefinition
+                declining = try JSONValue(parsing: declining.jsonText.replacingOccurrences(of: "\"approve\"", with: "\"decline\""))
+                _ = try await client.call(.put, "/v1/workflows/\(workflow)/draft", key: server.service, json: declining)
+                let staged = try await client.call(.post, "/v1/workflows/\(workflow)/versions", key: server.service,
+                                                   json: ["rollout_percentage": 50])
+                #expect(staged.status == .created, "\(staged.json)")
+                for n in 0..<20 {
+                    _ = try await client.call(.post, "/v1/workflows/\(workflow)/runs", key: server.service,
+                                              json: ["parameters": ["email": .string("r\(n)@example.com")]])
+                }
+                let rollout = try #require(await server.engine.read { $0.workflows[workflow]?.rollout })
+                var outcomes: [String: [String: Int]] = [:]
+                for _ in 0..<200 {
+                    outcomes = try server.engine.runs.rolloutOutcomes(rollout.id)
+                    if outcomes.values.flatMap(\.values).reduce(0, +) == 20 { break }
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                let arms = try #require(await server.engine.read { $0.workflows[workflow]?.rollout })
+                #expect(outcomes == ["treatment": ["declined": arms.treatmentRuns], "control": ["approved": arms.controlRuns]],
+                        "\(outcomes)")
+                let auditor = try await Self.signIn(client, server.auditor)
+                let page = try await Self.request(client, .get, "/ui/workflows/\(workflow)", cookie: auditor.cookie)
+                #expect(page.body.contains("declined 100% (\(arms.treatmentRuns))") && page.body.contains("approved 100% (\(arms.controlRuns))"))
+            }
+        }
+    }
+
     @Test("the log page shows the head hash and pages backward; verify reports the chain; a revoked key's session ends")
     func logAndRevokedKey() async throws {
         try await TestServer.with { server in

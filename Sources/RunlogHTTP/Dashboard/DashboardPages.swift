@@ -129,6 +129,15 @@ enum DashboardPages {
         return data
     }
 
+    /// An arm's ended runs by outcome, as shares: "approved 60% (12) · declined 40% (8)".
+    static func outcomeText(_ outcomes: [String: Int]?) -> String {
+        guard let outcomes, !outcomes.isEmpty else { return "no run ended yet" }
+        let total = outcomes.values.reduce(0, +)
+        return outcomes.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.map { outcome, runs in
+            "\(outcome) \(Int((Double(runs) * 100 / Double(total)).rounded()))% (\(runs))"
+        }.joined(separator: " · ")
+    }
+
     static func runRow(_ r: RunRecord) -> [String: Any] {
         [
             "id": r.id, "status": r.status.rawValue, "arm": r.created.arm.rawValue, "version": r.created.version,

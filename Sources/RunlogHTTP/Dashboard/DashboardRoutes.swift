@@ -109,7 +109,14 @@ extension RunlogAPI {
         pages.get("workflows/{id}") { _, context in
             try context.require(.read)
             let workflow = try await self.workflow(context)
-            return DashboardPages.page(workflow.name, context, template: "workflow", DashboardPages.workflowPage(workflow))
+            var data = DashboardPages.workflowPage(workflow)
+            if let rollout = workflow.rollout, var shown = data["rollout"] as? [String: Any] {
+                let outcomes = try engine.runs.rolloutOutcomes(rollout.id)
+                shown["treatment_outcomes"] = DashboardPages.outcomeText(outcomes["treatment"])
+                shown["control_outcomes"] = DashboardPages.outcomeText(outcomes["control"])
+                data["rollout"] = shown
+            }
+            return DashboardPages.page(workflow.name, context, template: "workflow", data)
         }
 
         addDashboardWorkflowRoutes(to: pages)

@@ -114,14 +114,18 @@ enum DashboardTemplates {
     static let workflow = """
         <p class="meta"><code>{{id}}</code> · created {{created}}{{#created_by}} by <code>{{created_by}}</code>{{/created_by}}
         · <a href="/ui/workflows/{{id}}/runs" id="runs-link">Runs</a></p>
-        <section class="card" id="rollout">
+        <section class="card" id="rollout"{{#rollout}} data-live="/ui/workflows/{{id}}/rollout/live"{{/rollout}}>
           <h2>Rollout</h2>
           {{#rollout}}
           <p>Treatment <strong>v{{treatment}}</strong> at <strong id="rollout-percentage">{{percentage}}</strong>%,
           control <strong>v{{control}}</strong> ({{status}}{{#sticky_field}}, sticky on <code>{{sticky_field}}</code>{{/sticky_field}}).</p>
-          <p class="arms" data-live="/ui/workflows/{{id}}/rollout/live">Runs: treatment <strong id="treatment-runs" data-field="treatment">{{treatment_runs}}</strong>,
+          <p class="arms">Runs: treatment <strong id="treatment-runs" data-field="treatment">{{treatment_runs}}</strong>,
           control <strong id="control-runs" data-field="control">{{control_runs}}</strong>
           <span class="meta" id="treatment-share" data-field="share"></span></p>
+          <table class="numbers" id="outcomes"><tbody>
+            <tr><th>Treatment outcomes</th><td data-field="treatment_outcomes" id="treatment-outcomes">{{treatment_outcomes}}</td></tr>
+            <tr><th>Control outcomes</th><td data-field="control_outcomes" id="control-outcomes">{{control_outcomes}}</td></tr>
+          </tbody></table>
           {{#can_write}}
           <div class="actions">
             <form method="post" action="/ui/workflows/{{id}}/rollout/percentage" class="inline" id="change-rollout">

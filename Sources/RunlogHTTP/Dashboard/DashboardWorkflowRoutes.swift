@@ -132,10 +132,17 @@ extension RunlogAPI {
             let body = ResponseBody { writer in
                 var last = ""
                 func send() async throws {
-                    let arms = await engine.read { state in
-                        state.workflows[id]?.rollout.map { ($0.treatmentRuns, $0.controlRuns, $0.percentage) }
+                    let rollout = await engine.read { state in state.workflows[id]?.rollout }
+                    var text = "null"
+                    if let rollout {
+                        let outcomes = (try? engine.runs.rolloutOutcomes(rollout.id)) ?? [:]
+                        let fields: [String: JSONValue] = [
+                            "treatment": .integer(Int64(rollout.treatmentRuns)), "control": .integer(Int64(rollout.controlRuns)),
+                            "treatment_outcomes": .string(DashboardPages.outcomeText(outcomes["treatment"])),
+                            "control_outcomes": .string(DashboardPages.outcomeText(outcomes["control"])),
+                        ]
+                        text = JSONValue.object(fields).jsonText
                     }
-                    let text = arms.map { "{\"treatment\":\($0.0),\"control\":\($0.1),\"percentage\":\($0.2)}" } ?? "null"
                     guard text != last else { return }
                     last = text
                     try await writer.write(ByteBuffer(string: "event: arms\ndata: \(text)\n\n"))

@@ -142,6 +142,26 @@ public struct RunTables: Sendable {
         } ?? JobCounts()
     }
 
+    /// The runs of rollout `rolloutId` that ended, by arm (`treatment`, `control`) and outcome
+    /// (the decision, else the final status: `completed`, `failed`, `cancelled`).
+    public func rolloutOutcomes(_ rolloutId: String) throws(WorkflowError) -> [String: [String: Int]] {
+        try read { tables in
+            var outcomes: [String: [String: Int]] = [:]
+            let prefix = Array(rolloutId.utf8) + [0]
+            try prefix.withUnsafeBytes { prefixBytes in
+                try tables.scan(Table.rolloutOutcomes, prefix: prefixBytes) { key, value in
+                    let parts = key.dropFirst(prefix.count).split(separator: 0, maxSplits: 1, omittingEmptySubsequences: false)
+                    guard parts.count == 2 else { return true }
+                    let count = value.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+                    outcomes[String(decoding: parts[0], as: UTF8.self), default: [:]][String(decoding: parts[1], as: UTF8.self)]
+                        = Int(clamping: count)
+                    return true
+                }
+            }
+            return outcomes
+        }
+    }
+
     /// Runs queued or running, in the order they were created, with their queue and the position
     /// of the event that created them.
     public func activeRuns() throws(WorkflowError) -> [(id: String, queue: RunQueue, position: UInt64)] {

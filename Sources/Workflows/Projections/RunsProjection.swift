@@ -24,8 +24,9 @@ public import EventLog
 public struct RunsProjection: InlineProjection {
     public static let name = "runs"
     public let name: String
-    public var version: UInt32 { 1 }
-    public var tables: [String] { ["records", "by_workflow", "by_source", "active", "job_counts"] }
+    /// 2: the outcomes of each rollout's arms (`rollout_outcomes`).
+    public var version: UInt32 { 2 }
+    public var tables: [String] { ["records", "by_workflow", "by_source", "active", "job_counts", "rollout_outcomes"] }
 
     enum Table {
         static let records = 0
@@ -33,6 +34,9 @@ public struct RunsProjection: InlineProjection {
         static let bySource = 2
         static let active = 3
         static let jobCounts = 4
+        /// Runs of a rollout that ended, by arm and outcome (the decision, else the final status):
+        /// key `rollout id NUL arm NUL outcome`, value a count (8 bytes, big-endian).
+        static let rolloutOutcomes = 5
     }
 
     /// The summaries of runs executing, as last written (the writer's thread only): a step's
@@ -99,6 +103,10 @@ public struct RunsProjection: InlineProjection {
             } else {
                 try Self.activeKey(record).withUnsafeBytes { _ = try tables.delete(Table.active, $0) }
             }
+        }
+        if record.status.hasEnded, let rollout = record.created.rolloutId, record.created.arm != .none {
+            try countOutcome(Self.outcomeKey(rollout, arm: record.created.arm.rawValue,
+                                             outcome: record.decision ?? record.status.rawValue), tables)
         }
         if record.created.source.kind == "job", let job = record.created.source.reference {
             try changeJobCounts(job, tables) { counts in
@@ -191,6 +199,17 @@ public struct RunsProjection: InlineProjection {
     private func put(_ record: RunRecord, key: [UInt8], _ tables: any ProjectionTables) throws {
         let bytes = record.encoded
         try key.withUnsafeBytes { k in try bytes.withUnsafeBytes { try tables.put(Table.records, k, $0) } }
+    }
+
+    static func outcomeKey(_ rollout: String, arm: String, outcome: String) -> [UInt8] {
+        Array(rollout.utf8) + [0] + Array(arm.utf8) + [0] + Array(outcome.utf8)
+    }
+
+    private func countOutcome(_ key: [UInt8], _ tables: any ProjectionTables) throws {
+        let stored = try key.withUnsafeBytes { try tables.get(Table.rolloutOutcomes, $0) }
+        let count = (stored.map { bytes in bytes.reduce(UInt64(0)) { $0 << 8 | UInt64($1) } } ?? 0) + 1
+        let bytes = (0..<8).map { UInt8(truncatingIfNeeded: count >> (56 - 8 * $0)) }
+        try key.withUnsafeBytes { k in try bytes.withUnsafeBytes { try tables.put(Table.rolloutOutcomes, k, $0) } }
     }
 
     private func changeJobCounts(_ job: String, _ tables: any ProjectionTables, _ change: (inout JobCounts) -> Void) throws {
