@@ -69,12 +69,18 @@ struct DashboardBrowserTests {
                 #expect(newHead != head)
                 try await browser.follow("#verify")
                 #expect(try await browser.text("#verify-result").contains("intact") == true)
+                try await browser.saveScreenshot("verify")
                 #expect(try await browser.text("#verify-result").contains(newHead))
 
+                try await browser.open(base + "/ui/keys")
+                let adminToken = try await browser.run("return document.querySelector('input[name=csrf]').value") as? String ?? ""
                 try await browser.follow("#sign-out")
                 #expect(try await browser.url == base + "/ui/signin")
                 try await browser.open(base + "/ui/keys")
                 #expect(try await browser.url == base + "/ui/signin", "signing out ended the session")
+                // The admin's form replayed after signing out: sent to the sign-in page, nothing made.
+                let replayed = try await Self.post(browser, "/ui/keys", "csrf=\(adminToken)&role=admin&name=replayed")
+                #expect(replayed.hasSuffix("/ui/signin"), "\(replayed)")
 
                 // An auditor: no Keys link, no forms but sign-out, and the Keys page refused.
                 try await browser.type("#key", auditorKey)
@@ -85,6 +91,13 @@ struct DashboardBrowserTests {
                 #expect(try await browser.count("main form") == 0)
                 try await browser.open(base + "/ui/keys")
                 #expect(try await browser.text("#error-message").contains("admin only"))
+                // A write the auditor's own page did not offer, sent with its session and token: refused.
+                try await browser.open(base + "/ui/")
+                let auditorToken = try await browser.run("return document.querySelector('input[name=csrf]').value") as? String ?? ""
+                let forged = try await Self.post(browser, "/ui/keys", "csrf=\(auditorToken)&role=admin&name=forged")
+                #expect(forged.hasPrefix("403"), "\(forged)")
+                let keys = try await Self.send("GET", base + "/v1/keys", key: server.admin, json: "")
+                #expect(!keys.contains("replayed") && !keys.contains("forged"))
                 await browser.quit()
             } catch {
                 await browser.quit()
@@ -269,6 +282,7 @@ struct DashboardBrowserTests {
                 try await browser.saveScreenshot("importer-new")
                 try await browser.follow("#importer-form button")
                 let importerPage = try await browser.url
+                try await browser.saveScreenshot("importer")
 
                 try await browser.follow("#dry-run button")
                 try await Self.waitForImport(browser)
@@ -302,6 +316,17 @@ struct DashboardBrowserTests {
                 throw error
             }
         }
+    }
+
+    /// POSTs a form from the page in the browser (with its cookies); "STATUS FINAL-URL".
+    static func post(_ browser: WebDriver, _ path: String, _ form: String) async throws -> String {
+        try await browser.run("""
+            const request = new XMLHttpRequest();
+            request.open("POST", arguments[0], false);
+            request.setRequestHeader("Content-Type", "application/x-www-form-urlencoded");
+            request.send(arguments[1]);
+            return request.status + " " + request.responseURL;
+            """, [path, form]) as? String ?? ""
     }
 
     /// Waits until the importer run page shows a finished run (its script reloads it when it ends).

@@ -114,6 +114,8 @@ enum DashboardTemplates {
     static let workflow = """
         <p class="meta"><code>{{id}}</code> · created {{created}}{{#created_by}} by <code>{{created_by}}</code>{{/created_by}}
         · <a href="/ui/workflows/{{id}}/runs" id="runs-link">Runs</a></p>
+        <div class="with-side">
+        <div class="main-column">
         <section class="card" id="rollout"{{#rollout}} data-live="/ui/workflows/{{id}}/rollout/live"{{/rollout}}>
           <h2>Rollout</h2>
           {{#rollout}}
@@ -187,7 +189,8 @@ enum DashboardTemplates {
           {{/publishable}}
         </section>
         {{/can_write}}
-        <section class="card" id="versions">
+        </div>
+        <aside class="card side" id="versions">
           <h2>Version history</h2>
           {{^versions}}<p class="empty">Nothing published yet.</p>{{/versions}}
           <ol class="versions">
@@ -222,7 +225,8 @@ enum DashboardTemplates {
             <button type="submit">Show the difference</button>
           </form>
           {{/has_versions}}
-        </section>
+        </aside>
+        </div>
         <script src="/ui/assets/dashboard.js"></script>
         """
 
@@ -715,6 +719,10 @@ enum DashboardTemplates {
         pre.diff .removed { background: #fee2e2; display: block; }
         pre.diff .removed::before { content: "- "; }
         pre.diff .same { display: block; }
+        .with-side { display: grid; grid-template-columns: minmax(0, 1fr) 340px; gap: 16px; align-items: start; }
+        .with-side .columns { grid-template-columns: repeat(auto-fit, minmax(240px, 1fr)); }
+        aside.side .actions, aside.side form.inline { flex-direction: column; align-items: stretch; }
+        @media (max-width: 900px) { .with-side { grid-template-columns: minmax(0, 1fr); } }
         .drop { border: 2px dashed var(--line); border-radius: 8px; padding: 18px; margin-bottom: 10px; text-align: center; }
         .drop.over { border-color: var(--accent); background: #eef2ff; }
         #upload-form { display: flex; flex-direction: column; gap: 8px; align-items: flex-start; }
