@@ -4,17 +4,16 @@ import NIOCore
 import RunlogTestSupport
 import Testing
 
-/// The dashboard in headless Chromium against the real server (`buildApplication` on a loopback
-/// port). Screenshots go to `RUNLOG_SCREENSHOTS` when it is set (`tools/test` sets it); the ones
-/// in docs/dashboard.md come from there.
+/// The dashboard in headless Chromium against a real `runlog serve` process on a loopback port.
+/// Screenshots go to `RUNLOG_SCREENSHOTS` when it is set (`tools/test` sets it); the ones in
+/// docs/dashboard.md come from there.
 @Suite("dashboard in a browser", .enabled(if: WebDriver.isEnabled))
 struct DashboardBrowserTests {
     @Test("sign in; the workflows, a workflow, the log and its verification, keys; an auditor sees no write controls; sign out ends the session",
           .timeLimit(.minutes(2)))
     func signedInPages() async throws {
-        try await LiveServer.with { server in
-            let base = "http://127.0.0.1:\(server.port)"
-            let workflow = try await Self.post(base + "/v1/workflows", key: server.admin, json: #"{"name": "Refund approvals"}"#)
+        try await Self.withServe { base, admin in
+            let workflow = try await Self.post(base + "/v1/workflows", key: admin, json: #"{"name": "Refund approvals"}"#)
             let id = try #require(workflow.firstMatch(of: /"id":"([^"]+)"/)?.1)
             let browser = try await WebDriver.start()
             do {
@@ -24,7 +23,7 @@ struct DashboardBrowserTests {
                 try await browser.type("#key", "rlk_wrong")
                 try await browser.follow("#sign-in")
                 #expect(try await browser.text("#message") == "Unknown or revoked API key.")
-                try await browser.type("#key", server.admin)
+                try await browser.type("#key", admin)
                 try await browser.follow("#sign-in")
                 #expect(try await browser.title == "Workflows · Runlog")
                 #expect(try await browser.text("#workflows").contains("Refund approvals"))
@@ -57,7 +56,7 @@ struct DashboardBrowserTests {
                 let rows = try await browser.count("#events tbody tr")
                 try await browser.click("#follow")
                 try await Task.sleep(for: .milliseconds(300))
-                _ = try await Self.post(base + "/v1/workflows", key: server.admin, json: #"{"name": "Followed live"}"#)
+                _ = try await Self.post(base + "/v1/workflows", key: admin, json: #"{"name": "Followed live"}"#)
                 for _ in 0..<100 where try await browser.count("#events tbody tr") == rows {
                     try await Task.sleep(for: .milliseconds(100))
                 }
@@ -96,7 +95,7 @@ struct DashboardBrowserTests {
                 let auditorToken = try await browser.run("return document.querySelector('input[name=csrf]').value") as? String ?? ""
                 let forged = try await Self.post(browser, "/ui/keys", "csrf=\(auditorToken)&role=admin&name=forged")
                 #expect(forged.hasPrefix("403"), "\(forged)")
-                let keys = try await Self.send("GET", base + "/v1/keys", key: server.admin, json: "")
+                let keys = try await Self.send("GET", base + "/v1/keys", key: admin, json: "")
                 #expect(!keys.contains("replayed") && !keys.contains("forged"))
                 await browser.quit()
             } catch {
@@ -109,12 +108,11 @@ struct DashboardBrowserTests {
     @Test("create, save, publish and activate a workflow; stage a rollout and watch its arms count runs as they arrive; edit a description; compare versions; revert",
           .timeLimit(.minutes(3)))
     func workflowLifecycle() async throws {
-        try await LiveServer.with { server in
-            let base = "http://127.0.0.1:\(server.port)"
+        try await Self.withServe { base, admin in
             let browser = try await WebDriver.start()
             do {
                 try await browser.open(base + "/ui/signin")
-                try await browser.type("#key", server.admin)
+                try await browser.type("#key", admin)
                 try await browser.follow("#sign-in")
                 try await browser.type("#new-workflow input[name=name]", "Refunds")
                 try await browser.follow("#new-workflow button")
@@ -144,7 +142,7 @@ struct DashboardBrowserTests {
 
                 // Runs arrive through the API; the page, not reloaded, counts them by arm.
                 for n in 0..<20 {
-                    _ = try await Self.post(base + "/v1/workflows/\(id)/runs", key: server.admin,
+                    _ = try await Self.post(base + "/v1/workflows/\(id)/runs", key: admin,
                                             json: #"{"parameters": {"amount": \#(n * 10)}}"#)
                 }
                 var arms = (0, 0)
@@ -189,7 +187,7 @@ struct DashboardBrowserTests {
                 #expect(try await browser.text("#active h2") == "Active (v2)")
 
                 // A launch job of the active version, on the jobs page and its own.
-                _ = try await Self.send("POST", base + "/v3/workflows/\(id)/schedule", key: server.admin, json: """
+                _ = try await Self.send("POST", base + "/v3/workflows/\(id)/schedule", key: admin, json: """
                     {"job_name": "Refund review", "inputs": [{"amount": 120}, {"amount": 80}, {"amount": 15}]}
                     """, launchProject: "proj_1")
                 try await browser.open(base + "/ui/launch")
@@ -242,16 +240,15 @@ struct DashboardBrowserTests {
     @Test("Data > Imports: upload a CSV file with bad rows, map it, dry-run it, run it, watch its Activity reach completed, download the errored rows",
           .timeLimit(.minutes(3)))
     func importFlow() async throws {
-        try await LiveServer.with { server in
-            let base = "http://127.0.0.1:\(server.port)"
-            let workflow = try await Self.post(base + "/v1/workflows", key: server.admin, json: #"{"name": "Signups"}"#)
+        try await Self.withServe { base, admin in
+            let workflow = try await Self.post(base + "/v1/workflows", key: admin, json: #"{"name": "Signups"}"#)
             let id = try #require(workflow.firstMatch(of: /"id":"([^"]+)"/)?.1)
-            _ = try await Self.send("PUT", base + "/v1/workflows/\(id)/draft", key: server.admin, json: """
+            _ = try await Self.send("PUT", base + "/v1/workflows/\(id)/draft", key: admin, json: """
                 {"trigger": {"kind": "api", "schema": {"fields": [{"name": "email", "type": "string", "required": true},
                  {"name": "amount", "type": "integer"}]}},
                  "routes": [{"name": "all", "steps": [{"step_uid": "approve-1", "type": "approve"}]}]}
                 """)
-            _ = try await Self.post(base + "/v1/workflows/\(id)/versions", key: server.admin, json: #"{"activate": true}"#)
+            _ = try await Self.post(base + "/v1/workflows/\(id)/versions", key: admin, json: #"{"activate": true}"#)
             let file = FileManager.default.temporaryDirectory.appendingPathComponent("signups-\(UUID()).csv")
             var rows = ["email,amount,note"]
             for n in 1...30 { rows.append("user\(n)@example.com,\(n * 10),ok") }
@@ -263,7 +260,7 @@ struct DashboardBrowserTests {
             let browser = try await WebDriver.start()
             do {
                 try await browser.open(base + "/ui/signin")
-                try await browser.type("#key", server.admin)
+                try await browser.type("#key", admin)
                 try await browser.follow("#sign-in")
                 try await browser.open(base + "/ui/imports")
                 try await browser.type("#upload-file", file.path)
@@ -316,6 +313,24 @@ struct DashboardBrowserTests {
                 throw error
             }
         }
+    }
+
+    /// Runs `body` with a `runlog serve` child process on a fresh data directory: its base URL and
+    /// an admin key made before it started.
+    static func withServe(_ body: (_ base: String, _ admin: String) async throws -> Void) async throws {
+        let dir = TemporaryDirectory()
+        let admin = try await ServerProcess.makeKey(dir.data)
+        let server = try await ServerProcess.start(dir.data)
+        do {
+            try await body(server.base, admin)
+        } catch {
+            server.child.kill(SIGTERM)
+            _ = await server.child.wait()
+            throw error
+        }
+        server.child.kill(SIGTERM)
+        _ = await server.child.wait()
+        withExtendedLifetime(dir) {}
     }
 
     /// POSTs a form from the page in the browser (with its cookies); "STATUS FINAL-URL".
