@@ -201,6 +201,30 @@ struct DashboardBrowserTests {
                 #expect(try await browser.text("#job-summary").contains("3 runs, 3 completed"))
                 #expect(try await browser.count("#job-results tbody tr") == 3)
                 try await browser.saveScreenshot("job")
+
+                // A batch task (seed 003) looked up by its id.
+                let welcome = try await Self.post(base + "/v1/workflows", key: admin, json: #"{"name": "Welcome"}"#)
+                let welcomeId = try #require(welcome.firstMatch(of: /"id":"([^"]+)"/)?.1)
+                let number = try #require(welcome.firstMatch(of: /"number":(\d+)/)?.1)
+                _ = try await Self.send("PUT", base + "/v1/workflows/\(welcomeId)/draft", key: admin, json: """
+                    {"trigger": {"kind": "action", "object_type": "profile"}, "routes": [{"name": "all", "steps": [
+                     {"step_uid": "greet", "type": "set_field", "parameters": {"field": "greeting", "path": "apicontent.one"}}]}]}
+                    """)
+                _ = try await Self.post(base + "/v1/workflows/\(welcomeId)/versions", key: admin, json: #"{"activate": true}"#)
+                let task = try await Self.send("POST", base + "/api/v1.1/workflows/import_and_start_batch_task", key: admin, json: """
+                    {"token": "\(admin)", "workflow_id": \(number), "matching": "email", "content": {"one": "Hello"},
+                     "data": [{"data": {"email": "p1@example.com"}}, {"data": {"email": "p2@example.com"}}]}
+                    """)
+                let taskId = try #require(task.firstMatch(of: /"task_id":"([^"]+)"/)?.1, "\(task)")
+                try await browser.open(base + "/ui/launch")
+                try await browser.type("#task-lookup input[name=task_id]", String(taskId))
+                try await browser.follow("#task-lookup button")
+                for _ in 0..<50 where !(try await browser.text("#task-status")).contains("completed") {
+                    try await Task.sleep(for: .milliseconds(100))
+                    try await browser.open(try await browser.url)
+                }
+                #expect(try await browser.text("#task-status").contains("completed, 100% done: 2 succeeded"))
+                try await browser.saveScreenshot("task")
                 try await browser.open(base + "/ui/workflows/\(id)")
 
                 // A description edited in place.
