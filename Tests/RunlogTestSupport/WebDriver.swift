@@ -70,13 +70,11 @@ public final class WebDriver: @unchecked Sendable {
     /// Ends the browser and chromedriver.
     public func quit() async {
         if !session.isEmpty { _ = try? await call("DELETE", "/session/\(session)") }
-        // Reaped with waitpid, not `waitUntilExit` (which was seen to hang on an exited child).
-        let pid = process.processIdentifier
+        // Waited for a few seconds at most, then killed: nothing here waits for ever. (Foundation
+        // reaps the child; a waitpid of our own could reap another test's child that took its pid.)
         process.terminate()
-        var status: Int32 = 0
-        for attempt in 0..<100 {
-            if waitpid(pid, &status, WNOHANG) != 0 { break }
-            if attempt == 50 { kill(pid, SIGKILL) }
+        for attempt in 0..<140 where process.isRunning {
+            if attempt == 100 { kill(process.processIdentifier, SIGKILL) }
             try? await Task.sleep(for: .milliseconds(50))
         }
         try? await http.shutdown()

@@ -7,7 +7,7 @@ import Testing
 /// The dashboard in headless Chromium against a real `runlog serve` process on a loopback port.
 /// Screenshots go to `RUNLOG_SCREENSHOTS` when it is set (`tools/test` sets it); the ones in
 /// docs/dashboard.md come from there.
-@Suite("dashboard in a browser", .enabled(if: WebDriver.isEnabled))
+@Suite("dashboard in a browser", .enabled(if: WebDriver.isEnabled), .serialized)
 struct DashboardBrowserTests {
     @Test("sign in; the workflows, a workflow, the log and its verification, keys; an auditor sees no write controls; sign out ends the session",
           .timeLimit(.minutes(2)))
@@ -345,16 +345,23 @@ struct DashboardBrowserTests {
         let dir = TemporaryDirectory()
         let admin = try await ServerProcess.makeKey(dir.data)
         let server = try await ServerProcess.start(dir.data)
+        defer { withExtendedLifetime(dir) {} }
         do {
             try await body(server.base, admin)
         } catch {
-            server.child.kill(SIGTERM)
-            _ = await server.child.wait()
+            await stop(server)
             throw error
         }
+        await stop(server)
+    }
+
+    /// SIGTERM, then SIGKILL after 10 s: a stop never waits for ever.
+    static func stop(_ server: ServerProcess) async {
         server.child.kill(SIGTERM)
-        _ = await server.child.wait()
-        withExtendedLifetime(dir) {}
+        for attempt in 0..<300 where server.child.process.isRunning {
+            if attempt == 200 { server.child.kill(SIGKILL) }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
     }
 
     /// POSTs a form from the page in the browser (with its cookies); "STATUS FINAL-URL".
