@@ -1348,17 +1348,15 @@ public final class PostgresLog: Sendable {
     public static func verifying(url: String, logger: Logger = Logger(label: "runlog.postgres")) async throws(EventStoreError)
         -> VerifyReport {
         let log = try PostgresLog(url: url, logger: logger)
-        let outcome: Result<VerifyReport, EventStoreError> = await withTaskGroup(of: Void.self) { group in
-            group.addTask { await log.run() }
-            defer { group.cancelAll() }
-            do throws(EventStoreError) {
-                if log.endpoints.count > 1 { await log.locatePrimary() }
-                return .success(try await log.verify())
-            } catch {
-                return .failure(error)
-            }
+        // Cancelled, not awaited, once the report is read: a command that verified has its answer,
+        // and waiting for the pool to wind down once kept `runlog log verify` from exiting.
+        let running = Task { await log.run() }
+        defer {
+            log.finish()
+            running.cancel()
         }
-        return try outcome.get()
+        if log.endpoints.count > 1 { await log.locatePrimary() }
+        return try await log.verify()
     }
 
     /// Runs `body`, making what it throws an `EventStoreError` (a lost connection, a failed query:

@@ -95,9 +95,20 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// Waits for the process to end and its output to be read; returns its exit status.
+    /// When the waiting task is cancelled (a test's time limit), the child is killed, and the wait
+    /// goes on without spinning until it has ended.
     func wait() async -> Int32 {
+        var killed = false
         while process.isRunning || lock.withLock({ openPipes > 0 }) {
-            try? await Task.sleep(for: .milliseconds(5))
+            if Task.isCancelled, !killed {
+                kill(SIGKILL)
+                killed = true
+            }
+            do {
+                try await Task.sleep(for: .milliseconds(5))
+            } catch {
+                usleep(5_000)
+            }
         }
         return process.terminationStatus
     }

@@ -4,7 +4,7 @@ import NIOCore
 import RunlogTestSupport
 import Testing
 
-/// The dashboard in headless Chromium against a real `runlog serve` process on a loopback port.
+/// The dashboard in headless Chromium against the server `runlog serve` builds, on a loopback port.
 /// Screenshots go to `RUNLOG_SCREENSHOTS` when it is set (`tools/test` sets it); the ones in
 /// docs/dashboard.md come from there.
 @Suite("dashboard in a browser", .enabled(if: WebDriver.isEnabled), .serialized)
@@ -339,28 +339,11 @@ struct DashboardBrowserTests {
         }
     }
 
-    /// Runs `body` with a `runlog serve` child process on a fresh data directory: its base URL and
-    /// an admin key made before it started.
+    /// Runs `body` with the server `runlog serve` builds (`buildApplication`, LiveServer) on a
+    /// loopback port and a fresh data directory: its base URL and an admin key.
     static func withServe(_ body: (_ base: String, _ admin: String) async throws -> Void) async throws {
-        let dir = TemporaryDirectory()
-        let admin = try await ServerProcess.makeKey(dir.data)
-        let server = try await ServerProcess.start(dir.data)
-        defer { withExtendedLifetime(dir) {} }
-        do {
-            try await body(server.base, admin)
-        } catch {
-            await stop(server)
-            throw error
-        }
-        await stop(server)
-    }
-
-    /// SIGTERM, then SIGKILL after 10 s: a stop never waits for ever.
-    static func stop(_ server: ServerProcess) async {
-        server.child.kill(SIGTERM)
-        for attempt in 0..<300 where server.child.process.isRunning {
-            if attempt == 200 { server.child.kill(SIGKILL) }
-            try? await Task.sleep(for: .milliseconds(50))
+        try await LiveServer.with { server in
+            try await body("http://127.0.0.1:\(server.port)", server.admin)
         }
     }
 
