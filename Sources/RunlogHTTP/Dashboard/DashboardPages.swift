@@ -67,13 +67,13 @@ enum DashboardPages {
     }
 
     static func signIn(message: String?, status: HTTPResponse.Status = .ok) -> Answer {
-        Answer(status: status, headers: htmlHeaders, body: render("signin", ["message": message as Any]))
+        Answer(status: status, headers: htmlHeaders, body: render("signin", ["title": "Sign in", "message": message as Any]))
     }
 
     static func errorPage(_ error: APIError) -> Answer {
         var headers = htmlHeaders
         for field in error.headers where field.name != .contentType { headers[field.name] = field.value }
-        let body = render("error", ["status": error.status.code, "reason": error.status.reasonPhrase, "code": error.code,
+        let body = render("error", ["title": "\(error.status.code) \(error.status.reasonPhrase)", "status": error.status.code, "reason": error.status.reasonPhrase, "code": error.code,
                                     "message": error.message, "field": error.field as Any])
         return Answer(status: error.status, headers: headers, body: body)
     }

@@ -2,12 +2,13 @@
 /// install beside it). `{{x}}` escapes; `{{{x}}}` is used only for HTML the pages escaped themselves.
 enum DashboardTemplates {
     static let all: [String: String] = [
-        "layout": layout, "signin": signIn, "error": error, "workflows": workflows, "workflow": workflow,
+        "head": head, "layout": layout, "signin": signIn, "error": error, "workflows": workflows, "workflow": workflow,
         "log": log, "verify": verify, "keys": keys, "revert": revert, "diff": diff, "runs": runs, "run": run, "imports": imports,
         "activity": activity, "launch": launch, "job": job, "task": task, "importer_new": importerNew, "importer": importer, "import_run": importRun,
     ]
 
-    static let layout = """
+    /// The start of every page, to its `<body>`: `title` names the page.
+    static let head = """
         <!doctype html>
         <html lang="en">
         <head>
@@ -16,6 +17,10 @@ enum DashboardTemplates {
         <title>{{title}} · Runlog</title>
         <link rel="stylesheet" href="/ui/assets/dashboard.css">
         </head>
+        """
+
+    static let layout = """
+        {{> head}}
         <body>
         <header class="top">
           <a class="brand" href="/ui/">Runlog</a>
@@ -43,14 +48,7 @@ enum DashboardTemplates {
         """
 
     static let signIn = """
-        <!doctype html>
-        <html lang="en">
-        <head>
-        <meta charset="utf-8">
-        <meta name="viewport" content="width=device-width, initial-scale=1">
-        <title>Sign in · Runlog</title>
-        <link rel="stylesheet" href="/ui/assets/dashboard.css">
-        </head>
+        {{> head}}
         <body class="signin">
         <main>
         <h1>Runlog</h1>
@@ -68,14 +66,7 @@ enum DashboardTemplates {
         """
 
     static let error = """
-        <!doctype html>
-        <html lang="en">
-        <head>
-        <meta charset="utf-8">
-        <meta name="viewport" content="width=device-width, initial-scale=1">
-        <title>{{status}} {{reason}} · Runlog</title>
-        <link rel="stylesheet" href="/ui/assets/dashboard.css">
-        </head>
+        {{> head}}
         <body>
         <main>
         <h1>{{status}} {{reason}}</h1>
