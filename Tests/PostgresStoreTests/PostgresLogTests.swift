@@ -35,14 +35,14 @@ extension TestPostgres {
                                           _ body: @Sendable (PostgresLog) async throws -> Value) async throws -> Value {
         let url = try #require(url)
         let node = try PostgresLog(url: url, schema: log.schema, pollInterval: pollInterval)
-        return try await withThrowingTaskGroup(of: Value?.self) { group in
-            group.addTask {
-                await node.run()
-                return nil
-            }
-            defer { group.cancelAll() }
-            return try await body(node)
+        // Cancelled, not awaited, afterwards: a node's winding down (its pool, its watch's
+        // connection) was seen to outlast a test's time limit under a full suite's load.
+        let running = Task { await node.run() }
+        defer {
+            node.finish()
+            running.cancel()
         }
+        return try await body(node)
     }
 
     /// Whether `node` learns of `position` within `seconds` (a guard against a hang, not a timing).
