@@ -8,18 +8,23 @@ public final class HTTPCounter: @unchecked Sendable {
     public let url: String
     /// The child's standard input: it exits when this ends, so it never outlives the test process
     /// (an orphan holding the test runner's output open would make `swift test` wait forever).
-    private let input = Pipe()
+    private let input: Pipe
 
     public init() throws {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("tools/testing/http_counter.py").path
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", script]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardInput = input
         process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = process
+        let (input, out) = try Spawning.locked {
+            let (input, out) = (Pipe(), Pipe())
+            process.standardOutput = out
+            process.standardInput = input
+            try process.run()
+            return (input, out)
+        }
+        self.input = input
         var line = Data()
         while !line.contains(UInt8(ascii: "\n")) {
             let chunk = out.fileHandleForReading.availableData

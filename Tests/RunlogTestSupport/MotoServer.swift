@@ -41,10 +41,13 @@ public final class MotoServer: @unchecked Sendable {
         environment["INITIAL_NO_AUTH_ACTION_COUNT"] = String(freeCalls)
         environment["PYTHONUNBUFFERED"] = "1"
         process.environment = environment
-        let stderr = Pipe()
-        process.standardError = stderr
         process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        let stderr = try Spawning.locked {
+            let stderr = Pipe()
+            process.standardError = stderr
+            try process.run()
+            return stderr
+        }
 
         let output = StartupOutput()
         let handle = stderr.fileHandleForReading

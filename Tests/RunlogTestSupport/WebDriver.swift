@@ -34,7 +34,7 @@ public final class WebDriver: @unchecked Sendable {
         process.arguments = ["--port=\(port)", "--allowed-ips=127.0.0.1"]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
-        try process.run()
+        try Spawning.locked { try process.run() }
         let driver = WebDriver(process: process, port: port)
         do {
             var ready = false

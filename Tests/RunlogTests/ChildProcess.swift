@@ -24,8 +24,8 @@ final class ChildProcess: @unchecked Sendable {
     private var lines: [String] = []
     private var stderrData = Data()
     private var openPipes = 2
-    private let stdout = Pipe()
-    private let stderr = Pipe()
+    private let stdout: Pipe
+    private let stderr: Pipe
 
     /// `input`, when given, is written to the child's standard input, which is then closed.
     init(_ arguments: [String], environment: [String: String]? = nil, input: Data? = nil) throws {
@@ -36,11 +36,16 @@ final class ChildProcess: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
         if let environment { process.environment = environment }
-        process.standardOutput = stdout
-        process.standardError = stderr
-        let stdin = input.map { _ in Pipe() }
-        if let stdin { process.standardInput = stdin }
-        try process.run()
+        let process = process
+        let (stdout, stderr, stdin) = try Spawning.locked {
+            let (stdout, stderr, stdin) = (Pipe(), Pipe(), input.map { _ in Pipe() })
+            process.standardOutput = stdout
+            process.standardError = stderr
+            if let stdin { process.standardInput = stdin }
+            try process.run()
+            return (stdout, stderr, stdin)
+        }
+        (self.stdout, self.stderr) = (stdout, stderr)
         if let stdin, let input {
             stdin.fileHandleForWriting.write(input)
             try? stdin.fileHandleForWriting.close()

@@ -24,7 +24,7 @@ struct PostgresFailoverTests {
         process.arguments = ["bash", script] + arguments
         process.standardOutput = FileHandle(forWritingAtPath: out)
         process.standardError = FileHandle(forWritingAtPath: err)
-        try process.run()
+        try Spawning.locked { try process.run() }
         // Reaped here: Foundation left the script a zombie that still counted as running (seen
         // once the script had started a server), and waitUntilExit never returned.
         var status: Int32 = 0

@@ -20,4 +20,25 @@ struct TestHygieneTests {
         }
         #expect(found.isEmpty, "unawaited teardown:\n\(found.joined(separator: "\n"))")
     }
+
+    /// A child started outside `Spawning.locked` can inherit another child's pipe or Foundation's
+    /// termination socket while that one is being made, and a long-lived child holding it makes
+    /// the other's wait never end (a full run hung that way).
+    @Test("every child process is started inside Spawning.locked")
+    func spawnsAreLocked() throws {
+        let tests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().path
+        let start = try Regex(#"\b\w*[pP]rocess\.run\(\)"#)
+        var found: [String] = []
+        for file in try FileManager.default.subpathsOfDirectory(atPath: tests).sorted() where file.hasSuffix(".swift") {
+            let lines = try String(contentsOfFile: tests + "/" + file, encoding: .utf8)
+                .split(separator: "\n", omittingEmptySubsequences: false)
+            for (number, line) in lines.enumerated() where line.contains(start) {
+                let before = lines[max(0, number - 6)...number]
+                if !before.contains(where: { $0.contains("Spawning.locked") }) {
+                    found.append("Tests/\(file):\(number + 1): \(line.trimmingCharacters(in: .whitespaces))")
+                }
+            }
+        }
+        #expect(found.isEmpty, "children started outside Spawning.locked:\n\(found.joined(separator: "\n"))")
+    }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import RunlogHTTP
+import RunlogTestSupport
 import Testing
 import WorkflowModel
 import Workflows
@@ -36,9 +37,12 @@ struct ConnectionEdgeTests {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", "-c", script, String(port), path, key ?? "", String(bytes)]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
+        let output = try Spawning.locked {
+            let output = Pipe()
+            process.standardOutput = output
+            try process.run()
+            return output
+        }
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)

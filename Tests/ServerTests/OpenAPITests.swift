@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import RunlogTestSupport
 import Testing
 @testable import RunlogHTTP
 
@@ -52,10 +53,13 @@ struct OpenAPITests {
         process.arguments = ["python3", "-c", "import sys; from openapi_spec_validator import validate; "
             + "from openapi_spec_validator.readers import read_from_filename; "
             + "spec, _ = read_from_filename(sys.argv[1]); validate(spec); print('valid')", Self.specPath]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
+        let output = try Spawning.locked {
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = output
+            try process.run()
+            return output
+        }
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         #expect(process.terminationStatus == 0, "\(text)")

@@ -6,6 +6,7 @@ import Hummingbird
 import HummingbirdTesting
 import Importers
 import Synchronization
+import RunlogTestSupport
 import Testing
 @testable import RunlogHTTP
 import WorkflowModel
@@ -103,7 +104,7 @@ struct UploadFailureTests {
         process.executableURL = URL(fileURLWithPath: tool)
         process.arguments = arguments
         process.standardError = FileHandle.nullDevice
-        guard (try? process.run()) != nil else { return false }
+        guard (try? Spawning.locked({ try process.run() })) != nil else { return false }
         process.waitUntilExit()
         return process.terminationStatus == 0
     }

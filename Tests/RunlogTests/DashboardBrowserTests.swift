@@ -4,7 +4,7 @@ import NIOCore
 import RunlogTestSupport
 import Testing
 
-/// The dashboard in headless Chromium against the server `runlog serve` builds, on a loopback port.
+/// The dashboard in headless Chromium against a `runlog serve` process on a loopback port.
 /// Screenshots go to `RUNLOG_SCREENSHOTS` when it is set (`tools/test` sets it); the ones in
 /// docs/dashboard.md come from there.
 @Suite("dashboard in a browser", .enabled(if: WebDriver.isEnabled), .serialized)
@@ -339,12 +339,30 @@ struct DashboardBrowserTests {
         }
     }
 
-    /// Runs `body` with the server `runlog serve` builds (`buildApplication`, LiveServer) on a
-    /// loopback port and a fresh data directory: its base URL and an admin key.
+    /// Runs `body` with a `runlog serve` process on a loopback port and a fresh data directory: its
+    /// base URL and an admin key (made with `runlog keys create` first). The server gets SIGTERM
+    /// after the body, and SIGKILL if it has not exited 10 s later.
     static func withServe(_ body: (_ base: String, _ admin: String) async throws -> Void) async throws {
-        try await LiveServer.with { server in
-            try await body("http://127.0.0.1:\(server.port)", server.admin)
+        let dir = TemporaryDirectory()
+        let admin = try await ServerProcess.makeKey(dir.data)
+        let server = try await ServerProcess.start(dir.data)
+        do {
+            try await body(server.base, admin)
+        } catch {
+            await stop(server)
+            throw error
         }
+        await stop(server)
+        withExtendedLifetime(dir) {}
+    }
+
+    static func stop(_ server: ServerProcess) async {
+        server.child.kill(SIGTERM)
+        for _ in 0..<200 where server.child.process.isRunning {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        if server.child.process.isRunning { server.child.kill(SIGKILL) }
+        _ = await server.child.wait()
     }
 
     /// POSTs a form from the page in the browser (with its cookies); "STATUS FINAL-URL".
