@@ -61,6 +61,7 @@ public struct RunlogAPI: Sendable {
         addSystemRoutes(open: router.group().add(middleware: open), root: router.group().add(middleware: bearer), v1: v1)
         addKeyRoutes(to: v1)
         addWorkflowRoutes(to: v1)
+        addPreviewRoutes(to: v1)
         addRunRoutes(to: v1)
         addLogRoutes(to: v1)
         if let importers { addImporterRoutes(to: v1, importers) }

@@ -7,7 +7,12 @@ extension WorkflowEngine {
     /// The context conditions and steps see for a run: `run`, `parameters` (API) or `inputs`
     /// (action), `event` (event triggers) and `object` (event and action triggers).
     func context(for run: RunRecord) -> JSONValue {
-        let c = run.created
+        context(for: run.created, in: state)
+    }
+
+    /// The context of a run created as `c`, with objects as `state` holds them (the engine's
+    /// live state, or a state folded up to a position for a preview).
+    nonisolated func context(for c: RunCreated, in state: WorkflowsState) -> JSONValue {
         var context: [String: JSONValue] = [
             "run": ["id": .string(c.runId), "workflow_id": .string(c.workflowId), "version": .integer(Int64(c.version)),
                     "arm": .string(c.arm.rawValue)],
@@ -26,7 +31,7 @@ extension WorkflowEngine {
             let key = ObjectKey(type: type, token: token)
             let object = state.objects[key]
             context["object"] = [
-                "type": .string(type), "token": .string(token), "data": .object(objectFields(key)),
+                "type": .string(type), "token": .string(token), "data": .object(objectFields(key, in: state)),
                 "tags": .array((object?.tags ?? []).map(JSONValue.string)),
                 "decision": object?.decision.map(JSONValue.string) ?? .null,
             ]
@@ -47,18 +52,9 @@ extension WorkflowEngine {
     /// The context keys the engine sets; a run's extra context cannot replace them.
     public static let engineContextKeys: Set<String> = ["run", "parameters", "inputs", "object", "event"]
 
-    /// The step as this run executes it: the run's overrides for the step (`parameters` laid over
-    /// the step's own key by key, `account`) applied.
+    /// The step as this run executes it: the run's overrides for the step applied.
     static func effective(_ step: WorkflowDefinition.Step, in run: RunRecord) -> WorkflowDefinition.Step {
-        guard case .object(let overrides)? = run.created.stepOverrides?[step.uid] else { return step }
-        var step = step
-        var parameters = step.parameters.objectValue ?? [:]
-        if case .object(let given)? = overrides["parameters"] {
-            for (name, value) in given { parameters[name] = value }
-        }
-        if case .string(let account)? = overrides["account"] { parameters["account"] = .string(account) }
-        step.parameters = .object(parameters)
-        return step
+        step.overridden(by: run.created.stepOverrides)
     }
 
     /// Events decided for a run and not yet appended, grouped by stream in order.

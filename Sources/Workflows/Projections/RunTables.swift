@@ -95,6 +95,42 @@ public struct RunTables: Sendable {
         }
     }
 
+    /// The ids of a workflow's last `limit` runs created after log position `after`, oldest
+    /// first. One pass over the workflow's index, keeping only ids.
+    public func lastRunIds(of workflowId: String, limit: Int, after: UInt64 = 0) throws(WorkflowError) -> [String] {
+        try read { tables in
+            var ring: [String] = []
+            var next = 0
+            guard limit > 0 else { return ring }
+            func keep(_ id: String) {
+                if ring.count < limit {
+                    ring.append(id)
+                } else {
+                    ring[next] = id
+                    next = (next + 1) % limit
+                }
+            }
+            let prefix = RunsProjection.workflowPrefix(workflowId)
+            let from = RunsProjection.workflowKey(workflowId, after + 1)
+            try prefix.withUnsafeBytes { prefixBytes in
+                try from.withUnsafeBytes { fromBytes in
+                    try tables.scan(Table.byWorkflow, from: fromBytes) { key, value in
+                        guard key.count == prefixBytes.count + 8, key.prefix(prefixBytes.count).elementsEqual(prefixBytes) else {
+                            return false
+                        }
+                        if let batch = ImportedBatchEntry(value) {
+                            for i in max(0, batch.count - limit)..<batch.count { keep(batch.runId(at: i)) }
+                        } else {
+                            keep(String(decoding: value, as: UTF8.self))
+                        }
+                        return true
+                    }
+                }
+            }
+            return Array(ring[next...] + ring[..<next])
+        }
+    }
+
     /// The ids of the runs whose source is `kind` with `reference`, oldest first, from the
     /// `offset`-th on, at most `limit`.
     public func runIds(source kind: String, reference: String, offset: Int = 0, limit: Int = .max) throws(WorkflowError) -> [String] {
