@@ -21,7 +21,7 @@ struct WorkflowsCommand: AsyncParsableCommand {
             directory no server holds.
             """,
         subcommands: [List.self, Show.self, Create.self, DraftCommand.self, Publish.self, Activate.self, Deactivate.self,
-                      Versions.self, Revert.self, AsOf.self]
+                      Versions.self, Revert.self, AsOf.self, Preview.self]
     )
 
     struct List: AsyncParsableCommand {

@@ -7,12 +7,12 @@ extension WorkflowEngine {
     /// The context conditions and steps see for a run: `run`, `parameters` (API) or `inputs`
     /// (action), `event` (event triggers) and `object` (event and action triggers).
     func context(for run: RunRecord) -> JSONValue {
-        context(for: run.created, in: state)
+        Self.context(for: run.created, in: state, vault: vault)
     }
 
     /// The context of a run created as `c`, with objects as `state` holds them (the engine's
-    /// live state, or a state folded up to a position for a preview).
-    nonisolated func context(for c: RunCreated, in state: WorkflowsState) -> JSONValue {
+    /// live state, or a state folded up to a position for a preview), their data opened with `vault`.
+    static func context(for c: RunCreated, in state: WorkflowsState, vault: ObjectVault) -> JSONValue {
         var context: [String: JSONValue] = [
             "run": ["id": .string(c.runId), "workflow_id": .string(c.workflowId), "version": .integer(Int64(c.version)),
                     "arm": .string(c.arm.rawValue)],
@@ -31,7 +31,7 @@ extension WorkflowEngine {
             let key = ObjectKey(type: type, token: token)
             let object = state.objects[key]
             context["object"] = [
-                "type": .string(type), "token": .string(token), "data": .object(objectFields(key, in: state)),
+                "type": .string(type), "token": .string(token), "data": .object(Self.objectFields(key, in: state, vault: vault)),
                 "tags": .array((object?.tags ?? []).map(JSONValue.string)),
                 "decision": object?.decision.map(JSONValue.string) ?? .null,
             ]

@@ -1,6 +1,6 @@
 public import WorkflowModel
 import RunlogJSON
-import EventLog
+public import EventLog
 
 /// Which runs of a workflow a preview takes: the latest `runs`, created at or after `since`.
 public struct PreviewScope: Sendable, Hashable {
@@ -83,25 +83,47 @@ extension WorkflowEngine {
             throw .invalid(field: "examples", value: .integer(Int64(scope.examples)),
                            rule: "must be between 0 and \(PreviewScope.maxExamples)")
         }
-        let store = self.store
+        let preview = HistoryPreview(store: store)
+        // The fold reads the whole log: off the actor, which goes on serving.
+        let result = await Task.detached { () -> Result<PreviewReport, WorkflowError> in
+            do throws(WorkflowError) {
+                return .success(try preview.run(workflowId: workflowId, candidate: candidate, label: label, scope: scope))
+            } catch {
+                return .failure(error)
+            }
+        }.value
+        return try result.get()
+    }
+}
+
+/// A preview's one pass over a log (`WorkflowEngine.preview`); it reads the run tables and the
+/// log, and writes nothing, so a tool can run it on a data directory a server holds.
+public struct HistoryPreview: Sendable {
+    let store: any EventStore
+    let vault: ObjectVault
+
+    public init(store: any EventStore) {
+        self.store = store
+        vault = ObjectVault(store: store)
+    }
+
+    /// The report for `candidate` on the runs `scope` takes (see `WorkflowEngine.preview`).
+    public func run(workflowId: String, candidate: WorkflowDefinition, label: String,
+                    scope: PreviewScope) throws(WorkflowError) -> PreviewReport {
         let head: UInt64
         let targets: [String]
         do {
             head = try store.head().position
             let after = try scope.since.map { since throws(EventStoreError) in try store.head(asOf: since - 1).position } ?? 0
-            targets = try runs.lastRunIds(of: workflowId, limit: scope.runs, after: after)
+            targets = try RunTables(store: store).lastRunIds(of: workflowId, limit: scope.runs, after: after)
         } catch let error as EventStoreError {
             throw WorkflowError(storage: error, "preview the workflow")
         } catch {
             throw error as! WorkflowError
         }
-        // The fold reads the whole log: off the actor, which goes on serving.
-        let task = Task.detached { [self] () throws -> PreviewReport in
-            try self.evaluatePreview(workflowId: workflowId, candidate: candidate, label: label, targets: targets,
-                                     head: head, examples: scope.examples)
-        }
         do {
-            return try await task.value
+            return try evaluate(workflowId: workflowId, candidate: candidate, label: label, targets: targets,
+                                head: head, examples: scope.examples)
         } catch let error as EventStoreError {
             throw WorkflowError(storage: error, "preview the workflow")
         } catch {
@@ -123,8 +145,8 @@ extension WorkflowEngine {
 
     /// One pass over the log up to `head`: the state is folded event by event, and each target
     /// run is evaluated when its `run.route_matched` comes, against the state before it.
-    private nonisolated func evaluatePreview(workflowId: String, candidate: WorkflowDefinition, label: String,
-                                             targets: [String], head: UInt64, examples: Int) throws -> PreviewReport {
+    private func evaluate(workflowId: String, candidate: WorkflowDefinition, label: String,
+                          targets: [String], head: UInt64, examples: Int) throws -> PreviewReport {
         let wanted = Set(targets)
         var report = PreviewReport(workflowId: workflowId, candidate: label, position: head)
         report.runs = targets.count
@@ -180,7 +202,7 @@ extension WorkflowEngine {
                             unreadable[runId] = reason
                             break
                         }
-                        let context = self.context(for: c, in: state)
+                        let context = WorkflowEngine.context(for: c, in: state, vault: vault)
                         let lists = state.listMembership
                         evaluated[runId] = Evaluated(
                             position: view.position, context: context, hasObject: c.objectType != nil && c.objectToken != nil,
@@ -246,7 +268,7 @@ extension WorkflowEngine {
 
     /// Why a run's object data cannot be read any more (its key was destroyed by a redaction
     /// since), or nil.
-    private nonisolated func redaction(of c: RunCreated, in state: WorkflowsState) -> String? {
+    private func redaction(of c: RunCreated, in state: WorkflowsState) -> String? {
         guard let type = c.objectType, let token = c.objectToken else { return nil }
         let key = ObjectKey(type: type, token: token)
         guard let object = state.objects[key], !object.redacted, !object.events.isEmpty || !object.fields.isEmpty else {

@@ -233,12 +233,12 @@ extension WorkflowEngine {
     /// An object's data as steps and conditions see it: every event's data merged in order, then
     /// the fields steps set. Empty after redaction.
     func objectFields(_ key: ObjectKey) -> [String: JSONValue] {
-        objectFields(key, in: state)
+        Self.objectFields(key, in: state, vault: vault)
     }
 
     /// The object's data merged from its events and fields, as `state` holds them (empty once
     /// the object is redacted).
-    nonisolated func objectFields(_ key: ObjectKey, in state: WorkflowsState) -> [String: JSONValue] {
+    static func objectFields(_ key: ObjectKey, in state: WorkflowsState, vault: ObjectVault) -> [String: JSONValue] {
         guard let object = state.objects[key], !object.redacted else { return [:] }
         var merged: [String: JSONValue] = [:]
         for event in object.events {
