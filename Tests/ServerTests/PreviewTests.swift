@@ -119,6 +119,28 @@ struct PreviewTests {
             #expect(try counter.count() == 0, "the preview made no call")
             #expect(try server.store.head() == head, "the preview appended nothing")
 
+            // The dashboard: the button beside Publish, the matrix and the examples; a version at rollout staging.
+            let flippedRuns = [101, 150, 199, 200].compactMap { ids[$0] }
+            try await server.test { client in
+                let admin = try await DashboardTests.signIn(client, server.admin)
+                let workflowPage = try await DashboardTests.request(client, .get, "/ui/workflows/\(workflow)", cookie: admin.cookie)
+                #expect(workflowPage.body.contains("id=\"preview-draft\"") && workflowPage.body.contains("id=\"preview-version\""))
+                let auditor = try await DashboardTests.signIn(client, server.auditor)
+                let page = try await DashboardTests.request(client, .get, "/ui/workflows/\(workflow)/preview", cookie: auditor.cookie)
+                #expect(page.status == .ok)
+                #expect(page.body.contains("approved → declined: 4 runs"), "\(page.body)")
+                for run in flippedRuns { #expect(page.body.contains(run)) }
+                #expect(page.body.contains("would call POST \(counter.url)/notify"))
+                let own = try await DashboardTests.request(client, .get, "/ui/workflows/\(workflow)/preview?version=1",
+                                                           cookie: auditor.cookie)
+                #expect(own.body.contains("id=\"preview-none\""), "\(own.body)")
+                let bad = try await DashboardTests.request(client, .get, "/ui/workflows/\(workflow)/preview?runs=0",
+                                                           cookie: auditor.cookie)
+                #expect(bad.status == .badRequest)
+            }
+            #expect(try counter.count() == 0)
+            #expect(try server.store.head() == head)
+
             // Its own version changes nothing; the same draft gives the same answer after a restart.
             let own = try await server.test { client in
                 try await client.call(.post, "/v1/workflows/\(workflow)/versions/1/preview", key: admin, json: [:])

@@ -5,6 +5,7 @@ enum DashboardTemplates {
         "head": head, "layout": layout, "signin": signIn, "error": error, "workflows": workflows, "workflow": workflow,
         "log": log, "verify": verify, "keys": keys, "revert": revert, "diff": diff, "runs": runs, "run": run, "imports": imports,
         "activity": activity, "launch": launch, "job": job, "task": task, "importer_new": importerNew, "importer": importer, "import_run": importRun,
+        "preview": preview,
     ]
 
     /// The start of every page, to its `<body>`: `title` names the page.
@@ -147,6 +148,10 @@ enum DashboardTemplates {
             <label>Sticky field <input name="sticky_field" placeholder="(the run id)"></label>
             <button type="submit">Stage rollout</button>
           </form>
+          <form method="get" action="/ui/workflows/{{id}}/preview" class="inline" id="preview-version">
+            <label>Before staging, preview <select name="version">{{#published}}<option value="{{number}}">v{{number}}</option>{{/published}}</select></label>
+            <button type="submit">against past runs</button>
+          </form>
           {{/has_versions}}{{/can_write}}
           {{/rollout}}
         </section>
@@ -178,6 +183,7 @@ enum DashboardTemplates {
             <button type="submit">Publish</button>
           </form>
           {{/publishable}}
+          {{#draft}}<a class="button" id="preview-draft" href="/ui/workflows/{{id}}/preview">Preview against past runs</a>{{/draft}}
         </section>
         {{/can_write}}
         </div>
@@ -502,6 +508,40 @@ enum DashboardTemplates {
         {{#same}}<p class="empty">v{{from}} and v{{to}} have the same definition.</p>{{/same}}
         <pre class="diff" id="diff">{{#lines}}<span class="{{kind}}">{{text}}</span>
         {{/lines}}</pre>
+        """
+
+    static let preview = """
+        <p><a href="/ui/workflows/{{id}}">Back to the workflow</a></p>
+        <form method="get" class="inline card" id="preview-form">
+          <label>Candidate <select name="version"><option value="">the draft</option>{{#published}}<option value="{{number}}"{{#selected}} selected{{/selected}}>v{{number}}</option>{{/published}}</select></label>
+          <label>Latest runs <input name="runs" type="number" min="1" max="100000" value="{{runs}}"></label>
+          <button type="submit">Preview</button>
+        </form>
+        <section class="card" id="preview-summary">
+          <p>{{candidate}} against the latest <strong>{{total}}</strong> runs (log up to position {{position}}):
+          <strong id="preview-changed">{{changed}}</strong> would change, <strong id="preview-unchanged">{{unchanged}}</strong> would not{{#not_evaluated_total}}, {{not_evaluated_total}} could not be evaluated{{/not_evaluated_total}}.</p>
+          <p class="meta">Each run is evaluated on its own inputs with objects and lists as they were when it chose its route, beside its own version. Nothing was appended, no request was made and no run was started.</p>
+          {{#unknown}}<p class="meta">{{unknown}} runs meet an <code>http_request</code> step whose answer is not known (changed, or never reached); later steps assume it succeeded.</p>{{/unknown}}
+          {{#drift}}<p class="meta">{{drift}} runs recorded another route or decision than their own version gives here.</p>{{/drift}}
+        </section>
+        <section class="card">
+          <h2>Before → after</h2>
+          {{^cells}}<p class="empty" id="preview-none">No run's outcome would change.</p>{{/cells}}
+          {{#has_cells}}
+          <div class="scroll"><table class="numbers" id="preview-matrix"><thead><tr><th>Before</th><th>After</th><th>Runs</th></tr></thead><tbody>
+          {{#cells}}<tr><td>{{before}}</td><td>{{after}}</td><td>{{runs}}</td></tr>{{/cells}}
+          </tbody></table></div>
+          {{/has_cells}}
+        </section>
+        {{#cells}}
+        <section class="card preview-cell">
+          <h2>{{before}} → {{after}}: {{runs}} runs</h2>
+          <div class="scroll"><table class="examples"><thead><tr><th>Run</th><th>Position</th><th>Changed</th><th>Before</th><th>After</th></tr></thead><tbody>
+          {{#examples}}<tr><td><a href="/ui/runs/{{run_id}}"><code>{{run_id}}</code></a></td><td>{{position}}</td><td>{{changed}}</td><td>{{before}}</td><td>{{after}}</td></tr>{{/examples}}
+          </tbody></table></div>
+        </section>
+        {{/cells}}
+        {{#not_evaluated}}<p class="meta">Not evaluated: {{runs}} runs: {{reason}}</p>{{/not_evaluated}}
         """
 
     static let log = """

@@ -100,6 +100,60 @@ extension RunlogAPI {
             ])
         }
 
+        // What the draft (or a version) would have decided for past runs: read-only, so a GET.
+        pages.get("workflows/{id}/preview") { request, context in
+            try context.require(.read)
+            let workflow = try await self.workflow(context)
+            let version = try request.queryInt("version", Int.self, in: 1...max(1, workflow.latestVersion))
+            let runs = try request.queryInt("runs", Int.self, in: 1...PreviewScope.maxRuns) ?? 1_000
+            let candidate: WorkflowDefinition
+            let label: String
+            if let version, version <= workflow.latestVersion {
+                candidate = try Self.definition(workflow.versions[version - 1].definition, field: nil)
+                label = "v\(version)"
+            } else if let draft = workflow.draft {
+                candidate = try Self.definition(draft.definition, field: nil)
+                label = "The draft (draft \(draft.version))"
+            } else {
+                throw APIError.notFound("workflow \(workflow.id) has no draft to preview: save one, or choose a version")
+            }
+            let report = try await engine.preview(workflowId: workflow.id, candidate: candidate, label: label,
+                                                  scope: PreviewScope(runs: runs, examples: 5))
+            func describe(_ plan: RunPlan) -> String {
+                var parts = [plan.route.map { name in
+                    "route \(name)" + (plan.condition.map { " \($0.jsonText)" } ?? "")
+                } ?? "no route", plan.outcome]
+                if !plan.tags.isEmpty { parts.append("tags " + plan.tags.joined(separator: ", ")) }
+                for change in plan.listChanges {
+                    parts.append("\(change.added ? "adds" : "removes") \(change.value.jsonText) \(change.added ? "to" : "from") \(change.list)")
+                }
+                for field in plan.fields { parts.append("sets \(field.field) = \(field.value.jsonText)") }
+                for call in plan.calls { parts.append("would call \(call.method) \(call.url)") }
+                for start in plan.starts { parts.append("would start \(start.workflowId)") }
+                if plan.redacts { parts.append("redacts the object") }
+                if let failure = plan.failure { parts.append(failure) }
+                return parts.joined(separator: " · ")
+            }
+            return DashboardPages.page("\(workflow.name): preview", context, template: "preview", [
+                "id": workflow.id, "runs": runs, "candidate": label, "total": report.runs, "position": report.position,
+                "changed": report.changed, "unchanged": report.unchanged,
+                "not_evaluated_total": report.notEvaluated.values.reduce(0, +),
+                "unknown": report.withUnknownSteps, "drift": report.drift,
+                "published": workflow.versions.map { ["number": $0.version, "selected": $0.version == version] },
+                "has_cells": !report.cells.isEmpty,
+                "cells": report.cells.map { cell in
+                    [
+                        "before": cell.before, "after": cell.after, "runs": cell.runs,
+                        "examples": cell.examples.map { e in
+                            ["run_id": e.runId, "position": e.position, "changed": e.differences.joined(separator: ", "),
+                             "before": describe(e.before), "after": describe(e.after)] as [String: Any]
+                        },
+                    ] as [String: Any]
+                },
+                "not_evaluated": report.notEvaluated.sorted { $0.key < $1.key }.map { ["reason": $0.key, "runs": $0.value] },
+            ])
+        }
+
         pages.post("workflows/{id}/rollout") { request, context in
             try await dashboardCommand(request, context, .write) { form in
                 let id = try context.parameters.require("id")

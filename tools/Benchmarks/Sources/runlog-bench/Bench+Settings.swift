@@ -15,8 +15,8 @@ extension Bench {
         var concurrentDuration: Duration = .seconds(3)
         var replayEvents = 1_000_000
         var replayPasses = 3
-        /// Figures to run (1...12); 3 and 4 need 1's baseline, so it runs with them.
-        var figures: Set<Int> = Set(1...12)
+        /// Figures to run (1...13); 3 and 4 need 1's baseline, so it runs with them.
+        var figures: Set<Int> = Set(1...13)
         var taskProfiles = 10_000
         var importRows = 1_000_000
         var runs = 5_000
@@ -25,12 +25,14 @@ extension Bench {
         var latencySamples = 300
         var backlog = 20_000
         var backlogDuration: Duration = .seconds(10)
+        var previewRuns = 100_000
 
         func selected(_ figure: Int) -> Bool { figures.contains(figure) }
 
         static let usage = """
             usage: runlog-bench [--quick] [--events N] [--reps N] [--value-bytes N] [--appenders N]
-                                [--runs N] [--backlog N] [--import-rows N] [--task-profiles N] [--only LIST]
+                                [--runs N] [--backlog N] [--import-rows N] [--task-profiles N] [--preview-runs N]
+                                [--only LIST]
 
               --quick          small sizes, for a smoke run (figures are not meaningful)
               --events N       events in the replay log (default 1,000,000; 50,000 with --quick)
@@ -43,6 +45,8 @@ extension Bench {
               --backlog N      batch runs queued in figure 7 (default 20,000; 2,000 with --quick)
               --import-rows N  rows of the CSV of figure 9 (default 1,000,000; 50,000 with --quick)
               --task-profiles N  profiles in the batch task of figure 10 (default 10,000; 1,000 with --quick)
+              --preview-runs N past runs the draft of figure 13 is previewed against (default 100,000;
+                               5,000 with --quick; at most 100,000)
               --only LIST      run only these figures, e.g. 5,6,7 or 1-4 (figures 3 and 4 bring 1)
 
             RUNLOG_BENCH_TRACE=1 in the environment prints progress lines to standard error;
@@ -64,6 +68,7 @@ extension Bench {
             var backlog: Int?
             var importRows: Int?
             var taskProfiles: Int?
+            var previewRuns: Int?
             var rest = arguments[...]
             func number(_ flag: String) throws -> Int {
                 guard let text = rest.popFirst() else { throw BenchError("\(flag) needs a number\n\(usage)") }
@@ -83,6 +88,7 @@ extension Bench {
                 case "--backlog": backlog = try number(argument)
                 case "--import-rows": importRows = try number(argument)
                 case "--task-profiles": taskProfiles = try number(argument)
+                case "--preview-runs": previewRuns = try number(argument)
                 case "--only":
                     guard let text = rest.popFirst() else { throw BenchError("--only needs a list\n\(usage)") }
                     settings.figures = try figureList(text)
@@ -107,7 +113,9 @@ extension Bench {
                 settings.backlogDuration = .seconds(2)
                 settings.importRows = 50_000
                 settings.taskProfiles = 1_000
+                settings.previewRuns = 5_000
             }
+            if let previewRuns { settings.previewRuns = min(previewRuns, 100_000) }
             if let importRows { settings.importRows = importRows }
             if let taskProfiles { settings.taskProfiles = taskProfiles }
             if let events { settings.replayEvents = events }
@@ -123,8 +131,8 @@ extension Bench {
             var figures: Set<Int> = []
             for part in text.split(separator: ",") {
                 let bounds = part.split(separator: "-", maxSplits: 1).map { Int($0.trimmingCharacters(in: .whitespaces)) }
-                guard let low = bounds.first ?? nil, let high = bounds.last ?? nil, 1 <= low, low <= high, high <= 12 else {
-                    throw BenchError("--only takes figure numbers 1 to 12 like 5,6,7 or 1-4, got \"\(text)\"\n\(usage)")
+                guard let low = bounds.first ?? nil, let high = bounds.last ?? nil, 1 <= low, low <= high, high <= 13 else {
+                    throw BenchError("--only takes figure numbers 1 to 13 like 5,6,7 or 1-4, got \"\(text)\"\n\(usage)")
                 }
                 figures.formUnion(low...high)
             }

@@ -68,7 +68,7 @@ struct Bench {
         let began = clock.now
         let envelope = Workload.envelopeBytes(streamBytes: Workload.stream("appender", 0).utf8.count)
         let valueBytes = s.valueBytes ?? envelope
-        let total = 12
+        let total = 13
         var summary: [[String]] = []
 
         say("runlog-bench: event store and workflow engine benchmarks")
@@ -341,6 +341,8 @@ struct Bench {
         // 11 and 12 (PostgresAppends).
         if s.selected(11) { try await postgresAppends(s, total: total, summary: &summary) }
         if s.selected(12) { try await postgresHTTP(s, temp, total: total, summary: &summary) }
+        // 13 (Preview).
+        if s.selected(13) { try await preview(s, temp, total: total, summary: &summary) }
 
         // Summary.
         say()
