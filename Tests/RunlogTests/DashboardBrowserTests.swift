@@ -182,6 +182,13 @@ struct DashboardBrowserTests {
                 #expect(try await browser.count("#run-events tbody tr") >= 2)
                 #expect(try await !browser.text("main").contains("nil"), "no missing value shows as nil")
                 try await browser.saveScreenshot("run")
+                // The draft (v2's content) previewed against the 20 runs: the control arm's approvals would be declines.
+                try await browser.open(base + "/ui/workflows/\(id)")
+                try await browser.follow("#preview-draft")
+                #expect(try await browser.text("#preview-summary").contains("\(arms.1) would change, \(arms.0) would not"))
+                #expect(try await browser.text("#preview-matrix").contains("approved declined \(arms.1)"))
+                #expect(try await browser.count(".preview-cell tbody tr") == min(5, arms.1))
+                try await browser.saveScreenshot("preview")
                 try await browser.open(base + "/ui/workflows/\(id)")
                 try await browser.follow("#promote-rollout button")
                 #expect(try await browser.text("#active h2") == "Active (v2)")

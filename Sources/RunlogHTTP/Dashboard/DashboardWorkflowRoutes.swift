@@ -137,8 +137,9 @@ extension RunlogAPI {
             return DashboardPages.page("\(workflow.name): preview", context, template: "preview", [
                 "id": workflow.id, "runs": runs, "candidate": label, "total": report.runs, "position": report.position,
                 "changed": report.changed, "unchanged": report.unchanged,
-                "not_evaluated_total": report.notEvaluated.values.reduce(0, +),
-                "unknown": report.withUnknownSteps, "drift": report.drift,
+                // Mustache shows a section for any number: a count of 0 is left out.
+                "not_evaluated_total": Self.nonZero(report.notEvaluated.values.reduce(0, +)),
+                "unknown": Self.nonZero(report.withUnknownSteps), "drift": Self.nonZero(report.drift),
                 "published": workflow.versions.map { ["number": $0.version, "selected": $0.version == version] },
                 "has_cells": !report.cells.isEmpty,
                 "cells": report.cells.map { cell in
@@ -230,6 +231,9 @@ extension RunlogAPI {
     static func seeOther(_ location: String) -> Answer {
         Answer(status: .seeOther, headers: [.location: location], body: "")
     }
+
+    /// `n`, or false for 0 (a Mustache section shows for any number, 0 too).
+    static func nonZero(_ n: Int) -> Any { n == 0 ? false : n }
 }
 
 extension FormFields {

@@ -46,8 +46,8 @@ struct PreviewBench {
                 group.addTask {
                     for i in stride(from: t, to: total, by: tasks) {
                         // Addresses come back every 20,000 runs: later runs meet the list earlier ones filled.
-                        var parameters = Flows.parameters(i % 20_000)
-                        parameters["amount"] = .integer(Int64((i &* 7_919) % 1_000))
+                        let parameters: JSONValue = ["ip": Flows.parameters(i % 20_000)["ip"] ?? .null,
+                                                     "amount": .integer(Int64((i &* 7_919) % 1_000))]
                         _ = try await engine.startRun(workflowId: workflow, parameters: parameters, queue: .batch)
                     }
                 }
