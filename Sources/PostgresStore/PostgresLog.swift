@@ -397,17 +397,24 @@ public final class PostgresLog: Sendable {
         }
         do {
             while !ended.load(ordering: .relaxed) {
-                try await readHeadIntoNotifier(connection)
+                // A read that does not answer in time counts as a dead connection: the watch must
+                // not stop following the log on one connection (a full test run once saw a node
+                // that never learnt of a commit after its watch's connection was cut).
+                try await onPrimary(limit: Self.watchReadLimit) { try await self.readHeadIntoNotifier(connection) }
                 try await Task.sleep(for: pollInterval)
             }
             throw EventStoreError(.storage, "the notifications of \(channel) ended")
         } catch {
-            // Closed before it is let go (postgres-nio requires it), also when the task is cancelled.
+            // Closed before it is let go (postgres-nio requires it), also when the task is cancelled;
+            // a close that does not end soon is let go too.
             listener.cancel()
-            try? await connection.close()
+            _ = try? await onPrimary(limit: .seconds(2)) { try await connection.close() }
             throw error
         }
     }
+
+    /// How long the watch waits for a read of the head before it takes its connection for dead.
+    static let watchReadLimit: Duration = .seconds(5)
 
     /// Records what a notification says: "POSITION CHANGES" (ignored when it does not parse).
     private func observe(notification payload: String) {
