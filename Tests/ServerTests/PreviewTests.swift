@@ -165,6 +165,42 @@ struct PreviewTests {
         }
     }
 
+    @Test("a run's own list change, appended before its route, does not count for it; an earlier run's does")
+    func ownEffects() async throws {
+        let remember: JSONValue = ["step_uid": "remember", "type": "add_to_list",
+                                   "parameters": ["list": "seen", "path": "parameters.email"]]
+        let repeated: JSONValue = ["name": "repeat", "condition": ["parameters.email": ["$inList": "seen"]],
+                                   "steps": [["step_uid": "no", "type": "decline"]]]
+        @Sendable func definition(_ routes: [JSONValue]) -> JSONValue {
+            ["trigger": ["kind": "api", "schema": ["fields": [["name": "email", "type": "string", "required": true]]]],
+             "routes": .array(routes)]
+        }
+        let first = ["name": "first", "steps": [remember, ["step_uid": "yes", "type": "approve"]]] as JSONValue
+        try await TestServer.with { server in
+            try await server.test { client in
+                let key = server.admin
+                let id = try await APITests.activeWorkflow(client, key, definition: definition([repeated, first]))
+                var runs: [String] = []
+                for email in ["a@example.com", "b@example.com", "a@example.com"] {
+                    runs.append(try await Self.start(client, key, id, ["email": .string(email)]))
+                    #expect(await server.engine.waitUntilIdle())
+                }
+                var decisions: [JSONValue?] = []
+                for run in runs { decisions.append(try await client.call(.get, "/v1/runs/\(run)", key: key).json["decision"]) }
+                #expect(decisions == ["approved", "approved", "declined"])
+                let own = try await client.call(.post, "/v1/workflows/\(id)/versions/1/preview", key: key, json: [:])
+                #expect(own.json["unchanged"] == 3 && own.json["drift"] == 0, "\(own.json)")
+                // Without the repeat route the third run would be approved, and would add to the list again.
+                let given = try await client.call(.post, "/v1/workflows/\(id)/draft/preview", key: key,
+                                                  json: ["definition": definition([first])])
+                let cell = given.json["matrix"]?.arrayValue?.first
+                #expect(given.json["changed"] == 1 && cell?["before"] == "declined" && cell?["after"] == "approved", "\(given.json)")
+                #expect(cell?["examples"]?.arrayValue?.first?["run_id"] == .string(runs[2]))
+                #expect(cell?["examples"]?.arrayValue?.first?["changed"] == ["route", "decision", "lists"])
+            }
+        }
+    }
+
     @Test("bad input is refused with the field and the rule, and changes nothing")
     func refusals() async throws {
         try await TestServer.with { server in

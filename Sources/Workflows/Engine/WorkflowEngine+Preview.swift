@@ -157,8 +157,36 @@ public struct HistoryPreview: Sendable {
         var answers: [String: [String: RunPlan.Answer]] = [:]
         var decisions: [String: String?] = [:]
         var versions: [Int: WorkflowDefinition] = [:]
+        /// Runs whose `run.route_matched` was read.
+        var routed = Set<String>()
         var ids = DomainEvent.RepeatedIds()
         let runPrefix = Array("run-".utf8)
+
+        /// Evaluates run `runId` (created as `c`) against the state folded so far.
+        func evaluate(_ runId: String, _ c: RunCreated, at position: UInt64) {
+            let state = replay.state
+            guard let json = state.workflows[workflowId].flatMap({ record in
+                record.versions.indices.contains(c.version - 1) ? record.versions[c.version - 1].definition : nil
+            }) else {
+                unreadable[runId] = "its version \(c.version) is not in the log"
+                return
+            }
+            if versions[c.version] == nil { versions[c.version] = try? WorkflowDefinition(json: json) }
+            guard let own = versions[c.version] else {
+                unreadable[runId] = "its version \(c.version) does not read as a definition"
+                return
+            }
+            if let reason = redaction(of: c, in: state) {
+                unreadable[runId] = reason
+                return
+            }
+            let context = WorkflowEngine.context(for: c, in: state, vault: vault)
+            let lists = state.listMembership
+            evaluated[runId] = Evaluated(
+                position: position, context: context, hasObject: c.objectType != nil && c.objectToken != nil,
+                stepOverrides: c.stepOverrides, version: c.version, recordedRoute: nil,
+                before: own.route(for: context, lists: lists), after: candidate.route(for: context, lists: lists))
+        }
 
         try store.forEachView(from: 1) { view in
             guard view.position <= head else { return false }
@@ -173,6 +201,10 @@ public struct HistoryPreview: Sendable {
                     }
                 case .runsImported:
                     runId = ""
+                case .objectTagged, .objectFieldSet, .objectDecided, .objectRedacted, .listItemAdded, .listItemRemoved:
+                    // A run's effects on objects and lists are appended before its own events, in the
+                    // same append as its route: a run not evaluated yet is evaluated before them.
+                    if !created.isEmpty { runId = "" }
                 default:
                     break
                 }
@@ -184,30 +216,20 @@ public struct HistoryPreview: Sendable {
                         for i in e.rows.indices where wanted.contains(e.runId(at: i)) {
                             created[e.runId(at: i)] = e.created(at: i)
                         }
+                    case .objectTagged(let e):
+                        if let c = created.removeValue(forKey: e.runId) { evaluate(e.runId, c, at: view.position) }
+                    case .objectFieldSet(let e):
+                        if let c = created.removeValue(forKey: e.runId) { evaluate(e.runId, c, at: view.position) }
+                    case .objectDecided(let e):
+                        if let c = created.removeValue(forKey: e.runId) { evaluate(e.runId, c, at: view.position) }
+                    case .objectRedacted(let e):
+                        if let c = created.removeValue(forKey: e.runId) { evaluate(e.runId, c, at: view.position) }
+                    case .listItemAdded(let e), .listItemRemoved(let e):
+                        if let id = e.runId, let c = created.removeValue(forKey: id) { evaluate(id, c, at: view.position) }
                     case .routeMatched(let e):
-                        guard let c = created.removeValue(forKey: runId) else { break }
-                        let state = replay.state
-                        guard let json = state.workflows[workflowId].flatMap({ record in
-                            record.versions.indices.contains(c.version - 1) ? record.versions[c.version - 1].definition : nil
-                        }) else {
-                            unreadable[runId] = "its version \(c.version) is not in the log"
-                            break
-                        }
-                        if versions[c.version] == nil { versions[c.version] = try? WorkflowDefinition(json: json) }
-                        guard let own = versions[c.version] else {
-                            unreadable[runId] = "its version \(c.version) does not read as a definition"
-                            break
-                        }
-                        if let reason = redaction(of: c, in: state) {
-                            unreadable[runId] = reason
-                            break
-                        }
-                        let context = WorkflowEngine.context(for: c, in: state, vault: vault)
-                        let lists = state.listMembership
-                        evaluated[runId] = Evaluated(
-                            position: view.position, context: context, hasObject: c.objectType != nil && c.objectToken != nil,
-                            stepOverrides: c.stepOverrides, version: c.version, recordedRoute: e.route,
-                            before: own.route(for: context, lists: lists), after: candidate.route(for: context, lists: lists))
+                        if let c = created.removeValue(forKey: runId) { evaluate(runId, c, at: view.position) }
+                        evaluated[runId]?.recordedRoute = e.route
+                        routed.insert(runId)
                     case .stepCompleted(let e):
                         answers[runId, default: [:]][e.stepUid] = .succeeded
                     case .stepFailed(let e) where !e.willRetry:
@@ -225,7 +247,7 @@ public struct HistoryPreview: Sendable {
 
         var cells: [String: PreviewReport.Cell] = [:]
         for id in targets {
-            guard let run = evaluated[id] else {
+            guard let run = evaluated[id], routed.contains(id) else {
                 let reason = unreadable[id] ?? "it has not chosen a route yet (queued, or cancelled before it ran)"
                 report.notEvaluated[reason, default: 0] += 1
                 continue
