@@ -8,7 +8,7 @@ public import Workflows
 extension RunlogAPI {
     func addPreviewRoutes(to router: RouterGroup<Context>) {
         router.post("workflows/{id}/draft/preview") { request, context in
-            try await command(request, context, .read, allowed: ["runs", "since", "examples", "definition"]) { body in
+            try await command(request, context, .read, allowed: ["runs", "since", "examples", "sample", "definition"]) { body in
                 let workflow = try await self.workflow(context)
                 let candidate: WorkflowDefinition
                 let label: String
@@ -28,7 +28,7 @@ extension RunlogAPI {
             }
         }
         router.post("workflows/{id}/versions/{version}/preview") { request, context in
-            try await command(request, context, .read, allowed: ["runs", "since", "examples"]) { body in
+            try await command(request, context, .read, allowed: ["runs", "since", "examples", "sample"]) { body in
                 let workflow = try await self.workflow(context)
                 let version = try Self.versionParameter(context)
                 guard version <= workflow.latestVersion else {
@@ -57,7 +57,8 @@ extension RunlogAPI {
         }
     }
 
-    /// `runs` (1…100,000, default 1,000), `since` (RFC 3339 or UTC ms) and `examples` (0…50, default 3).
+    /// `runs` (1…100,000, default 1,000), `since` (RFC 3339 or UTC ms), `examples` (0…50, default 3)
+    /// and `sample` (runs spread over all, instead of the latest).
     static func previewScope(_ body: BodyFields) throws -> PreviewScope {
         var scope = PreviewScope()
         if let runs = try body.int("runs") {
@@ -81,6 +82,7 @@ extension RunlogAPI {
             }
             scope.examples = examples
         }
+        scope.sample = try body.bool("sample") ?? false
         return scope
     }
 }

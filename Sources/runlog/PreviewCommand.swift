@@ -29,6 +29,8 @@ extension WorkflowsCommand {
         @Option(help: "The latest runs to preview (1 to 100000).") var runs = 1_000
         @Option(help: "Only runs created at or after this time (RFC 3339, e.g. 2026-11-22T10:00:00Z).") var since: String?
         @Option(help: "Example runs shown per changed before → after cell (0 to 50).") var examples = 3
+        @Flag(help: "Take --runs runs spread over all of the workflow's runs (the same sample each time), not the latest.")
+        var sample = false
 
         func validate() throws {
             if version != nil && file != nil { throw ValidationError("give --version or --file, not both") }
@@ -48,7 +50,8 @@ extension WorkflowsCommand {
             let definition = try file.map(DraftCommand.readDefinition)
             let json: JSONValue
             if let client = try server.readingClient(store) {
-                var body: [String: JSONValue] = ["runs": .integer(Int64(runs)), "examples": .integer(Int64(examples))]
+                var body: [String: JSONValue] = ["runs": .integer(Int64(runs)), "examples": .integer(Int64(examples)),
+                                                 "sample": .bool(sample)]
                 if let since { body["since"] = .string(since) }
                 if let definition { body["definition"] = definition }
                 let path = version.map { "/v1/workflows/\(segment(workflow))/versions/\($0)/preview" }
@@ -87,7 +90,7 @@ extension WorkflowsCommand {
             }
             do {
                 let definition = try WorkflowDefinition(json: candidate)
-                let scope = PreviewScope(runs: runs, since: since.flatMap(parseTime), examples: examples)
+                let scope = PreviewScope(runs: runs, since: since.flatMap(parseTime), examples: examples, sample: sample)
                 return Representation.preview(try HistoryPreview(store: opened).run(
                     workflowId: workflow, candidate: definition, label: label, scope: scope))
             } catch {

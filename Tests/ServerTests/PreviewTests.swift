@@ -156,6 +156,15 @@ struct PreviewTests {
                 try await client.call(.post, "/v1/workflows/\(workflow)/draft/preview", key: admin, json: ["runs": 3])
             }
             #expect(last.json["runs"] == 3)
+            // A sample spread over all the runs: the same runs each time.
+            let sampled = try await server.test { client in
+                try await client.call(.post, "/v1/workflows/\(workflow)/draft/preview", key: admin, json: ["runs": 5, "sample": true])
+            }
+            #expect(sampled.json["runs"] == 5, "\(sampled.json)")
+            let resampled = try await server.test { client in
+                try await client.call(.post, "/v1/workflows/\(workflow)/draft/preview", key: admin, json: ["runs": 5, "sample": true])
+            }
+            #expect(resampled.json == sampled.json)
             let future = try await server.test { client in
                 try await client.call(.post, "/v1/workflows/\(workflow)/draft/preview", key: admin,
                                       json: ["since": "2999-01-01T00:00:00Z"])

@@ -9,14 +9,18 @@ public struct PreviewScope: Sendable, Hashable {
     public var since: Int64?
     /// Example runs kept per changed before → after cell.
     public var examples: Int
+    /// Whether the runs are a sample spread over all of the workflow's runs (since `since`)
+    /// instead of the latest: the same sample every time (`RunTables.sampledRunIds`).
+    public var sample: Bool
 
     public static let maxRuns = 100_000
     public static let maxExamples = 50
 
-    public init(runs: Int = 1_000, since: Int64? = nil, examples: Int = 3) {
+    public init(runs: Int = 1_000, since: Int64? = nil, examples: Int = 3, sample: Bool = false) {
         self.runs = runs
         self.since = since
         self.examples = examples
+        self.sample = sample
     }
 }
 
@@ -115,7 +119,9 @@ public struct HistoryPreview: Sendable {
         do {
             head = try store.head().position
             let after = try scope.since.map { since throws(EventStoreError) in try store.head(asOf: since - 1).position } ?? 0
-            targets = try RunTables(store: store).lastRunIds(of: workflowId, limit: scope.runs, after: after)
+            let tables = RunTables(store: store)
+            targets = scope.sample ? try tables.sampledRunIds(of: workflowId, limit: scope.runs, after: after)
+                : try tables.lastRunIds(of: workflowId, limit: scope.runs, after: after)
         } catch let error as EventStoreError {
             throw WorkflowError(storage: error, "preview the workflow")
         } catch {

@@ -98,18 +98,47 @@ public struct RunTables: Sendable {
     /// The ids of a workflow's last `limit` runs created after log position `after`, oldest
     /// first. One pass over the workflow's index, keeping only ids.
     public func lastRunIds(of workflowId: String, limit: Int, after: UInt64 = 0) throws(WorkflowError) -> [String] {
-        try read { tables in
-            var ring: [String] = []
-            var next = 0
-            guard limit > 0 else { return ring }
-            func keep(_ id: String) {
-                if ring.count < limit {
-                    ring.append(id)
-                } else {
-                    ring[next] = id
-                    next = (next + 1) % limit
-                }
+        var ring: [String] = []
+        var next = 0
+        guard limit > 0 else { return ring }
+        try forEachRunId(of: workflowId, after: after, lastOfBatch: limit) { id in
+            if ring.count < limit {
+                ring.append(id)
+            } else {
+                ring[next] = id
+                next = (next + 1) % limit
             }
+        }
+        return Array(ring[next...] + ring[..<next])
+    }
+
+    /// About `limit` ids of a workflow's runs created after log position `after`, spread over them
+    /// all, oldest first: those whose id hashes lowest (FNV-1a), so the same runs on every node and
+    /// every time. Two passes over the workflow's index, keeping only ids.
+    public func sampledRunIds(of workflowId: String, limit: Int, after: UInt64 = 0) throws(WorkflowError) -> [String] {
+        var total = 0
+        try forEachRunId(of: workflowId, after: after) { _ in total += 1 }
+        guard total > limit else { return try lastRunIds(of: workflowId, limit: limit, after: after) }
+        // Ids below twice the expected threshold, then the `limit` lowest of them.
+        let fraction = Double(limit) * 2 / Double(total)
+        let threshold = fraction >= 1 ? UInt64.max : UInt64(fraction * Double(UInt64.max / 2)) * 2
+        var kept: [(hash: UInt64, order: Int, id: String)] = []
+        var order = 0
+        try forEachRunId(of: workflowId, after: after) { id in
+            var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+            for byte in id.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+            if hash < threshold { kept.append((hash, order, id)) }
+            order += 1
+        }
+        kept.sort { $0.hash < $1.hash }
+        return kept.prefix(limit).sorted { $0.order < $1.order }.map(\.id)
+    }
+
+    /// Calls `body` with each id of a workflow's runs created after `after`, oldest first; of an
+    /// imported batch, only the last `lastOfBatch`.
+    private func forEachRunId(of workflowId: String, after: UInt64, lastOfBatch: Int = .max,
+                              _ body: (String) -> Void) throws(WorkflowError) {
+        try read { tables in
             let prefix = RunsProjection.workflowPrefix(workflowId)
             let from = RunsProjection.workflowKey(workflowId, after + 1)
             try prefix.withUnsafeBytes { prefixBytes in
@@ -119,15 +148,14 @@ public struct RunTables: Sendable {
                             return false
                         }
                         if let batch = ImportedBatchEntry(value) {
-                            for i in max(0, batch.count - limit)..<batch.count { keep(batch.runId(at: i)) }
+                            for i in max(0, batch.count - lastOfBatch)..<batch.count { body(batch.runId(at: i)) }
                         } else {
-                            keep(String(decoding: value, as: UTF8.self))
+                            body(String(decoding: value, as: UTF8.self))
                         }
                         return true
                     }
                 }
             }
-            return Array(ring[next...] + ring[..<next])
         }
     }
 
