@@ -184,17 +184,16 @@ struct ConnectionEdgeTests {
 
     @Test("2,000 idle connections: /healthz still answers, and the idle ones are closed after the idle timeout")
     func idleCrowd() async throws {
-        try await LiveServer.with(configure: { $0.connections.idleTimeout = .seconds(2) }) { server in
+        try await LiveServer.with(configure: { $0.connections.idleTimeout = .seconds(4) }) { server in
             var idle: [RawConnection] = []
             for _ in 0..<2_000 { idle.append(try RawConnection(port: server.port)) }
-            let started = Date()
             let probe = try RawConnection(port: server.port)
             await probe.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             let health = try #require(await probe.readResponse(timeout: 5))
-            let seconds = Date().timeIntervalSince(started)
             #expect(health.status == 200)
-            // A hang check, not a benchmark: the answer comes in milliseconds on loopback.
-            #expect(seconds < 1, "GET /healthz took \(seconds) s beside 2,000 idle connections")
+            // Answered beside them, not after the server closed them: the last one is still open.
+            // (A timing bound here failed on a loaded machine: 1.3 s against 1 s.)
+            #expect(!(await idle[idle.count - 1].readAll(timeout: 0.2).closed), "/healthz answered only once idle connections were closed")
             // Every idle connection is closed by the server once the timeout has passed.
             var open = 0
             for connection in idle where !(await connection.readAll(timeout: 10).closed) { open += 1 }
