@@ -22,8 +22,10 @@ extension RunlogAPI {
                     candidate = try Self.definition(draft.definition, field: nil)
                     label = "draft"
                 }
-                let report = try await engine.preview(workflowId: workflow.id, candidate: candidate, label: label,
-                                                      scope: try Self.previewScope(body))
+                let scope = try Self.previewScope(body)
+                let report = try await oneAtATime {
+                    try await engine.preview(workflowId: workflow.id, candidate: candidate, label: label, scope: scope)
+                }
                 return Answer(Representation.preview(report))
             }
         }
@@ -35,11 +37,24 @@ extension RunlogAPI {
                     throw APIError.notFound("workflow \(workflow.id) has no version \(version)")
                 }
                 let candidate = try Self.definition(workflow.versions[version - 1].definition, field: nil)
-                let report = try await engine.preview(workflowId: workflow.id, candidate: candidate, label: "version \(version)",
-                                                      scope: try Self.previewScope(body))
+                let scope = try Self.previewScope(body)
+                let report = try await oneAtATime {
+                    try await engine.preview(workflowId: workflow.id, candidate: candidate, label: "version \(version)", scope: scope)
+                }
                 return Answer(Representation.preview(report))
             }
         }
+    }
+
+    /// Runs a preview, one at a time on this server (each reads the whole log): another meanwhile
+    /// gets 429 with Retry-After.
+    func oneAtATime(_ preview: () async throws -> PreviewReport) async throws -> PreviewReport {
+        guard previewGate.take() else {
+            throw APIError(.tooManyRequests, "busy", "a preview is already running on this server; try again when it has finished",
+                           headers: [.retryAfter: "2"])
+        }
+        defer { previewGate.release() }
+        return try await preview()
     }
 
     /// The definition in `json`; its issues are named under `field` when one was given with the
@@ -49,7 +64,7 @@ extension RunlogAPI {
             return try WorkflowDefinition(json: json)
         } catch {
             var error = error
-            if let field {
+            if let field, error.issues.first?.field != "definition" {
                 error.issues = error.issues.map { FieldIssue(field: field + "." + $0.field, value: $0.value, rule: $0.rule) }
                 error.message = "\(field): \(error.message)"
             }

@@ -30,6 +30,8 @@ public struct RunlogAPI: Sendable {
     let sessions = DashboardSessions()
     /// Whether the dashboard is verifying the log (one verification at a time).
     let verifying = SharedFlag()
+    /// Whether a preview runs (one at a time: each reads the whole log).
+    let previewGate = SharedFlag()
 
     public init(engine: WorkflowEngine, keys: KeyRing, importers: ImporterService? = nil, accounts: AccountBook? = nil,
                 tasks: BatchTasks? = nil,

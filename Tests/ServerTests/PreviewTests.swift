@@ -232,6 +232,12 @@ struct PreviewTests {
                 #expect(try await client.call(.post, "/v1/workflows/\(id)/versions/9/preview", key: key, json: [:]).status
                         == .notFound)
                 #expect(try await client.call(.post, path, key: nil, json: [:]).status == .unauthorized)
+                // One preview at a time on a server: another meanwhile gets 429.
+                #expect(server.api.previewGate.take())
+                let busy = try await client.call(.post, path, key: key, json: [:])
+                #expect(busy.status == .tooManyRequests && busy.json["error"]?["code"] == "busy" && busy.headers[.retryAfter] == "2")
+                server.api.previewGate.release()
+                #expect(try await client.call(.post, "/v1/workflows/\(id)/versions/1/preview", key: key, json: [:]).status == .ok)
                 // A definition given with the request is previewed without saving it.
                 let given = try await client.call(.post, path, key: key, json: ["definition": apiDefinition])
                 #expect(given.status == .ok && given.json["candidate"] == "definition" && given.json["runs"] == 0, "\(given.json)")

@@ -117,8 +117,10 @@ extension RunlogAPI {
             } else {
                 throw APIError.notFound("workflow \(workflow.id) has no draft to preview: save one, or choose a version")
             }
-            let report = try await engine.preview(workflowId: workflow.id, candidate: candidate, label: label,
-                                                  scope: PreviewScope(runs: runs, examples: 5))
+            let report = try await oneAtATime {
+                try await engine.preview(workflowId: workflow.id, candidate: candidate, label: label,
+                                         scope: PreviewScope(runs: runs, examples: 5))
+            }
             func describe(_ plan: RunPlan) -> String {
                 var parts = [plan.route.map { name in
                     "route \(name)" + (plan.condition.map { " \($0.jsonText)" } ?? "")
