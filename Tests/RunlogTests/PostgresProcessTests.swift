@@ -201,6 +201,32 @@ struct PostgresProcessTests {
                 #expect(try await Self.eventually { try await request(again.base, .GET, "/v1/workflows/\(id)", key: key).status == 200 })
             }
             _ = try await Self.verifiedHead(["--store", url])
+
+            // A draft previewed against past runs gives the same answer on both nodes.
+            let definition = try JSONValue(parsing: """
+                {"trigger": {"kind": "api", "schema": {"fields": [{"name": "amount", "type": "integer", "required": true}]}},
+                 "routes": [{"name": "large", "condition": {"parameters.amount": {"$gt": 100}}, "steps": [{"step_uid": "ok", "type": "approve"}]},
+                            {"name": "else", "steps": [{"step_uid": "no", "type": "decline"}]}]}
+                """)
+            let workflow = try #require(try await request(again.base, .POST, "/v1/workflows", key: key, json: ["name": "previewed"])
+                .json["id"]?.stringValue)
+            _ = try await request(again.base, .PUT, "/v1/workflows/\(workflow)/draft", key: key, json: definition)
+            _ = try await request(again.base, .POST, "/v1/workflows/\(workflow)/versions", key: key, json: ["activate": true])
+            for amount in [50, 150, 250] {
+                #expect(try await request(again.base, .POST, "/v1/workflows/\(workflow)/runs", key: key,
+                                          json: ["parameters": ["amount": .integer(Int64(amount))]]).status == 201)
+            }
+            #expect(try await Self.eventually {
+                try await request(again.base, .GET, "/v1/workflows/\(workflow)/runs?status=completed", key: key)
+                    .json["runs"]?.arrayValue?.count == 3
+            })
+            let draft = try JSONValue(parsing: definition.jsonText.replacingOccurrences(of: "100", with: "200"))
+            _ = try await request(again.base, .PUT, "/v1/workflows/\(workflow)/draft", key: key, json: draft)
+            let onA = try await request(again.base, .POST, "/v1/workflows/\(workflow)/draft/preview", key: key, json: [:])
+            #expect(onA.status == 200 && onA.json["changed"] == 1, "\(onA.json)")
+            #expect(try await Self.eventually {
+                try await request(baseB, .POST, "/v1/workflows/\(workflow)/draft/preview", key: key, json: [:]).json == onA.json
+            }, "node b previews the draft as node a does")
         }
     }
 
