@@ -392,4 +392,30 @@ struct DashboardTests {
             }
         }
     }
+
+    @Test("an importer run's page links its first 100 runs and says how many it created in all")
+    func importRunPageIsBounded() async throws {
+        try await TestServer.with { server in
+            try await server.test { client in
+                let key = server.admin
+                let wf = try await APITests.activeWorkflow(client, key)
+                var csv = "email,amount\r\n"
+                for i in 1...150 { csv += "user\(i)@example.com,\(i)\r\n" }
+                let source = try #require(try await client.call(.post, "/v1/data-sources/csv?name=many", key: key, body: csv)
+                    .json["id"]?.stringValue)
+                let importer = try #require(try await client.call(.post, "/v1/importers", key: key, json: [
+                    "name": "many", "data_source_id": .string(source), "workflow_id": .string(wf),
+                    "mapping": ["columns": ["email": "email", "amount": "amount"]],
+                ]).json["id"]?.stringValue)
+                let run = try #require(try await client.call(.post, "/v1/importers/\(importer)/runs", key: key).json["id"]?.stringValue)
+                _ = try await ImporterAPITests.finished(client, key, run)
+                let session = try await Self.signIn(client, key)
+                let page = try await Self.request(client, .get, "/ui/import-runs/\(run)", cookie: session.cookie)
+                #expect(page.status == .ok)
+                #expect(page.body.matches(of: /<li>row \d+: <a href="\/ui\/runs\//).count == 100)
+                #expect(page.body.contains("150 runs in all"), "\(page.body)")
+                #expect(page.body.contains("<li>row 1: "))
+            }
+        }
+    }
 }

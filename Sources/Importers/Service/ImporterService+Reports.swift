@@ -10,8 +10,14 @@ extension ImporterService {
 
     /// The workflow runs an importer run created, with their rows, in row order.
     public func createdRuns(_ runId: String) async throws(WorkflowError) -> [RunRecord] {
+        try await createdRuns(runId, limit: .max)
+    }
+
+    /// The first `limit` runs an importer run created (in the order they were created), by row:
+    /// a page reads only those, not every run of a large import.
+    public func createdRuns(_ runId: String, limit: Int) async throws(WorkflowError) -> [RunRecord] {
         let run = try requireRun(runId)
-        return try engine.runs.runs(source: "importer", reference: run.id)
+        return try engine.runs.runs(source: "importer", reference: run.id, limit: limit)
             .sorted { ($0.created.source.row ?? 0) < ($1.created.source.row ?? 0) }
     }
 

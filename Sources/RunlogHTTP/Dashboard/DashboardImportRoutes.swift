@@ -128,11 +128,12 @@ extension RunlogAPI {
             let run = try await Self.importRunRecord(importers, context)
             var data = DashboardPages.importRunPage(run)
             if !run.dryRun {
-                let created = (try? await importers.createdRuns(run.id)) ?? []
-                data["created"] = created.prefix(DashboardRoutes.createdRunsShown).map { run in
+                // The first runs created only: an import of a million rows has a million runs.
+                let created = (try? await importers.createdRuns(run.id, limit: DashboardRoutes.createdRunsShown)) ?? []
+                data["created"] = created.map { run in
                     ["row": run.created.source.row ?? 0, "id": run.id, "status": run.status.rawValue] as [String: Any]
                 }
-                data["more_created"] = created.count > DashboardRoutes.createdRunsShown ? created.count : nil
+                data["more_created"] = run.runsCreated > created.count ? run.runsCreated : nil
             }
             return DashboardPages.page("Importer run \(run.id)", context, template: "import_run", data)
         }
