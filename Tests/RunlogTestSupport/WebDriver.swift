@@ -28,7 +28,7 @@ public final class WebDriver: @unchecked Sendable {
 
     /// Starts chromedriver on a free port and a headless browser window of `width` × `height`.
     public static func start(width: Int = 1280, height: Int = 900) async throws -> WebDriver {
-        let port = try freePort()
+        let port = try closedPort()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: driverPath)
         process.arguments = ["--port=\(port)", "--allowed-ips=127.0.0.1"]
@@ -181,22 +181,5 @@ public final class WebDriver: @unchecked Sendable {
                               + (message?.split(separator: "\n").first.map(String.init) ?? "\(json)"))
         }
         return json
-    }
-
-    private static func freePort() throws -> Int {
-        let socket = Foundation.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(socket) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(socket, pointer, length) == 0 && getsockname(socket, pointer, &length) == 0
-            }
-        }
-        guard bound else { throw TestFailure("cannot find a free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }

@@ -44,26 +44,6 @@ func expectUsageError(_ result: (status: Int32, stdout: [String], stderr: String
     return lines.first ?? ""
 }
 
-/// A loopback port that nothing listens on (bound, then closed).
-func closedPort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw TestFailure("socket failed") }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let port = withUnsafeMutablePointer(to: &address) { pointer -> Int in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
-            guard bind(fd, raw, length) == 0, getsockname(fd, raw, &length) == 0 else { return 0 }
-            return Int(UInt16(bigEndian: pointer.pointee.sin_port))
-        }
-    }
-    close(fd)
-    guard port > 0 else { throw TestFailure("bind failed") }
-    return port
-}
-
 @Suite("runlog admin commands (real processes)", .serialized)
 struct AdminCLITests {
     static let definition = #"""
