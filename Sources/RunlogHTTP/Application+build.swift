@@ -35,6 +35,8 @@ public struct ServerConfiguration: Sendable {
     public var connections = ConnectionLimits()
     /// How long connecting to an S3 endpoint may take when an importer run reads an S3 data source.
     public var s3ConnectTimeout: Duration = .seconds(5)
+    /// Whether the dashboard's session cookie is always `Secure` (else only over TLS).
+    public var secureCookies = false
 
     public init(dataDirectory: String, host: String = "127.0.0.1", port: Int = 8080,
                 rateLimitPerMinute: Int? = 60_000, dailyRunQuota: Int? = nil, maxBatchProfiles: Int = 10_000,
@@ -69,8 +71,9 @@ public func buildApplication(
                                         http: AsyncHTTPClientPerformer(), batchYieldLimit: configuration.batchYieldLimit),
             s3ConnectTimeout: configuration.s3ConnectTimeout)
         let (engine, importers) = (parts.engine, parts.importers)
-        let api = parts.api(rateLimit: configuration.rateLimitPerMinute, idempotencyHours: configuration.idempotencyHours,
+        var api = parts.api(rateLimit: configuration.rateLimitPerMinute, idempotencyHours: configuration.idempotencyHours,
                             maxBatchProfiles: configuration.maxBatchProfiles, logger: logger)
+        api.secureCookies = configuration.secureCookies
         let registry = ConnectionRegistry(maxConnections: configuration.connections.maxConnections)
         var app = Application(
             responder: api.makeResponder(),

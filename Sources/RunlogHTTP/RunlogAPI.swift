@@ -32,6 +32,9 @@ public struct RunlogAPI: Sendable {
     let verifying = SharedFlag()
     /// Whether a preview runs (one at a time: each reads the whole log).
     let previewGate = SharedFlag()
+    /// Whether the dashboard's session cookie is always `Secure` (`runlog serve --secure-cookies`,
+    /// behind a TLS proxy that sends no `X-Forwarded-Proto`); otherwise only over TLS.
+    public var secureCookies = false
 
     public init(engine: WorkflowEngine, keys: KeyRing, importers: ImporterService? = nil, accounts: AccountBook? = nil,
                 tasks: BatchTasks? = nil,

@@ -56,6 +56,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("s3-connect-timeout"),
             help: "Seconds connecting to an S3 endpoint may take when an importer run reads an S3 data source (a refused connection fails at once).")
     var s3ConnectTimeout = 5.0
+    @Flag(name: .customLong("secure-cookies"),
+          help: "Mark the dashboard's session cookie Secure on every response (behind a TLS proxy that sends no X-Forwarded-Proto); without it, only when the request came over TLS.")
+    var secureCookies = false
     @Option(name: .customLong("lease-seconds"),
             help: "With --store: seconds this node's work lease lasts without renewal (renewed every third of it); the runs and importer runs of a node that died are taken over by another node after about this long.")
     var leaseSeconds = 10.0
@@ -117,6 +120,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.connections.idleTimeout = .seconds(idleTimeout)
         configuration.connections.bodyTimeout = .seconds(bodyTimeout)
         configuration.s3ConnectTimeout = .milliseconds(Int64((s3ConnectTimeout * 1000).rounded()))
+        configuration.secureCookies = secureCookies
         if allowBrokenChain {
             logger.warning("--allow-broken-chain: appending even if the end of the hash chain does not verify")
         }

@@ -418,4 +418,19 @@ struct DashboardTests {
             }
         }
     }
+
+    @Test("with secureCookies (runlog serve --secure-cookies) the session cookie is Secure without X-Forwarded-Proto")
+    func secureCookies() async throws {
+        try await TestServer.with { server in
+            let plain = try await server.test { client in
+                try await Self.request(client, .post, "/ui/signin", form: [("key", server.admin)]).headers[.setCookie] ?? ""
+            }
+            #expect(plain.contains("HttpOnly") && !plain.contains("Secure"), "\(plain)")
+            server.api.secureCookies = true
+            let secure = try await server.test { client in
+                try await Self.request(client, .post, "/ui/signin", form: [("key", server.admin)]).headers[.setCookie] ?? ""
+            }
+            #expect(secure.hasSuffix("; Secure"), "\(secure)")
+        }
+    }
 }

@@ -80,7 +80,7 @@ extension RunlogAPI {
             let session = sessions.start(keyId: key.id)
             return Answer(status: .seeOther, headers: [
                 .location: "/ui/",
-                .setCookie: DashboardDialect.setCookie(session, lifetime: sessions.lifetime, secure: Self.overTLS(request)),
+                .setCookie: DashboardDialect.setCookie(session, lifetime: sessions.lifetime, secure: overTLS(request)),
                 .cacheControl: "no-store",
             ], body: "")
         }
@@ -89,7 +89,7 @@ extension RunlogAPI {
             if let session = context.session { sessions.end(session.token) }
             return Answer(status: .seeOther, headers: [
                 .location: DashboardRoutes.signInPath,
-                .setCookie: DashboardDialect.setCookie(nil, lifetime: .zero, secure: Self.overTLS(request)),
+                .setCookie: DashboardDialect.setCookie(nil, lifetime: .zero, secure: overTLS(request)),
             ], body: "")
         }
 
@@ -252,9 +252,11 @@ extension RunlogAPI {
         return form
     }
 
-    /// Whether the browser reached the server over TLS (directly, or through a proxy that says so).
-    static func overTLS(_ request: Request) -> Bool {
-        request.head.scheme == "https" || request.headers[HTTPField.Name("X-Forwarded-Proto")!]?.lowercased() == "https"
+    /// Whether the session cookie is `Secure`: always with `secureCookies`, else when the browser
+    /// reached the server over TLS (directly, or through a proxy that says so).
+    func overTLS(_ request: Request) -> Bool {
+        secureCookies || request.head.scheme == "https"
+            || request.headers[HTTPField.Name("X-Forwarded-Proto")!]?.lowercased() == "https"
     }
 }
 
