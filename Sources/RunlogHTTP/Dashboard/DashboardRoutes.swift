@@ -43,6 +43,8 @@ enum DashboardRoutes {
     static let activityRows = 50
     /// Runs an importer run's page links to (the API pages the rest).
     static let createdRunsShown = 100
+    /// How often a live page whose counts are read from the read models looks for a change.
+    static let liveInterval: Duration = .milliseconds(250)
 }
 
 extension RunlogAPI {

@@ -5,6 +5,7 @@ import HTTPTypes
 import Hummingbird
 import RunlogJSON
 import ServiceLifecycle
+import Synchronization
 import WorkflowModel
 import Workflows
 
@@ -205,9 +206,22 @@ extension RunlogAPI {
                     try await writer.write(ByteBuffer(string: "event: arms\ndata: \(text)\n\n"))
                 }
                 try await send()
-                for try await _ in events {
+                // The log is followed by a task of its own that only marks a change; the counts are
+                // read at most every `liveInterval`, not once per event of a busy log.
+                let mark = ChangeMark()
+                let follower = Task {
+                    do {
+                        for try await _ in events { mark.set() }
+                    } catch {}
+                    mark.end()
+                }
+                defer { follower.cancel() }
+                while true {
+                    try await Task.sleep(for: DashboardRoutes.liveInterval)
+                    let (changed, ended) = mark.take()
                     guard DashboardDialect.stillSignedIn(context, sessions, keys) else { break }
-                    try await send()
+                    if changed { try await send() }
+                    if ended { break }
                 }
                 try await writer.finish(nil)
             }
@@ -272,5 +286,21 @@ extension FormFields {
             throw APIError.invalid(field: "version", value: .string(text), rule: "must be the workflow's version")
         }
         return value
+    }
+}
+
+/// Whether the log moved since the last look, set by a task that follows it.
+final class ChangeMark: Sendable {
+    private let state = Mutex((changed: false, ended: false))
+
+    func set() { state.withLock { $0.changed = true } }
+    func end() { state.withLock { $0.ended = true } }
+
+    /// Whether it changed since the last call, and whether the following ended.
+    func take() -> (changed: Bool, ended: Bool) {
+        state.withLock { state in
+            defer { state.changed = false }
+            return (state.changed, state.ended)
+        }
     }
 }
