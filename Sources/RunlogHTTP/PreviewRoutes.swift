@@ -84,9 +84,10 @@ extension RunlogAPI {
             scope.runs = runs
         }
         if let since = body.value("since") {
-            guard let ms = milliseconds(since) else {
+            guard let ms = milliseconds(since), ms >= 0 else {
                 throw APIError.invalid(field: "since", value: since,
-                                       rule: "must be an RFC 3339 time (e.g. 2026-11-22T10:00:00Z) or UTC milliseconds")
+                                       rule: "must be an RFC 3339 time (e.g. 2026-11-22T10:00:00Z) or UTC milliseconds, "
+                                           + "not before 1970-01-01")
             }
             scope.since = ms
         }

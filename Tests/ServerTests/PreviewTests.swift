@@ -171,6 +171,15 @@ struct PreviewTests {
             }
             #expect(future.json["runs"] == 0)
             #expect(try counter.count() == 0)
+            // A version a workflow does not have is refused on the dashboard, not replaced by the draft.
+            try await server.test { client in
+                let session = try await DashboardTests.signIn(client, server.auditor)
+                let unpublished = try #require(try await client.call(.post, "/v1/workflows", key: server.admin,
+                                                                     json: ["name": "unpublished"]).json["id"]?.stringValue)
+                let noVersion = try await DashboardTests.request(client, .get, "/ui/workflows/\(unpublished)/preview?version=1",
+                                                                 cookie: session.cookie)
+                #expect(noVersion.status == .notFound && noVersion.body.contains("has no version 1"), "\(noVersion.body)")
+            }
         }
     }
 
@@ -221,6 +230,7 @@ struct PreviewTests {
                 let noDraft = try await client.call(.post, "/v1/workflows/wf_none/draft/preview", key: key, json: [:])
                 #expect(noDraft.status == .notFound)
                 for (body, field) in [(["runs": 0], "runs"), (["runs": 100_001], "runs"), (["since": "yesterday"], "since"),
+                                      (["since": .integer(Int64.min)], "since"), (["since": -1], "since"),
                                       (["examples": -1], "examples"), (["sample": 3], "sample"),
                                       (["definition": ["routes": []]], "definition.trigger.kind")] as [(JSONValue, String)] {
                     let refused = try await client.call(.post, path, key: key, json: body)

@@ -105,11 +105,14 @@ extension RunlogAPI {
         pages.get("workflows/{id}/preview") { request, context in
             try context.require(.read)
             let workflow = try await self.workflow(context)
-            let version = try request.queryInt("version", Int.self, in: 1...max(1, workflow.latestVersion))
+            let version = try request.queryInt("version", Int.self, in: 1...Int(Int32.max))
+            if let version, version > workflow.latestVersion {
+                throw APIError.notFound("workflow \(workflow.id) has no version \(version)")
+            }
             let runs = try request.queryInt("runs", Int.self, in: 1...PreviewScope.maxRuns) ?? 1_000
             let candidate: WorkflowDefinition
             let label: String
-            if let version, version <= workflow.latestVersion {
+            if let version {
                 candidate = try Self.definition(workflow.versions[version - 1].definition, field: nil)
                 label = "v\(version)"
             } else if let draft = workflow.draft {

@@ -118,7 +118,10 @@ public struct HistoryPreview: Sendable {
         let targets: [String]
         do {
             head = try store.head().position
-            let after = try scope.since.map { since throws(EventStoreError) in try store.head(asOf: since - 1).position } ?? 0
+            // The last position recorded before `since` (no subtraction below the smallest time).
+            let after = try scope.since.map { since throws(EventStoreError) in
+                since > .min ? try store.head(asOf: since - 1).position : 0
+            } ?? 0
             let tables = RunTables(store: store)
             targets = scope.sample ? try tables.sampledRunIds(of: workflowId, limit: scope.runs, after: after)
                 : try tables.lastRunIds(of: workflowId, limit: scope.runs, after: after)
