@@ -67,7 +67,13 @@ extension WorkflowsCommand {
         func previewHere(_ given: JSONValue?) async throws -> JSONValue {
             let opened = try await store.open(readOnly: true)
             defer { opened.close() }
-            let state = try loadState(opened)
+            // The workflow's versions and draft only: no runs in memory (the preview's own pass reads them).
+            let state: WorkflowsState
+            do {
+                state = try WorkflowsState.rebuild(from: opened, keepsRuns: false)
+            } catch {
+                throw CLIError("cannot replay the log: \(error)")
+            }
             let record = try requireWorkflow(state, workflow)
             do {
                 // The run tables the server keeps beside the log: the runs to preview are chosen there.
